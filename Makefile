@@ -1,0 +1,35 @@
+# Two entry points: `make bench` (set up, then run the default matrix) and
+# `make test` (set up, then run the test suite). Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MATRIX ?= quick
+OUT ?= runs/$(MATRIX)
+
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+
+.PHONY: setup bench test clean
+
+setup: $(STAMP)
+
+# torch first and pinned: on this CPU machine the pin resolves to the local CPU
+# wheel, on a CUDA machine to the CUDA build; installing it later would let a
+# dependency pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/lm-lineage run --matrix $(MATRIX) --out $(OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
