@@ -1,0 +1,1 @@
+"""lm-lineage benchmark harness: datasets, vocabularies, baselines, metrics, runner, reports."""

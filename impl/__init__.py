@@ -1,0 +1,1 @@
+"""Reference implementations, one model per file; impl files never import each other."""
