@@ -1,0 +1,232 @@
+"""Corpus registry: every corpus is loaded through `datasets.load_dataset`.
+
+Three sources, one interface (`load_corpus(name, data_dir) -> RawCorpus`):
+
+- embedded: gensim's Lee corpus, shipped inside the gensim wheel, so the default
+  matrix works on any machine with the dependencies installed;
+- local: folders under a data root (`--data-dir` or `LM_LINEAGE_DATA`), each loadable
+  with `load_dataset(folder)`; `offline-mix` concatenates several train splits;
+- hub: aliases for Hugging Face hub ids, for users with network. Without network they
+  fail with one line that says how to use a local copy instead.
+
+A corpus name that is a path to a folder is loaded as a local folder too, so a user
+with a downloaded copy of a hub corpus can point at it directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.errors import BenchError
+
+DATA_ENV = "LM_LINEAGE_DATA"
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """How to load one named corpus. `kind` is embedded | local | composite | hub."""
+
+    name: str
+    kind: str
+    description: str
+    folder: str | None = None  # local: relative to the data root
+    text_field: str = "text"  # the column holding a line of text (or a token list)
+    parts: tuple[str, ...] = ()  # composite: the local corpora whose train splits are joined
+    hub_id: str | None = None
+    hub_config: str | None = None
+
+
+CORPORA: dict[str, CorpusSpec] = {
+    spec.name: spec
+    for spec in [
+        CorpusSpec(
+            "lee",
+            "embedded",
+            "gensim's Lee corpus: lee_background.cor (300 news documents) as train, "
+            "lee.cor (50 documents) split in halves as validation/test",
+        ),
+        CorpusSpec("brown", "local", "Brown corpus, Bengio et al. 2003 split, one sentence a line",
+                   folder="corpora/brown"),
+        CorpusSpec("brown-pos", "local", "Brown corpus with part-of-speech tags (tokens/tags jsonl)",
+                   folder="corpora/brown-pos", text_field="tokens"),
+        CorpusSpec("reuters", "local", "Reuters-21578 ModApte, raw newswire, one document a line",
+                   folder="corpora/reuters"),
+        CorpusSpec("ptb-sample", "local", "NLTK 10% Penn Treebank sample, Mikolov preprocessing",
+                   folder="corpora/ptb-sample"),
+        CorpusSpec("gutenberg", "local", "14 Project Gutenberg books, one paragraph a line (train only)",
+                   folder="corpora/gutenberg"),
+        CorpusSpec("movie-reviews", "local", "Pang & Lee polarity 2.0, one sentence a line (train only)",
+                   folder="corpora/movie-reviews"),
+        CorpusSpec(
+            "offline-mix",
+            "composite",
+            "train splits of brown + reuters + gutenberg + movie-reviews: the word-vector corpus",
+            parts=("brown", "reuters", "gutenberg", "movie-reviews"),
+        ),
+        CorpusSpec("wikitext-2", "hub", "WikiText-2 (raw)", hub_id="Salesforce/wikitext",
+                   hub_config="wikitext-2-raw-v1"),
+        CorpusSpec("wikitext-103", "hub", "WikiText-103 (raw)", hub_id="Salesforce/wikitext",
+                   hub_config="wikitext-103-raw-v1"),
+        CorpusSpec("ptb", "hub", "Penn Treebank, Mikolov's split", hub_id="ptb-text-only/ptb_text_only",
+                   text_field="sentence"),
+        CorpusSpec("text8", "hub", "text8: first 10^8 bytes of cleaned English Wikipedia",
+                   hub_id="afmck/text8"),
+    ]
+}
+
+
+@dataclass
+class RawCorpus:
+    """Lines of text per split, plus where they came from.
+
+    `fingerprint` identifies the exact data: name, source, line and byte-level hashes
+    (sha256 of the files read) or the hub revision, and the line count per split.
+    """
+
+    name: str
+    splits: dict[str, list[str]]
+    fingerprint: dict = field(default_factory=dict)
+
+
+def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
+    """The data root: the explicit argument, else $LM_LINEAGE_DATA, else None."""
+    value = data_dir if data_dir is not None else os.environ.get(DATA_ENV)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise BenchError(f"data root {path} (from --data-dir or ${DATA_ENV}) is not a folder")
+    return path
+
+
+def _sha256_files(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _lines(dataset, text_field: str, source: str) -> list[str]:
+    if text_field not in dataset.column_names:
+        raise BenchError(f"{source}: expected a column '{text_field}', found {dataset.column_names}")
+    values = dataset[text_field]
+    # A token-list column (brown-pos) becomes one whitespace-joined line.
+    return [" ".join(v) if isinstance(v, list) else v for v in values]
+
+
+def _load_folder(folder: Path, text_field: str, label: str) -> RawCorpus:
+    import datasets
+
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".txt", ".jsonl", ".json"))
+    if not files:
+        raise BenchError(f"corpus '{label}': folder {folder} holds no .txt/.jsonl split files")
+    try:
+        loaded = datasets.load_dataset(str(folder))
+    except Exception as exc:  # datasets raises many types; the user needs one line
+        raise BenchError(f"corpus '{label}': load_dataset({folder}) failed: {_first_line(exc)}") from exc
+    splits = {split: _lines(loaded[split], text_field, f"{folder}/{split}")
+              for split in SPLITS if split in loaded}
+    return RawCorpus(
+        label,
+        splits,
+        {"name": label, "source": str(folder), "sha256": _sha256_files(files)},
+    )
+
+
+def _load_embedded_lee() -> RawCorpus:
+    import datasets
+    from gensim.test.utils import datapath
+
+    train_path, eval_path = Path(datapath("lee_background.cor")), Path(datapath("lee.cor"))
+    # The Lee files are Latin-1, not UTF-8.
+    loaded = datasets.load_dataset(
+        "text", data_files={"train": str(train_path), "evaluation": str(eval_path)}, encoding="latin-1"
+    )
+    evaluation = loaded["evaluation"]["text"]
+    half = len(evaluation) // 2
+    return RawCorpus(
+        "lee",
+        {"train": loaded["train"]["text"], "validation": evaluation[:half], "test": evaluation[half:]},
+        {"name": "lee", "source": "gensim test data: lee_background.cor, lee.cor",
+         "sha256": _sha256_files([train_path, eval_path])},
+    )
+
+
+def _load_hub(spec: CorpusSpec) -> RawCorpus:
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(spec.hub_id, spec.hub_config)
+    except Exception as exc:
+        raise BenchError(
+            f"corpus '{spec.name}' needs the Hugging Face hub ({spec.hub_id}"
+            f"{' ' + spec.hub_config if spec.hub_config else ''}), which could not be reached "
+            f"({_first_line(exc)}); save its splits as train/validation/test.txt in a folder "
+            f"and pass that folder as the corpus"
+        ) from exc
+    splits = {split: _lines(loaded[split], spec.text_field, f"{spec.hub_id}/{split}")
+              for split in SPLITS if split in loaded}
+    revision = loaded[next(iter(loaded))].info.version
+    return RawCorpus(spec.name, splits, {"name": spec.name, "source": f"hub:{spec.hub_id}",
+                                         "config": spec.hub_config, "revision": str(revision),
+                                         "sha256": None})
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def load_corpus(name: str, data_dir: str | Path | None = None) -> RawCorpus:
+    """Load corpus `name` (a registry name or a folder path) as lines per split."""
+    spec = CORPORA.get(name)
+    if spec is None:
+        folder = Path(name).expanduser()
+        if folder.is_dir():
+            corpus = _load_folder(folder, "text", name)
+        else:
+            raise BenchError(f"unknown corpus '{name}': expected one of {', '.join(CORPORA)} "
+                             f"or a folder with train/validation/test.txt")
+    elif spec.kind == "embedded":
+        corpus = _load_embedded_lee()
+    elif spec.kind == "hub":
+        corpus = _load_hub(spec)
+    else:
+        root = resolve_data_dir(data_dir)
+        if root is None:
+            raise BenchError(f"corpus '{name}' lives under a data root: pass --data-dir or set "
+                             f"${DATA_ENV} (e.g. ../shared/data)")
+        if spec.kind == "local":
+            corpus = _load_local(spec, root)
+        else:
+            corpus = _load_composite(spec, root)
+    for split, lines in corpus.splits.items():
+        if not any(line.strip() for line in lines):
+            raise BenchError(f"corpus '{name}': split '{split}' is empty")
+    if "train" not in corpus.splits:
+        raise BenchError(f"corpus '{name}': no train split")
+    corpus.fingerprint["lines"] = {split: len(lines) for split, lines in corpus.splits.items()}
+    return corpus
+
+
+def _load_local(spec: CorpusSpec, root: Path) -> RawCorpus:
+    folder = root / spec.folder
+    if not folder.is_dir():
+        raise BenchError(f"corpus '{spec.name}': expected folder {folder} under the data root {root}")
+    return _load_folder(folder, spec.text_field, spec.name)
+
+
+def _load_composite(spec: CorpusSpec, root: Path) -> RawCorpus:
+    parts = [_load_local(CORPORA[part], root) for part in spec.parts]
+    train = [line for part in parts for line in part.splits["train"]]
+    digest = hashlib.sha256("".join(part.fingerprint["sha256"] for part in parts).encode()).hexdigest()
+    return RawCorpus(spec.name, {"train": train},
+                     {"name": spec.name, "source": " + ".join(f"{p.fingerprint['source']}:train" for p in parts),
+                      "sha256": digest})

@@ -1,0 +1,113 @@
+"""One fixed JSON schema for every result cell, written atomically.
+
+A result holds: the cell (model, family, corpus, seed, matrix), status (ok | failed, with
+the reason), metrics (per family: `wordsim`, `analogy` rows), the metric definitions
+(direction, unit), the resolved config, the dataset block (fingerprint, split sizes,
+unknown-token rates, vocabulary size), the device, library versions, git commit and
+timings (per phase: wall seconds, tokens/s, peak memory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from bench.errors import BenchError
+
+SCHEMA = "lm-lineage.result/1"
+LIBRARIES = ("torch", "numpy", "scipy", "pandas", "datasets", "gensim", "transformers")
+
+
+def library_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit() -> str | None:
+    """HEAD of the checkout the code runs from, with `+dirty` when it has local changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def device_info(device: torch.device, threads: int) -> dict:
+    info = {"type": device.type, "cpu": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch_threads": threads}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(name=props.name, cuda=torch.version.cuda,
+                    driver=_nvidia_driver(), total_mem_mb=props.total_memory / 2**20)
+    else:
+        info["name"] = "cpu"
+    return info
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.strip().splitlines()[0] if out.strip() else None
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write to a temp file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=1, sort_keys=False, default=str)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def load_results(folder: Path) -> list[dict]:
+    """Every result JSON under `folder` (recursively); files of another schema are an error."""
+    if not folder.is_dir():
+        raise BenchError(f"results folder {folder} does not exist")
+    results = []
+    for path in sorted(folder.rglob("*.json")):
+        if path.name == "matrix.json":
+            continue
+        try:
+            payload = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise BenchError(f"{path}: not valid JSON ({exc})") from exc
+        if not isinstance(payload, dict) or payload.get("schema") != SCHEMA:
+            found = payload.get("schema") if isinstance(payload, dict) else type(payload).__name__
+            raise BenchError(f"{path}: schema {found!r}, expected {SCHEMA!r}")
+        results.append(payload)
+    if not results:
+        raise BenchError(f"results folder {folder} holds no result files")
+    return results
+
+
+def command_line() -> str:
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])

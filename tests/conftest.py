@@ -1,0 +1,31 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test session tokenizes into its own cache, never the user's."""
+    monkeypatch.setenv("LM_LINEAGE_CACHE", str(tmp_path_factory.getbasetemp() / "lm-lineage-cache"))
+
+
+@pytest.fixture
+def data_root() -> Path:
+    """The real data root (CI sets LM_LINEAGE_DATA); tests that need it skip without it."""
+    value = os.environ.get("LM_LINEAGE_DATA")
+    if not value or not Path(value).is_dir():
+        pytest.skip("LM_LINEAGE_DATA is not set to the data root (e.g. ../shared/data)")
+    return Path(value)
+
+
+def write_corpus(folder: Path, train: str, validation: str = "a b\n", test: str = "a c\n") -> Path:
+    """A tiny local corpus folder in the layout load_dataset(folder) reads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, text in (("train", train), ("validation", validation), ("test", test)):
+        (folder / f"{split}.txt").write_text(text)
+    return folder
