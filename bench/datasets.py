@@ -122,7 +122,7 @@ def _lines(dataset, text_field: str, source: str) -> list[str]:
 
 
 def _load_folder(folder: Path, text_field: str, label: str) -> RawCorpus:
-    import datasets
+    datasets = _quiet_datasets()
 
     files = sorted(p for p in folder.iterdir() if p.suffix in (".txt", ".jsonl", ".json"))
     if not files:
@@ -141,12 +141,11 @@ def _load_folder(folder: Path, text_field: str, label: str) -> RawCorpus:
 
 
 def _load_embedded_lee() -> RawCorpus:
-    import datasets
     from gensim.test.utils import datapath
 
     train_path, eval_path = Path(datapath("lee_background.cor")), Path(datapath("lee.cor"))
     # The Lee files are Latin-1, not UTF-8.
-    loaded = datasets.load_dataset(
+    loaded = _quiet_datasets().load_dataset(
         "text", data_files={"train": str(train_path), "evaluation": str(eval_path)}, encoding="latin-1"
     )
     evaluation = loaded["evaluation"]["text"]
@@ -160,7 +159,7 @@ def _load_embedded_lee() -> RawCorpus:
 
 
 def _load_hub(spec: CorpusSpec) -> RawCorpus:
-    import datasets
+    datasets = _quiet_datasets()
 
     try:
         loaded = datasets.load_dataset(spec.hub_id, spec.hub_config)
@@ -177,6 +176,16 @@ def _load_hub(spec: CorpusSpec) -> RawCorpus:
     return RawCorpus(spec.name, splits, {"name": spec.name, "source": f"hub:{spec.hub_id}",
                                          "config": spec.hub_config, "revision": str(revision),
                                          "sha256": None})
+
+
+def _quiet_datasets():
+    """`datasets`, with its per-split progress bars off: noise for local files, and a
+    clean stderr keeps a failed run to its one error line."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    return datasets
 
 
 def _first_line(exc: BaseException) -> str:

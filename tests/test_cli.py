@@ -1,0 +1,122 @@
+"""The command line: bad input gives one line, exit code 2 and no files; a small run writes
+results of the fixed schema and the tables."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.config import load_matrix
+from bench.errors import BenchError
+from bench.results import SCHEMA
+from tests.conftest import write_corpus
+
+
+def _fails_cleanly(capsys, out_dir, *argv):
+    code = main(["run", "--out", str(out_dir), "--no-progress", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("lm-lineage: error: ")
+    assert not out_dir.exists(), "a failed run must not write anything"
+    return err
+
+
+def test_unknown_corpus_model_matrix_and_keys(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert "unknown corpus 'nope'" in _fails_cleanly(capsys, out, "--corpus", "nope")
+    assert "unknown model 'bert'" in _fails_cleanly(capsys, out, "--models", "bert")
+    assert "unknown matrix 'huge'" in _fails_cleanly(capsys, out, "--matrix", "huge")
+    assert "unknown key(s) colour" in _fails_cleanly(capsys, out, "--set", "vocab.colour=1")
+    assert "epochz" in _fails_cleanly(capsys, out, "--set", "train.epochz=1")
+    assert "expected int" in _fails_cleanly(capsys, out, "--set", "vocab.min_count=abc")
+    matrix = tmp_path / "m.toml"
+    matrix.write_text('models = ["gensim-cbow"]\ncorpora = ["lee"]\ncolour = "red"\n')
+    assert "unknown key(s) colour" in _fails_cleanly(capsys, out, "--matrix", str(matrix))
+
+
+def test_missing_data_root_and_empty_corpus(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    out = tmp_path / "out"
+    assert "data root" in _fails_cleanly(capsys, out, "--corpus", "brown")
+    assert "is not a folder" in _fails_cleanly(capsys, out, "--data-dir", str(tmp_path / "missing"))
+    empty = write_corpus(tmp_path / "empty", "\n")
+    assert "split 'train' is empty" in _fails_cleanly(capsys, out, "--corpus", str(empty))
+
+
+@pytest.mark.parametrize("line, expected", [("cat\tdog\n", "3 tab-separated"), ("cat\tdog\thigh\n", "score")])
+def test_bad_similarity_file(tmp_path, capsys, line, expected):
+    root = tmp_path / "root"
+    (root / "wordsim").mkdir(parents=True)
+    (root / "wordsim" / "EN-BAD.txt").write_text("car\tautomobile\t3.9\n" + line)
+    err = _fails_cleanly(capsys, tmp_path / "out", "--data-dir", str(root))
+    assert "EN-BAD.txt:2" in err
+
+
+def test_cuda_without_gpu_is_refused(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert "CUDA was requested" in _fails_cleanly(capsys, tmp_path / "out", "--device", "cuda")
+
+
+def test_report_refuses_other_schema(tmp_path, capsys):
+    (tmp_path / "old.json").write_text(json.dumps({"schema": "something/0"}))
+    assert main(["report", "--results", str(tmp_path)]) == 2
+    assert "expected 'lm-lineage.result/1'" in capsys.readouterr().err
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_exit_code_and_one_line_from_a_real_process(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--corpus", "nope", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+
+
+def test_layered_config_resolution():
+    matrix = load_matrix("quick", ["train.epochs=3", "model.gensim-sg.workers=1"], models=["word2vec-sg", "gensim-sg"])
+    ours, theirs = matrix.model_config("word2vec-sg"), matrix.model_config("gensim-sg")
+    assert (ours.arch, ours.epochs, ours.window) == ("sg", 3, 5)  # preset < [train] < --set
+    assert (theirs.sg, theirs.epochs, theirs.workers) == (True, 3, 1)
+    with pytest.raises(BenchError, match=r"\[model.minilm\] overrides a model that is not in models"):
+        load_matrix("quick", ["model.minilm.batch_size=8"], models=["gensim-sg"])
+
+
+def test_list_names_everything(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("word2vec-sg", "gensim-fasttext", "offline-mix", "wikitext-2", "quick", "spearman"):
+        assert name in out
+
+
+@pytest.mark.slow
+def test_small_run_writes_schema_and_tables_then_resumes(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)  # the embedded default: gensim's two sets
+    out = tmp_path / "run"
+    argv = ["run", "--models", "word2vec-cbow,gensim-cbow", "--set", "train.epochs=2", "--out", str(out),
+            "--no-progress", "--data-dir", str(write_corpus(tmp_path / "root", "x\n").parent)]
+    # a data root without wordsim/ is a clear error, not a silent fallback
+    assert main(argv) == 2 and "wordsim" in capsys.readouterr().err
+    argv = argv[:-2]
+    assert main(argv) == 0
+    cells = sorted((out / "cells").glob("*.json"))
+    assert [c.name for c in cells] == ["gensim-cbow__lee__seed0.json", "word2vec-cbow__lee__seed0.json"]
+    result = json.loads(cells[1].read_text())
+    assert result["schema"] == SCHEMA and result["status"] == "ok"
+    for key in ("metrics", "config", "dataset", "seed", "device", "versions", "git_commit", "timings"):
+        assert key in result
+    assert result["config"]["model"]["epochs"] == 2 and result["config"]["vocab"]["min_count"] == 2
+    assert result["dataset"]["sha256"] and result["dataset"]["vocab_size"] > 1000
+    assert result["timings"]["train"]["tokens_per_s"] > 0
+    wordsim = pd.read_csv(out / "wordsim.csv")
+    assert set(wordsim["benchmark"]) == {"WS-353-ALL", "SIMLEX-999"}
+    assert set(pd.read_csv(out / "analogy.csv")["section"]) == {"semantic", "syntactic", "total"}
+    assert set(pd.read_csv(out / "throughput.csv")["phase"]) >= {"train", "eval_similarity", "eval_analogy"}
+    assert "Ours against gensim" in (out / "report.md").read_text()
+    stamps = [c.stat().st_mtime_ns for c in cells]
+    assert main(argv) == 0  # finished cells are skipped, not redone
+    assert [c.stat().st_mtime_ns for c in cells] == stamps

@@ -1,0 +1,237 @@
+"""Unit tests for impl/word2vec.py; the Lee-corpus training runs are marked slow."""
+
+import collections
+
+import numpy as np
+import pytest
+import torch
+from gensim.models import KeyedVectors
+from gensim.models.word2vec import _assign_binary_codes
+from gensim.test.utils import datapath
+from gensim.utils import simple_preprocess
+
+from impl.word2vec import (
+    Word2VecConfig,
+    alias_table,
+    context_mask,
+    huffman_codes,
+    keep_probabilities,
+    train_word2vec,
+)
+
+
+def _corpus(sentences, min_count=1):
+    """(ids, offsets, words, counts) as the harness builds them: vocabulary by descending count."""
+    freq = collections.Counter(w for s in sentences for w in s)
+    words = [w for w, c in sorted(freq.items(), key=lambda kv: -kv[1]) if c >= min_count]
+    index = {w: i for i, w in enumerate(words)}
+    ids, offsets = [], [0]
+    for s in sentences:
+        ids.extend(index[w] for w in s if w in index)
+        offsets.append(len(ids))
+    counts = np.array([freq[w] for w in words], dtype=np.int64)
+    return np.array(ids, dtype=np.int64), np.array(offsets, dtype=np.int64), words, counts
+
+
+def _toy():
+    rng = np.random.default_rng(0)
+    vocab = [f"w{i}" for i in range(30)]
+    p = 1.0 / np.arange(1, 31)
+    sentences = [list(rng.choice(vocab, size=rng.integers(1, 12), p=p / p.sum())) for _ in range(200)]
+    return _corpus(sentences)
+
+
+# --- Huffman tree -------------------------------------------------------------------------
+
+
+def test_huffman_codes_by_hand():
+    # Merges: (1:w3, 2:w2) -> n0 (3); (3:w1, 3:n0) -> n1 (6); (5:w0, 6:n1) -> n2 (11) = root.
+    # The first node popped is the 0-branch, inner nodes are numbered in merge order.
+    codes, points = huffman_codes(np.array([5, 3, 2, 1]))
+    assert [c.tolist() for c in codes] == [[0], [1, 0], [1, 1, 1], [1, 1, 0]]
+    assert [p.tolist() for p in points] == [[2], [2, 1], [2, 1, 0], [2, 1, 0]]
+
+
+def test_huffman_codes_match_gensim():
+    counts = np.sort(np.random.default_rng(1).integers(1, 50, size=40))[::-1]
+    kv = KeyedVectors(vector_size=2)
+    kv.add_vectors([f"w{i}" for i in range(len(counts))], np.zeros((len(counts), 2), np.float32))
+    for i, c in enumerate(counts):
+        kv.set_vecattr(i, "count", int(c))
+    _assign_binary_codes(kv)
+    codes, points = huffman_codes(counts)
+    for i in range(len(counts)):
+        assert codes[i].tolist() == kv.get_vecattr(i, "code").tolist()
+        assert points[i].tolist() == kv.get_vecattr(i, "point").tolist()
+
+
+def test_huffman_single_word_has_empty_path():
+    codes, points = huffman_codes(np.array([7]))
+    assert codes[0].tolist() == [] and points[0].tolist() == []
+
+
+# --- subsampling, noise distribution, windows -----------------------------------------------
+
+
+def test_keep_probabilities_by_hand():
+    # total 1000, sample 0.01 -> threshold 10; p = (sqrt(f/10) + 1) * 10/f, capped at 1.
+    p = keep_probabilities(np.array([900, 90, 10]), 0.01)
+    np.testing.assert_allclose(p, [(np.sqrt(90) + 1) / 90, 4 / 9, 1.0])
+    assert keep_probabilities(np.array([900, 90, 10]), 0.0).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_alias_table_by_hand_and_exact_distribution():
+    accept, alias = alias_table(np.array([3.0, 1.0]))
+    assert accept.tolist() == [1.0, 0.5] and alias.tolist() == [0, 0]
+    w = np.random.default_rng(2).random(50) ** 3
+    accept, alias = alias_table(w)
+    implied = accept.copy()
+    np.add.at(implied, alias, 1.0 - accept)
+    np.testing.assert_allclose(implied / len(w), w / w.sum(), atol=1e-12)
+
+
+def test_context_mask_by_hand():
+    # Two sentences [0 0 0 | 1 1]; columns are offsets -2..2.
+    sent = torch.tensor([0, 0, 0, 1, 1])
+    reduced = torch.tensor([1, 2, 1, 2, 1])
+    F, T = False, True
+    expected = [
+        [F, F, F, T, F],
+        [F, T, F, T, F],  # offset +2 would reach sentence 1
+        [F, T, F, F, F],
+        [F, F, F, T, F],  # offsets -1, -2 lie in sentence 0
+        [F, T, F, F, F],
+    ]
+    assert context_mask(sent, reduced, 2).tolist() == expected
+
+
+def test_context_mask_respects_window_and_sentences():
+    g = torch.Generator().manual_seed(3)
+    sent = torch.sort(torch.randint(0, 40, (500,), generator=g)).values
+    reduced = torch.randint(1, 6, (500,), generator=g)
+    mask = context_mask(sent, reduced, 5)
+    c, j = mask.nonzero(as_tuple=True)
+    o = j - 5
+    assert (o != 0).all() and (o.abs() <= reduced[c]).all()
+    assert ((c + o >= 0) & (c + o < 500)).all()
+    assert (sent[c + o] == sent[c]).all()
+    # Every same-sentence neighbour inside the reduced window is there.
+    want = sum(
+        int(((sent[i + k] == sent[i]) if 0 <= i + k < 500 else False))
+        for i in range(500)
+        for k in range(-int(reduced[i]), int(reduced[i]) + 1)
+        if k
+    )
+    assert len(c) == want
+
+
+@pytest.mark.parametrize("arch,hs,negative", [("cbow", False, 5), ("sg", False, 5), ("cbow", True, 0), ("sg", True, 2)])
+def test_no_update_without_context(arch, hs, negative):
+    # One-token sentences have no context; no input vector may move from gensim's init.
+    ids = np.array([0, 1, 2, 0, 1, 0], dtype=np.int64)
+    offsets = np.arange(len(ids) + 1, dtype=np.int64)
+    cfg = Word2VecConfig(arch=arch, hs=hs, negative=negative, vector_size=8, sample=0, epochs=2)
+    kv = train_word2vec(ids, offsets, ["a", "b", "c"], np.array([3, 2, 1]), cfg, seed=4)
+    init = (np.random.default_rng(4).random((3, 8), dtype=np.float32) * 2 - 1) / 8
+    np.testing.assert_array_equal(kv.vectors, init)
+
+
+# --- config and input validation ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"arch": "skipgram"}, "arch"),
+        ({"vector_size": 0}, "vector_size"),
+        ({"vector_size": True}, "vector_size"),
+        ({"window": 0}, "window"),
+        ({"negative": -1}, "negative"),
+        ({"negative": 0, "hs": False}, "negative"),
+        ({"hs": 1}, "hs"),
+        ({"sample": -1e-3}, "sample"),
+        ({"epochs": 0}, "epochs"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"min_alpha": float("nan")}, "min_alpha"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"threads": 0}, "threads"),
+        ({"cbow_mean": "yes"}, "cbow_mean"),
+    ],
+)
+def test_config_validation(kwargs, field):
+    with pytest.raises(ValueError, match=rf"^Word2VecConfig\.{field}="):
+        Word2VecConfig(**kwargs)
+
+
+def test_config_defaults():
+    assert Word2VecConfig(hs=True, negative=0).negative == 0
+    assert Word2VecConfig(arch="sg").start_alpha == 0.025
+    assert Word2VecConfig().start_alpha == 0.05
+    assert Word2VecConfig(alpha=0.1).start_alpha == 0.1
+
+
+def test_bad_inputs_raise_value_error():
+    cfg = Word2VecConfig(vector_size=4)
+    with pytest.raises(ValueError, match="^ids"):
+        train_word2vec(np.array([0, 3]), np.array([0, 2]), ["a", "b"], np.array([2, 1]), cfg, seed=0)
+    with pytest.raises(ValueError, match="^offsets"):
+        train_word2vec(np.array([0, 1]), np.array([0, 1]), ["a", "b"], np.array([2, 1]), cfg, seed=0)
+    with pytest.raises(ValueError, match="^counts"):
+        train_word2vec(np.array([0, 1]), np.array([0, 2]), ["a", "b"], np.array([2]), cfg, seed=0)
+
+
+# --- outputs ------------------------------------------------------------------------------
+
+
+def test_save_load_round_trip(tmp_path):
+    ids, offsets, words, counts = _toy()
+    kv = train_word2vec(ids, offsets, words, counts, Word2VecConfig(vector_size=16, epochs=1), seed=5)
+    assert kv.vectors.dtype == np.float32 and kv.vectors.shape == (len(words), 16)
+    assert kv.index_to_key == words
+    for binary in (False, True):
+        path = tmp_path / f"vec.{'bin' if binary else 'txt'}"
+        kv.save_word2vec_format(str(path), binary=binary)
+        back = KeyedVectors.load_word2vec_format(str(path), binary=binary)
+        assert back.index_to_key == words
+        np.testing.assert_allclose(back.vectors, kv.vectors, rtol=0, atol=0 if binary else 1e-7)
+
+
+@pytest.mark.parametrize("arch,hs,negative", [("cbow", False, 5), ("sg", True, 3)])
+def test_same_seed_same_vectors(arch, hs, negative):
+    ids, offsets, words, counts = _toy()
+    cfg = Word2VecConfig(arch=arch, hs=hs, negative=negative, vector_size=16, epochs=2, batch_size=64)
+    a = train_word2vec(ids, offsets, words, counts, cfg, seed=6).vectors
+    b = train_word2vec(ids, offsets, words, counts, cfg, seed=6).vectors
+    c = train_word2vec(ids, offsets, words, counts, cfg, seed=7).vectors
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert np.isfinite(a).all()
+
+
+# --- real training (slow) -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lee():
+    with open(datapath("lee_background.cor"), encoding="utf-8") as f:
+        sentences = [simple_preprocess(line) for line in f]
+    return _corpus(sentences, min_count=2)
+
+
+def _ws353(kv):
+    return kv.evaluate_word_pairs(datapath("wordsim353.tsv"))[1].statistic
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "arch,hs,negative,epochs",
+    [("cbow", False, 5, 20), ("sg", False, 5, 20), ("cbow", True, 0, 20), ("sg", True, 0, 20)],
+)
+def test_lee_beats_random_vectors(lee, arch, hs, negative, epochs):
+    ids, offsets, words, counts = lee
+    cfg = Word2VecConfig(arch=arch, hs=hs, negative=negative, vector_size=50, epochs=epochs, batch_size=256)
+    kv = train_word2vec(ids, offsets, words, counts, cfg, seed=0)
+    control = KeyedVectors(vector_size=50)
+    control.add_vectors(words, np.random.default_rng(0).standard_normal((len(words), 50)).astype(np.float32))
+    ours, rand = _ws353(kv), _ws353(control)
+    assert ours > rand + 0.1, (ours, rand)
