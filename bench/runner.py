@@ -53,8 +53,9 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
     """Run every cell; returns the result paths of cells that failed."""
     data_root = resolve_data_dir(data_dir)
     similarity_sets = metrics.similarity_sets(data_root)
-    cells = [(model, corpus, seed) for corpus in matrix.corpora for model in matrix.models
-             for seed in (matrix.seeds if MODELS[model].trains else matrix.seeds[:1])]
+    # Seed-major: a long run has every model's first seed before any second seed.
+    cells = [(model, corpus, seed) for seed in matrix.seeds for corpus in matrix.corpora for model in matrix.models
+             if MODELS[model].trains or seed == matrix.seeds[0]]
     # Every corpus is loaded before anything is written: bad data stops the run with
     # one line and no partial results.
     prepared = {corpus: prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab, progress)

@@ -1,8 +1,11 @@
 """Timing protocol: CUDA synchronized before every clock read, peak memory per phase.
 
-`measure` times one phase. Peak host memory is the process' resident set size sampled
-every 5 ms during the phase (Linux /proc; elsewhere the lifetime peak from getrusage);
-on CUDA the peak is also read from the allocator after resetting it.
+`measure` times one phase. Peak host memory is the process' resident-set high-water
+mark for the phase: on Linux the kernel's own (`VmHWM`, reset by writing 5 to
+/proc/self/clear_refs), which costs nothing while the phase runs; elsewhere a thread
+samples the resident set every 20 ms (a sampler competes for the GIL with Python-
+threaded training, which is why it is only the fallback). On CUDA the peak is also
+read from the allocator after resetting it.
 """
 
 from __future__ import annotations
@@ -17,16 +20,35 @@ from pathlib import Path
 
 import torch
 
-_STATM = Path("/proc/self/statm")
-_PAGE_MB = resource.getpagesize() / 2**20
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _status_mb(field: str) -> float | None:
+    if not _STATUS.exists():
+        return None
+    for line in _STATUS.read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    return None
 
 
 def rss_mb() -> float:
-    if _STATM.exists():
-        return int(_STATM.read_text().split()[1]) * _PAGE_MB
+    current = _status_mb("VmRSS")
+    if current is not None:
+        return current
     # ru_maxrss is KiB on Linux, bytes on macOS; only reached off Linux.
     scale = 1 / 2**20 if platform.system() == "Darwin" else 1 / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark; False where the kernel offers no such reset."""
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return _status_mb("VmHWM") is not None
 
 
 @dataclass
@@ -47,24 +69,27 @@ def measure(device: torch.device):
     phase = Phase()
     stop = threading.Event()
     peak = [rss_mb()]
+    kernel_peak = _reset_peak_rss()
 
     def sample():
-        while not stop.wait(0.005):
+        while not stop.wait(0.02):
             peak[0] = max(peak[0], rss_mb())
 
-    sampler = threading.Thread(target=sample, daemon=True)
+    sampler = None if kernel_peak else threading.Thread(target=sample, daemon=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     synchronize(device)
-    sampler.start()
+    if sampler:
+        sampler.start()
     start = time.perf_counter()
     try:
         yield phase
     finally:
         synchronize(device)
         phase.wall_s = time.perf_counter() - start
-        stop.set()
-        sampler.join()
-        phase.peak_rss_mb = max(peak[0], rss_mb())
+        if sampler:
+            stop.set()
+            sampler.join()
+        phase.peak_rss_mb = _status_mb("VmHWM") if kernel_peak else max(peak[0], rss_mb())
         if device.type == "cuda":
             phase.peak_cuda_mb = torch.cuda.max_memory_allocated(device) / 2**20
