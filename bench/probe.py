@@ -1,0 +1,301 @@
+"""Linear part-of-speech probes on frozen word representations.
+
+A probe asks how much of a linguistic property a representation makes linearly readable
+(Peters et al. 2018, sec. 5.3, probe ELMo's layers for POS; Belinkov et al. 2017): a softmax
+regression is trained on the frozen vector of every token of a tagged corpus and scored by
+tagging accuracy on held-out sentences. One probe serves every kind of representation
+through a `featurize(sentences) -> one (len, D) tensor per sentence` callable: ELMo layers
+(contextual) and static word vectors (`static_featurizer`, one vector per word type).
+
+The corpus is `brown-pos` (tokens and Brown tags, one sentence a line). Brown tags carry
+suffixes that are not parts of speech: `-TL` (word in a title), `-HL` (in a headline),
+`-NC` (cited word), stacked as in `NN-TL-HL`; `strip_tag` removes them (the full tag set is
+`ProbeConfig.strip_tags = False`). Other marks stay: `FW-` (foreign word), `*` (negation)
+and `+` (contractions such as `PPSS+BER`).
+
+Two references put an accuracy in context: the majority tag (every token gets the most
+frequent train tag) and the most-frequent-tag-per-word baseline (unknown words get the
+majority tag). Test tokens whose tag never occurs in train count as errors everywhere.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gensim.models import KeyedVectors
+
+from bench.datasets import CORPORA, DATA_ENV, SPLITS, _first_line, _sha256_files, resolve_data_dir
+from bench.errors import BenchError
+
+# Suffixes of the Brown tag set that mark where a word stands, not what it is.
+TAG_SUFFIXES = ("-TL", "-HL", "-NC")
+TOKENS_FIELD, TAGS_FIELD = "tokens", "tags"
+
+Featurizer = Callable[[list[list[str]]], list[torch.Tensor]]
+
+
+@dataclass
+class ProbeConfig:
+    strip_tags: bool = True  # drop -TL/-HL/-NC (the probe then has fewer, purely syntactic classes)
+    epochs: int = 10
+    lr: float = 1e-2  # Adam
+    batch_size: int = 1024  # tokens per step
+    weight_decay: float = 0.0
+    feature_batch: int = 64  # sentences per featurize call
+    max_train_sentences: int | None = None  # the first n train sentences only (features cost memory)
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "feature_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.max_train_sentences is not None and self.max_train_sentences < 1:
+            raise ValueError(f"max_train_sentences must be >= 1 or unset, got {self.max_train_sentences}")
+
+
+@dataclass
+class TaggedSplit:
+    tokens: list[list[str]]  # one list of words per sentence
+    tags: list[list[str]]  # aligned with tokens
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(words) for words in self.tokens)
+
+
+@dataclass
+class TaggedCorpus:
+    name: str
+    splits: dict[str, TaggedSplit]
+    fingerprint: dict
+
+
+def strip_tag(tag: str, strip: bool = True) -> str:
+    """Remove the -TL, -HL and -NC suffixes, repeatedly (`NN-TL-HL` -> `NN`, `---HL` -> `--`)."""
+    while strip:
+        for suffix in TAG_SUFFIXES:
+            if tag.endswith(suffix) and len(tag) > len(suffix):
+                tag = tag[:-len(suffix)]
+                break
+        else:
+            break
+    return tag
+
+
+def _tagged_folder(name: str, data_dir: str | Path | None) -> Path:
+    spec = CORPORA.get(name)
+    if spec is None:
+        folder = Path(name).expanduser()
+        if not folder.is_dir():
+            raise BenchError(f"unknown corpus '{name}': expected one of {', '.join(CORPORA)} "
+                             f"or a folder of {{'{TOKENS_FIELD}': [...], '{TAGS_FIELD}': [...]}} jsonl splits")
+        return folder
+    if spec.kind != "local":
+        raise BenchError(f"corpus '{name}' has no '{TAGS_FIELD}' field: a probe needs a local corpus of "
+                         f"{{'{TOKENS_FIELD}': [...], '{TAGS_FIELD}': [...]}} lines, such as brown-pos")
+    root = resolve_data_dir(data_dir)
+    if root is None:
+        raise BenchError(f"corpus '{name}' lives under a data root: pass --data-dir or set ${DATA_ENV}")
+    folder = root / spec.folder
+    if not folder.is_dir():
+        raise BenchError(f"corpus '{name}': expected folder {folder} under the data root {root}")
+    return folder
+
+
+def load_tagged_corpus(name: str, data_dir: str | Path | None = None, strip: bool = True) -> TaggedCorpus:
+    """A registry name (brown-pos) or a folder of jsonl splits, each line {tokens: [...], tags: [...]}."""
+    import datasets
+
+    folder = _tagged_folder(name, data_dir)
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".txt", ".jsonl", ".json"))
+    if not files:
+        raise BenchError(f"corpus '{name}': folder {folder} holds no .txt/.jsonl split files")
+    try:
+        loaded = datasets.load_dataset(str(folder))
+    except Exception as exc:  # datasets raises many types; the user needs one line
+        raise BenchError(f"corpus '{name}': load_dataset({folder}) failed: {_first_line(exc)}") from exc
+    splits = {}
+    for split in SPLITS:
+        if split not in loaded:
+            continue
+        columns = loaded[split].column_names
+        missing = [f"'{field}'" for field in (TOKENS_FIELD, TAGS_FIELD) if field not in columns]
+        if missing:
+            raise BenchError(f"corpus '{name}': split '{split}' has no {' or '.join(missing)} field "
+                             f"(columns: {', '.join(columns)}); a tagging probe needs token and tag lists")
+        tokens, tags = loaded[split][TOKENS_FIELD], loaded[split][TAGS_FIELD]
+        for row, (words, labels) in enumerate(zip(tokens, tags)):
+            if not isinstance(words, list) or not isinstance(labels, list) or len(words) != len(labels):
+                raise BenchError(f"corpus '{name}': {split} row {row} needs equally long '{TOKENS_FIELD}' and "
+                                 f"'{TAGS_FIELD}' lists")
+        splits[split] = TaggedSplit(tokens, [[strip_tag(tag, strip) for tag in labels] for labels in tags])
+    if "train" not in splits:
+        raise BenchError(f"corpus '{name}': no train split in {folder}")
+    return TaggedCorpus(name, splits, {"name": name, "source": str(folder), "sha256": _sha256_files(files),
+                                       "tags_stripped": strip})
+
+
+def majority_tag_baseline(train_tags: list[list[str]], test_tags: list[list[str]]) -> float:
+    """Accuracy of tagging every test token with the single most frequent train tag."""
+    majority = Counter(tag for tags in train_tags for tag in tags).most_common(1)[0][0]
+    flat = [tag for tags in test_tags for tag in tags]
+    return sum(tag == majority for tag in flat) / len(flat)
+
+
+def most_frequent_tag_baseline(train_tokens: list[list[str]], train_tags: list[list[str]],
+                               test_tokens: list[list[str]], test_tags: list[list[str]]) -> float:
+    """Accuracy of tagging each test word with its most frequent train tag (case-sensitive).
+
+    Ties go to the tag seen first in train; words unseen in train get the overall most
+    frequent train tag.
+    """
+    per_word: dict[str, Counter] = {}
+    overall: Counter = Counter()
+    for words, tags in zip(train_tokens, train_tags):
+        for word, tag in zip(words, tags):
+            per_word.setdefault(word, Counter())[tag] += 1
+            overall[tag] += 1
+    majority = overall.most_common(1)[0][0]
+    best = {word: counts.most_common(1)[0][0] for word, counts in per_word.items()}
+    pairs = [(word, tag) for words, tags in zip(test_tokens, test_tags) for word, tag in zip(words, tags)]
+    return sum(best.get(word, majority) == tag for word, tag in pairs) / len(pairs)
+
+
+def tag_index(train_tags: list[list[str]]) -> dict[str, int]:
+    """Train tags to class ids, most frequent first (ties: first seen)."""
+    counts = Counter(tag for tags in train_tags for tag in tags)
+    return {tag: i for i, (tag, _) in enumerate(counts.most_common())}
+
+
+def encode_tags(tags: list[list[str]], index: dict[str, int]) -> torch.Tensor:
+    """Flat class ids (N,) in reading order; -1 for a tag outside the index (always an error)."""
+    return torch.tensor([index.get(tag, -1) for sentence in tags for tag in sentence], dtype=torch.long)
+
+
+def extract_features(featurize: Featurizer, sentences: list[list[str]], batch_size: int = 64) -> torch.Tensor:
+    """Features (N, D) float32 on the CPU for every token, in reading order.
+
+    featurize gets batch_size sentences at a time and must return one (len(sentence), D)
+    tensor per sentence; it runs under torch.no_grad, so the representation stays frozen.
+    Batches are made of sentences of similar length (a padded batch then wastes little
+    work on padding); the rows come back in the order of `sentences`.
+    """
+    if not sentences:
+        raise ValueError("no sentences to featurize")
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    chunks: list[torch.Tensor | None] = [None] * len(sentences)
+    dim = None
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            positions = order[start:start + batch_size]
+            batch = [sentences[i] for i in positions]
+            outputs = featurize(batch)
+            if len(outputs) != len(batch):
+                raise ValueError(f"featurize returned {len(outputs)} tensors for {len(batch)} sentences")
+            for i, words, vectors in zip(positions, batch, outputs):
+                dim = vectors.shape[-1] if dim is None else dim
+                if tuple(vectors.shape) != (len(words), dim):
+                    raise ValueError(f"featurize returned shape {tuple(vectors.shape)} for a sentence of "
+                                     f"{len(words)} words; expected ({len(words)}, {dim})")
+                chunks[i] = vectors.detach().float().cpu()
+    return torch.cat(chunks)
+
+
+def _static_row(kv: KeyedVectors, word: str) -> int:
+    """The row of word in kv, else of its lower-cased form, else -1."""
+    index = kv.key_to_index.get(word)
+    if index is None:
+        index = kv.key_to_index.get(word.lower(), -1)
+    return index
+
+
+def static_featurizer(kv: KeyedVectors) -> Featurizer:
+    """Featurize with one vector per word type: kv[word], else kv[word.lower()], else zeros."""
+    # The zero row at the end is what -1 (not found) picks.
+    table = torch.cat([torch.from_numpy(np.asarray(kv.vectors, dtype=np.float32)),
+                       torch.zeros(1, kv.vector_size)])  # (n_words + 1, D)
+
+    def featurize(sentences: list[list[str]]) -> list[torch.Tensor]:
+        return [table[torch.tensor([_static_row(kv, word) for word in words], dtype=torch.long)]
+                for words in sentences]
+
+    return featurize
+
+
+def static_coverage(kv: KeyedVectors, sentences: list[list[str]]) -> float:
+    """Fraction of tokens that `static_featurizer` finds (exactly or lower-cased)."""
+    rows = [_static_row(kv, word) for words in sentences for word in words]
+    return sum(row >= 0 for row in rows) / len(rows)
+
+
+def train_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+                       test_labels: torch.Tensor, *, epochs: int, lr: float, seed: int, device: torch.device | str,
+                       weight_decay: float = 0.0, batch_size: int = 1024) -> float:
+    """Test accuracy of a softmax regression trained on frozen features.
+
+    train_features (N, D), train_labels (N,) class ids >= 0; test_labels may hold -1
+    (a tag unseen in train), which counts as an error. Features are standardized with the
+    train mean and standard deviation first (an affine map, so the probe stays linear) so
+    that one lr suits representations of any scale. Mini-batch Adam over shuffled tokens.
+    """
+    if train_labels.min() < 0:
+        raise ValueError("train_labels must be class ids >= 0")
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    mean = train_features.mean(dim=0)  # (D,)
+    std = train_features.std(dim=0).clamp_min(1e-6)  # (D,): constant features stay 0, not NaN
+    n_classes = int(train_labels.max()) + 1
+    probe = torch.nn.Linear(train_features.shape[1], n_classes).to(device)
+    optimizer = torch.optim.Adam(probe.parameters(), lr=lr, weight_decay=weight_decay)
+    for _ in range(epochs):
+        order = torch.randperm(len(train_labels), generator=generator)
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            x = ((train_features[batch] - mean) / std).to(device)  # (b, D)
+            loss = F.cross_entropy(probe(x), train_labels[batch].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(test_labels), batch_size):
+            x = ((test_features[start:start + batch_size] - mean) / std).to(device)
+            predicted = probe(x).argmax(dim=-1).cpu()  # (b,)
+            correct += int((predicted == test_labels[start:start + batch_size]).sum())
+    return correct / len(test_labels)
+
+
+def run_probe(featurize: Featurizer, corpus: TaggedCorpus, config: ProbeConfig, *, seed: int,
+              device: torch.device | str, eval_split: str = "test") -> dict:
+    """Probe accuracy of one representation on corpus (trained on train, scored on eval_split),
+    with both baselines computed on the same sentences."""
+    if eval_split not in corpus.splits:
+        raise BenchError(f"corpus '{corpus.name}' has no '{eval_split}' split")
+    train, test = corpus.splits["train"], corpus.splits[eval_split]
+    if config.max_train_sentences is not None:
+        train = TaggedSplit(train.tokens[:config.max_train_sentences], train.tags[:config.max_train_sentences])
+    index = tag_index(train.tags)
+    train_labels, test_labels = encode_tags(train.tags, index), encode_tags(test.tags, index)
+    accuracy = train_linear_probe(
+        extract_features(featurize, train.tokens, config.feature_batch), train_labels,
+        extract_features(featurize, test.tokens, config.feature_batch), test_labels,
+        epochs=config.epochs, lr=config.lr, seed=seed, device=device, weight_decay=config.weight_decay,
+        batch_size=config.batch_size)
+    return {
+        "accuracy": accuracy,
+        "most_frequent_tag_accuracy": most_frequent_tag_baseline(train.tokens, train.tags, test.tokens, test.tags),
+        "majority_tag_accuracy": majority_tag_baseline(train.tags, test.tags),
+        "n_tags": len(index),
+        "train_tokens": len(train_labels),
+        "eval_tokens": len(test_labels),
+        "unseen_tag_rate": float((test_labels < 0).float().mean()),
+    }

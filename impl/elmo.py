@@ -1,0 +1,286 @@
+"""ELMo: the bidirectional language model of Peters, Neumann, Iyyer, Gardner, Clark, Lee &
+Zettlemoyer (2018), "Deep contextualized word representations", and the task-specific
+weighting of its layers.
+
+A character CNN gives every token string a context-independent vector x_k; a forward and a
+backward LSTM LM read the sentence in opposite directions on top of it, sharing the token
+encoder and the softmax:
+
+    x_k = highway(CNN(chars(t_k)))            h_{k,0} = [x_k ; x_k]
+    forward:  h>_{k,j} = LSTM>_j(h>_{k,j-1}, h>_{k-1,j})    P(t_{k+1} | t_1..t_k) = softmax(W h>_{k,L} + b)
+    backward: h<_{k,j} = LSTM<_j(h<_{k,j-1}, h<_{k+1,j})    P(t_{k-1} | t_k..t_N) = softmax(W h<_{k,L} + b)
+    ELMo_k = gamma * sum_j s_j h_{k,j},   s = softmax(w),   h_{k,j} = [h>_{k,j} ; h<_{k,j}]
+
+As in the paper each LSTM layer is an LSTMP (Sak et al. 2014): `hidden` cells whose output
+is projected to `projection_dim`, the size of x_k, so layer outputs have the token
+encoder's size and layer j >= 2 adds a residual connection from layer j-1. With
+hidden == projection_dim there is no projection. The token encoder follows Kim, Jernite,
+Sontag & Rush (2016): UTF-8 bytes between begin/end-of-word markers, convolutions of
+several widths max-pooled over the word, relu, highway layers, a linear projection.
+
+What differs from the paper (scaled down to a 2-core CPU machine):
+- sizes: the paper has 2048 character filters (widths 1-7), 4096 LSTM cells projected
+  to 512, 50 characters per token and a 793k-word softmax trained on the 1B Word
+  Benchmark; the defaults here are 512 filters (widths 1-5), 512 cells projected to
+  128, 20 bytes per token and a full softmax over the caller's vocabulary;
+- the paper trains on 20-token windows of a stream with the LSTM states carried across
+  batches; here every row is one sentence (`batch_char_ids` adds <S> and </S>) read from a
+  zero state, so right padding is allowed and skipped by the backward LM;
+- no cell or projection clipping (bilm-tf clips both at 3) and no sampled softmax;
+- the training loss is the mean of the two directions' cross-entropies (the paper sums
+  the log-likelihoods), so it is on the scale of one LM's loss;
+- `ScalarMix` has no optional layer normalization of the layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# Sentence-boundary tokens; `char_ids` gives them their own characters, so no word collides.
+BOS, EOS = "<S>", "</S>"
+# Character ids: 0 pads a word (and an all-zero word pads a sentence), byte b is b + 1, then
+# the markers. An all-zero row therefore never is a real word, which starts with BOW_CHAR.
+PAD_CHAR, BOW_CHAR, EOW_CHAR, BOS_CHAR, EOS_CHAR = 0, 257, 258, 259, 260
+CHAR_VOCAB = 261
+IGNORE = -100  # target id that the losses skip (F.cross_entropy's default ignore_index)
+
+
+@dataclass
+class ELMoConfig:
+    char_dim: int = 16  # character embedding dimensions
+    max_chars: int = 20  # characters per token including the two markers; longer words are cut
+    filters: tuple[tuple[int, int], ...] = ((1, 32), (2, 32), (3, 64), (4, 128), (5, 256))  # (width, count)
+    highway_layers: int = 2
+    projection_dim: int = 128  # D: token vectors and LSTM layer outputs, per direction
+    hidden: int = 512  # LSTM cells per direction per layer; projected to projection_dim when larger
+    layers: int = 2  # biLSTM layers L
+    dropout: float = 0.1  # on every LSTM layer's input and on the top layer's output
+
+    def __post_init__(self):
+        # Lists from a config file become the tuples the default uses.
+        self.filters = tuple(tuple(f) for f in self.filters)
+        for name in ("char_dim", "projection_dim", "hidden", "layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.highway_layers < 0:
+            raise ValueError(f"highway_layers must be >= 0, got {self.highway_layers}")
+        if self.max_chars < 3:
+            raise ValueError(f"max_chars must be >= 3 (markers plus one byte), got {self.max_chars}")
+        if not self.filters or any(len(f) != 2 or f[0] < 1 or f[1] < 1 for f in self.filters):
+            raise ValueError(f"filters must be a non-empty list of (width >= 1, count >= 1) pairs, got {self.filters}")
+        if max(width for width, _ in self.filters) > self.max_chars:
+            raise ValueError(f"every filter width must be <= max_chars={self.max_chars}, got {self.filters}")
+        if self.projection_dim > self.hidden:
+            raise ValueError(f"projection_dim must be <= hidden, got projection_dim={self.projection_dim}, "
+                             f"hidden={self.hidden}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+def char_ids(words: list[str], max_chars: int) -> torch.Tensor:
+    """Character ids (n_words, max_chars): BOW, the word's UTF-8 bytes (+1), EOW, then 0s.
+
+    Bytes past max_chars - 2 are dropped, so the EOW marker is always there. BOS and EOS
+    are one special character each between the markers.
+    """
+    if max_chars < 3:
+        raise ValueError(f"max_chars must be >= 3, got {max_chars}")
+    ids = torch.zeros(len(words), max_chars, dtype=torch.long)
+    for i, word in enumerate(words):
+        if word == BOS:
+            chars = [BOS_CHAR]
+        elif word == EOS:
+            chars = [EOS_CHAR]
+        else:
+            chars = [b + 1 for b in word.encode("utf-8")[:max_chars - 2]]
+        row = [BOW_CHAR, *chars, EOW_CHAR]
+        ids[i, :len(row)] = torch.tensor(row)
+    return ids
+
+
+def batch_char_ids(sentences: list[list[str]], max_chars: int, boundaries: bool = True) -> torch.Tensor:
+    """Sentences as one right-padded batch (B, T, max_chars); padding words are all 0.
+
+    boundaries: wrap each sentence in <S> ... </S> (then T = longest sentence + 2), as ELMo
+    does both in training and when computing representations.
+    """
+    if boundaries:
+        sentences = [[BOS, *words, EOS] for words in sentences]
+    length = max((len(words) for words in sentences), default=0)
+    batch = torch.zeros(len(sentences), length, max_chars, dtype=torch.long)
+    for b, words in enumerate(sentences):
+        batch[b, :len(words)] = char_ids(words, max_chars)
+    return batch
+
+
+def bilm_targets(word_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Targets of both LMs from softmax ids (B, T) with IGNORE at padding positions.
+
+    targets_fwd[:, t] = word_ids[:, t + 1] and targets_bwd[:, t] = word_ids[:, t - 1]; the
+    position past either end is IGNORE, so with <S> ... </S> rows each LM scores every
+    word plus one boundary token.
+    """
+    ignore = torch.full_like(word_ids[:, :1], IGNORE)  # (B, 1)
+    return torch.cat([word_ids[:, 1:], ignore], 1), torch.cat([ignore, word_ids[:, :-1]], 1)
+
+
+class Highway(nn.Module):
+    """y = t * relu(W_H x + b_H) + (1 - t) * x,  t = sigmoid(W_T x + b_T)  (Srivastava et al. 2015)."""
+
+    def __init__(self, dim: int, layers: int):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(dim, 2 * dim) for _ in range(layers))
+        for layer in self.layers:
+            # b_T = -2 starts each layer close to carrying x through (Kim et al. 2016).
+            nn.init.constant_(layer.bias[dim:], -2.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            transform, gate = layer(x).chunk(2, dim=-1)  # each (..., dim)
+            t = torch.sigmoid(gate)
+            x = t * F.relu(transform) + (1 - t) * x
+        return x
+
+
+class CharCNN(nn.Module):
+    """The context-independent token encoder: char ids (..., max_chars) -> (..., projection_dim)."""
+
+    def __init__(self, config: ELMoConfig):
+        super().__init__()
+        self.embed = nn.Embedding(CHAR_VOCAB, config.char_dim, padding_idx=PAD_CHAR)
+        # bilm-tf initializes the character table uniformly in +-1; the padding row stays 0.
+        with torch.no_grad():
+            self.embed.weight.uniform_(-1.0, 1.0)
+            self.embed.weight[PAD_CHAR] = 0.0
+        self.convs = nn.ModuleList(nn.Conv1d(config.char_dim, count, width) for width, count in config.filters)
+        n_filters = sum(count for _, count in config.filters)
+        self.highway = Highway(n_filters, config.highway_layers)
+        self.proj = nn.Linear(n_filters, config.projection_dim)
+
+    def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        lead, n_chars = chars.shape[:-1], chars.shape[-1]
+        x = self.embed(chars.reshape(-1, n_chars)).transpose(1, 2)  # (N, char_dim, max_chars)
+        # Each filter's best match anywhere in the word: (N, count) per width.
+        pooled = torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=-1)  # (N, n_filters)
+        return self.proj(self.highway(F.relu(pooled))).view(*lead, -1)  # (..., D)
+
+
+def _reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse the first lengths[b] steps of every row of x (B, T, ...); padding stays in place.
+
+    Its own inverse, so it maps the backward LM's input to reading order and its output back.
+    """
+    steps = torch.arange(x.shape[1], device=x.device)  # (T,)
+    index = torch.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)  # (B, T)
+    return x[torch.arange(x.shape[0], device=x.device)[:, None], index]
+
+
+class ELMo(nn.Module):
+    """The biLM: shared char-CNN token encoder, forward and backward LSTMP stacks, shared softmax."""
+
+    def __init__(self, config: ELMoConfig, vocab_size: int):
+        super().__init__()
+        if vocab_size < 1:
+            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
+        self.config = config
+        self.vocab_size = vocab_size
+        self.token_encoder = CharCNN(config)
+        self.forward_lstms = nn.ModuleList(self._lstmp() for _ in range(config.layers))
+        self.backward_lstms = nn.ModuleList(self._lstmp() for _ in range(config.layers))
+        self.drop = nn.Dropout(config.dropout)
+        self.softmax = nn.Linear(config.projection_dim, vocab_size)  # shared by both directions
+
+    def _lstmp(self) -> nn.LSTM:
+        cfg = self.config
+        proj = cfg.projection_dim if cfg.projection_dim < cfg.hidden else 0  # nn.LSTM needs proj_size < hidden
+        lstm = nn.LSTM(cfg.projection_dim, cfg.hidden, batch_first=True, proj_size=proj)
+        # Forget-gate bias 1 (Gers et al. 2000), as in impl/rnn.py: the two biases add up.
+        # Gates are stacked (input, forget, cell, output) along dim 0.
+        with torch.no_grad():
+            lstm.bias_ih_l0[cfg.hidden:2 * cfg.hidden] = 1.0
+            lstm.bias_hh_l0[cfg.hidden:2 * cfg.hidden] = 0.0
+        return lstm
+
+    def word_vectors(self, words: list[str]) -> torch.Tensor:
+        """Context-independent vectors (n_words, D) of any strings, seen in training or not."""
+        device = self.softmax.weight.device
+        return self.token_encoder(char_ids(words, self.config.max_chars).to(device))
+
+    def _stack(self, lstms: nn.ModuleList, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's output (B, T, D) of one direction, reading x (B, T, D) left to right."""
+        outputs = []
+        for j, lstm in enumerate(lstms):
+            out, _ = lstm(self.drop(x))  # (B, T, D), from a zero state
+            x = out + x if j > 0 else out  # residual from the previous layer, as in the paper
+            outputs.append(x)
+        return outputs
+
+    def _layers(self, chars: torch.Tensor):
+        """Token vectors x (B, T, D) and each direction's layer outputs, all in reading order."""
+        present = chars[..., 0] != PAD_CHAR  # (B, T): real words start with BOW_CHAR
+        lengths = present.sum(dim=1)  # (B,)
+        if not torch.equal(present, torch.arange(chars.shape[1], device=chars.device) < lengths[:, None]):
+            raise ValueError("padding words (all-zero char ids) must come after every real word of a row")
+        x = self.token_encoder(chars)
+        forward = self._stack(self.forward_lstms, x)
+        # The backward LM reads each row's real words last to first; its outputs are flipped
+        # back so position k holds the state after reading t_N .. t_k.
+        backward = [_reverse_padded(h, lengths)
+                    for h in self._stack(self.backward_lstms, _reverse_padded(x, lengths))]
+        return x, forward, backward
+
+    def forward(self, chars: torch.Tensor, targets_fwd: torch.Tensor | None = None,
+                targets_bwd: torch.Tensor | None = None) -> dict:
+        """chars: (B, T, max_chars) char ids, rows right-padded with all-0 words;
+        targets_fwd / targets_bwd: (B, T) softmax ids of t_{k+1} / t_{k-1} (IGNORE = not
+        scored; see `bilm_targets`) or None.
+
+        Returns logits_fwd and logits_bwd (B, T, V); loss_fwd and loss_bwd, the mean
+        cross-entropy over scored positions (None without targets); loss, the mean of the
+        losses given (None if neither).
+        """
+        _, forward, backward = self._layers(chars)
+        logits_fwd = self.softmax(self.drop(forward[-1]))  # (B, T, V)
+        logits_bwd = self.softmax(self.drop(backward[-1]))  # (B, T, V)
+        loss_fwd = F.cross_entropy(logits_fwd.flatten(0, 1), targets_fwd.flatten(),
+                                   ignore_index=IGNORE) if targets_fwd is not None else None
+        loss_bwd = F.cross_entropy(logits_bwd.flatten(0, 1), targets_bwd.flatten(),
+                                   ignore_index=IGNORE) if targets_bwd is not None else None
+        losses = [loss for loss in (loss_fwd, loss_bwd) if loss is not None]
+        loss = sum(losses) / len(losses) if losses else None
+        return {"logits_fwd": logits_fwd, "logits_bwd": logits_bwd,
+                "loss_fwd": loss_fwd, "loss_bwd": loss_bwd, "loss": loss}
+
+    def representations(self, chars: torch.Tensor) -> torch.Tensor:
+        """All L + 1 layers (L+1, B, T, 2D): [x ; x], then [forward_j ; backward_j] per layer.
+
+        Dropout follows the module's mode: call .eval() for frozen features.
+        """
+        x, forward, backward = self._layers(chars)
+        layers = [torch.cat([x, x], dim=-1)] + [torch.cat(pair, dim=-1) for pair in zip(forward, backward)]
+        return torch.stack(layers)
+
+
+class ScalarMix(nn.Module):
+    """gamma * sum_j softmax(w)_j layers[j]: the paper's task-specific weighting of the layers.
+
+    w starts at 0 (equal weights) and gamma at 1.
+    """
+
+    def __init__(self, n_layers: int):
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        self.weights = nn.Parameter(torch.zeros(n_layers))  # w
+        self.gamma = nn.Parameter(torch.ones(()))
+
+    def forward(self, layers: torch.Tensor) -> torch.Tensor:
+        """layers: (L+1, ..., D) -> (..., D)."""
+        if layers.shape[0] != self.weights.shape[0]:
+            raise ValueError(f"expected {self.weights.shape[0]} layers along dim 0, got {layers.shape[0]}")
+        s = torch.softmax(self.weights, dim=0)  # (L+1,)
+        return self.gamma * torch.tensordot(s, layers, dims=1)

@@ -1,0 +1,261 @@
+"""GloVe: global vectors from weighted least squares on log co-occurrence counts.
+
+Paper: Pennington, Socher, Manning (2014), "GloVe: Global Vectors for Word
+Representation". The model minimises
+
+    J = sum_{i,j: X_ij > 0} f(X_ij) (w_i . w~_j + b_i + b~_j - log X_ij)^2,
+    f(x) = min(1, (x / x_max)^alpha),
+
+over the nonzero entries of the word-context co-occurrence matrix X, where a
+context word at distance d from the centre adds 1/d to X (symmetric window,
+never crossing a sentence). Training follows the reference C code (glove.c):
+AdaGrad with accumulators starting at 1 that sum the squared
+*learning-rate-scaled* vector gradients (glove.c's bias steps are not scaled
+by the learning rate, and neither are ours), word/context vectors and biases
+drawn uniform(-0.5, 0.5) / vector_size, per-coordinate clipping of the vector
+gradients at 100, and word + context vectors as output.
+
+What differs, on purpose:
+  * Updates are applied per mini-batch of ``batch_size`` nonzero entries, all
+    computed from the same parameter snapshot and summed per row (scatter-add),
+    instead of Hogwild per-entry SGD. Each row's AdaGrad accumulator still grows
+    by the sum of the squared per-entry steps, as if they were applied one by one.
+  * The nonzero entries are reshuffled every epoch (glove.c shuffles the
+    co-occurrence file once, then reads it in the same order every epoch).
+  * The counts are built in memory as a sparse matrix (vectorized, bounded by
+    ``max_vocab_memory_gb``) rather than by cooccur.c's on-disk merge sort.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from gensim.models import KeyedVectors
+
+# glove.c clips each coordinate of a per-entry gradient to [-100, 100].
+_GRAD_CLIP = 100.0
+# Peak bytes per nonzero while counting: the float64 + int32 CSR accumulator
+# (12 bytes) exists up to three times at once (accumulator, chunk sum, and the
+# transpose added for the symmetric window).
+_BYTES_PER_NONZERO = 36
+# Token positions per counting chunk: chunk * window pairs (row, col, weight:
+# 16 bytes each) are summed into the accumulator at a time.
+_CHUNK_TOKENS = 1 << 20
+
+
+@dataclass
+class GloVeConfig:
+    """Hyper-parameters, named and defaulted like the reference C code's flags."""
+
+    vector_size: int = 100
+    window: int = 10
+    x_max: float = 100.0
+    alpha: float = 0.75
+    epochs: int = 25
+    learning_rate: float = 0.05
+    batch_size: int = 2048  # nonzero entries per update (fastest on one CPU thread; larger on a GPU)
+    symmetric: bool = True  # False: left context only, as cooccur.c -symmetric 0
+    max_vocab_memory_gb: float = 4.0  # bound on the co-occurrence matrix while counting
+    threads: int = 2  # torch.set_num_threads on CPU
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, field: str, expected: str) -> None:
+            if not ok:
+                raise ValueError(f"GloVeConfig.{field}={getattr(self, field)!r}: expected {expected}")
+
+        def is_int(v: object) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+        def is_num(v: object) -> bool:
+            return (is_int(v) or isinstance(v, (float, np.floating))) and math.isfinite(v)
+
+        need(is_int(self.vector_size) and self.vector_size >= 1, "vector_size", "an int >= 1")
+        need(is_int(self.window) and self.window >= 1, "window", "an int >= 1")
+        need(is_num(self.x_max) and self.x_max > 0, "x_max", "a number > 0")
+        need(is_num(self.alpha) and self.alpha >= 0, "alpha", "a number >= 0")
+        need(is_int(self.epochs) and self.epochs >= 1, "epochs", "an int >= 1")
+        need(is_num(self.learning_rate) and self.learning_rate > 0, "learning_rate", "a number > 0")
+        need(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "an int >= 1")
+        need(isinstance(self.symmetric, (bool, np.bool_)), "symmetric", "a bool")
+        need(is_num(self.max_vocab_memory_gb) and self.max_vocab_memory_gb > 0, "max_vocab_memory_gb", "a number > 0")
+        need(is_int(self.threads) and self.threads >= 1, "threads", "an int >= 1")
+
+
+def cooccurrence(
+    ids: np.ndarray,
+    offsets: np.ndarray,
+    vocab_size: int,
+    window: int,
+    symmetric: bool = True,
+    max_memory_gb: float = 4.0,
+) -> sp.coo_matrix:
+    """Distance-weighted co-occurrence counts X [vocab_size, vocab_size] (float64).
+
+    Every pair of tokens (t, t + d) with 1 <= d <= window in the same sentence
+    adds 1/d to X[ids[t], ids[t + d]] (row: the earlier word) and, when
+    ``symmetric``, also to X[ids[t + d], ids[t]]. Raises ValueError as soon as
+    the estimated peak memory, from the nonzeros counted so far, exceeds
+    ``max_memory_gb``.
+    """
+    if isinstance(window, (bool, np.bool_)) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window={window!r}: expected an int >= 1")
+    ids = np.asarray(ids, dtype=np.int64)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    V, N = int(vocab_size), len(ids)
+    # Sentence index of every token [N]: a pair counts only if both ends agree.
+    sent = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    X = sp.csr_matrix((V, V), dtype=np.float64)
+    for t0 in range(0, N, _CHUNK_TOKENS):
+        t1 = min(N, t0 + _CHUNK_TOKENS)
+        rows, cols, vals = [], [], []
+        for d in range(1, window + 1):
+            left = np.arange(t0, min(t1, N - d))  # [n_d] positions with a right neighbour at d
+            keep = left[sent[left] == sent[left + d]]
+            rows.append(ids[keep])
+            cols.append(ids[keep + d])
+            vals.append(np.full(len(keep), 1.0 / d))
+        # coo -> csr sums the duplicate (row, col) pairs of this chunk.
+        pairs = (np.concatenate(rows), np.concatenate(cols))
+        X = X + sp.coo_matrix((np.concatenate(vals), pairs), shape=(V, V)).tocsr()
+        estimate = X.nnz * (2 if symmetric else 1) * _BYTES_PER_NONZERO / 1e9
+        if estimate > max_memory_gb:
+            raise ValueError(
+                f"cooccurrence: estimated {estimate:.3g} GB for {X.nnz * (2 if symmetric else 1)} nonzeros "
+                f"(vocab {V}, window {window}) exceeds the {max_memory_gb} GB bound; shrink the vocabulary or window"
+            )
+    if symmetric:
+        X = X + X.T
+    return X.tocoo()
+
+
+def glove_weight(x, x_max: float, alpha: float):
+    """f(x) = min(1, (x / x_max)^alpha), elementwise on a numpy array or torch tensor."""
+    w = (x / x_max) ** alpha
+    return w.clamp(max=1.0) if isinstance(w, torch.Tensor) else np.minimum(w, 1.0)
+
+
+def fit_glove(
+    X: sp.spmatrix,
+    config: GloVeConfig,
+    *,
+    seed: int,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> tuple[np.ndarray, list[float]]:
+    """Fit GloVe to a co-occurrence matrix X [V, V].
+
+    Returns ``(vectors, losses)``: word + context vectors [V, vector_size]
+    (float32) and, per epoch, glove.c's reported cost 0.5 * J / nnz, summed
+    over each batch before its update.
+    """
+    device = torch.device(device)
+    if device.type == "cpu":
+        torch.set_num_threads(config.threads)
+    X = sp.csr_matrix(X, dtype=np.float64, copy=True)
+    X.sum_duplicates()  # one entry per (row, col), then only the nonzero ones
+    X.eliminate_zeros()
+    X = X.tocoo()
+    V, D = X.shape[0], config.vector_size
+    if X.shape != (V, V) or (X.data < 0).any():
+        raise ValueError(f"X: expected a square matrix of positive counts, got shape {X.shape}")
+    rows = torch.from_numpy(X.row.astype(np.int64)).to(device)  # [nnz]
+    cols = torch.from_numpy(X.col.astype(np.int64)).to(device)  # [nnz]
+    x = torch.from_numpy(X.data.astype(np.float64))
+    log_x = torch.log(x).float().to(device)  # [nnz]
+    f_x = glove_weight(x, config.x_max, config.alpha).float().to(device)  # [nnz]
+    nnz = len(log_x)
+
+    # Parameters P [2V, D + 1]: rows 0..V-1 are the word vectors w_i, rows
+    # V..2V-1 the context vectors w~_j, each with its bias in the last column
+    # (glove.c's single parameter array), uniform(-0.5, 0.5) / D. G [2V, D + 1]
+    # holds their AdaGrad accumulators, starting at 1.
+    init = (np.random.default_rng(seed).random((2 * V, D + 1), dtype=np.float32) - 0.5) / D
+    P = torch.from_numpy(init).to(device)
+    G = torch.ones_like(P)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    lr = config.learning_rate
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.epochs * nnz, unit="pair", desc="glove")
+    losses = []
+    for _ in range(config.epochs):
+        order = torch.randperm(nnz, generator=gen, device=device)
+        cost = torch.zeros((), dtype=torch.float64, device=device)
+        for b0 in range(0, nnz, config.batch_size):
+            idx = order[b0 : b0 + config.batch_size]  # [b]
+            b = len(idx)
+            both = torch.cat([rows.index_select(0, idx), cols.index_select(0, idx) + V])  # [2b] word, context rows
+            p = P.index_select(0, both)  # [2b, D + 1]
+            w, c = p[:b], p[b:]
+            diff = (w[:, :D] * c[:, :D]).sum(1) + w[:, D] + c[:, D] - log_x.index_select(0, idx)  # [b]
+            fdiff = f_x.index_select(0, idx) * diff  # [b] half the gradient of J with respect to the score
+            cost += 0.5 * (fdiff * diff).sum(dtype=torch.float64)
+            # Negated per-entry gradients [2b, D + 1]: each side's vector gradient
+            # is fdiff times the other side's vector, clipped, times the learning
+            # rate (folded into the factor and the clip); the bias gradient is
+            # fdiff itself, not scaled by the learning rate, as in glove.c.
+            neg_grad = torch.empty_like(p)
+            factor = (-lr * fdiff)[:, None]  # [b, 1]
+            torch.mul(c[:, :D], factor, out=neg_grad[:b, :D])
+            torch.mul(w[:, :D], factor, out=neg_grad[b:, :D])
+            neg_grad[:, :D].clamp_(-lr * _GRAD_CLIP, lr * _GRAD_CLIP)
+            neg_grad[:b, D] = -fdiff
+            neg_grad[b:, D] = -fdiff
+            # Steps use the accumulators from before this batch; the accumulators
+            # then grow by every per-entry squared gradient.
+            P.index_add_(0, both, G.index_select(0, both).rsqrt_().mul_(neg_grad))
+            G.index_add_(0, both, neg_grad.square_())
+            if bar is not None:
+                bar.update(b)
+        losses.append(cost.item() / max(nnz, 1))
+        if bar is not None:
+            bar.set_postfix(cost=f"{losses[-1]:.4f}")
+    if bar is not None:
+        bar.close()
+    vectors = P[:V, :D] + P[V:, :D]  # word + context vectors [V, D]
+    return vectors.cpu().numpy(), losses
+
+
+def train_glove(
+    ids: np.ndarray,
+    offsets: np.ndarray,
+    words: list[str],
+    counts: np.ndarray,
+    config: GloVeConfig,
+    *,
+    seed: int,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> KeyedVectors:
+    """Count co-occurrences in a flat corpus, fit GloVe, return word + context vectors.
+
+    ``ids`` holds the token ids of the whole corpus, sentence i being
+    ``ids[offsets[i]:offsets[i+1]]``; ``words`` is the vocabulary sorted by
+    descending count and ``counts`` its corpus frequencies (unused by GloVe
+    itself, checked for consistency).
+    """
+    ids = np.asarray(ids)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    counts = np.asarray(counts, dtype=np.int64)
+    V = len(words)
+    if counts.shape != (V,) or V == 0:
+        raise ValueError(f"counts: expected one count per word ({V} words, >= 1), got shape {counts.shape}")
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"ids: expected a 1-d integer array, got {ids.dtype} with shape {ids.shape}")
+    if len(ids) and (ids.min() < 0 or ids.max() >= V):
+        raise ValueError(f"ids: expected every id in [0, {V}), got range [{ids.min()}, {ids.max()}]")
+    if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(ids) or (np.diff(offsets) < 0).any():
+        raise ValueError(f"offsets: expected non-decreasing int offsets from 0 to len(ids)={len(ids)}")
+
+    X = cooccurrence(ids, offsets, V, config.window, config.symmetric, config.max_vocab_memory_gb)
+    vectors, _ = fit_glove(X, config, seed=seed, device=device, progress=progress)
+    kv = KeyedVectors(vector_size=config.vector_size)
+    kv.add_vectors(list(words), vectors)
+    return kv
