@@ -67,13 +67,20 @@ class Matrix:
     model_overrides: dict[str, dict] = field(default_factory=dict)
 
     def model_config(self, name: str):
-        """The resolved config of one model: defaults < variant preset < [train] < [model.NAME]."""
-        spec = MODELS[name]
-        fields = {f.name for f in dataclasses.fields(spec.config_cls)}
-        values = dict(spec.preset)
+        """The resolved model config: defaults < variant preset < [train] < [model.NAME]."""
+        return self._resolve(name, MODELS[name].config_cls, MODELS[name].preset)
+
+    def train_config(self, name: str):
+        """The resolved training-loop config (models the harness trains), else None."""
+        train_cls = MODELS[name].train_cls
+        return None if train_cls is None else self._resolve(name, train_cls, {})
+
+    def _resolve(self, name: str, cls: type, preset: dict):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = dict(preset)
         values.update({k: v for k, v in self.train.items() if k in fields})
-        values.update(self.model_overrides.get(name, {}))
-        return _build(spec.config_cls, values, f"model.{name}")
+        values.update({k: v for k, v in self.model_overrides.get(name, {}).items() if k in fields})
+        return _build(cls, values, f"model.{name}")
 
     def to_dict(self) -> dict:
         return {
@@ -183,13 +190,20 @@ def matrix_from_dict(raw: dict, name: str, where: str) -> Matrix:
             raise BenchError(f"unknown model '{model}': expected one of {', '.join(MODELS)}")
     overrides = raw.get("model", {})
     for model in overrides:
-        if model not in raw["models"]:
-            raise BenchError(f"{where}: [model.{model}] overrides a model that is not in models")
+        if model not in MODELS:
+            raise BenchError(f"{where}: [model.{model}] names an unknown model: expected one of {', '.join(MODELS)}")
+    # A matrix's overrides for models that --models left out are simply not used.
+    overrides = {model: values for model, values in overrides.items() if model in raw["models"]}
     train = raw.get("train", {})
-    accepted = {f.name for m in raw["models"] for f in dataclasses.fields(MODELS[m].config_cls)}
+    accepted = {f for m in raw["models"] for f in _field_names(m)}
     stray = sorted(set(train) - accepted)
     if stray:
         raise BenchError(f"{where}.train: key(s) {', '.join(stray)} apply to none of the models {raw['models']}")
+    for model, values in overrides.items():
+        unknown = sorted(set(values) - _field_names(model))
+        if unknown:
+            raise BenchError(f"{where}: [model.{model}] unknown key(s) {', '.join(unknown)}; "
+                             f"expected some of {', '.join(sorted(_field_names(model)))}")
     matrix = Matrix(
         name=name,
         description=str(raw.get("description", "")),
@@ -202,6 +216,16 @@ def matrix_from_dict(raw: dict, name: str, where: str) -> Matrix:
         train=train,
         model_overrides=overrides,
     )
-    for model in matrix.models:  # resolve every model config now: errors before any work
+    language_models = [m for m in matrix.models if MODELS[m].family == "lm"]
+    if language_models and matrix.vocab.unk is None:
+        raise BenchError(f"{where}.vocab.unk: the language models {', '.join(language_models)} need a closed "
+                         f"vocabulary; set vocab.unk (e.g. \"<unk>\")")
+    for model in matrix.models:  # resolve every config now: errors before any work
         matrix.model_config(model)
+        matrix.train_config(model)
     return matrix
+
+
+def _field_names(model: str) -> set[str]:
+    spec = MODELS[model]
+    return {f.name for cls in (spec.config_cls, spec.train_cls) if cls is not None for f in dataclasses.fields(cls)}

@@ -1,7 +1,12 @@
-"""The model registry: name -> family, config dataclass and how to build it.
+"""The model registry: name -> family, config dataclasses and how to build it.
 
-One contract per family. The `embedding` family builds a gensim `KeyedVectors` from
-the prepared corpus; the runner scores it with the word-vector metrics.
+One contract per family:
+
+- `embedding`: `build(prepared, config, seed, device) -> KeyedVectors`; the runner
+  scores the vectors with the word-vector metrics.
+- `lm`: `build(prepared, config, train_config, seed, device) -> TrainedLM`, whose
+  `score(ids)` gives the perplexity of a split of vocabulary ids (one stream); the
+  runner evaluates validation and test under the recorded protocol.
 """
 
 from __future__ import annotations
@@ -9,31 +14,47 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 from gensim.models import KeyedVectors
 
-from bench import baselines
+from bench import baselines, lm, ngram
+from bench.errors import BenchError
 from bench.prepared import PreparedCorpus
-from impl import word2vec
+from impl import glove, nnlm, rnn, svd, word2vec
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    family: str
-    config_cls: type
-    # (prepared corpus, model config, seed, device) -> vectors
-    build: Callable[[PreparedCorpus, object, int, torch.device], KeyedVectors]
+    family: str  # "embedding" | "lm"
+    config_cls: type  # the model's own settings
+    build: Callable  # see the module docstring for each family's signature
     description: str
     trains: bool = True  # False: pretrained, deterministic, seeds are irrelevant
-    runs_on_device: bool = True  # False: a CPU-only library (gensim)
+    runs_on_device: bool = True  # False: a CPU-only library (gensim, numpy n-grams)
     preset: dict = field(default_factory=dict)  # fixed config fields that define the variant
+    train_cls: type | None = None  # the training loop's settings, when the harness trains the model
 
 
-def _ours(prepared: PreparedCorpus, config: word2vec.Word2VecConfig, seed: int, device: torch.device):
-    train = prepared.train
-    return word2vec.train_word2vec(train.ids, train.offsets, prepared.vocab.words, prepared.vocab.counts,
-                                   config, seed=seed, device=device, progress=prepared.progress)
+@dataclass
+class TrainedLM:
+    """A fitted language model: `score(ids)` -> perplexity dict of one stream of ids."""
+
+    score: Callable[[np.ndarray], dict]
+    train_tokens: int  # tokens processed in training (all epochs), for tokens/s
+    training: dict  # the training record (history, best epoch, stopping reason); {} if none
+
+
+def _impl_vectors(train: Callable) -> Callable:
+    """Adapt an impl trainer with word2vec's signature (ids, offsets, words, counts, ...)."""
+
+    def build(prepared: PreparedCorpus, config, seed: int, device: torch.device):
+        stream = prepared.train
+        return train(stream.ids, stream.offsets, prepared.vocab.words, prepared.vocab.counts, config,
+                     seed=seed, device=device, progress=prepared.progress)
+
+    return build
 
 
 def _gensim_w2v(prepared: PreparedCorpus, config, seed: int, device: torch.device):
@@ -53,12 +74,85 @@ def _minilm(prepared: PreparedCorpus, config, seed: int, device: torch.device):
     return baselines.minilm_word_vectors(prepared.vocab.words, config, device)
 
 
+def start_id(prepared: PreparedCorpus) -> int:
+    """The id read before a split's first token: the sentence end when sentences end in
+    one (so the first sentence looks like every later one), else the unknown-word id."""
+    vocab = prepared.vocab
+    if vocab.unk_id is None:
+        raise BenchError("language models need a closed vocabulary: set vocab.unk (e.g. \"<unk>\")")
+    return vocab.eos_id if vocab.eos_id is not None else vocab.unk_id
+
+
+def _kneser_ney(prepared: PreparedCorpus, config: ngram.KNConfig, train_config, seed: int, device: torch.device):
+    model = ngram.KneserNey(config).fit(prepared.train.ids, len(prepared.vocab))
+    return TrainedLM(lambda ids: ngram.evaluate(model, ids), prepared.train.n_tokens,
+                     {"discounts": model.discounts.tolist(), "fallback_orders": model.fallback_orders})
+
+
+def _train_neural(make_model: Callable, prepared: PreparedCorpus, config, train_config: lm.LMTrainConfig,
+                  seed: int, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    torch.manual_seed(seed)  # the initialization; train_lm seeds the data order and dropout
+    model = make_model(config, len(prepared.vocab)).to(device)
+    record = lm.train_lm(model, prepared.train.ids, prepared.streams["validation"].ids, train_config, device,
+                         seed=seed, start_id=start_id(prepared), progress=prepared.progress)
+    record["parameters"] = sum(p.numel() for p in model.parameters())
+    return model, record
+
+
+def _trained_tokens(record: dict) -> int:
+    return sum(row["train_tokens"] for row in record["history"])
+
+
+def _neural_lm(make_model: Callable[[object, int], torch.nn.Module]):
+    def build(prepared: PreparedCorpus, config, train_config: lm.LMTrainConfig, seed: int, device: torch.device):
+        model, record = _train_neural(make_model, prepared, config, train_config, seed, device)
+        recurrent = model.context_kind == "recurrent"
+
+        def score(ids: np.ndarray) -> dict:
+            return lm.evaluate_perplexity(model, ids, device, start_id=start_id(prepared), bptt=train_config.bptt,
+                                          batch_size=train_config.eval_batch_size if recurrent else 1024)
+
+        return TrainedLM(score, _trained_tokens(record), record)
+
+    return build
+
+
+def _nnlm_mix(prepared: PreparedCorpus, config: nnlm.NNLMConfig, train_config: lm.LMTrainConfig, seed: int,
+              device: torch.device) -> TrainedLM:
+    """Bengio et al.'s "mix": p = λ p_NNLM + (1 - λ) p_KN5, λ chosen on validation."""
+    model, record = _train_neural(nnlm.NNLM, prepared, config, train_config, seed, device)
+    kn5 = ngram.KneserNey(ngram.KNConfig(order=5)).fit(prepared.train.ids, len(prepared.vocab))
+    first = start_id(prepared)
+
+    def mixed_log_probs(ids: np.ndarray, weight: float) -> np.ndarray:  # (N,)
+        neural = lm.window_log_probs(model, ids, device, start_id=first, batch_size=1024)
+        with np.errstate(divide="ignore"):  # log(0) at the grid's ends is -inf, which logaddexp handles
+            return np.logaddexp(np.log(weight) + neural, np.log1p(-weight) + kn5.log_prob(ids))
+
+    valid = prepared.streams["validation"].ids
+    neural_valid = lm.window_log_probs(model, valid, device, start_id=first, batch_size=1024)  # (N,)
+    kn_valid = kn5.log_prob(valid)  # (N,)
+    grid = np.linspace(0.0, 1.0, 101)
+    with np.errstate(divide="ignore"):
+        mean_log_prob = [np.logaddexp(np.log(w) + neural_valid, np.log1p(-w) + kn_valid).mean() for w in grid]
+    weight = float(grid[int(np.argmax(mean_log_prob))])
+    record["mixture_weight_nnlm"] = weight
+
+    def score(ids: np.ndarray) -> dict:
+        nll = float(-mixed_log_probs(ids, weight).sum())
+        return {"perplexity": float(np.exp(nll / len(ids))), "nll_sum": nll, "scored_tokens": len(ids),
+                "context": f"NNLM ({model.context_size} previous tokens) and kn5 (4 previous tokens), "
+                           f"weight {weight:.2f} on the NNLM chosen on validation; every token scored"}
+
+    return TrainedLM(score, _trained_tokens(record) + prepared.train.n_tokens, record)
+
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
-        ModelSpec("word2vec-cbow", "embedding", word2vec.Word2VecConfig, _ours,
+        ModelSpec("word2vec-cbow", "embedding", word2vec.Word2VecConfig, _impl_vectors(word2vec.train_word2vec),
                   "ours: Word2Vec CBOW (Mikolov et al. 2013), PyTorch", preset={"arch": "cbow"}),
-        ModelSpec("word2vec-sg", "embedding", word2vec.Word2VecConfig, _ours,
+        ModelSpec("word2vec-sg", "embedding", word2vec.Word2VecConfig, _impl_vectors(word2vec.train_word2vec),
                   "ours: Word2Vec skip-gram (Mikolov et al. 2013), PyTorch", preset={"arch": "sg"}),
         ModelSpec("gensim-cbow", "embedding", baselines.GensimWord2VecConfig, _gensim_w2v,
                   "gensim Word2Vec CBOW", runs_on_device=False, preset={"sg": False}),
@@ -72,5 +166,28 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("minilm", "embedding", baselines.MiniLMConfig, _minilm,
                   "pretrained all-MiniLM-L6-v2, a word's vector = mean-pooled output for the word alone",
                   trains=False),
+        ModelSpec("glove", "embedding", glove.GloVeConfig, _impl_vectors(glove.train_glove),
+                  "ours: GloVe (Pennington et al. 2014), PyTorch"),
+        ModelSpec("svd-ppmi", "embedding", svd.SVDConfig, _impl_vectors(svd.train_svd_ppmi),
+                  "ours: PPMI + truncated SVD (Levy, Goldberg & Dagan 2015)", runs_on_device=False),
+        ModelSpec("kn3", "lm", ngram.KNConfig, _kneser_ney, "interpolated modified Kneser-Ney trigram",
+                  runs_on_device=False, preset={"order": 3}),
+        ModelSpec("kn5", "lm", ngram.KNConfig, _kneser_ney, "interpolated modified Kneser-Ney 5-gram",
+                  runs_on_device=False, preset={"order": 5}),
+        ModelSpec("nnlm-mlp1", "lm", nnlm.NNLMConfig, _neural_lm(nnlm.NNLM),
+                  "ours: Bengio et al. 2003 MLP1 (n=5, h=50, m=60, direct connections)",
+                  preset={"n": 5, "h": 50, "m": 60, "direct": True}, train_cls=lm.LMTrainConfig),
+        ModelSpec("nnlm-mlp9", "lm", nnlm.NNLMConfig, _neural_lm(nnlm.NNLM),
+                  "ours: Bengio et al. 2003 MLP9 (n=5, h=100, m=30, no direct connections)",
+                  preset={"n": 5, "h": 100, "m": 30, "direct": False}, train_cls=lm.LMTrainConfig),
+        ModelSpec("nnlm-mix", "lm", nnlm.NNLMConfig, _nnlm_mix,
+                  "ours: Bengio et al. 2003 mix, an NNLM (MLP1 settings by default) interpolated with kn5",
+                  preset={"n": 5, "h": 50, "m": 60, "direct": True}, train_cls=lm.LMTrainConfig),
+        ModelSpec("rnn", "lm", rnn.RNNLMConfig, _neural_lm(rnn.RNNLM), "ours: Elman RNN LM (Mikolov et al. 2010)",
+                  preset={"cell": "rnn"}, train_cls=lm.LMTrainConfig),
+        ModelSpec("lstm", "lm", rnn.RNNLMConfig, _neural_lm(rnn.RNNLM), "ours: LSTM LM (Zaremba et al. 2014 style)",
+                  preset={"cell": "lstm"}, train_cls=lm.LMTrainConfig),
+        ModelSpec("gru", "lm", rnn.RNNLMConfig, _neural_lm(rnn.RNNLM), "ours: GRU LM (Cho et al. 2014)",
+                  preset={"cell": "gru"}, train_cls=lm.LMTrainConfig),
     ]
 }

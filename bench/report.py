@@ -1,7 +1,7 @@
 """Tables and the Markdown report, rendered from result JSON only (never edited by hand).
 
-`render(results_dir, out_dir)` writes `wordsim.csv`, `analogy.csv`, `throughput.csv`
-(one row per cell and seed) and `report.md` (the same aggregated over seeds, mean ± sd).
+`render(results_dir, out_dir)` writes `wordsim.csv`, `analogy.csv`, `perplexity.csv`,
+`throughput.csv` (one row per cell and seed) and `report.md` (the same aggregated over seeds, mean ± sd).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ SPEED_TARGET = 0.5
 
 
 def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
-    wordsim, analogy, throughput, failed = [], [], [], []
+    wordsim, analogy, perplexity, throughput, failed = [], [], [], [], []
     for r in results:
         cell = r["cell"]
         key = {"model": cell["model"], "corpus": cell["corpus"], "seed": cell["seed"]}
@@ -32,6 +32,9 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
         for row in r["metrics"].get("analogy", []):
             analogy.append({**key, **{k: row[k] for k in ("method", "section", "questions", "oov_questions",
                                                           "accuracy")}})
+        for row in r["metrics"].get("perplexity", []):
+            perplexity.append({**key, **{k: row[k] for k in ("split", "perplexity", "scored_tokens", "vocab_size",
+                                                             "unk_rate", "sentence_ends_scored", "context")}})
         for phase, t in r["timings"].items():
             peak = t["peak_cuda_mb"] if t.get("peak_cuda_mb") is not None else t["peak_rss_mb"]
             throughput.append({**key, "device": t["device"], "phase": phase, "tokens_per_s": t["tokens_per_s"],
@@ -39,10 +42,13 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
     columns = {
         "wordsim": ["model", "corpus", "seed", "benchmark", "pairs", "oov_pairs", "spearman", "pearson"],
         "analogy": ["model", "corpus", "seed", "method", "section", "questions", "oov_questions", "accuracy"],
+        "perplexity": ["model", "corpus", "seed", "split", "perplexity", "scored_tokens", "vocab_size", "unk_rate",
+                       "sentence_ends_scored", "context"],
         "throughput": ["model", "corpus", "seed", "device", "phase", "tokens_per_s", "wall_s", "peak_mem_mb"],
         "failed": ["model", "corpus", "seed", "error"],
     }
-    frames = {"wordsim": wordsim, "analogy": analogy, "throughput": throughput, "failed": failed}
+    frames = {"wordsim": wordsim, "analogy": analogy, "perplexity": perplexity, "throughput": throughput,
+              "failed": failed}
     return {name: pd.DataFrame(rows, columns=columns[name]) for name, rows in frames.items()}
 
 
@@ -101,6 +107,27 @@ def _analogy_section(analogy: pd.DataFrame) -> list[str]:
                 row["answered / all"] = f"{int(total.questions - total.oov_questions)}/{int(total.questions)}"
                 rows.append(row)
         lines += [f"### corpus `{corpus}` (percent)", "", _markdown(pd.DataFrame(rows)), ""]
+    return lines
+
+
+def _perplexity_section(perplexity: pd.DataFrame) -> list[str]:
+    lines = ["## Perplexity (per word, lower is better; mean ± sd over seeds)", "",
+             "Each row's protocol: vocabulary size, the unknown-token rate of the test split (unknown "
+             "words are scored as the `<unk>` symbol: a closed-vocabulary perplexity), whether "
+             "sentence ends are scored, and the context the model had.", ""]
+    for corpus, frame in perplexity.groupby("corpus", sort=False):
+        rows = []
+        for model in _model_order(frame):
+            sub = frame[frame["model"] == model]
+            test = sub[sub["split"] == "test"]
+            rows.append({"model": model, "seeds": sub["seed"].nunique(),
+                         "validation": _mean_sd(sub[sub["split"] == "validation"]["perplexity"], 1),
+                         "test": _mean_sd(test["perplexity"], 1),
+                         "vocab": int(sub["vocab_size"].iloc[0]),
+                         "test unk rate": f"{test['unk_rate'].iloc[0]:.3f}" if len(test) else "–",
+                         "sentence ends": "scored" if sub["sentence_ends_scored"].iloc[0] else "none",
+                         "context": sub["context"].iloc[-1]})
+        lines += [f"### corpus `{corpus}`", "", _markdown(pd.DataFrame(rows)), ""]
     return lines
 
 
@@ -188,8 +215,12 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
     results = load_results(results_dir)
     frames = tables(results)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("wordsim", "analogy", "throughput"):
-        frames[name].to_csv(out_dir / f"{name}.csv", index=False, float_format="%.6g")
+    for name in ("wordsim", "analogy", "perplexity", "throughput"):
+        path = out_dir / f"{name}.csv"
+        if frames[name].empty:
+            path.unlink(missing_ok=True)  # a table with no rows here: no stale file from an earlier render
+        else:
+            frames[name].to_csv(path, index=False, float_format="%.6g")
     lines = ["# lm-lineage report", "",
              f"Rendered from {len(results)} result files in `{results_dir}` by `lm-lineage report`.", ""]
     if not frames["wordsim"].empty:
@@ -198,6 +229,8 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
     if not frames["analogy"].empty:
         lines += _analogy_section(frames["analogy"])
     lines += _analogy_speed_section(results)
+    if not frames["perplexity"].empty:
+        lines += _perplexity_section(frames["perplexity"])
     if not frames["throughput"].empty:
         lines += _throughput_section(frames["throughput"])
     if not frames["failed"].empty:

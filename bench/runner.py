@@ -67,10 +67,14 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
         if not force and path.exists() and load_json(path).get("status") == "ok":
             continue
         spec = MODELS[model]
-        config = matrix.model_config(model)
-        result = _result_header(matrix, spec, config, prepared[corpus], seed, device)
+        config, train_config = matrix.model_config(model), matrix.train_config(model)
+        result = _result_header(matrix, spec, config, train_config, prepared[corpus], seed, device)
         try:
-            result.update(run_embedding_cell(spec, config, prepared[corpus], seed, device, matrix, similarity_sets))
+            if spec.family == "embedding":
+                result.update(run_embedding_cell(spec, config, prepared[corpus], seed, device, matrix,
+                                                 similarity_sets))
+            else:
+                result.update(run_lm_cell(spec, config, train_config, prepared[corpus], seed, device, matrix))
         except Exception as exc:  # recorded, not hidden: the cell is marked failed with its reason
             result.update(status="failed", error=f"{type(exc).__name__}: {exc}",
                           traceback=traceback.format_exc(limit=8))
@@ -79,7 +83,7 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
     return failed
 
 
-def _result_header(matrix: Matrix, spec: ModelSpec, config, prepared: PreparedCorpus, seed: int,
+def _result_header(matrix: Matrix, spec: ModelSpec, config, train_config, prepared: PreparedCorpus, seed: int,
                    device: torch.device) -> dict:
     return {
         "schema": SCHEMA,
@@ -87,7 +91,9 @@ def _result_header(matrix: Matrix, spec: ModelSpec, config, prepared: PreparedCo
                  "matrix": matrix.name, "description": spec.description},
         "status": "ok",
         "error": None,
-        "config": {"model": dataclasses.asdict(config), "tokenizer": dataclasses.asdict(matrix.tokenizer),
+        "config": {"model": dataclasses.asdict(config),
+                   "train": dataclasses.asdict(train_config) if train_config is not None else None,
+                   "tokenizer": dataclasses.asdict(matrix.tokenizer),
                    "vocab": dataclasses.asdict(matrix.vocab), "eval": dataclasses.asdict(matrix.eval)},
         "dataset": prepared.describe(),
         "seed": seed,
@@ -146,6 +152,42 @@ def run_embedding_cell(spec: ModelSpec, config, prepared: PreparedCorpus, seed: 
             "metric_defs": {name: dataclasses.asdict(metrics.METRICS[name])
                             for name in ("spearman", "pearson", "analogy_accuracy")},
             "vectors": {"words": len(vectors.index_to_key), "dims": int(vectors.vector_size)},
+            "timings": timings}
+
+
+def run_lm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpus, seed: int, device: torch.device,
+                matrix: Matrix) -> dict:
+    """Fit the LM on train (validation guides training), then score validation and test.
+
+    Every perplexity row carries its protocol: tokenization, vocabulary rule and size,
+    unknown-token rate of the scored split, whether sentence ends are scored, and the
+    context the model had.
+    """
+    train_device = device if spec.runs_on_device else torch.device("cpu")
+    with measure(train_device) as train_phase:
+        trained = spec.build(prepared, config, train_config, seed, train_device)
+    timings = {"train": _phase_row(train_phase, trained.train_tokens, train_device)}
+    tokenizer, vocab = matrix.tokenizer, prepared.vocab.config
+    protocol = {
+        "tokenization": f"lowercase={tokenizer.lowercase}, pattern={tokenizer.pattern}",
+        "vocab_rule": f"train words seen >= {vocab.min_count} times"
+                      + (f", at most {vocab.max_size}" if vocab.max_size else "") + f", others -> {vocab.unk}",
+        "vocab_size": len(prepared.vocab),
+        "sentence_ends_scored": vocab.eos is not None,
+    }
+    rows = []
+    for split in ("validation", "test"):
+        if split not in prepared.streams:
+            continue
+        with measure(train_device) as phase:
+            scored = trained.score(prepared.streams[split].ids)
+        if not np.isfinite(scored["perplexity"]):
+            raise FloatingPointError(f"{spec.name}: {split} perplexity is {scored['perplexity']}")
+        timings[f"eval_{split}"] = _phase_row(phase, scored["scored_tokens"], train_device)
+        rows.append({"split": split, **scored, **protocol, "unk_rate": prepared.unk_rates[split]})
+    return {"metrics": {"perplexity": rows},
+            "metric_defs": {"word_perplexity": dataclasses.asdict(metrics.METRICS["word_perplexity"])},
+            "training": trained.training,
             "timings": timings}
 
 

@@ -82,8 +82,9 @@ def test_layered_config_resolution():
     ours, theirs = matrix.model_config("word2vec-sg"), matrix.model_config("gensim-sg")
     assert (ours.arch, ours.epochs, ours.window) == ("sg", 3, 5)  # preset < [train] < --set
     assert (theirs.sg, theirs.epochs, theirs.workers) == (True, 3, 1)
-    with pytest.raises(BenchError, match=r"\[model.minilm\] overrides a model that is not in models"):
-        load_matrix("quick", ["model.minilm.batch_size=8"], models=["gensim-sg"])
+    with pytest.raises(BenchError, match=r"\[model.bert\] names an unknown model"):
+        load_matrix("quick", ["model.bert.batch_size=8"], models=["gensim-sg"])
+    assert load_matrix("quick", models=["gensim-sg"]).model_overrides == {}  # quick's CBOW override unused
 
 
 def test_list_names_everything(capsys):
