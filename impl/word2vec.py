@@ -32,8 +32,8 @@ the cost:
     turns the per-pair gathers into one gather per centre word.
   * CPU parallelism: ``threads`` Python threads split each batch's centres
     and the calling thread applies the summed steps in a fixed order, so
-    results do not depend on thread timing; torch's own OpenMP
-    pool is set to one thread. gensim instead runs Hogwild workers.
+    results do not depend on thread timing; ``intra_op_threads`` sizes torch's
+    own pool for the duration of training. gensim instead runs Hogwild workers.
   * Exact sigmoid instead of gensim's 1000-entry lookup table, and torch's
     random generators instead of gensim's linear congruential one, so results
     match gensim statistically, not bit for bit.
@@ -74,7 +74,13 @@ class Word2VecConfig:
     alpha: float | None = None
     min_alpha: float = 1e-4
     batch_size: int = 1024  # centre positions per update
-    threads: int = 2  # CPU worker threads (see _Workers); torch's own pool is set to 1
+    # CPU parallelism, two kinds (measured on 2 idle cores, offline-mix): Python workers
+    # that split each batch (see _Workers) suit skip-gram's many small bmm's (sg: 2 workers
+    # 504k tok/s vs 377k with torch threads); torch's intra-op pool suits CBOW's few large
+    # element-wise ops (cbow, batch 2048: 1.26M tok/s vs 0.96M with 2 workers). torch's
+    # OpenMP pool busy-waits, so on a loaded machine prefer workers.
+    threads: int = 2  # Python worker threads per batch
+    intra_op_threads: int = 1  # torch.set_num_threads during training (restored after)
     cbow_mean: bool = True
 
     def __post_init__(self) -> None:
@@ -97,6 +103,7 @@ class Word2VecConfig:
         need(is_num(self.ns_exponent), "ns_exponent", "a finite number")
         need(is_num(self.sample) and self.sample >= 0, "sample", "a number >= 0")
         need(is_int(self.epochs) and self.epochs >= 1, "epochs", "an int >= 1")
+        need(is_int(self.intra_op_threads) and self.intra_op_threads >= 1, "intra_op_threads", "an int >= 1")
         need(self.alpha is None or (is_num(self.alpha) and self.alpha > 0), "alpha", "None or a number > 0")
         need(is_num(self.min_alpha) and self.min_alpha >= 0, "min_alpha", "a number >= 0")
         need(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "an int >= 1")
@@ -236,9 +243,7 @@ def train_word2vec(
     # Restored on the way out: evaluation after training keeps the caller's thread count.
     torch_threads = torch.get_num_threads()
     if device.type == "cpu":
-        # Parallelism comes from _Workers; torch's OpenMP pool busy-waits at every op,
-        # which turns ~30 small ops per batch into a crawl on a loaded machine.
-        torch.set_num_threads(1)
+        torch.set_num_threads(config.intra_op_threads)
 
     gen = torch.Generator(device=device).manual_seed(seed)
     # Input vectors as gensim's prep_vectors: uniform(-1, 1) / vector_size. [V, D]

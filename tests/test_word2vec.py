@@ -235,3 +235,15 @@ def test_lee_beats_random_vectors(lee, arch, hs, negative, epochs):
     control.add_vectors(words, np.random.default_rng(0).standard_normal((len(words), 50)).astype(np.float32))
     ours, rand = _ws353(kv), _ws353(control)
     assert ours > rand + 0.1, (ours, rand)
+
+
+@pytest.mark.slow
+def test_torch_intra_op_threads_stay_deterministic_and_are_restored(lee):
+    # Tensors of this size (batch 2048 x 100 dims) are split across torch's pool, unlike the toy's.
+    ids, offsets, words, counts = lee
+    cfg = Word2VecConfig(arch="cbow", vector_size=100, epochs=1, batch_size=2048, threads=1, intra_op_threads=2)
+    before = torch.get_num_threads()
+    a = train_word2vec(ids, offsets, words, counts, cfg, seed=3).vectors
+    b = train_word2vec(ids, offsets, words, counts, cfg, seed=3).vectors
+    np.testing.assert_array_equal(a, b)
+    assert torch.get_num_threads() == before
