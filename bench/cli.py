@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-hub", action="store_true",
                      help="let datasets/transformers reach the Hugging Face hub (hub corpora need it)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--in-process", action="store_true",
+                     help="run cells in this process instead of a fresh worker each (debugging; timings then "
+                          "depend on the cells before)")
 
     report = commands.add_parser("report", help="render tables and report.md from result files")
     report.add_argument("--results", default="results", help="folder of result JSON (default: results)")
@@ -64,7 +67,8 @@ def _run(args) -> int:
                          seeds=args.seeds)
     device = resolve_device(args.device)
     out_dir = Path(args.out or f"runs/{matrix.name}")
-    failed = run_matrix(matrix, out_dir, args.data_dir, device, force=args.force, progress=not args.no_progress)
+    failed = run_matrix(matrix, out_dir, args.data_dir, device, force=args.force, progress=not args.no_progress,
+                        isolate=not args.in_process)
     path = report.render(out_dir)
     print(f"results: {out_dir}/cells, tables and report: {path}")
     if failed:
