@@ -16,7 +16,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from gensim.models import KeyedVectors
 
 from bench import baselines, lm, ngram
 from bench.errors import BenchError

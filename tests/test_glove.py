@@ -1,37 +1,17 @@
 """Unit tests for impl/glove.py; the Lee-corpus training run is marked slow."""
 
-import collections
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 from gensim.models import KeyedVectors
 from gensim.test.utils import datapath
-from gensim.utils import simple_preprocess
 
+from tests.corpora import lee as lee_corpus
+from tests.corpora import toy
 from impl.glove import GloVeConfig, cooccurrence, fit_glove, glove_weight, train_glove
 
 
-def _corpus(sentences, min_count=1):
-    """(ids, offsets, words, counts) as the harness builds them: vocabulary by descending count."""
-    freq = collections.Counter(w for s in sentences for w in s)
-    words = [w for w, c in sorted(freq.items(), key=lambda kv: -kv[1]) if c >= min_count]
-    index = {w: i for i, w in enumerate(words)}
-    ids, offsets = [], [0]
-    for s in sentences:
-        ids.extend(index[w] for w in s if w in index)
-        offsets.append(len(ids))
-    counts = np.array([freq[w] for w in words], dtype=np.int64)
-    return np.array(ids, dtype=np.int64), np.array(offsets, dtype=np.int64), words, counts
-
-
-def _toy():
-    rng = np.random.default_rng(0)
-    vocab = [f"w{i}" for i in range(30)]
-    p = 1.0 / np.arange(1, 31)
-    sentences = [list(rng.choice(vocab, size=rng.integers(1, 12), p=p / p.sum())) for _ in range(200)]
-    return _corpus(sentences)
 
 
 # --- co-occurrence counts -----------------------------------------------------------------
@@ -66,7 +46,7 @@ def test_cooccurrence_stops_at_sentence_boundaries():
 
 
 def test_cooccurrence_matches_a_python_loop():
-    ids, offsets, words, _ = _toy()
+    ids, offsets, words, _ = toy()
     V, window = len(words), 4
     expected = np.zeros((V, V))
     for s0, s1 in zip(offsets[:-1], offsets[1:]):
@@ -78,7 +58,7 @@ def test_cooccurrence_matches_a_python_loop():
 
 
 def test_cooccurrence_memory_bound():
-    ids, offsets, words, _ = _toy()
+    ids, offsets, words, _ = toy()
     with pytest.raises(ValueError, match=r"estimated [0-9.e-]+ GB for \d+ nonzeros .* exceeds the 1e-06 GB bound"):
         cooccurrence(ids, offsets, len(words), 5, max_memory_gb=1e-6)
     with pytest.raises(ValueError, match="max_vocab_memory_gb"):
@@ -130,7 +110,7 @@ def test_config_rejects(field, value):
 
 
 def test_loss_decreases_on_a_tiny_corpus():
-    ids, offsets, words, _ = _toy()
+    ids, offsets, words, _ = toy()
     X = cooccurrence(ids, offsets, len(words), 5)
     vectors, losses = fit_glove(X, GloVeConfig(vector_size=10, epochs=30, batch_size=64), seed=0)
     assert vectors.shape == (len(words), 10) and vectors.dtype == np.float32
@@ -149,7 +129,7 @@ def test_fit_recovers_a_low_rank_log_matrix():
 
 
 def test_same_seed_same_vectors():
-    ids, offsets, words, counts = _toy()
+    ids, offsets, words, counts = toy()
     cfg = GloVeConfig(vector_size=16, epochs=3, batch_size=32)
     a = train_glove(ids, offsets, words, counts, cfg, seed=6)
     b = train_glove(ids, offsets, words, counts, cfg, seed=6)
@@ -162,7 +142,7 @@ def test_same_seed_same_vectors():
 
 
 def test_train_glove_rejects_bad_inputs():
-    ids, offsets, words, counts = _toy()
+    ids, offsets, words, counts = toy()
     cfg = GloVeConfig(vector_size=4, epochs=1)
     with pytest.raises(ValueError, match="ids"):
         train_glove(ids + len(words), offsets, words, counts, cfg, seed=0)
@@ -177,8 +157,7 @@ def test_train_glove_rejects_bad_inputs():
 
 @pytest.mark.slow
 def test_lee_beats_random_vectors():
-    with open(datapath("lee_background.cor"), encoding="utf-8") as f:
-        ids, offsets, words, counts = _corpus([simple_preprocess(line) for line in f], min_count=2)
+    ids, offsets, words, counts = lee_corpus()
     cfg = GloVeConfig(vector_size=50, window=5, epochs=25, threads=1)
     kv = train_glove(ids, offsets, words, counts, cfg, seed=0)
     control = KeyedVectors(vector_size=50)

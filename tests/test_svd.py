@@ -1,6 +1,5 @@
 """Unit tests for impl/svd.py; the Lee-corpus run is marked slow."""
 
-import collections
 import math
 
 import numpy as np
@@ -8,30 +7,12 @@ import pytest
 import scipy.sparse as sp
 from gensim.models import KeyedVectors
 from gensim.test.utils import datapath
-from gensim.utils import simple_preprocess
 
+from tests.corpora import lee as lee_corpus
+from tests.corpora import toy
 from impl.svd import SVDConfig, ppmi, svd_vectors, train_svd_ppmi, window_counts
 
 
-def _corpus(sentences, min_count=1):
-    """(ids, offsets, words, counts) as the harness builds them: vocabulary by descending count."""
-    freq = collections.Counter(w for s in sentences for w in s)
-    words = [w for w, c in sorted(freq.items(), key=lambda kv: -kv[1]) if c >= min_count]
-    index = {w: i for i, w in enumerate(words)}
-    ids, offsets = [], [0]
-    for s in sentences:
-        ids.extend(index[w] for w in s if w in index)
-        offsets.append(len(ids))
-    counts = np.array([freq[w] for w in words], dtype=np.int64)
-    return np.array(ids, dtype=np.int64), np.array(offsets, dtype=np.int64), words, counts
-
-
-def _toy():
-    rng = np.random.default_rng(0)
-    vocab = [f"w{i}" for i in range(30)]
-    p = 1.0 / np.arange(1, 31)
-    sentences = [list(rng.choice(vocab, size=rng.integers(1, 12), p=p / p.sum())) for _ in range(200)]
-    return _corpus(sentences)
 
 
 # --- window counts ------------------------------------------------------------------------
@@ -47,7 +28,7 @@ def test_window_counts_by_hand():
 
 @pytest.mark.parametrize("weighted", [False, True])
 def test_window_counts_match_a_python_loop(weighted):
-    ids, offsets, words, _ = _toy()
+    ids, offsets, words, _ = toy()
     V, window = len(words), 3
     expected = np.zeros((V, V))
     for s0, s1 in zip(offsets[:-1], offsets[1:]):
@@ -133,7 +114,7 @@ def test_config_rejects(field, value):
 
 
 def test_same_seed_same_vectors():
-    ids, offsets, words, counts = _toy()
+    ids, offsets, words, counts = toy()
     cfg = SVDConfig(vector_size=8, window=3)
     a = train_svd_ppmi(ids, offsets, words, counts, cfg, seed=6)
     b = train_svd_ppmi(ids, offsets, words, counts, cfg, seed=6)
@@ -144,7 +125,7 @@ def test_same_seed_same_vectors():
 
 
 def test_vector_size_must_be_below_vocabulary():
-    ids, offsets, words, counts = _toy()
+    ids, offsets, words, counts = toy()
     with pytest.raises(ValueError, match="vector_size"):
         train_svd_ppmi(ids, offsets, words, counts, SVDConfig(vector_size=len(words)), seed=0)
 
@@ -154,8 +135,7 @@ def test_vector_size_must_be_below_vocabulary():
 
 @pytest.mark.slow
 def test_lee_beats_random_vectors():
-    with open(datapath("lee_background.cor"), encoding="utf-8") as f:
-        ids, offsets, words, counts = _corpus([simple_preprocess(line) for line in f], min_count=2)
+    ids, offsets, words, counts = lee_corpus()
     kv = train_svd_ppmi(ids, offsets, words, counts, SVDConfig(vector_size=50), seed=0)
     control = KeyedVectors(vector_size=50)
     control.add_vectors(words, np.random.default_rng(0).standard_normal((len(words), 50)).astype(np.float32))

@@ -1,15 +1,14 @@
 """Unit tests for impl/word2vec.py; the Lee-corpus training runs are marked slow."""
 
-import collections
-
 import numpy as np
 import pytest
 import torch
 from gensim.models import KeyedVectors
 from gensim.models.word2vec import _assign_binary_codes
 from gensim.test.utils import datapath
-from gensim.utils import simple_preprocess
 
+from tests.corpora import lee as lee_corpus
+from tests.corpora import toy
 from impl.word2vec import (
     Word2VecConfig,
     alias_table,
@@ -20,25 +19,6 @@ from impl.word2vec import (
 )
 
 
-def _corpus(sentences, min_count=1):
-    """(ids, offsets, words, counts) as the harness builds them: vocabulary by descending count."""
-    freq = collections.Counter(w for s in sentences for w in s)
-    words = [w for w, c in sorted(freq.items(), key=lambda kv: -kv[1]) if c >= min_count]
-    index = {w: i for i, w in enumerate(words)}
-    ids, offsets = [], [0]
-    for s in sentences:
-        ids.extend(index[w] for w in s if w in index)
-        offsets.append(len(ids))
-    counts = np.array([freq[w] for w in words], dtype=np.int64)
-    return np.array(ids, dtype=np.int64), np.array(offsets, dtype=np.int64), words, counts
-
-
-def _toy():
-    rng = np.random.default_rng(0)
-    vocab = [f"w{i}" for i in range(30)]
-    p = 1.0 / np.arange(1, 31)
-    sentences = [list(rng.choice(vocab, size=rng.integers(1, 12), p=p / p.sum())) for _ in range(200)]
-    return _corpus(sentences)
 
 
 # --- Huffman tree -------------------------------------------------------------------------
@@ -184,7 +164,7 @@ def test_bad_inputs_raise_value_error():
 
 
 def test_save_load_round_trip(tmp_path):
-    ids, offsets, words, counts = _toy()
+    ids, offsets, words, counts = toy()
     kv = train_word2vec(ids, offsets, words, counts, Word2VecConfig(vector_size=16, epochs=1), seed=5)
     assert kv.vectors.dtype == np.float32 and kv.vectors.shape == (len(words), 16)
     assert kv.index_to_key == words
@@ -198,7 +178,7 @@ def test_save_load_round_trip(tmp_path):
 
 @pytest.mark.parametrize("arch,hs,negative", [("cbow", False, 5), ("sg", True, 3)])
 def test_same_seed_same_vectors(arch, hs, negative):
-    ids, offsets, words, counts = _toy()
+    ids, offsets, words, counts = toy()
     cfg = Word2VecConfig(arch=arch, hs=hs, negative=negative, vector_size=16, epochs=2, batch_size=64)
     a = train_word2vec(ids, offsets, words, counts, cfg, seed=6).vectors
     b = train_word2vec(ids, offsets, words, counts, cfg, seed=6).vectors
@@ -213,9 +193,7 @@ def test_same_seed_same_vectors(arch, hs, negative):
 
 @pytest.fixture(scope="module")
 def lee():
-    with open(datapath("lee_background.cor"), encoding="utf-8") as f:
-        sentences = [simple_preprocess(line) for line in f]
-    return _corpus(sentences, min_count=2)
+    return lee_corpus()
 
 
 def _ws353(kv):
