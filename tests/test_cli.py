@@ -121,3 +121,16 @@ def test_small_run_writes_schema_and_tables_then_resumes(tmp_path, capsys, monke
     stamps = [c.stat().st_mtime_ns for c in cells]
     assert main(argv) == 0  # finished cells are skipped, not redone
     assert [c.stat().st_mtime_ns for c in cells] == stamps
+
+
+@pytest.mark.slow
+def test_same_seed_same_cpu_gives_identical_metrics(tmp_path, monkeypatch):
+    # Ours only: gensim's Hogwild workers are not deterministic with workers > 1.
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    argv = ["run", "--models", "word2vec-cbow,word2vec-sg", "--set", "train.epochs=2", "--no-progress"]
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for out in runs:
+        assert main([*argv, "--out", str(out)]) == 0
+    for cell in ("word2vec-cbow__lee__seed0.json", "word2vec-sg__lee__seed0.json"):
+        first, second = (json.loads((out / "cells" / cell).read_text())["metrics"] for out in runs)
+        assert first == second
