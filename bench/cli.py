@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--results", default="results", help="folder of result JSON (default: results)")
     report.add_argument("--out", default=None, help="where tables go (default: the results folder)")
 
+    flow = commands.add_parser("gradient-flow", help="the vanishing-gradient diagnostic: gradient_flow.csv")
+    flow.add_argument("--out", default="results", help="folder for gradient_flow.csv (default: results)")
+    flow.add_argument("--seeds", type=int, default=3, help="number of seeds (default: 3)")
+    flow.add_argument("--corpus", default="lee", help="text the windows come from (default: lee)")
+    flow.add_argument("--data-dir", help="data root (default: $LM_LINEAGE_DATA)")
+
     commands.add_parser("list", help="list models, corpora, matrices and metrics")
     return parser
 
@@ -75,6 +81,21 @@ def _run(args) -> int:
         print(f"{len(failed)} cell(s) failed (reasons in their JSON and in the report): "
               + ", ".join(p.stem for p in failed), file=sys.stderr)
         return 1
+    return 0
+
+
+def _gradient_flow(args) -> int:
+    from bench.diagnostics import GradientFlowConfig, gradient_flow_table
+    from bench.results import write_text_atomic
+
+    if args.seeds < 1:
+        raise BenchError(f"--seeds must be >= 1, got {args.seeds}")
+    table = gradient_flow_table(GradientFlowConfig(corpus=args.corpus), list(range(args.seeds)), args.data_dir)
+    path = Path(args.out) / "gradient_flow.csv"
+    write_text_atomic(path, table.to_csv(index=False, float_format="%.6g"))
+    far = table[table["k"] == table["k"].max()].groupby("model")["grad_norm"].mean()
+    print(f"{path}: mean |d loss_t / d h_(t-k)| at k={table['k'].max()}: "
+          + ", ".join(f"{model} {value:.3g}" for model, value in far.items()))
     return 0
 
 
@@ -110,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             path = report.render(Path(args.results), Path(args.out) if args.out else None)
             print(f"tables and report: {path}")
             return 0
+        if args.command == "gradient-flow":
+            return _gradient_flow(args)
         return _list()
     except BenchError as exc:
         print(f"lm-lineage: error: {exc}", file=sys.stderr)

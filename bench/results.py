@@ -71,13 +71,16 @@ def _nvidia_driver() -> str | None:
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=1, default=str) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
     """Write to a temp file in the same folder, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=1, sort_keys=False, default=str)
-            handle.write("\n")
+            handle.write(text)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

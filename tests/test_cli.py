@@ -134,3 +134,12 @@ def test_same_seed_same_cpu_gives_identical_metrics(tmp_path, monkeypatch):
     for cell in ("word2vec-cbow__lee__seed0.json", "word2vec-sg__lee__seed0.json"):
         first, second = (json.loads((out / "cells" / cell).read_text())["metrics"] for out in runs)
         assert first == second
+
+
+def test_gradient_flow_table_shows_the_vanishing_gradient(tmp_path, capsys):
+    assert main(["gradient-flow", "--out", str(tmp_path), "--seeds", "1"]) == 0
+    table = pd.read_csv(tmp_path / "gradient_flow.csv")
+    assert list(table.columns) == ["model", "k", "grad_norm", "seed"]
+    assert sorted(table["k"].unique()) == list(range(1, 51))
+    far = table[table["k"] == 50].set_index("model")["grad_norm"]
+    assert far["rnn"] < 1e-3 * far["lstm"]
