@@ -121,9 +121,9 @@ def _lines(dataset, text_field: str, source: str) -> list[str]:
     return [" ".join(v) if isinstance(v, list) else v for v in values]
 
 
-def _load_folder(folder: Path, text_field: str, label: str) -> RawCorpus:
+def load_folder_dataset(folder: Path, label: str):
+    """`load_dataset(folder)` and the split files it read, or one line naming what is wrong."""
     datasets = _quiet_datasets()
-
     files = sorted(p for p in folder.iterdir() if p.suffix in (".txt", ".jsonl", ".json"))
     if not files:
         raise BenchError(f"corpus '{label}': folder {folder} holds no .txt/.jsonl split files")
@@ -131,6 +131,28 @@ def _load_folder(folder: Path, text_field: str, label: str) -> RawCorpus:
         loaded = datasets.load_dataset(str(folder))
     except Exception as exc:  # datasets raises many types; the user needs one line
         raise BenchError(f"corpus '{label}': load_dataset({folder}) failed: {_first_line(exc)}") from exc
+    return loaded, files
+
+
+def _data_root_for(name: str, data_dir: str | Path | None) -> Path:
+    root = resolve_data_dir(data_dir)
+    if root is None:
+        raise BenchError(f"corpus '{name}' lives under a data root: pass --data-dir or set "
+                         f"${DATA_ENV} (e.g. ../shared/data)")
+    return root
+
+
+def local_folder(spec: CorpusSpec, data_dir: str | Path | None) -> Path:
+    """The folder of a local registry corpus under the data root, or one line saying why not."""
+    root = _data_root_for(spec.name, data_dir)
+    folder = root / spec.folder
+    if not folder.is_dir():
+        raise BenchError(f"corpus '{spec.name}': expected folder {folder} under the data root {root}")
+    return folder
+
+
+def _load_folder(folder: Path, text_field: str, label: str) -> RawCorpus:
+    loaded, files = load_folder_dataset(folder, label)
     splits = {split: _lines(loaded[split], text_field, f"{folder}/{split}")
               for split in SPLITS if split in loaded}
     return RawCorpus(
@@ -207,15 +229,10 @@ def load_corpus(name: str, data_dir: str | Path | None = None) -> RawCorpus:
         corpus = _load_embedded_lee()
     elif spec.kind == "hub":
         corpus = _load_hub(spec)
+    elif spec.kind == "local":
+        corpus = _load_local(spec, data_dir)
     else:
-        root = resolve_data_dir(data_dir)
-        if root is None:
-            raise BenchError(f"corpus '{name}' lives under a data root: pass --data-dir or set "
-                             f"${DATA_ENV} (e.g. ../shared/data)")
-        if spec.kind == "local":
-            corpus = _load_local(spec, root)
-        else:
-            corpus = _load_composite(spec, root)
+        corpus = _load_composite(spec, data_dir)
     for split, lines in corpus.splits.items():
         if not any(line.strip() for line in lines):
             raise BenchError(f"corpus '{name}': split '{split}' is empty")
@@ -225,14 +242,12 @@ def load_corpus(name: str, data_dir: str | Path | None = None) -> RawCorpus:
     return corpus
 
 
-def _load_local(spec: CorpusSpec, root: Path) -> RawCorpus:
-    folder = root / spec.folder
-    if not folder.is_dir():
-        raise BenchError(f"corpus '{spec.name}': expected folder {folder} under the data root {root}")
-    return _load_folder(folder, spec.text_field, spec.name)
+def _load_local(spec: CorpusSpec, data_dir: str | Path | None) -> RawCorpus:
+    return _load_folder(local_folder(spec, data_dir), spec.text_field, spec.name)
 
 
-def _load_composite(spec: CorpusSpec, root: Path) -> RawCorpus:
+def _load_composite(spec: CorpusSpec, data_dir: str | Path | None) -> RawCorpus:
+    root = _data_root_for(spec.name, data_dir)
     parts = [_load_local(CORPORA[part], root) for part in spec.parts]
     train = [line for part in parts for line in part.splits["train"]]
     digest = hashlib.sha256("".join(part.fingerprint["sha256"] for part in parts).encode()).hexdigest()

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from gensim.models import KeyedVectors
 
-from bench.datasets import CORPORA, DATA_ENV, SPLITS, _first_line, _sha256_files, resolve_data_dir
+from bench.datasets import CORPORA, SPLITS, _sha256_files, load_folder_dataset, local_folder
 from bench.errors import BenchError
 
 # Suffixes of the Brown tag set that mark where a word stands, not what it is.
@@ -102,27 +102,13 @@ def _tagged_folder(name: str, data_dir: str | Path | None) -> Path:
     if spec.kind != "local":
         raise BenchError(f"corpus '{name}' has no '{TAGS_FIELD}' field: a probe needs a local corpus of "
                          f"{{'{TOKENS_FIELD}': [...], '{TAGS_FIELD}': [...]}} lines, such as brown-pos")
-    root = resolve_data_dir(data_dir)
-    if root is None:
-        raise BenchError(f"corpus '{name}' lives under a data root: pass --data-dir or set ${DATA_ENV}")
-    folder = root / spec.folder
-    if not folder.is_dir():
-        raise BenchError(f"corpus '{name}': expected folder {folder} under the data root {root}")
-    return folder
+    return local_folder(spec, data_dir)
 
 
 def load_tagged_corpus(name: str, data_dir: str | Path | None = None, strip: bool = True) -> TaggedCorpus:
     """A registry name (brown-pos) or a folder of jsonl splits, each line {tokens: [...], tags: [...]}."""
-    import datasets
-
     folder = _tagged_folder(name, data_dir)
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".txt", ".jsonl", ".json"))
-    if not files:
-        raise BenchError(f"corpus '{name}': folder {folder} holds no .txt/.jsonl split files")
-    try:
-        loaded = datasets.load_dataset(str(folder))
-    except Exception as exc:  # datasets raises many types; the user needs one line
-        raise BenchError(f"corpus '{name}': load_dataset({folder}) failed: {_first_line(exc)}") from exc
+    loaded, files = load_folder_dataset(folder, name)
     splits = {}
     for split in SPLITS:
         if split not in loaded:
