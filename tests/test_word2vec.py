@@ -202,12 +202,15 @@ def _ws353(kv):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "arch,hs,negative,epochs",
-    [("cbow", False, 5, 20), ("sg", False, 5, 20), ("cbow", True, 0, 20), ("sg", True, 0, 20)],
+    "arch,hs,negative,epochs,shared",
+    [("cbow", False, 5, 20, True), ("sg", False, 5, 20, True), ("sg", True, 2, 20, False), ("cbow", True, 0, 20, True),
+     ("sg", True, 0, 20, True)],
 )
-def test_lee_beats_random_vectors(lee, arch, hs, negative, epochs):
+def test_lee_beats_random_vectors(lee, arch, hs, negative, epochs, shared):
+    # shared=False: gensim's fresh noise words per (centre, context) pair, next to the Huffman path.
     ids, offsets, words, counts = lee
-    cfg = Word2VecConfig(arch=arch, hs=hs, negative=negative, vector_size=50, epochs=epochs, batch_size=256)
+    cfg = Word2VecConfig(arch=arch, hs=hs, negative=negative, vector_size=50, epochs=epochs, batch_size=256,
+                         sg_shared_negatives=shared)
     kv = train_word2vec(ids, offsets, words, counts, cfg, seed=0)
     control = KeyedVectors(vector_size=50)
     control.add_vectors(words, np.random.default_rng(0).standard_normal((len(words), 50)).astype(np.float32))
