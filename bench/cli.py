@@ -40,16 +40,30 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--in-process", action="store_true",
                      help="run cells in this process instead of a fresh worker each (debugging; timings then "
                           "depend on the cells before)")
+    run.add_argument("--precision", default="fp32",
+                     help="fp32 | bf16: bf16 autocast of the forward passes of the LMs bench.lm trains, on CUDA "
+                          "only (default: fp32)")
+    run.add_argument("--executor", default="local",
+                     help="local: one cell at a time on this machine (default) | ray: cells as Ray tasks")
+    run.add_argument("--ray-address",
+                     help="with --executor ray: HOST:PORT or ray://HOST:PORT of a running cluster, auto (the one "
+                          "`ray start` made here, or $RAY_ADDRESS; the default) or local (a private one)")
+    run.add_argument("--ray-cpus", type=float, help="with --executor ray: CPUs each cell asks for (default: 1)")
 
-    report = commands.add_parser("report", help="render tables and report.md from result files")
+    report = commands.add_parser("report", help="render tables, report.md and report.html from result files")
     report.add_argument("--results", default="results", help="folder of result JSON (default: results)")
     report.add_argument("--out", default=None, help="where tables go (default: the results folder)")
 
-    flow = commands.add_parser("gradient-flow", help="the vanishing-gradient diagnostic: gradient_flow.csv")
-    flow.add_argument("--out", default="results", help="folder for gradient_flow.csv (default: results)")
+    flow = commands.add_parser("gradient-flow", help="the vanishing-gradient diagnostic: gradient_flow.csv and .png")
+    flow.add_argument("--out", default="results", help="folder for gradient_flow.csv and .png (default: results)")
     flow.add_argument("--seeds", type=int, default=3, help="number of seeds (default: 3)")
     flow.add_argument("--corpus", default="lee", help="text the windows come from (default: lee)")
     flow.add_argument("--data-dir", help="data root (default: $LM_LINEAGE_DATA)")
+
+    gates = commands.add_parser("gates", help="record the quality gates' seed spread (bench.gates)")
+    gates.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1), at least 2 (default: 5)")
+    gates.add_argument("--out", default="results/quality_gates.json",
+                       help="the JSON file the gate tests read (default: results/quality_gates.json)")
 
     commands.add_parser("list", help="list models, corpora, matrices and metrics")
     return parser
@@ -65,16 +79,20 @@ def _run(args) -> int:
             os.environ[name] = "0"
     from bench import report
     from bench.config import load_matrix
-    from bench.runner import resolve_device, run_matrix
+    from bench.runner import resolve_precision, run_matrix
 
     if args.seeds is not None and args.seeds < 1:
         raise BenchError(f"--seeds must be >= 1, got {args.seeds}")
     matrix = load_matrix(args.matrix, args.set, models=_split(args.models), corpora=_split(args.corpus),
                          seeds=args.seeds)
-    device = resolve_device(args.device)
     out_dir = Path(args.out or f"runs/{matrix.name}")
-    failed = run_matrix(matrix, out_dir, args.data_dir, device, force=args.force, progress=not args.no_progress,
-                        isolate=not args.in_process)
+    executor = _executor(args)
+    try:
+        device = executor.resolve_device(args.device)
+        failed = run_matrix(matrix, out_dir, args.data_dir, device, force=args.force, progress=not args.no_progress,
+                            executor=executor, precision=resolve_precision(args.precision, device))
+    finally:
+        executor.close()
     path = report.render(out_dir)
     print(f"results: {out_dir}/cells, tables and report: {path}")
     if failed:
@@ -84,18 +102,47 @@ def _run(args) -> int:
     return 0
 
 
+def _executor(args):
+    """The executor --executor names; Ray connects here, before anything is written."""
+    from bench.runner import LocalExecutor, RayExecutor
+
+    if args.executor == "local":
+        if args.ray_address is not None or args.ray_cpus is not None:
+            raise BenchError("--ray-address and --ray-cpus need --executor ray")
+        return LocalExecutor(isolate=not args.in_process)
+    if args.executor == "ray":
+        if args.in_process:
+            raise BenchError("--in-process needs --executor local")
+        return RayExecutor(args.ray_address or "auto", 1.0 if args.ray_cpus is None else args.ray_cpus)
+    raise BenchError(f"--executor {args.executor!r}: expected local or ray")
+
+
 def _gradient_flow(args) -> int:
+    from bench import plots
     from bench.diagnostics import GradientFlowConfig, gradient_flow_table
-    from bench.results import write_text_atomic
+    from bench.results import write_bytes_atomic, write_text_atomic
 
     if args.seeds < 1:
         raise BenchError(f"--seeds must be >= 1, got {args.seeds}")
     table = gradient_flow_table(GradientFlowConfig(corpus=args.corpus), list(range(args.seeds)), args.data_dir)
     path = Path(args.out) / "gradient_flow.csv"
     write_text_atomic(path, table.to_csv(index=False, float_format="%.6g"))
+    write_bytes_atomic(path.with_suffix(".png"), plots.gradient_flow(table))
     far = table[table["k"] == table["k"].max()].groupby("model")["grad_norm"].mean()
-    print(f"{path}: mean |d loss_t / d h_(t-k)| at k={table['k'].max()}: "
+    print(f"{path} (plot: {path.with_suffix('.png').name}): mean |d loss_t / d h_(t-k)| at k={table['k'].max()}: "
           + ", ".join(f"{model} {value:.3g}" for model, value in far.items()))
+    return 0
+
+
+def _gates(args) -> int:
+    from bench.gates import record_gates
+    from bench.results import write_json_atomic
+
+    if args.seeds < 2:
+        raise BenchError(f"--seeds must be >= 2 (a gate's tolerance is the spread over seeds), got {args.seeds}")
+    payload = record_gates(list(range(args.seeds)))
+    write_json_atomic(Path(args.out), payload)
+    print(f"{args.out}: {len(payload['gates'])} quality gates over {args.seeds} seeds")
     return 0
 
 
@@ -129,10 +176,12 @@ def main(argv: list[str] | None = None) -> int:
             from bench import report
 
             path = report.render(Path(args.results), Path(args.out) if args.out else None)
-            print(f"tables and report: {path}")
+            print(f"tables and report: {path} and {path.with_suffix('.html')}")
             return 0
         if args.command == "gradient-flow":
             return _gradient_flow(args)
+        if args.command == "gates":
+            return _gates(args)
         return _list()
     except BenchError as exc:
         print(f"lm-lineage: error: {exc}", file=sys.stderr)

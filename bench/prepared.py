@@ -9,8 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from bench.datasets import load_corpus
-from bench.vocab import TokenizerConfig, TokenStream, Vocab, VocabConfig, build_vocab, tokenize_corpus
+from bench.errors import BenchError
+from bench.vocab import (TokenizedCorpus, TokenizerConfig, TokenStream, Vocab, VocabConfig, build_vocab,
+                         tokenize_corpus)
 
 
 @dataclass
@@ -20,6 +24,7 @@ class PreparedCorpus:
     streams: dict[str, TokenStream]  # split -> vocab ids
     unk_rates: dict[str, float]  # split -> fraction of corpus tokens outside the vocabulary
     fingerprint: dict
+    tokenized: TokenizedCorpus = field(repr=False)  # every split before the vocabulary rule
     progress: bool = False
     _sentences: list[list[str]] | None = field(default=None, repr=False)
 
@@ -32,6 +37,11 @@ class PreparedCorpus:
         if self._sentences is None:
             self._sentences = self.train.sentences(self.vocab.words)
         return self._sentences
+
+    def split_words(self, split: str) -> list[list[str]]:
+        """A split's sentences as the tokenizer's words, before the vocabulary rule (no
+        `<unk>`, no sentence ends): the text an open-vocabulary model reads."""
+        return self.tokenized.splits[split].sentences(self.tokenized.types)
 
     def describe(self) -> dict:
         """The dataset block of a result: where the data came from and what the model saw."""
@@ -46,8 +56,26 @@ class PreparedCorpus:
 def prepare_corpus(name: str, data_dir: str | Path | None, tokenizer: TokenizerConfig, vocab_config: VocabConfig,
                    progress: bool = False) -> PreparedCorpus:
     tokenized = tokenize_corpus(load_corpus(name, data_dir), tokenizer)
+    if vocab_config.eos is not None:
+        _check_no_line_is_cut(tokenized, vocab_config.eos)
     vocab = build_vocab(tokenized, vocab_config)
     streams, unk_rates = {}, {}
     for split, stream in tokenized.splits.items():
         streams[split], unk_rates[split] = vocab.numericalize(stream)
-    return PreparedCorpus(name, vocab, streams, unk_rates, tokenized.fingerprint, progress)
+    return PreparedCorpus(name, vocab, streams, unk_rates, tokenized.fingerprint, tokenized, progress)
+
+
+def _check_no_line_is_cut(tokenized: TokenizedCorpus, eos: str) -> None:
+    """With sentence ends scored, a line is a sentence: the tokenizer must not cut one.
+
+    A line longer than tokenizer.max_sentence_len is cut into pieces of exactly that
+    length, and each piece would get a false sentence end. A piece and a line of exactly
+    max_sentence_len tokens look the same after tokenization, so both are refused.
+    """
+    limit = tokenized.tokenizer.max_sentence_len
+    for split, stream in tokenized.splits.items():
+        longest = int(np.diff(stream.offsets).max(initial=0))
+        if longest >= limit:
+            raise BenchError(f"tokenizer.max_sentence_len={limit}: a line of split '{split}' reaches it, and lines "
+                             f"that long are cut into pieces that would each end in a false sentence end "
+                             f"(vocab.eos={eos!r}); expected max_sentence_len above the longest line")

@@ -16,6 +16,10 @@ and `+` (contractions such as `PPSS+BER`).
 Two references put an accuracy in context: the majority tag (every token gets the most
 frequent train tag) and the most-frequent-tag-per-word baseline (unknown words get the
 majority tag). Test tokens whose tag never occurs in train count as errors everywhere.
+
+A layered representation (ELMo's L + 1 layers) is probed layer by layer and through a
+scalar mix of its layers (`run_layer_probes`): the mix weights are learned with the probe,
+as Peters et al. learn them with the task model, and the features are extracted once.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from gensim.models import KeyedVectors
 
 from bench.datasets import CORPORA, SPLITS, _sha256_files, load_folder_dataset, local_folder
 from bench.errors import BenchError
+from impl.elmo import ScalarMix
 
 # Suffixes of the Brown tag set that mark where a word stands, not what it is.
 TAG_SUFFIXES = ("-TL", "-HL", "-NC")
@@ -42,6 +48,7 @@ Featurizer = Callable[[list[list[str]]], list[torch.Tensor]]
 
 @dataclass
 class ProbeConfig:
+    corpus: str | None = None  # the tagged corpus a run probes its models on (brown-pos); None: no probe
     strip_tags: bool = True  # drop -TL/-HL/-NC (the probe then has fewer, purely syntactic classes)
     epochs: int = 10
     lr: float = 1e-2  # Adam
@@ -49,8 +56,11 @@ class ProbeConfig:
     weight_decay: float = 0.0
     feature_batch: int = 64  # sentences per featurize call
     max_train_sentences: int | None = None  # the first n train sentences only (features cost memory)
+    max_eval_sentences: int | None = None  # the first n sentences of the scored split only
 
     def __post_init__(self):
+        if self.corpus is not None and (not isinstance(self.corpus, str) or not self.corpus):
+            raise ValueError(f"corpus must be a corpus name or folder, or unset, got {self.corpus!r}")
         for name in ("epochs", "batch_size", "feature_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -58,8 +68,10 @@ class ProbeConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.max_train_sentences is not None and self.max_train_sentences < 1:
-            raise ValueError(f"max_train_sentences must be >= 1 or unset, got {self.max_train_sentences}")
+        for name in ("max_train_sentences", "max_eval_sentences"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} must be an integer >= 1 or unset, got {value!r}")
 
 
 @dataclass
@@ -223,6 +235,22 @@ def static_coverage(kv: KeyedVectors, sentences: list[list[str]]) -> float:
     return sum(row >= 0 for row in rows) / len(rows)
 
 
+class MixedLinearProbe(nn.Module):
+    """A scalar mix of the layers (b, L+1, D) -> (b, D), then a softmax regression.
+
+    Still linear in the features: the mix only ties the weights given to each layer's copy
+    of a dimension to one learned scale per layer.
+    """
+
+    def __init__(self, n_layers: int, dim: int, n_classes: int):
+        super().__init__()
+        self.mix = ScalarMix(n_layers)
+        self.linear = nn.Linear(dim, n_classes)
+
+    def forward(self, layers: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.mix(layers.transpose(0, 1)))  # ScalarMix wants the layers first: (L+1, b, D)
+
+
 def train_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
                        test_labels: torch.Tensor, *, epochs: int, lr: float, seed: int, device: torch.device | str,
                        weight_decay: float = 0.0, batch_size: int = 1024) -> float:
@@ -232,21 +260,34 @@ def train_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
     (a tag unseen in train), which counts as an error. Features are standardized with the
     train mean and standard deviation first (an affine map, so the probe stays linear) so
     that one lr suits representations of any scale. Mini-batch Adam over shuffled tokens.
+    Features (N, L+1, D) are layers, each standardized on its own, that a
+    `MixedLinearProbe` mixes.
     """
+    return fit_linear_probe(train_features, train_labels, test_features, test_labels, epochs=epochs, lr=lr,
+                            seed=seed, device=device, weight_decay=weight_decay, batch_size=batch_size)[0]
+
+
+def fit_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+                     test_labels: torch.Tensor, *, epochs: int, lr: float, seed: int, device: torch.device | str,
+                     weight_decay: float = 0.0, batch_size: int = 1024) -> tuple[float, nn.Module]:
+    """`train_linear_probe`, also returning the trained probe (a mixed probe's weights are read off it)."""
     if train_labels.min() < 0:
         raise ValueError("train_labels must be class ids >= 0")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    mean = train_features.mean(dim=0)  # (D,)
-    std = train_features.std(dim=0).clamp_min(1e-6)  # (D,): constant features stay 0, not NaN
+    mean = train_features.mean(dim=0)  # (D,) or (L+1, D)
+    std = train_features.std(dim=0).clamp_min(1e-6)  # constant features stay 0, not NaN
     n_classes = int(train_labels.max()) + 1
-    probe = torch.nn.Linear(train_features.shape[1], n_classes).to(device)
+    if train_features.dim() == 3:
+        probe = MixedLinearProbe(train_features.shape[1], train_features.shape[2], n_classes).to(device)
+    else:
+        probe = nn.Linear(train_features.shape[1], n_classes).to(device)
     optimizer = torch.optim.Adam(probe.parameters(), lr=lr, weight_decay=weight_decay)
     for _ in range(epochs):
         order = torch.randperm(len(train_labels), generator=generator)
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            x = ((train_features[batch] - mean) / std).to(device)  # (b, D)
+            x = ((train_features[batch] - mean) / std).to(device)  # (b, D) or (b, L+1, D)
             loss = F.cross_entropy(probe(x), train_labels[batch].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -257,18 +298,38 @@ def train_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
             x = ((test_features[start:start + batch_size] - mean) / std).to(device)
             predicted = probe(x).argmax(dim=-1).cpu()  # (b,)
             correct += int((predicted == test_labels[start:start + batch_size]).sum())
-    return correct / len(test_labels)
+    return correct / len(test_labels), probe
+
+
+def probe_splits(corpus: TaggedCorpus, config: ProbeConfig, eval_split: str) -> tuple[TaggedSplit, TaggedSplit]:
+    """The train and scored sentences, cut to the configured slices."""
+    if eval_split not in corpus.splits:
+        raise BenchError(f"corpus '{corpus.name}' has no '{eval_split}' split")
+    train, test = corpus.splits["train"], corpus.splits[eval_split]
+    if config.max_train_sentences is not None:
+        train = TaggedSplit(train.tokens[:config.max_train_sentences], train.tags[:config.max_train_sentences])
+    if config.max_eval_sentences is not None:
+        test = TaggedSplit(test.tokens[:config.max_eval_sentences], test.tags[:config.max_eval_sentences])
+    return train, test
+
+
+def _references(train: TaggedSplit, test: TaggedSplit, index: dict[str, int], test_labels: torch.Tensor) -> dict:
+    """Both baselines and the sizes, on the sentences the probe sees."""
+    return {
+        "most_frequent_tag_accuracy": most_frequent_tag_baseline(train.tokens, train.tags, test.tokens, test.tags),
+        "majority_tag_accuracy": majority_tag_baseline(train.tags, test.tags),
+        "n_tags": len(index),
+        "train_tokens": train.n_tokens,
+        "eval_tokens": len(test_labels),
+        "unseen_tag_rate": float((test_labels < 0).float().mean()),
+    }
 
 
 def run_probe(featurize: Featurizer, corpus: TaggedCorpus, config: ProbeConfig, *, seed: int,
               device: torch.device | str, eval_split: str = "test") -> dict:
     """Probe accuracy of one representation on corpus (trained on train, scored on eval_split),
     with both baselines computed on the same sentences."""
-    if eval_split not in corpus.splits:
-        raise BenchError(f"corpus '{corpus.name}' has no '{eval_split}' split")
-    train, test = corpus.splits["train"], corpus.splits[eval_split]
-    if config.max_train_sentences is not None:
-        train = TaggedSplit(train.tokens[:config.max_train_sentences], train.tags[:config.max_train_sentences])
+    train, test = probe_splits(corpus, config, eval_split)
     index = tag_index(train.tags)
     train_labels, test_labels = encode_tags(train.tags, index), encode_tags(test.tags, index)
     accuracy = train_linear_probe(
@@ -276,12 +337,32 @@ def run_probe(featurize: Featurizer, corpus: TaggedCorpus, config: ProbeConfig, 
         extract_features(featurize, test.tokens, config.feature_batch), test_labels,
         epochs=config.epochs, lr=config.lr, seed=seed, device=device, weight_decay=config.weight_decay,
         batch_size=config.batch_size)
-    return {
-        "accuracy": accuracy,
-        "most_frequent_tag_accuracy": most_frequent_tag_baseline(train.tokens, train.tags, test.tokens, test.tags),
-        "majority_tag_accuracy": majority_tag_baseline(train.tags, test.tags),
-        "n_tags": len(index),
-        "train_tokens": len(train_labels),
-        "eval_tokens": len(test_labels),
-        "unseen_tag_rate": float((test_labels < 0).float().mean()),
-    }
+    return {"accuracy": accuracy, **_references(train, test, index, test_labels)}
+
+
+def run_layer_probes(featurize: Featurizer, n_layers: int, corpus: TaggedCorpus, config: ProbeConfig, *, seed: int,
+                     device: torch.device | str, eval_split: str = "test") -> dict:
+    """Probe accuracy of every layer of a layered representation and of a learned scalar mix.
+
+    featurize returns one (len, n_layers * D) tensor per sentence: the layers side by side,
+    layer 0 first. Every probe gets the same seed, sentences and settings. Returns
+    {"layers": {"0": accuracy, ..., "mix": accuracy}, "mix_weights": softmax(w) per layer,
+    "mix_gamma", and the baselines and sizes of `run_probe`}.
+    """
+    train, test = probe_splits(corpus, config, eval_split)
+    index = tag_index(train.tags)
+    train_labels, test_labels = encode_tags(train.tags, index), encode_tags(test.tags, index)
+    train_layers = extract_features(featurize, train.tokens, config.feature_batch)  # (N, n_layers * D)
+    test_layers = extract_features(featurize, test.tokens, config.feature_batch)  # (M, n_layers * D)
+    if train_layers.shape[1] % n_layers:
+        raise ValueError(f"featurize returned {train_layers.shape[1]} features, not a multiple of {n_layers} layers")
+    train_layers = train_layers.view(len(train_labels), n_layers, -1)  # (N, n_layers, D): views, no copies
+    test_layers = test_layers.view(len(test_labels), n_layers, -1)  # (M, n_layers, D)
+    settings = dict(epochs=config.epochs, lr=config.lr, seed=seed, device=device,
+                    weight_decay=config.weight_decay, batch_size=config.batch_size)
+    accuracies = {str(layer): train_linear_probe(train_layers[:, layer], train_labels, test_layers[:, layer],
+                                                 test_labels, **settings)
+                  for layer in range(n_layers)}
+    accuracies["mix"], mixed = fit_linear_probe(train_layers, train_labels, test_layers, test_labels, **settings)
+    return {"layers": accuracies, "mix_weights": torch.softmax(mixed.mix.weights.detach(), 0).tolist(),
+            "mix_gamma": mixed.mix.gamma.item(), **_references(train, test, index, test_labels)}

@@ -1,26 +1,65 @@
-"""Tables and the Markdown report, rendered from result JSON only (never edited by hand).
+"""Tables and the reports, rendered from result files only (never edited by hand).
 
 `render(results_dir, out_dir)` writes `wordsim.csv`, `analogy.csv`, `perplexity.csv`,
-`throughput.csv` (one row per cell and seed) and `report.md` (the same aggregated over seeds, mean ± sd).
+`throughput.csv` (one row per cell and seed), `pos_probe.csv` (when cells probed), `report.md` (the same aggregated over seeds,
+mean ± sd) and `report.html` (the same sections and tables plus the figures of
+`bench.plots`, embedded, so the one file can be mailed or archived). `results_dir` may be one
+matrix's output or a folder of several (every `*.json` result below it is read), with the
+diagnostics' `gradient_flow.csv` and `pos_probe.csv` at its top level.
+
+Sections are built once as a list of blocks, then written twice: a `str` is one line of a
+small Markdown subset (`#` headings, `- ` items, paragraphs with `code`), a DataFrame is a
+table and a `Figure` an image (HTML only: report.md keeps to the numbers).
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from bench.results import load_results
+from bench import plots
+from bench.errors import BenchError
+from bench.results import load_results, write_text_atomic
 
 PARITY_PAIRS = (("word2vec-cbow", "gensim-cbow"), ("word2vec-sg", "gensim-sg"))
 PARITY_BENCHMARKS = ("WS-353-ALL", "SIMLEX-999", "MEN-TR-3k")
 PARITY_TOLERANCE = 0.02
 SPEED_TARGET = 0.5
+GRADIENT_FLOW_KS = (1, 5, 10, 20, 50)  # the distances the gradient-flow table shows (the figure has every k)
+
+
+@dataclass(frozen=True)
+class Figure:
+    png: bytes | None  # None: nothing to plot, and the section says why in words instead
+    alt: str
+
+
+Block = str | pd.DataFrame | Figure
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A table a diagnostic writes at the top of a results folder (it has no result JSON)."""
+    file: str
+    columns: tuple[str, ...]
+    producer: str  # how to make the file: the report says it where the file is absent
+
+
+GRADIENT_FLOW = Diagnostic("gradient_flow.csv", ("model", "k", "grad_norm", "seed"),
+                           "run `lm-lineage gradient-flow --out DIR`")
+POS_PROBE = Diagnostic("pos_probe.csv", ("model", "corpus", "seed", "layer", "accuracy"),
+                       "the ELMo layer probe (`bench.probe.run_probe`, one row per model, corpus, seed and layer) "
+                       "writes it: run a matrix with a `[probe]` section, e.g. `lm-lineage run --matrix elmo`")
 
 
 def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
-    wordsim, analogy, perplexity, throughput, failed = [], [], [], [], []
+    wordsim, analogy, perplexity, throughput, failed, pos_probe = [], [], [], [], [], []
     for r in results:
         cell = r["cell"]
         key = {"model": cell["model"], "corpus": cell["corpus"], "seed": cell["seed"]}
@@ -28,13 +67,20 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
             failed.append({**key, "error": r["error"]})
             continue
         for row in r["metrics"].get("wordsim", []):
-            wordsim.append({**key, **{k: row[k] for k in ("benchmark", "pairs", "oov_pairs", "spearman", "pearson")}})
+            # A cell that yields several models' rows (the biLM) names each row's model.
+            wordsim.append({**key, "model": row.get("model", cell["model"]),
+                            **{k: row[k] for k in ("benchmark", "pairs", "oov_pairs", "spearman", "pearson")}})
         for row in r["metrics"].get("analogy", []):
-            analogy.append({**key, **{k: row[k] for k in ("method", "section", "questions", "oov_questions",
-                                                          "accuracy")}})
+            analogy.append({**key, "model": row.get("model", cell["model"]),
+                            **{k: row[k] for k in ("method", "section", "questions", "oov_questions", "accuracy")}})
         for row in r["metrics"].get("perplexity", []):
-            perplexity.append({**key, **{k: row[k] for k in ("split", "perplexity", "scored_tokens", "vocab_size",
-                                                             "unk_rate", "sentence_ends_scored", "context")}})
+            perplexity.append({**key, "model": row.get("model", cell["model"]),
+                               **{k: row[k] for k in ("split", "perplexity", "scored_tokens", "vocab_size",
+                                                      "unk_rate", "sentence_ends_scored", "context")}})
+        for row in r["metrics"].get("pos_probe", []):
+            # corpus: the tagged corpus probed; train_corpus: the one the model was trained on.
+            pos_probe.append({**key, "model": row["model"], "corpus": row["probe_corpus"], "layer": str(row["layer"]),
+                              "accuracy": row["accuracy"], "train_corpus": cell["corpus"]})
         for phase, t in r["timings"].items():
             peak = t["peak_cuda_mb"] if t.get("peak_cuda_mb") is not None else t["peak_rss_mb"]
             throughput.append({**key, "device": t["device"], "phase": phase, "tokens_per_s": t["tokens_per_s"],
@@ -46,10 +92,14 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
                        "sentence_ends_scored", "context"],
         "throughput": ["model", "corpus", "seed", "device", "phase", "tokens_per_s", "wall_s", "peak_mem_mb"],
         "failed": ["model", "corpus", "seed", "error"],
+        "pos_probe": [*POS_PROBE.columns, "train_corpus"],
     }
     frames = {"wordsim": wordsim, "analogy": analogy, "perplexity": perplexity, "throughput": throughput,
-              "failed": failed}
-    return {name: pd.DataFrame(rows, columns=columns[name]) for name, rows in frames.items()}
+              "failed": failed, "pos_probe": pos_probe}
+    built = {name: pd.DataFrame(rows, columns=columns[name]) for name, rows in frames.items()}
+    # Every probing cell adds the most-frequent-tag baseline of the same sentences: keep one copy.
+    built["pos_probe"] = built["pos_probe"].drop_duplicates(ignore_index=True)
+    return built
 
 
 def _mean_sd(values: pd.Series, digits: int) -> str:
@@ -72,8 +122,9 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def _wordsim_section(wordsim: pd.DataFrame) -> list[str]:
-    lines = ["## Word similarity (Spearman ρ, higher is better; mean ± sd over seeds)", ""]
+def _wordsim_section(wordsim: pd.DataFrame) -> list[Block]:
+    lines = ["## Word similarity (Spearman ρ, higher is better; mean ± sd over seeds)", "",
+             Figure(plots.spearman(wordsim), "Spearman ρ per similarity set and model")]
     for corpus, frame in wordsim.groupby("corpus", sort=False):
         benchmarks = list(dict.fromkeys(frame["benchmark"]))
         rows = []
@@ -81,18 +132,18 @@ def _wordsim_section(wordsim: pd.DataFrame) -> list[str]:
             sub = frame[frame["model"] == model]
             cells = {b: _mean_sd(sub[sub["benchmark"] == b]["spearman"], 3) for b in benchmarks}
             rows.append({"model": model, "seeds": sub["seed"].nunique(), **cells})
-        lines += [f"### corpus `{corpus}`", "", _markdown(pd.DataFrame(rows)), ""]
+        lines += [f"### corpus `{corpus}`", "", pd.DataFrame(rows), ""]
         coverage = []
         for model in _model_order(frame):
             sub = frame[(frame["model"] == model) & (frame["seed"] == frame[frame["model"] == model]["seed"].min())]
             coverage.append({"model": model, **{b: f"{int(r.oov_pairs)}/{int(r.pairs)}"
                                                 for r in sub.itertuples() for b in [r.benchmark]}})
         lines += ["Out-of-vocabulary pairs (OOV / all; covered pairs are scored):", "",
-                  _markdown(pd.DataFrame(coverage)), ""]
+                  pd.DataFrame(coverage), ""]
     return lines
 
 
-def _analogy_section(analogy: pd.DataFrame) -> list[str]:
+def _analogy_section(analogy: pd.DataFrame) -> list[Block]:
     lines = ["## Google analogies (accuracy over answered questions, higher is better)", ""]
     for corpus, frame in analogy.groupby("corpus", sort=False):
         rows = []
@@ -106,15 +157,22 @@ def _analogy_section(analogy: pd.DataFrame) -> list[str]:
                 total = sub[sub["section"] == "total"].iloc[0]
                 row["answered / all"] = f"{int(total.questions - total.oov_questions)}/{int(total.questions)}"
                 rows.append(row)
-        lines += [f"### corpus `{corpus}` (percent)", "", _markdown(pd.DataFrame(rows)), ""]
+        lines += [f"### corpus `{corpus}` (percent)", "", pd.DataFrame(rows), ""]
     return lines
 
 
-def _perplexity_section(perplexity: pd.DataFrame) -> list[str]:
+def _perplexity_section(perplexity: pd.DataFrame) -> list[Block]:
     lines = ["## Perplexity (per word, lower is better; mean ± sd over seeds)", "",
              "Each row's protocol: vocabulary size, the unknown-token rate of the test split (unknown "
              "words are scored as the `<unk>` symbol: a closed-vocabulary perplexity), whether "
-             "sentence ends are scored, and the context the model had.", ""]
+             "sentence ends are scored, and the context the model had.", "",
+             "Open-vocabulary rows (pretrained subword LMs such as `smollm2-135m`; vocabulary = their "
+             "subword tokens, unknown rate 0) read the same words as text and report exp(total NLL of the "
+             "text / number of words). That is not directly comparable to a closed-vocabulary `<unk>` "
+             "perplexity: there every out-of-vocabulary test word is predicted as the one `<unk>` symbol, "
+             "whose probability is the total over all rare words, while a subword model pays for the exact "
+             "spelling of each rare word; it also never saw this corpus' training split.", "",
+             Figure(plots.perplexity(perplexity), "validation and test perplexity per model")]
     for corpus, frame in perplexity.groupby("corpus", sort=False):
         rows = []
         for model in _model_order(frame):
@@ -127,25 +185,31 @@ def _perplexity_section(perplexity: pd.DataFrame) -> list[str]:
                          "test unk rate": f"{test['unk_rate'].iloc[0]:.3f}" if len(test) else "–",
                          "sentence ends": "scored" if sub["sentence_ends_scored"].iloc[0] else "none",
                          "context": sub["context"].iloc[-1]})
-        lines += [f"### corpus `{corpus}`", "", _markdown(pd.DataFrame(rows)), ""]
+        lines += [f"### corpus `{corpus}`", "", pd.DataFrame(rows), ""]
     return lines
 
 
-def _throughput_section(throughput: pd.DataFrame) -> list[str]:
+def _throughput_section(throughput: pd.DataFrame) -> list[Block]:
     lines = ["## Cost (training tokens/s, wall time, peak memory; quality is reported apart)", "",
              "Tokens/s counts the corpus tokens each model trains on (after the vocabulary rule) "
              "times epochs. Peak memory is the process' resident set during the phase (CUDA: "
              "peak allocated).", ""]
+    png = plots.throughput_by_device(throughput)
+    if png is None:
+        lines += ["No model in this folder has a training tokens/s (pretrained models train nothing here), so "
+                  "there is no CPU against GPU figure.", ""]
+    else:
+        lines.append(Figure(png, "training tokens/s per model, CPU against GPU"))
     rows = []
     for (model, corpus, device, phase), sub in throughput.groupby(["model", "corpus", "device", "phase"], sort=False):
         rows.append({"model": model, "corpus": corpus, "device": device, "phase": phase,
                      "tokens/s": _mean_sd(sub["tokens_per_s"], 0), "wall s": _mean_sd(sub["wall_s"], 1),
                      "peak MiB": f"{sub['peak_mem_mb'].max():.0f}"})
-    lines += [_markdown(pd.DataFrame(rows)), ""]
+    lines += [pd.DataFrame(rows), ""]
     return lines
 
 
-def _parity_section(wordsim: pd.DataFrame, throughput: pd.DataFrame) -> list[str]:
+def _parity_section(wordsim: pd.DataFrame, throughput: pd.DataFrame) -> list[Block]:
     lines = []
     train = throughput[throughput["phase"] == "train"]
     for corpus in dict.fromkeys(wordsim["corpus"]):
@@ -172,11 +236,11 @@ def _parity_section(wordsim: pd.DataFrame, throughput: pd.DataFrame) -> list[str
                              "target": f"≥ {SPEED_TARGET}×", "met": "yes" if a / b >= SPEED_TARGET else "no"})
         if rows:
             lines += [f"## Ours against gensim at matched settings (corpus `{corpus}`, means over seeds)", "",
-                      _markdown(pd.DataFrame(rows)), ""]
+                      pd.DataFrame(rows), ""]
     return lines
 
 
-def _analogy_speed_section(results: list[dict]) -> list[str]:
+def _analogy_speed_section(results: list[dict]) -> list[Block]:
     rows = []
     for r in results:
         timings = r.get("timings", {})
@@ -192,50 +256,226 @@ def _analogy_speed_section(results: list[dict]) -> list[str]:
     return ["## Analogy evaluation speed: ours (batched torch) vs gensim `evaluate_word_analogies`", "",
             "Both answer every Google analogy question with 3CosAdd over the same restricted vocabulary "
             "(ours: batched matmuls in torch; gensim: one question at a time); warm-up excluded.", "",
-            _markdown(pd.DataFrame(rows)), ""]
+            pd.DataFrame(rows), ""]
 
 
-def _environment_section(results: list[dict], results_dir: Path) -> list[str]:
-    lines = ["## How these numbers were made", ""]
+def _absent(heading: str, sentence: str) -> list[Block]:
+    return [f"## {heading}", "", sentence, ""]
+
+
+def _quality_cost_section(frames: dict[str, pd.DataFrame]) -> list[Block]:
+    table = plots.quality_and_cost(frames["wordsim"], frames["perplexity"], frames["throughput"])
+    png = plots.quality_vs_cost(table)
+    if png is None:
+        return _absent("Quality against training cost",
+                       "No model in this folder has both a quality score and a measured training cost: run a "
+                       "matrix that trains models, e.g. `lm-lineage run --matrix standard-vectors --out DIR`.")
+    rows = [{"model": model, "corpus": corpus, "device": device, "mean ρ over sets": _number(row.spearman, ".3f"),
+             "test perplexity": _number(row.perplexity, ".1f"), "train tokens/s": _number(row.tokens_per_s, ",.0f"),
+             "train wall s": _number(row.wall_s, ".1f")}
+            for (model, corpus, device), row in table.iterrows()]
+    return ["## Quality against training cost (means over seeds)", "",
+            "Pretrained models train nothing here, so they have no training tokens/s (and no point in the "
+            "figure of report.html).", "",
+            Figure(png, "quality against training speed or time"), pd.DataFrame(rows), ""]
+
+
+def _number(value: float, spec: str) -> str:
+    return "–" if pd.isna(value) else format(value, spec)
+
+
+def _gradient_flow_section(flow: pd.DataFrame | None) -> list[Block]:
+    heading = "Gradient flow: |d loss_t / d h_(t-k)| in freshly initialized recurrent LMs"
+    if flow is None:
+        return _absent(heading, f"No {GRADIENT_FLOW.file} in this folder: {GRADIENT_FLOW.producer}.")
+    shown = [k for k in GRADIENT_FLOW_KS if k in set(flow["k"])]
+    means = flow[flow["k"].isin(shown)].groupby(["model", "k"], sort=False)["grad_norm"].mean().unstack()
+    rows = [{"model": model, **{f"k={k}": f"{means.loc[model, k]:.2e}" for k in shown}} for model in means.index]
+    return [f"## {heading}", "",
+            f"How much the loss at step t can still learn from the state k steps back; mean over "
+            f"{flow['seed'].nunique()} seed(s), from `{GRADIENT_FLOW.file}`.", "",
+            Figure(plots.gradient_flow(flow), "gradient norm against distance k, per recurrent cell"),
+            pd.DataFrame(rows), ""]
+
+
+def _layer_probe_section(probe: pd.DataFrame | None) -> list[Block]:
+    heading = "ELMo layer probe: linear POS tagging accuracy per layer"
+    if probe is None:
+        return _absent(heading, f"No {POS_PROBE.file} in this folder: {POS_PROBE.producer}.")
+    layers = list(dict.fromkeys(probe["layer"]))
+    rows = []
+    for (model, corpus), sub in probe.groupby(["model", "corpus"], sort=False):
+        rows.append({"model": model, "corpus": corpus, "seeds": sub["seed"].nunique(),
+                     **{f"layer {layer}": _mean_sd(sub[sub["layer"] == layer]["accuracy"] * 100, 1)
+                        for layer in layers}})
+    return [f"## {heading} (percent, mean ± sd over seeds)", "",
+            Figure(plots.layer_probe(probe), "POS probe accuracy per layer and model"), pd.DataFrame(rows), "",
+            *_layer_one_against_two(probe)]
+
+
+def _layer_one_against_two(probe: pd.DataFrame) -> list[Block]:
+    """One sentence per model probed at layers 1 and 2: does layer 1 beat layer 2 here?"""
+    lines = []
+    probe = probe.assign(layer=probe["layer"].astype(str))  # a CSV read back may hold the layers as numbers
+    for (model, corpus), sub in probe.groupby(["model", "corpus"], sort=False):
+        one, two = (sub[sub["layer"] == layer]["accuracy"].mean() for layer in ("1", "2"))
+        if pd.isna(one) or pd.isna(two):
+            continue
+        verdict = "beats" if one > two else "does not beat"
+        lines += [f"Layer 1 {verdict} layer 2 for `{model}` on `{corpus}`: {one:.1%} against {two:.1%} (means over "
+                  f"{sub['seed'].nunique()} seed(s); Peters et al. 2018 found layer 1 the better one for POS).", ""]
+    return lines
+
+
+def _diagnostic_table(results_dir: Path, diagnostic: Diagnostic) -> pd.DataFrame | None:
+    """The diagnostic's CSV at the top of `results_dir`, None when there is none."""
+    path = results_dir / diagnostic.file
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise BenchError(f"{path}: not a readable CSV ({exc})") from exc
+    missing = [column for column in diagnostic.columns if column not in frame.columns]
+    if missing:
+        raise BenchError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(diagnostic.columns)}")
+    if frame.empty:
+        raise BenchError(f"{path}: holds no rows; {diagnostic.producer} again or remove the file")
+    return frame
+
+
+def _hardware(device: dict) -> str:
+    host = f"{device.get('cpu')}, {device.get('cpu_count')} cores, {device.get('torch_threads')} torch threads"
+    if device["type"] != "cuda":
+        return f"CPU ({host})"
+    memory = f"{device['total_mem_mb'] / 1024:.0f} GiB" if device.get("total_mem_mb") else "memory unknown"
+    return (f"GPU {device.get('name')} ({memory}, CUDA {device.get('cuda')}, driver {device.get('driver')}) "
+            f"on {host}")
+
+
+def _environment_section(results: list[dict], results_dir: Path) -> list[Block]:
+    lines = ["## Environment: how these numbers were made", ""]
     for matrix_file in sorted(results_dir.rglob("matrix.json")):
         info = json.loads(matrix_file.read_text())
         lines.append(f"- matrix `{info['matrix']['name']}`: `{info['command']}`")
     commits = sorted({str(r.get("git_commit")) for r in results})
-    devices = sorted({f"{r['device']['type']} ({r['device'].get('name')}, {r['device']['cpu_count']} cores)"
-                      for r in results})
-    versions = results[0]["versions"]
-    lines += [f"- git commit(s): {', '.join(commits)}", f"- devices: {', '.join(devices)}",
-              "- libraries: " + ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
+    hardware = sorted({_hardware(r["device"]) for r in results})
+    versions: dict[str, set[str]] = {}  # a combined folder may hold runs made with different versions
+    for r in results:
+        for library, version in r["versions"].items():
+            versions.setdefault(library, set()).add(str(version))
+    lines += [f"- git commit(s): {', '.join(commits)}", f"- hardware: {'; '.join(hardware)}",
+              "- libraries: " + ", ".join(f"{k} {' / '.join(sorted(v))}" for k, v in versions.items()), ""]
     return lines
 
 
+def _to_markdown(blocks: list[Block]) -> str:
+    # Markdown keeps to the numbers: the figures are in report.html.
+    return "\n".join(_markdown(b) if isinstance(b, pd.DataFrame) else b for b in blocks if not isinstance(b, Figure))
+
+
+def _inline_html(text: str) -> str:
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def _block_html(block: Block) -> str:
+    if isinstance(block, pd.DataFrame):
+        return block.to_html(index=False, border=0, na_rep="–")
+    if isinstance(block, Figure):
+        data = base64.b64encode(block.png).decode("ascii")
+        return f'<img src="data:image/png;base64,{data}" alt="{html.escape(block.alt)}">'
+    level = len(block) - len(block.lstrip("#"))
+    if level:
+        return f"<h{level}>{_inline_html(block[level:].strip())}</h{level}>"
+    if block.startswith("- "):
+        return f"<li>{_inline_html(block[2:])}</li>"
+    return f"<p>{_inline_html(block)}</p>"
+
+
+# After every image has had its chance to load, the page records how many did: a headless
+# browser (tests/test_report_html.py) reads the counts from the dumped DOM.
+HTML_HEAD = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>lm-lineage report</title>
+<style>
+body { font-family: sans-serif; max-width: 75em; margin: 1em auto; padding: 0 1em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; display: block; overflow-x: auto; }
+th, td { border: 1px solid #ccc; padding: 0.15em 0.5em; text-align: right; white-space: nowrap; }
+img { display: block; max-width: 100%; margin: 0.5em 0; }
+</style>
+<script>
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  document.body.dataset.imagesLoaded = images.filter((image) => image.complete && image.naturalWidth > 0).length;
+  document.body.dataset.imagesTotal = images.length;
+});
+</script>
+</head><body>
+"""
+
+
+def _to_html(blocks: list[Block]) -> str:
+    parts, in_list = [HTML_HEAD], False
+    for block in blocks:
+        if (isinstance(block, Figure) and block.png is None) or (isinstance(block, str) and not block):
+            continue
+        item = isinstance(block, str) and block.startswith("- ")
+        if item != in_list:
+            parts.append("<ul>" if item else "</ul>")
+            in_list = item
+        parts.append(_block_html(block))
+    parts.append("</ul>\n</body></html>\n" if in_list else "</body></html>\n")
+    return "\n".join(parts)
+
+
+def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame]) -> list[Block]:
+    """The sections drawn from the result files; a required one with no input says what makes it."""
+    blocks = []
+    if frames["wordsim"].empty:
+        blocks += _absent("Word similarity", "No word-similarity results in this folder: run a word-vector "
+                                             "matrix, e.g. `lm-lineage run --matrix standard-vectors --out DIR`.")
+    else:
+        blocks += _parity_section(frames["wordsim"], frames["throughput"]) + _wordsim_section(frames["wordsim"])
+    if not frames["analogy"].empty:
+        blocks += _analogy_section(frames["analogy"])
+    blocks += _analogy_speed_section(results)
+    if frames["perplexity"].empty:
+        blocks += _absent("Perplexity", "No perplexity results in this folder: run a language-model matrix, "
+                                        "e.g. `lm-lineage run --matrix brown-lm --out DIR`.")
+    else:
+        blocks += _perplexity_section(frames["perplexity"])
+    if frames["throughput"].empty:
+        blocks += _absent("Cost", "No timings in this folder (no cell finished): run a matrix with "
+                                  "`lm-lineage run --matrix NAME --out DIR`.")
+    else:
+        blocks += _throughput_section(frames["throughput"]) + _quality_cost_section(frames)
+    if not frames["failed"].empty:
+        blocks += ["## Failed cells", "", frames["failed"], ""]
+    return blocks
+
+
 def render(results_dir: Path, out_dir: Path | None = None) -> Path:
-    """Write the CSV tables and report.md for every result under `results_dir`."""
+    """Write the CSV tables, report.md and report.html for every result under `results_dir`."""
     out_dir = out_dir or results_dir
     results = load_results(results_dir)
     frames = tables(results)
+    flow = _diagnostic_table(results_dir, GRADIENT_FLOW)
+    # The cells' probe rows; without any, a pos_probe.csv made apart.
+    probe = frames["pos_probe"] if not frames["pos_probe"].empty else _diagnostic_table(results_dir, POS_PROBE)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not frames["pos_probe"].empty:
+        frames["pos_probe"].to_csv(out_dir / POS_PROBE.file, index=False, float_format="%.6g")
     for name in ("wordsim", "analogy", "perplexity", "throughput"):
         path = out_dir / f"{name}.csv"
         if frames[name].empty:
             path.unlink(missing_ok=True)  # a table with no rows here: no stale file from an earlier render
         else:
             frames[name].to_csv(path, index=False, float_format="%.6g")
-    lines = ["# lm-lineage report", "",
-             f"Rendered from {len(results)} result files in `{results_dir}` by `lm-lineage report`.", ""]
-    if not frames["wordsim"].empty:
-        lines += _parity_section(frames["wordsim"], frames["throughput"])
-        lines += _wordsim_section(frames["wordsim"])
-    if not frames["analogy"].empty:
-        lines += _analogy_section(frames["analogy"])
-    lines += _analogy_speed_section(results)
-    if not frames["perplexity"].empty:
-        lines += _perplexity_section(frames["perplexity"])
-    if not frames["throughput"].empty:
-        lines += _throughput_section(frames["throughput"])
-    if not frames["failed"].empty:
-        lines += ["## Failed cells", "", _markdown(frames["failed"]), ""]
-    lines += _environment_section(results, results_dir)
+    blocks = ["# lm-lineage report", "",
+              f"Rendered from {len(results)} result files in `{results_dir}` by `lm-lineage report`.", ""]
+    blocks += _result_sections(results, frames)
+    blocks += _gradient_flow_section(flow) + _layer_probe_section(probe)
+    blocks += _environment_section(results, results_dir)
     report = out_dir / "report.md"
-    report.write_text("\n".join(lines))
+    write_text_atomic(report, _to_markdown(blocks))
+    write_text_atomic(out_dir / "report.html", _to_html(blocks))
     return report

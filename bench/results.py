@@ -24,6 +24,7 @@ from bench.errors import BenchError
 
 SCHEMA = "lm-lineage.result/1"
 LIBRARIES = ("torch", "numpy", "scipy", "pandas", "datasets", "gensim", "transformers")
+RESULT_FILE_MODE = 0o644  # mkstemp makes its file private; results and reports are there to be read
 
 
 def library_versions() -> dict:
@@ -75,16 +76,29 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, RESULT_FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        # missing_ok: a Ctrl-C can land just after the rename, and must stay a KeyboardInterrupt
+        Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temp_files(folder: Path) -> None:
+    """Remove what write_bytes_atomic leaves when its process is killed (SIGKILL) between
+    creating its temp file and renaming it: nothing ever reads those files."""
+    for stale in folder.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def load_json(path: Path) -> dict:
@@ -92,24 +106,52 @@ def load_json(path: Path) -> dict:
 
 
 def load_results(folder: Path) -> list[dict]:
-    """Every result JSON under `folder` (recursively); files of another schema are an error."""
+    """Every result JSON under `folder` (recursively); files of another schema are an error.
+
+    Recursive, so one folder holding several matrix outputs (`a/cells/*.json`,
+    `b/cells/*.json`) reads as one set of results, for one combined report.
+    """
     if not folder.is_dir():
         raise BenchError(f"results folder {folder} does not exist")
     results = []
     for path in sorted(folder.rglob("*.json")):
         if path.name == "matrix.json":
             continue
-        try:
-            payload = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise BenchError(f"{path}: not valid JSON ({exc})") from exc
-        if not isinstance(payload, dict) or payload.get("schema") != SCHEMA:
-            found = payload.get("schema") if isinstance(payload, dict) else type(payload).__name__
-            raise BenchError(f"{path}: schema {found!r}, expected {SCHEMA!r}")
-        results.append(payload)
+        results.append(read_result(path))
     if not results:
         raise BenchError(f"results folder {folder} holds no result files")
     return results
+
+
+def read_result(path: Path) -> dict:
+    """One result file; a file that is not JSON or of another schema is a one-line error."""
+    try:
+        payload = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("schema") != SCHEMA:
+        found = payload.get("schema") if isinstance(payload, dict) else type(payload).__name__
+        raise BenchError(f"{path}: schema {found!r}, expected {SCHEMA!r}")
+    return payload
+
+
+def check_run_folder(out_dir: Path) -> None:
+    """Refuse an output folder whose files a run would mix with or overwrite: cell files
+    that are not results of this schema, or a matrix.json of another shape."""
+    try:
+        for path in sorted((out_dir / "cells").glob("*.json")):
+            read_result(path)
+    except BenchError as exc:
+        raise BenchError(f"{exc}; {out_dir} holds results this version cannot resume: use another --out") from exc
+    matrix_file = out_dir / "matrix.json"
+    if matrix_file.exists():
+        try:
+            payload = json.loads(matrix_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise BenchError(f"{matrix_file}: not valid JSON ({exc}); use another --out") from exc
+        if not isinstance(payload, dict) or not isinstance(payload.get("matrix"), dict):
+            raise BenchError(f"{matrix_file}: not a matrix file of lm-lineage (expected an object with a "
+                             f"'matrix' object); use another --out")
 
 
 def command_line() -> str:

@@ -164,8 +164,12 @@ def _write_cache(path: Path, tokenized: TokenizedCorpus) -> None:
         arrays[f"{split}.ids"] = stream.ids
         arrays[f"{split}.offsets"] = stream.offsets
     tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache
+    except BaseException:  # Ctrl-C included: no half-written temp file left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _read_cache(path: Path, fingerprint: dict, tokenizer: TokenizerConfig) -> TokenizedCorpus:

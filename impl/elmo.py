@@ -122,10 +122,13 @@ def bilm_targets(word_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     targets_fwd[:, t] = word_ids[:, t + 1] and targets_bwd[:, t] = word_ids[:, t - 1]; the
     position past either end is IGNORE, so with <S> ... </S> rows each LM scores every
-    word plus one boundary token.
+    word plus one boundary token. A padding position scores nothing: shifted right, a
+    row's last word would otherwise become the backward target of the padding after it.
     """
     ignore = torch.full_like(word_ids[:, :1], IGNORE)  # (B, 1)
-    return torch.cat([word_ids[:, 1:], ignore], 1), torch.cat([ignore, word_ids[:, :-1]], 1)
+    targets_bwd = torch.cat([ignore, word_ids[:, :-1]], 1)  # (B, T)
+    targets_bwd = targets_bwd.masked_fill(word_ids == IGNORE, IGNORE)
+    return torch.cat([word_ids[:, 1:], ignore], 1), targets_bwd
 
 
 class Highway(nn.Module):

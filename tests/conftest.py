@@ -8,6 +8,18 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Saved speed baselines name the CPU and GPU that made them (a comparison against
+    another machine's then warns). Here, not in tests/benchmarks/, because pytest-benchmark
+    asks at startup, before that folder's conftest is loaded."""
+    import torch
+
+    from bench.results import device_info
+
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    machine_info["lm_lineage_devices"] = [device_info(device, torch.get_num_threads()) for device in devices]
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Each test session tokenizes into its own cache, never the user's."""

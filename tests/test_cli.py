@@ -63,6 +63,41 @@ def test_cuda_without_gpu_is_refused(tmp_path, capsys):
     assert "CUDA was requested" in _fails_cleanly(capsys, tmp_path / "out", "--device", "cuda")
 
 
+def test_unknown_device_precision_and_executor_are_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert "expected auto, cpu, cuda or cuda:N" in _fails_cleanly(capsys, out, "--device", "tpu")
+    assert "expected auto, cpu, cuda or cuda:N" in _fails_cleanly(capsys, out, "--device", "mps")
+    assert "expected fp32 or bf16" in _fails_cleanly(capsys, out, "--precision", "fp16")
+    assert "--executor 'dask': expected local or ray" in _fails_cleanly(capsys, out, "--executor", "dask")
+    assert "need --executor ray" in _fails_cleanly(capsys, out, "--ray-address", "localhost:6379")
+
+
+def test_bf16_on_cpu_is_refused(tmp_path, capsys):
+    err = _fails_cleanly(capsys, tmp_path / "out", "--device", "cpu", "--precision", "bf16")
+    assert "bfloat16 autocast is for CUDA devices and this run's device is cpu" in err
+
+
+def _files(folder):
+    return {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize("name, text, expected", [
+    ("cells/word2vec-cbow__lee__seed0.json", json.dumps({"schema": "lm-lineage.result/0", "status": "ok"}),
+     "schema 'lm-lineage.result/0', expected 'lm-lineage.result/1'"),
+    ("cells/gensim-cbow__lee__seed0.json", "{half a file", "not valid JSON"),
+    ("matrix.json", json.dumps(["quick"]), "not a matrix file of lm-lineage"),
+])
+def test_out_folder_of_another_schema_is_refused(tmp_path, capsys, name, text, expected):
+    out = tmp_path / "out"
+    (out / name).parent.mkdir(parents=True)
+    (out / name).write_text(text)
+    before = _files(out)
+    assert main(["run", "--out", str(out), "--no-progress", "--models", "gensim-cbow"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err and "use another --out" in err
+    assert _files(out) == before, "nothing may be written or overwritten"
+
+
 def test_report_refuses_other_schema(tmp_path, capsys):
     (tmp_path / "old.json").write_text(json.dumps({"schema": "something/0"}))
     assert main(["report", "--results", str(tmp_path)]) == 2
@@ -85,6 +120,21 @@ def test_layered_config_resolution():
     with pytest.raises(BenchError, match=r"\[model.bert\] names an unknown model"):
         load_matrix("quick", ["model.bert.batch_size=8"], models=["gensim-sg"])
     assert load_matrix("quick", models=["gensim-sg"]).model_overrides == {}  # quick's CBOW override unused
+
+
+def test_every_shipped_matrix_loads():
+    from bench.config import MATRIX_DIR
+    from bench.models import MODELS
+
+    matrices = {path.stem: load_matrix(path.stem) for path in MATRIX_DIR.glob("*.toml")}
+    assert {"quick", "standard-vectors", "standard-all", "brown-lm", "gpu-full"} <= set(matrices)
+    standard_all = matrices["standard-all"]
+    assert set(standard_all.models) == {name for name, spec in MODELS.items() if spec.family == "embedding"}
+    assert standard_all.corpora == ["offline-mix"]
+    assert standard_all.model_config("glove").alpha == 0.75  # its weighting exponent, not [train]'s learning rate
+    gpu_full = matrices["gpu-full"]
+    assert gpu_full.corpora == ["wikitext-2", "wikitext-103", "text8", "ptb"]
+    assert set(gpu_full.models) >= set(standard_all.models) | set(matrices["brown-lm"].models)
 
 
 def test_list_names_everything(capsys):
@@ -111,6 +161,7 @@ def test_small_run_writes_schema_and_tables_then_resumes(tmp_path, capsys, monke
     for key in ("metrics", "config", "dataset", "seed", "device", "versions", "git_commit", "timings"):
         assert key in result
     assert result["config"]["model"]["epochs"] == 2 and result["config"]["vocab"]["min_count"] == 2
+    assert result["config"]["precision"] == "fp32" and result["device"]["precision"] == "fp32"
     assert result["dataset"]["sha256"] and result["dataset"]["vocab_size"] > 1000
     assert result["timings"]["train"]["tokens_per_s"] > 0
     wordsim = pd.read_csv(out / "wordsim.csv")
@@ -143,3 +194,4 @@ def test_gradient_flow_table_shows_the_vanishing_gradient(tmp_path, capsys):
     assert sorted(table["k"].unique()) == list(range(1, 51))
     far = table[table["k"] == 50].set_index("model")["grad_norm"]
     assert far["rnn"] < 1e-3 * far["lstm"]
+    assert (tmp_path / "gradient_flow.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -47,9 +47,10 @@ def test_shapes():
 
 
 def test_bilm_targets_shift_both_ways():
-    fwd, bwd = bilm_targets(torch.tensor([[1, 2, 3, IGNORE]]))
-    assert fwd.tolist() == [[2, 3, IGNORE, IGNORE]]
-    assert bwd.tolist() == [[IGNORE, 1, 2, 3]]
+    fwd, bwd = bilm_targets(torch.tensor([[1, 2, 3, 4], [1, 2, IGNORE, IGNORE]]))
+    assert fwd.tolist() == [[2, 3, 4, IGNORE], [2, IGNORE, IGNORE, IGNORE]]
+    # The padding after a row's last word (2) is no position of the backward LM.
+    assert bwd.tolist() == [[IGNORE, 1, 2, 3], [IGNORE, 1, IGNORE, IGNORE]]
 
 
 def test_forward_lm_never_sees_later_tokens_and_backward_never_earlier():

@@ -1,11 +1,14 @@
 """The language-model family through the runner: perplexity rows carry their protocol."""
 
 import json
+import tomllib
 
 import pandas as pd
 import pytest
 
 from bench.cli import main
+from bench.config import MATRIX_DIR, load_matrix
+from tests.conftest import write_corpus
 
 PTB_MATRIX = """
 models = ["kn3", "kn5", "lstm", "nnlm-mix"]
@@ -74,3 +77,49 @@ def test_lm_without_unknown_symbol_is_refused(tmp_path, capsys):
     assert main(["run", "--matrix", str(matrix), "--out", str(out), "--no-progress"]) == 2
     assert "vocab.unk" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_sentence_cut_by_the_tokenizer_is_refused_when_sentence_ends_are_scored(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "tiny", "a b c d e\nb c d\n")
+    matrix = tmp_path / "sentences.toml"
+    matrix.write_text(f'models = ["kn3"]\ncorpora = ["{corpus}"]\n[vocab]\nmin_count = 1\nunk = "<unk>"\neos = "</s>"\n')
+    out = tmp_path / "run"
+    # "a b c d e" has 5 tokens: a cap of 3 would cut it and score a false sentence end after "c".
+    assert main(["run", "--matrix", str(matrix), "--out", str(out), "--no-progress",
+                 "--set", "tokenizer.max_sentence_len=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "tokenizer.max_sentence_len=3: a line of split 'train' reaches it" in err
+    assert "expected max_sentence_len above the longest line" in err
+    assert not out.exists()
+
+
+def test_sentence_matrix_scores_sentence_ends_with_the_brown_lm_settings():
+    sentences, stream = load_matrix("brown-lm-sentences"), load_matrix("brown-lm")
+    assert sentences.vocab.eos == "</s>" and stream.vocab.eos is None
+    assert (sentences.tokenizer, sentences.vocab.min_count, sentences.vocab.unk) == \
+        (stream.tokenizer, stream.vocab.min_count, stream.vocab.unk)
+    assert set(stream.models) <= set(sentences.models)
+    for model in stream.models:
+        assert sentences.model_config(model) == stream.model_config(model)
+        assert sentences.train_config(model) == stream.train_config(model)
+
+
+@pytest.mark.data
+def test_kn3_on_the_brown_sentence_protocol_scores_every_sentence_end(tmp_path, data_root):
+    # The shipped protocol (its tokenizer and vocab sections) with kn3 alone: the matrix's
+    # [train] section has no kn3 setting, so `--models kn3` on the shipped file is refused.
+    shipped = tomllib.loads((MATRIX_DIR / "brown-lm-sentences.toml").read_text())
+    lines = ['models = ["kn3"]', f"corpora = {json.dumps(shipped['corpora'])}"]
+    for section in ("tokenizer", "vocab"):
+        lines += [f"[{section}]", *(f"{key} = {json.dumps(value)}" for key, value in shipped[section].items())]
+    matrix = tmp_path / "brown-lm-sentences-kn3.toml"
+    matrix.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    assert main(["run", "--matrix", str(matrix), "--out", str(out), "--data-dir", str(data_root), "--no-progress",
+                 "--in-process"]) == 0
+    test = pd.read_csv(out / "perplexity.csv").set_index("split").loc["test"]
+    assert bool(test["sentence_ends_scored"])
+    assert test["scored_tokens"] == 161_170 + 10_127  # Brown's test words and its sentences (lines)
+    assert test["vocab_size"] == 14_114 + 1  # brown-lm's vocabulary (with <unk>) and </s>
+    assert 50 < test["perplexity"] < 400

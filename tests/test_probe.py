@@ -115,3 +115,37 @@ def test_probe_on_brown_pos_beats_the_majority_tag(data_root):
     assert result["eval_tokens"] == sum(len(s) for s in test.tokens[:500])
     assert result["majority_tag_accuracy"] < 0.2
     assert result["accuracy"] > result["majority_tag_accuracy"] + 0.3
+
+
+def test_layer_probes_find_the_informative_layer_and_the_mix_weights_it():
+    from bench.probe import TaggedCorpus, TaggedSplit, run_layer_probes
+
+    tags = ["AT", "NN", "VB", "IN"]
+    generator = torch.Generator().manual_seed(0)
+    centers = 3 * torch.randn(len(tags), 8, generator=generator)  # (tags, D)
+    rng = np.random.default_rng(0)
+
+    def split(n_sentences: int) -> TaggedSplit:
+        labels = [[str(tag) for tag in rng.choice(tags, size=rng.integers(3, 9))] for _ in range(n_sentences)]
+        return TaggedSplit([[f"{tag.lower()}{rng.integers(20)}" for tag in sentence] for sentence in labels], labels)
+
+    def featurize(batch):
+        # Layers 0 and 2 are noise; layer 1 holds the word's tag (its word carries the tag's name).
+        out = []
+        for words in batch:
+            tag_ids = torch.tensor([tags.index(word.rstrip("0123456789").upper()) for word in words])
+            layers = torch.randn(len(words), 3, 8, generator=generator)
+            layers[:, 1] += centers[tag_ids]
+            out.append(layers.flatten(1))  # (len, 3 * 8)
+        return out
+
+    corpus = TaggedCorpus("toy", {"train": split(150), "test": split(60)}, {})
+    config = ProbeConfig(epochs=10, lr=0.05, batch_size=128, max_eval_sentences=40)
+    result = run_layer_probes(featurize, 3, corpus, config, seed=0, device=CPU)
+    assert result["eval_tokens"] == sum(len(s) for s in corpus.splits["test"].tokens[:40])
+    layers = result["layers"]
+    assert set(layers) == {"0", "1", "2", "mix"}
+    assert layers["1"] > 0.95 and layers["mix"] > 0.95 and max(layers["0"], layers["2"]) < 0.5
+    assert int(np.argmax(result["mix_weights"])) == 1 and sum(result["mix_weights"]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="not a multiple of 3 layers"):
+        run_layer_probes(lambda batch: [torch.zeros(len(w), 7) for w in batch], 3, corpus, config, seed=0, device=CPU)

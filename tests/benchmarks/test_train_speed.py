@@ -1,0 +1,108 @@
+"""Speed of each model's training hot path on fixed small shapes (`pytest --benchmark-only`).
+
+Each benchmark times one unit of real training work: one epoch of word2vec (its step
+functions, noise draws and scatter-adds on a fixed synthetic corpus), one AdaGrad epoch of
+GloVe on a fixed co-occurrence matrix, PPMI + truncated SVD of a fixed count matrix, one
+optimizer step of each neural LM on fixed batch shapes, and a Kneser-Ney fit of a fixed
+stream. The README's "Speed regression gate" says how to save and compare a baseline.
+"""
+
+import pytest
+import torch
+
+from bench import lm, ngram
+from bench.models import MODELS
+from impl import elmo, glove, nnlm, rnn, svd, word2vec
+from tests.benchmarks.harness import VOCAB, time_on_device
+
+LM_MODELS = {"nnlm-mlp1": nnlm.NNLM, "rnn": rnn.RNNLM, "lstm": rnn.RNNLM, "gru": rnn.RNNLM}
+# brown-lm's recurrent shapes, halved so five rounds of every model stay within seconds.
+RNN_SHAPE = {"emb": 128, "hidden": 128, "layers": 2, "dropout": 0.2}
+NNLM_BATCH = 256  # windows per step, as brown-lm
+RNN_BATCH, BPTT = 20, 35  # rows x steps per step, LMTrainConfig's defaults
+
+
+@pytest.mark.benchmark(group="train")
+@pytest.mark.parametrize("arch", ["cbow", "sg"])
+def test_word2vec_epoch(benchmark, device, zipf_corpus, arch):
+    ids, offsets, words, counts = zipf_corpus
+    config = word2vec.Word2VecConfig(arch=arch, epochs=1)
+    vectors = time_on_device(benchmark, device, lambda: word2vec.train_word2vec(
+        ids, offsets, words, counts, config, seed=0, device=device))
+    assert vectors.vectors.shape == (len(words), config.vector_size)
+
+
+@pytest.mark.benchmark(group="train")
+def test_glove_adagrad_epoch(benchmark, device, zipf_corpus):
+    ids, offsets, words, _ = zipf_corpus
+    counts = glove.cooccurrence(ids, offsets, len(words), window=10)
+    config = glove.GloVeConfig(epochs=1)
+    vectors, losses = time_on_device(benchmark, device, lambda: glove.fit_glove(counts, config, seed=0,
+                                                                                  device=device))
+    assert vectors.shape == (len(words), config.vector_size) and len(losses) == 1
+
+
+@pytest.mark.benchmark(group="train")
+def test_svd_ppmi(benchmark, zipf_corpus):
+    ids, offsets, words, _ = zipf_corpus
+    config = svd.SVDConfig()
+    counts = svd.window_counts(ids, offsets, len(words), config.window)
+    vectors = time_on_device(benchmark, torch.device("cpu"), lambda: svd.svd_vectors(
+        svd.ppmi(counts, config.cds_alpha, config.neg_shift), config.vector_size, config.eig_power, seed=0))
+    assert vectors.shape == (len(words), config.vector_size)
+
+
+@pytest.mark.benchmark(group="train")
+def test_kneser_ney_fit(benchmark, zipf_corpus):
+    ids, _, words, _ = zipf_corpus
+    model = time_on_device(benchmark, torch.device("cpu"),
+                           lambda: ngram.KneserNey(ngram.KNConfig(order=3)).fit(ids, len(words)))
+    assert model.discounts.shape == (3, 3)
+
+
+@pytest.mark.benchmark(group="train")
+@pytest.mark.parametrize("name", list(LM_MODELS))
+def test_lm_optimizer_step(benchmark, device, name):
+    spec = MODELS[name]
+    torch.manual_seed(0)
+    if name.startswith("nnlm"):
+        model = LM_MODELS[name](spec.config_cls(**spec.preset), VOCAB).to(device)
+        inputs = torch.randint(VOCAB, (NNLM_BATCH, model.context_size), device=device)
+        targets = torch.randint(VOCAB, (NNLM_BATCH,), device=device)
+    else:
+        model = LM_MODELS[name](spec.config_cls(**spec.preset, **RNN_SHAPE), VOCAB).to(device)
+        inputs = torch.randint(VOCAB, (RNN_BATCH, BPTT), device=device)
+        targets = torch.randint(VOCAB, (RNN_BATCH, BPTT), device=device)
+    train_config = spec.train_cls()
+    optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr)
+    model.train()
+
+    def step():
+        loss = model(inputs, targets)[1]  # NNLM: (logits, loss); RNN LMs: (logits, loss, state)
+        lm._step(model, loss, optimizer, train_config.clip)
+        return loss.detach()
+
+    loss = time_on_device(benchmark, device, step)
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.benchmark(group="train")
+def test_elmo_optimizer_step(benchmark, device):
+    torch.manual_seed(0)
+    config = elmo.ELMoConfig()
+    model = elmo.ELMo(config, VOCAB).to(device)
+    generator = torch.Generator().manual_seed(0)
+    # 16 sentences of 20 words; word i is spelled "w<i>", its softmax id is i.
+    word_ids = torch.randint(VOCAB, (16, 20), generator=generator)
+    chars = elmo.batch_char_ids([[f"w{i}" for i in row] for row in word_ids.tolist()], config.max_chars,
+                                boundaries=False).to(device)
+    targets = [t.to(device) for t in elmo.bilm_targets(word_ids)]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step():
+        loss = model(chars, *targets)["loss"]
+        lm._step(model, loss, optimizer, clip=1.0)
+        return loss.detach()
+
+    loss = time_on_device(benchmark, device, step)
+    assert torch.isfinite(loss)

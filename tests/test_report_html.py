@@ -1,0 +1,130 @@
+"""report.html: every figure embedded, absent inputs explained, and the page renders in a real browser."""
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.errors import BenchError
+from bench.report import render
+
+# A committed cell: the synthetic results below are copies of it with a few fields changed,
+# so they carry the real schema's envelope (config, dataset, device, versions, timings).
+REAL_CELL = (Path(__file__).resolve().parents[1] / "results" / "standard-vectors" / "cells"
+             / "word2vec-sg__offline-mix__seed0.json")
+PNG_PREFIX = "data:image/png;base64,"
+SECTIONS = ("Word similarity", "Perplexity", "Cost", "Quality against training cost", "Gradient flow",
+            "ELMo layer probe", "Environment")
+
+
+def _vector_cell(model: str, seed: int) -> dict:
+    cell = json.loads(REAL_CELL.read_text())
+    cell["cell"].update(model=model, seed=seed)
+    cell["seed"] = seed
+    for row in cell["metrics"]["wordsim"]:
+        row["spearman"] += 0.01 * seed  # seeds differ, so the figures have error bars to draw
+    return cell
+
+
+def _lm_cell(seed: int) -> dict:
+    cell = _vector_cell("kn3", seed)
+    cell["cell"].update(family="lm", corpus="brown", matrix="brown-lm")
+    cell["metrics"] = {"perplexity": [
+        {"split": split, "perplexity": value + seed, "scored_tokens": 1000, "vocab_size": 500, "unk_rate": 0.05,
+         "sentence_ends_scored": False, "context": "order-2 previous tokens of the same stream"}
+        for split, value in (("validation", 210.0), ("test", 200.0))]}
+    cell["timings"] = {"train": cell["timings"]["train"]}
+    return cell
+
+
+def _on_gpu(cell: dict) -> dict:
+    cell["device"].update(type="cuda", name="NVIDIA H100 80GB HBM3", cuda="12.8", driver="570.1",
+                          total_mem_mb=81_000)
+    for timing in cell["timings"].values():
+        timing["device"] = "cuda"
+    train = cell["timings"]["train"]
+    train.update(tokens_per_s=train["tokens_per_s"] * 10, wall_s=train["wall_s"] / 10)
+    return cell
+
+
+def _write_results(folder: Path) -> Path:
+    """Two matrix outputs side by side (as under results/) plus gradient_flow.csv at the top."""
+    cells = [("vectors", _vector_cell(model, seed)) for model in ("word2vec-sg", "gensim-sg") for seed in (0, 1)]
+    cells += [("vectors", _on_gpu(_vector_cell("word2vec-sg", 2)))]
+    cells += [("lm", _lm_cell(seed)) for seed in (0, 1)]
+    for matrix, cell in cells:
+        name = f"{cell['cell']['model']}__{cell['cell']['corpus']}__seed{cell['seed']}.json"
+        (folder / matrix / "cells").mkdir(parents=True, exist_ok=True)
+        (folder / matrix / "cells" / name).write_text(json.dumps(cell))
+    flow = [{"model": model, "k": k, "grad_norm": rate ** k, "seed": seed}
+            for model, rate in (("rnn", 0.5), ("lstm", 0.9)) for k in range(1, 51) for seed in (0, 1)]
+    pd.DataFrame(flow).to_csv(folder / "gradient_flow.csv", index=False)
+    return folder
+
+
+def _images(page: str) -> list[bytes]:
+    return [base64.b64decode(data) for data in re.findall(re.escape(PNG_PREFIX) + r'([A-Za-z0-9+/=]+)"', page)]
+
+
+@pytest.fixture(scope="module")
+def report_html(tmp_path_factory) -> Path:
+    folder = _write_results(tmp_path_factory.mktemp("results"))
+    render(folder)
+    return folder / "report.html"
+
+
+def test_report_html_embeds_every_figure_and_explains_what_is_missing(report_html):
+    page = report_html.read_text()
+    assert "Rendered from 7 result files" in page  # both matrix folders were read
+    for section in SECTIONS:
+        assert f"<h2>{section}" in page, section
+    # Spearman, perplexity, CPU vs GPU, quality vs cost, gradient flow; no pos_probe.csv: no probe figure.
+    images = _images(page)
+    assert len(images) == page.count(PNG_PREFIX) == 5
+    assert all(image.startswith(b"\x89PNG\r\n\x1a\n") for image in images)
+    explanation = "No pos_probe.csv in this folder: the ELMo layer probe (<code>bench.probe.run_probe</code>"
+    assert explanation in page
+    assert "No pos_probe.csv in this folder" in (report_html.parent / "report.md").read_text()
+    assert "GPU NVIDIA H100 80GB HBM3 (79 GiB, CUDA 12.8, driver 570.1)" in page
+    assert "<th>k=50</th>" in page
+
+
+def test_layer_probe_csv_adds_its_figure_and_table(tmp_path):
+    folder = _write_results(tmp_path / "results")
+    probe = [{"model": "elmo", "corpus": "brown-pos", "seed": seed, "layer": layer, "accuracy": 0.9 + 0.01 * layer}
+             for seed in (0, 1) for layer in (0, 1, 2)]
+    pd.DataFrame(probe).to_csv(folder / "pos_probe.csv", index=False)
+    render(folder, tmp_path / "out")
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert len(_images(page)) == 6
+    assert "No pos_probe.csv" not in page
+    assert "<th>layer 2</th>" in page and "<td>92.0 ± 0.0</td>" in page
+
+
+def test_diagnostic_csv_without_its_columns_is_refused_in_one_line(tmp_path):
+    folder = _write_results(tmp_path / "results")
+    pd.DataFrame([{"model": "elmo", "layer": 0}]).to_csv(folder / "pos_probe.csv", index=False)
+    with pytest.raises(BenchError, match=r"pos_probe.csv: missing column\(s\) corpus, seed, accuracy") as error:
+        render(folder)
+    assert "\n" not in str(error.value)
+    assert not (folder / "report.html").exists()
+
+
+def test_report_html_renders_with_its_images_in_headless_chromium(report_html, tmp_path):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("no chromium on PATH: install it with `apt-get install chromium` (Debian)")
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--disable-background-networking", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+               "--virtual-time-budget=5000", "--dump-dom", report_html.as_uri()]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = re.search(r'data-images-loaded="(\d+)"', done.stdout)
+    total = re.search(r'data-images-total="(\d+)"', done.stdout)
+    assert loaded and total, "the page's load script did not run: " + done.stdout[:500]
+    assert int(loaded.group(1)) == int(total.group(1)) == 5
