@@ -234,4 +234,4 @@ def evaluate(model: KneserNey, ids: np.ndarray) -> dict:
     if scored == 0:
         raise BenchError("evaluate: the stream to score is empty")
     return {"perplexity": math.exp(nll_sum / scored), "nll_sum": nll_sum, "scored_tokens": scored,
-            "context": "order-1 previous tokens of the same stream"}
+            "context": f"{model.config.order - 1} previous tokens of the same stream"}

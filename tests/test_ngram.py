@@ -113,6 +113,7 @@ def test_own_text_beats_shuffled_text():
     assert own["scored_tokens"] == shuffled["scored_tokens"] == train.size
     assert own["perplexity"] < 4 < 2 * V / 3 < shuffled["perplexity"]
     assert own["perplexity"] == pytest.approx(np.exp(own["nll_sum"] / own["scored_tokens"]))
+    assert own["context"] == "2 previous tokens of the same stream"  # a trigram reads two
 
 
 def test_user_errors():

@@ -36,7 +36,7 @@ def _lm_cell(seed: int) -> dict:
     cell["cell"].update(family="lm", corpus="brown", matrix="brown-lm")
     cell["metrics"] = {"perplexity": [
         {"split": split, "perplexity": value + seed, "scored_tokens": 1000, "vocab_size": 500, "unk_rate": 0.05,
-         "sentence_ends_scored": False, "context": "order-2 previous tokens of the same stream"}
+         "sentence_ends_scored": False, "context": "2 previous tokens of the same stream"}
         for split, value in (("validation", 210.0), ("test", 200.0))]}
     cell["timings"] = {"train": cell["timings"]["train"]}
     return cell
