@@ -173,16 +173,19 @@ def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str
             if not isinstance(node, dict):
                 raise BenchError(f"--set {assignment!r}: {key} is not a section")
         node[keys[-1]] = value
+    declared_models = raw.get("models")
     if models:
         raw["models"] = models
     if corpora:
         raw["corpora"] = corpora
     if seeds is not None:
         raw["seeds"] = seeds
-    return matrix_from_dict(raw, path.stem, str(path))
+    return matrix_from_dict(raw, path.stem, str(path), declared_models)
 
 
-def matrix_from_dict(raw: dict, name: str, where: str) -> Matrix:
+def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | None = None) -> Matrix:
+    """`declared_models`: the file's own model list where --models replaced it; the file's
+    [train] keys are checked against it, so a matrix narrowed to some of its models runs."""
     unknown = sorted(set(raw) - TOP_LEVEL_KEYS)
     if unknown:
         raise BenchError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(TOP_LEVEL_KEYS))}")
@@ -200,10 +203,11 @@ def matrix_from_dict(raw: dict, name: str, where: str) -> Matrix:
     # A matrix's overrides for models that --models left out are simply not used.
     overrides = {model: values for model, values in overrides.items() if model in raw["models"]}
     train = raw.get("train", {})
-    accepted = {f for m in raw["models"] for f in _field_names(m)}
+    checked_models = declared_models if isinstance(declared_models, list) else raw["models"]
+    accepted = {f for m in checked_models if m in MODELS for f in _field_names(m)}
     stray = sorted(set(train) - accepted)
     if stray:
-        raise BenchError(f"{where}.train: key(s) {', '.join(stray)} apply to none of the models {raw['models']}")
+        raise BenchError(f"{where}.train: key(s) {', '.join(stray)} apply to none of the models {checked_models}")
     for model, values in overrides.items():
         unknown = sorted(set(values) - _field_names(model))
         if unknown:

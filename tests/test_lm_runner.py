@@ -1,13 +1,13 @@
 """The language-model family through the runner: perplexity rows carry their protocol."""
 
 import json
-import tomllib
 
 import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.config import MATRIX_DIR, load_matrix
+from bench.config import load_matrix
+from bench.errors import BenchError
 from tests.conftest import write_corpus
 
 PTB_MATRIX = """
@@ -105,19 +105,21 @@ def test_sentence_matrix_scores_sentence_ends_with_the_brown_lm_settings():
         assert sentences.train_config(model) == stream.train_config(model)
 
 
+def test_a_matrix_narrowed_to_some_of_its_models_keeps_its_train_section_valid():
+    narrowed = load_matrix("brown-lm", models=["kn3"])
+    assert narrowed.models == ["kn3"] and narrowed.model_config("kn3").order == 3
+    # A key that fits none of the file's own models is still refused.
+    with pytest.raises(BenchError, match=r"brown-lm.toml.train: key\(s\) bogus apply to none of the models"):
+        load_matrix("brown-lm", assignments=["train.bogus=1"], models=["kn3"])
+
+
 @pytest.mark.data
 def test_kn3_on_the_brown_sentence_protocol_scores_every_sentence_end(tmp_path, data_root):
-    # The shipped protocol (its tokenizer and vocab sections) with kn3 alone: the matrix's
-    # [train] section has no kn3 setting, so `--models kn3` on the shipped file is refused.
-    shipped = tomllib.loads((MATRIX_DIR / "brown-lm-sentences.toml").read_text())
-    lines = ['models = ["kn3"]', f"corpora = {json.dumps(shipped['corpora'])}"]
-    for section in ("tokenizer", "vocab"):
-        lines += [f"[{section}]", *(f"{key} = {json.dumps(value)}" for key, value in shipped[section].items())]
-    matrix = tmp_path / "brown-lm-sentences-kn3.toml"
-    matrix.write_text("\n".join(lines) + "\n")
+    # The shipped protocol narrowed to kn3: its [train] keys belong to the neural models the
+    # file lists, so narrowing with --models keeps the file valid.
     out = tmp_path / "run"
-    assert main(["run", "--matrix", str(matrix), "--out", str(out), "--data-dir", str(data_root), "--no-progress",
-                 "--in-process"]) == 0
+    assert main(["run", "--matrix", "brown-lm-sentences", "--models", "kn3", "--out", str(out),
+                 "--data-dir", str(data_root), "--no-progress", "--in-process"]) == 0
     test = pd.read_csv(out / "perplexity.csv").set_index("split").loc["test"]
     assert bool(test["sentence_ends_scored"])
     assert test["scored_tokens"] == 161_170 + 10_127  # Brown's test words and its sentences (lines)
