@@ -71,7 +71,11 @@ class Matrix:
     model_overrides: dict[str, dict] = field(default_factory=dict)
 
     def model_config(self, name: str):
-        """The resolved model config: defaults < variant preset < [train] < [model.NAME]."""
+        """The resolved model config: defaults < variant preset < [train] < [model.NAME].
+
+        A config class's `not_shared` fields mean something else than the [train] key of the
+        same name (GloVe's `alpha` is an exponent, word2vec's a learning rate): only
+        [model.NAME] sets them."""
         return self._resolve(name, MODELS[name].config_cls, MODELS[name].preset)
 
     def train_config(self, name: str):
@@ -82,7 +86,8 @@ class Matrix:
     def _resolve(self, name: str, cls: type, preset: dict):
         fields = {f.name for f in dataclasses.fields(cls)}
         values = dict(preset)
-        values.update({k: v for k, v in self.train.items() if k in fields})
+        not_shared = getattr(cls, "not_shared", frozenset())
+        values.update({k: v for k, v in self.train.items() if k in fields and k not in not_shared})
         values.update({k: v for k, v in self.model_overrides.get(name, {}).items() if k in fields})
         return _build(cls, values, f"model.{name}")
 

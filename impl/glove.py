@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -61,6 +62,10 @@ class GloVeConfig:
     symmetric: bool = True  # False: left context only, as cooccur.c -symmetric 0
     max_vocab_memory_gb: float = 4.0  # bound on the co-occurrence matrix while counting
     threads: int = 2  # torch.set_num_threads on CPU
+
+    # Fields a matrix's shared [train] table does not set: there `alpha` is word2vec's
+    # learning rate, here the weighting exponent; only [model.glove] sets it.
+    not_shared: ClassVar[frozenset[str]] = frozenset({"alpha"})
 
     def __post_init__(self) -> None:
         def need(ok: bool, field: str, expected: str) -> None:

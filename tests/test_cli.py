@@ -122,6 +122,13 @@ def test_layered_config_resolution():
     assert load_matrix("quick", models=["gensim-sg"]).model_overrides == {}  # quick's CBOW override unused
 
 
+def test_shared_train_alpha_is_word2vecs_learning_rate_not_gloves_exponent():
+    matrix = load_matrix("quick", models=["word2vec-sg", "glove"])  # quick's [train] alpha = 0.025
+    assert matrix.model_config("word2vec-sg").alpha == 0.025
+    assert matrix.model_config("glove").alpha == 0.75  # the paper's exponent, untouched by [train]
+    assert load_matrix("quick", ["model.glove.alpha=0.5"], models=["glove"]).model_config("glove").alpha == 0.5
+
+
 def test_every_shipped_matrix_loads():
     from bench.config import MATRIX_DIR
     from bench.models import MODELS
