@@ -62,7 +62,7 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
     wordsim, analogy, perplexity, throughput, failed, pos_probe = [], [], [], [], [], []
     for r in results:
         cell = r["cell"]
-        key = {"model": cell["model"], "corpus": cell["corpus"], "seed": cell["seed"]}
+        key = {"model": cell["model"], "corpus": cell["corpus"], "seed": cell["seed"], "matrix": cell["matrix"]}
         if r["status"] != "ok":
             failed.append({**key, "error": r["error"]})
             continue
@@ -85,14 +85,18 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
             peak = t["peak_cuda_mb"] if t.get("peak_cuda_mb") is not None else t["peak_rss_mb"]
             throughput.append({**key, "device": t["device"], "phase": phase, "tokens_per_s": t["tokens_per_s"],
                                "wall_s": t["wall_s"], "peak_mem_mb": peak})
+    # `matrix` comes last: the same model, corpus and seed may be a cell of two matrices
+    # (brown-lm and brown-lm-sentences score different tokens) in a combined folder.
     columns = {
-        "wordsim": ["model", "corpus", "seed", "benchmark", "pairs", "oov_pairs", "spearman", "pearson"],
-        "analogy": ["model", "corpus", "seed", "method", "section", "questions", "oov_questions", "accuracy"],
+        "wordsim": ["model", "corpus", "seed", "benchmark", "pairs", "oov_pairs", "spearman", "pearson", "matrix"],
+        "analogy": ["model", "corpus", "seed", "method", "section", "questions", "oov_questions", "accuracy",
+                    "matrix"],
         "perplexity": ["model", "corpus", "seed", "split", "perplexity", "scored_tokens", "vocab_size", "unk_rate",
-                       "sentence_ends_scored", "context"],
-        "throughput": ["model", "corpus", "seed", "device", "phase", "tokens_per_s", "wall_s", "peak_mem_mb"],
-        "failed": ["model", "corpus", "seed", "error"],
-        "pos_probe": [*POS_PROBE.columns, "train_corpus"],
+                       "sentence_ends_scored", "context", "matrix"],
+        "throughput": ["model", "corpus", "seed", "device", "phase", "tokens_per_s", "wall_s", "peak_mem_mb",
+                       "matrix"],
+        "failed": ["model", "corpus", "seed", "error", "matrix"],
+        "pos_probe": [*POS_PROBE.columns, "train_corpus", "matrix"],
     }
     frames = {"wordsim": wordsim, "analogy": analogy, "perplexity": perplexity, "throughput": throughput,
               "failed": failed, "pos_probe": pos_probe}
@@ -453,6 +457,17 @@ def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame]) -> li
     return blocks
 
 
+def _label_corpora_by_matrix(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Where the results come from several matrices, each section groups by "corpus · matrix":
+    two matrices may run the same model on the same corpus under another protocol or settings,
+    and their rows must not be averaged together."""
+    matrices = {m for frame in frames.values() if "matrix" in frame for m in frame["matrix"].dropna()}
+    if len(matrices) < 2:
+        return frames
+    return {name: frame.assign(corpus=frame["corpus"] + " · " + frame["matrix"]) if "matrix" in frame else frame
+            for name, frame in frames.items()}
+
+
 def render(results_dir: Path, out_dir: Path | None = None) -> Path:
     """Write the CSV tables, report.md and report.html for every result under `results_dir`."""
     out_dir = out_dir or results_dir
@@ -472,6 +487,9 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
             frames[name].to_csv(path, index=False, float_format="%.6g")
     blocks = ["# lm-lineage report", "",
               f"Rendered from {len(results)} result files in `{results_dir}` by `lm-lineage report`.", ""]
+    frames = _label_corpora_by_matrix(frames)
+    if probe is not None and "matrix" in probe:
+        probe = _label_corpora_by_matrix({"pos_probe": probe})["pos_probe"]
     blocks += _result_sections(results, frames)
     blocks += _gradient_flow_section(flow) + _layer_probe_section(probe)
     blocks += _environment_section(results, results_dir)

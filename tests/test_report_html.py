@@ -128,3 +128,20 @@ def test_report_html_renders_with_its_images_in_headless_chromium(report_html, t
     total = re.search(r'data-images-total="(\d+)"', done.stdout)
     assert loaded and total, "the page's load script did not run: " + done.stdout[:500]
     assert int(loaded.group(1)) == int(total.group(1)) == 5
+
+
+def test_two_matrices_with_the_same_cells_are_reported_apart(tmp_path):
+    # brown-lm and brown-lm-sentences both run kn3 on brown at seed 0, on different tokens:
+    # a combined report must not average them into one row.
+    for matrix, offset in (("brown-lm", 0.0), ("brown-lm-sentences", -50.0)):
+        cell = _lm_cell(0)
+        cell["cell"]["matrix"] = matrix
+        for row in cell["metrics"]["perplexity"]:
+            row["perplexity"] += offset
+        (tmp_path / matrix / "cells").mkdir(parents=True)
+        (tmp_path / matrix / "cells" / "kn3__brown__seed0.json").write_text(json.dumps(cell))
+    report = render(tmp_path).read_text()
+    assert "### corpus `brown · brown-lm`" in report and "### corpus `brown · brown-lm-sentences`" in report
+    assert "| kn3 | 1 | 210.0 | 200.0 |" in report and "| kn3 | 1 | 160.0 | 150.0 |" in report
+    table = pd.read_csv(tmp_path / "perplexity.csv")
+    assert sorted(table[table["split"] == "test"]["matrix"]) == ["brown-lm", "brown-lm-sentences"]
