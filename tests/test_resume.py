@@ -52,10 +52,12 @@ def _leftovers(out: Path) -> list[Path]:
 def test_killed_run_resumes_without_losing_or_redoing_cells(tmp_path, monkeypatch, kill_signal, seed):
     monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)  # the embedded Lee corpus and gensim's similarity sets
     rng = random.Random(seed)
-    # Kill while at least one cell is done and at least one is not: after 1..n-2 cells, plus
-    # a random part of the next cell's time.
+    # Kill while at least one cell is done and at least two are not: after 1..n-2 cells, plus
+    # a random part of the next cell's time. Each cell starts a fresh interpreter that imports
+    # torch (over half a second on an idle machine), so two cells outlast the longest delay;
+    # a delay of up to 2 s let an idle machine finish the matrix before the kill.
     cells_before_kill = rng.randint(1, len(MODELS) - 2)
-    delay_s = rng.uniform(0.0, 2.0)
+    delay_s = rng.uniform(0.0, 0.5)
     out = tmp_path / "run"
     stderr_path = tmp_path / "stderr.txt"
     with open(stderr_path, "w") as stderr, _matrix_run(out, stderr) as run:
