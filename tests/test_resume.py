@@ -30,7 +30,11 @@ def _matrix_run(out: Path, stderr):
     and its cell's worker, nothing else); whatever is left of it is killed on the way out."""
     command = [sys.executable, "-m", "bench", "run", "--matrix", "quick", "--models", ",".join(MODELS),
                "--set", "train.epochs=1", "--out", str(out), "--no-progress"]
-    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+    # A job started in the background of a non-interactive shell (as CI may run the suite)
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler: give
+    # the run the default disposition, as a terminal's foreground job has.
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         yield run
     finally:
@@ -54,8 +58,7 @@ def test_killed_run_resumes_without_losing_or_redoing_cells(tmp_path, monkeypatc
     rng = random.Random(seed)
     # Kill while at least one cell is done and at least two are not: after 1..n-2 cells, plus
     # a random part of the next cell's time. Each cell starts a fresh interpreter that imports
-    # torch (over half a second on an idle machine), so two cells outlast the longest delay;
-    # a delay of up to 2 s let an idle machine finish the matrix before the kill.
+    # torch (over half a second on an idle machine), so two cells outlast the longest delay.
     cells_before_kill = rng.randint(1, len(MODELS) - 2)
     delay_s = rng.uniform(0.0, 0.5)
     out = tmp_path / "run"
