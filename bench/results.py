@@ -105,6 +105,11 @@ def load_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+# JSON files of the suite that are not cell results: a run's matrix, and the quality-gate
+# record kept in results/ (bench.gates).
+NOT_RESULTS = {"matrix.json", "quality_gates.json"}
+
+
 def load_results(folder: Path) -> list[dict]:
     """Every result JSON under `folder` (recursively); files of another schema are an error.
 
@@ -115,7 +120,7 @@ def load_results(folder: Path) -> list[dict]:
         raise BenchError(f"results folder {folder} does not exist")
     results = []
     for path in sorted(folder.rglob("*.json")):
-        if path.name == "matrix.json":
+        if path.name in NOT_RESULTS:
             continue
         results.append(read_result(path))
     if not results:
