@@ -474,8 +474,6 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
     results = load_results(results_dir)
     frames = tables(results)
     flow = _diagnostic_table(results_dir, GRADIENT_FLOW)
-    # The cells' probe rows; without any, a pos_probe.csv made apart.
-    probe = frames["pos_probe"] if not frames["pos_probe"].empty else _diagnostic_table(results_dir, POS_PROBE)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not frames["pos_probe"].empty:
         frames["pos_probe"].to_csv(out_dir / POS_PROBE.file, index=False, float_format="%.6g")
@@ -487,9 +485,9 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
             frames[name].to_csv(path, index=False, float_format="%.6g")
     blocks = ["# lm-lineage report", "",
               f"Rendered from {len(results)} result files in `{results_dir}` by `lm-lineage report`.", ""]
-    frames = _label_corpora_by_matrix(frames)
-    if probe is not None and "matrix" in probe:
-        probe = _label_corpora_by_matrix({"pos_probe": probe})["pos_probe"]
+    frames = _label_corpora_by_matrix(frames)  # the CSVs above keep corpus and matrix apart
+    # The cells' probe rows; without any, a pos_probe.csv made apart.
+    probe = frames["pos_probe"] if not frames["pos_probe"].empty else _diagnostic_table(results_dir, POS_PROBE)
     blocks += _result_sections(results, frames)
     blocks += _gradient_flow_section(flow) + _layer_probe_section(probe)
     blocks += _environment_section(results, results_dir)
