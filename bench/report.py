@@ -31,6 +31,11 @@ PARITY_PAIRS = (("word2vec-cbow", "gensim-cbow"), ("word2vec-sg", "gensim-sg"))
 PARITY_BENCHMARKS = ("WS-353-ALL", "SIMLEX-999", "MEN-TR-3k")
 PARITY_TOLERANCE = 0.02
 SPEED_TARGET = 0.5
+GLOVE_BENCHMARKS = ("MEN-TR-3k", "WS-353-ALL")
+GLOVE_TOLERANCE = 0.03
+# The GloVeConfig fields that make two glove cells the same experiment (threads and batch
+# size change the speed only).
+GLOVE_SETTINGS = ("vector_size", "window", "x_max", "alpha", "epochs", "learning_rate")
 GRADIENT_FLOW_KS = (1, 5, 10, 20, 50)  # the distances the gradient-flow table shows (the figure has every k)
 
 
@@ -244,6 +249,57 @@ def _parity_section(wordsim: pd.DataFrame, throughput: pd.DataFrame) -> list[Blo
     return lines
 
 
+def _glove_against_skipgram_section(results: list[dict]) -> list[Block]:
+    """GloVe's target, one row per GloVe setting: within GLOVE_TOLERANCE Spearman of gensim's
+    skip-gram on the same tokens (corpus, tokenization, vocabulary), dimensions and window.
+
+    Rows pool every cell of a setting over seeds and matrices (the GloVe sweep runs one
+    matrix per setting), so the sweep reads as one table."""
+    def data_key(r: dict) -> tuple:
+        return r["cell"]["corpus"], json.dumps([r["config"]["tokenizer"], r["config"]["vocab"]], sort_keys=True)
+
+    def scores(r: dict) -> dict[str, float]:
+        return {row["benchmark"]: row["spearman"] for row in r["metrics"].get("wordsim", [])
+                if row["benchmark"] in GLOVE_BENCHMARKS}
+
+    glove: dict[tuple, list[dict]] = {}
+    skipgram: dict[tuple, list[dict]] = {}
+    for r in results:
+        if r["status"] != "ok" or r["cell"]["model"] not in ("glove", "gensim-sg"):
+            continue
+        settings = r["config"]["model"]
+        if r["cell"]["model"] == "glove":
+            glove.setdefault((*data_key(r), *(settings[k] for k in GLOVE_SETTINGS)), []).append(r)
+        else:
+            skipgram.setdefault((*data_key(r), settings["vector_size"], settings["window"]), []).append(r)
+    rows = []
+    for key, cells in sorted(glove.items(), key=lambda item: item[0]):
+        corpus, data, vector_size, window, x_max, alpha, epochs, learning_rate = key
+        references = skipgram.get((corpus, data, vector_size, window))
+        if not references:
+            continue
+        row = {"corpus": corpus, "dims": vector_size, "window": window, "x_max": f"{x_max:g}", "α": f"{alpha:g}",
+               "passes": epochs, "lr": f"{learning_rate:g}", "seeds": len(cells)}
+        met = True
+        for bench in GLOVE_BENCHMARKS:
+            ours = pd.Series([scores(r).get(bench) for r in cells], dtype=float).mean()
+            theirs = pd.Series([scores(r).get(bench) for r in references], dtype=float).mean()
+            row |= {f"{bench} glove": f"{ours:.3f}", f"{bench} gensim-sg": f"{theirs:.3f}",
+                    f"{bench} diff": f"{ours - theirs:+.3f}"}
+            met = met and abs(ours - theirs) <= GLOVE_TOLERANCE
+        row |= {"met": "yes" if met else "no", "gensim-sg cells": len(references),
+                "matrices": ", ".join(sorted({r["cell"]["matrix"] for r in cells}))}
+        rows.append(row)
+    if not rows:
+        return []
+    return ["## GloVe settings against skip-gram (means over seeds)", "",
+            f"Target: `glove` within {GLOVE_TOLERANCE} Spearman of `gensim-sg` on "
+            f"{' and '.join(GLOVE_BENCHMARKS)}, both trained on the same tokens with the same dimensions and "
+            f"window. One row per GloVe setting, pooled over the matrices that ran it; `gensim-sg` pooled over "
+            f"its cells at that corpus, vocabulary, dimensions and window. Passes are over the co-occurrence "
+            f"entries.", "", pd.DataFrame(rows), ""]
+
+
 def _analogy_speed_section(results: list[dict]) -> list[Block]:
     rows = []
     for r in results:
@@ -438,7 +494,8 @@ def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame]) -> li
         blocks += _absent("Word similarity", "No word-similarity results in this folder: run a word-vector "
                                              "matrix, e.g. `lm-lineage run --matrix standard-vectors --out DIR`.")
     else:
-        blocks += _parity_section(frames["wordsim"], frames["throughput"]) + _wordsim_section(frames["wordsim"])
+        blocks += _parity_section(frames["wordsim"], frames["throughput"]) + _glove_against_skipgram_section(results)
+        blocks += _wordsim_section(frames["wordsim"])
     if not frames["analogy"].empty:
         blocks += _analogy_section(frames["analogy"])
     blocks += _analogy_speed_section(results)

@@ -147,3 +147,37 @@ def test_two_matrices_with_the_same_cells_are_reported_apart(tmp_path):
     assert "| kn3 | 1 | 210.0 | 200.0 |" in report and "| kn3 | 1 | 160.0 | 150.0 |" in report
     table = pd.read_csv(tmp_path / "perplexity.csv")
     assert sorted(table[table["split"] == "test"]["matrix"]) == ["brown-lm", "brown-lm-sentences"]
+
+
+def _embedding_cell(model: str, seed: int, settings: dict, men: float, ws: float, matrix: str) -> dict:
+    cell = _vector_cell(model, seed)
+    cell["cell"]["matrix"] = matrix
+    cell["config"]["model"] = settings
+    cell["metrics"]["wordsim"] = [{"benchmark": bench, "pairs": 100, "oov_pairs": 0, "spearman": value,
+                                   "pearson": value} for bench, value in (("MEN-TR-3k", men), ("WS-353-ALL", ws))]
+    return cell
+
+
+def test_glove_settings_are_compared_with_skipgram_at_the_same_window(tmp_path):
+    glove = {"vector_size": 100, "window": 10, "x_max": 100.0, "alpha": 0.75, "epochs": 25, "learning_rate": 0.05}
+    sg = {"sg": True, "vector_size": 100, "window": 10}
+    cells = [("glove-parity", _embedding_cell("glove", 0, glove, 0.20, 0.30, "glove-parity")),
+             ("glove-parity", _embedding_cell("glove", 1, glove, 0.30, 0.30, "glove-parity")),
+             ("glove-parity", _embedding_cell("gensim-sg", 0, sg, 0.40, 0.32, "glove-parity")),
+             ("sweep", _embedding_cell("glove", 0, {**glove, "x_max": 10.0}, 0.38, 0.31, "sweep")),
+             # Another window: no glove row of its own, and not the reference for window 10.
+             ("other", _embedding_cell("gensim-sg", 0, {**sg, "window": 5}, 0.90, 0.90, "other"))]
+    for folder, cell in cells:
+        name = f"{cell['cell']['model']}__{cell['cell']['corpus']}__seed{cell['seed']}.json"
+        (tmp_path / folder / "cells").mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / "cells" / name).write_text(json.dumps(cell))
+    report = render(tmp_path).read_text()
+    section = report.split("## GloVe settings against skip-gram")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| offline-mix")]
+    # x_max 10 sorts before 100; the x_max 100 row pools its two seeds: MEN (0.20 + 0.30) / 2.
+    assert rows == [
+        "| offline-mix | 100 | 10 | 10 | 0.75 | 25 | 0.05 | 1 | 0.380 | 0.400 | -0.020 | 0.310 | 0.320 | -0.010 | yes "
+        "| 1 | sweep |",
+        "| offline-mix | 100 | 10 | 100 | 0.75 | 25 | 0.05 | 2 | 0.250 | 0.400 | -0.150 | 0.300 | 0.320 | -0.020 | no "
+        "| 1 | glove-parity |",
+    ]
