@@ -11,6 +11,7 @@ from tests.corpora import lee as lee_corpus
 from tests.corpora import toy
 from impl.word2vec import (
     Word2VecConfig,
+    _sg_slot_steps,
     alias_table,
     context_mask,
     huffman_codes,
@@ -136,6 +137,7 @@ def test_no_update_without_context(arch, hs, negative):
         ({"batch_size": 0}, "batch_size"),
         ({"threads": 0}, "threads"),
         ({"cbow_mean": "yes"}, "cbow_mean"),
+        ({"sg_update_order": "pair"}, "sg_update_order"),
     ],
 )
 def test_config_validation(kwargs, field):
@@ -200,17 +202,49 @@ def _ws353(kv):
     return kv.evaluate_word_pairs(datapath("wordsim353.tsv"))[1].statistic
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_slot_order_is_gensims_pair_by_pair_sgd_for_one_centre(shared):
+    # One centre (word 0) with context words 1 (slot 0) and 2 (slot 2), window 1, noise
+    # word 3 (K = 1). gensim's loop, by hand: for each pair in turn, score the context's
+    # input row against the centre (label 1) and the noise word (label 0), step the
+    # output rows with the input row as it was, then the input row with the output rows
+    # as they were.
+    rng = np.random.default_rng(0)
+    syn0 = rng.standard_normal((4, 3)).astype(np.float32)
+    syn_out = rng.standard_normal((4, 3)).astype(np.float32)
+    alpha, noise = 0.1, [[3], [3], [3]] if not shared else [[3]]
+    want_in, want_out = syn0.astype(np.float64), syn_out.astype(np.float64)
+    for slot, context in ((0, 1), (2, 2)):
+        rows = [0] + (noise[slot] if not shared else noise[0])
+        v = want_in[context].copy()
+        work = np.zeros(3)
+        for row, label in zip(rows, (1.0, 0.0)):
+            g = (label - 1 / (1 + np.exp(-v @ want_out[row]))) * alpha
+            work += g * want_out[row]
+            want_out[row] += g * v
+        want_in[context] += work
+    targets = torch.tensor([[0] + sum(noise, [])])  # [1, T]: centre, then the noise of each slot or all
+    labels = torch.tensor([[1.0] + [0.0] * (targets.shape[1] - 1)])
+    cfg = Word2VecConfig(arch="sg", negative=1, window=1, sg_shared_negatives=shared, sg_update_order="slot")
+    got_in, got_out = torch.from_numpy(syn0.copy()), torch.from_numpy(syn_out.copy())
+    _sg_slot_steps(got_in, got_out, torch.tensor([1, 0, 2]), torch.tensor([[1.0, 0.0, 1.0]]), targets, labels,
+                   torch.ones_like(labels), alpha, cfg)
+    np.testing.assert_allclose(got_in.numpy(), want_in, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_out.numpy(), want_out, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "arch,hs,negative,epochs,shared",
-    [("cbow", False, 5, 20, True), ("sg", False, 5, 20, True), ("sg", True, 2, 20, False), ("cbow", True, 0, 20, True),
-     ("sg", True, 0, 20, True)],
+    "arch,hs,negative,epochs,shared,order",
+    [("cbow", False, 5, 20, True, "batch"), ("sg", False, 5, 20, True, "batch"), ("sg", True, 2, 20, False, "batch"),
+     ("cbow", True, 0, 20, True, "batch"), ("sg", True, 0, 20, True, "batch"), ("sg", False, 5, 20, True, "slot"),
+     ("sg", True, 2, 20, False, "slot")],
 )
-def test_lee_beats_random_vectors(lee, arch, hs, negative, epochs, shared):
+def test_lee_beats_random_vectors(lee, arch, hs, negative, epochs, shared, order):
     # shared=False: gensim's fresh noise words per (centre, context) pair, next to the Huffman path.
     ids, offsets, words, counts = lee
     cfg = Word2VecConfig(arch=arch, hs=hs, negative=negative, vector_size=50, epochs=epochs, batch_size=256,
-                         sg_shared_negatives=shared)
+                         sg_shared_negatives=shared, sg_update_order=order)
     kv = train_word2vec(ids, offsets, words, counts, cfg, seed=0)
     control = KeyedVectors(vector_size=50)
     control.add_vectors(words, np.random.default_rng(0).standard_normal((len(words), 50)).astype(np.float32))
