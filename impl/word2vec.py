@@ -21,30 +21,36 @@ when it is off).
 
 What differs, on purpose, so that batched tensor ops rather than Python carry
 the cost:
-  * Updates are applied per batch of ``batch_size`` consecutive centre
-    positions, all computed from the same parameter snapshot and summed
-    (scatter-add), instead of Hogwild per-pair SGD where every pair sees the
-    updates of the pairs before it. For skip-gram this order matters:
-    on offline-mix (standard-vectors settings, seed 0) it gives MEN-TR-3k 0.38
-    where gensim gets 0.35, and the batch size (64 or 1024 centres) does not
-    change that. ``sg_update_order="slot"`` applies the steps after each window
-    slot instead, so that a centre's output rows and a token's input row change
-    between the pairs that use them, as in gensim's loop, at about 3x the
-    training time. (Per-centre private copies of the rows do not close the gap:
-    the frequent words' shared rows need the updates of the other centres too.)
+  * Updates are computed for a batch of ``batch_size`` consecutive centre
+    positions at a time instead of by Hogwild per-pair SGD, where every pair
+    sees the updates of the pairs before it. CBOW scores every centre of the
+    batch against one parameter snapshot and sums the steps (scatter-add).
+    Skip-gram (``sg_update_order="slot"``, the default) goes through the window
+    one slot at a time: the batch's pairs with their context word at slot j are
+    scored against the matrices as the slots before left them, so a centre's
+    output rows and a token's input row change between the pairs that use them,
+    as in gensim's loop. Scoring the whole window against one snapshot
+    (``sg_update_order="batch"``) trains about 1.5x faster but lands elsewhere:
+    on offline-mix (standard-vectors settings, 3 seeds) MEN-TR-3k 0.38 where
+    gensim gets 0.35, whatever the batch size (64 or 1024 centres); the slot
+    order gets gensim's 0.35. (Per-centre private copies of the rows do not
+    close that gap: the frequent words' shared rows need the updates of the
+    other centres between slots too.)
   * Skip-gram with negative sampling draws ``negative`` noise words per centre
     word and shares them among that centre's context pairs
     (``sg_shared_negatives=True``, the default); gensim draws fresh ones per
     (centre, context) pair, which ``sg_shared_negatives=False`` reproduces.
     Each context-noise interaction count is the same in expectation. Measured on
-    offline-mix (seed 0, standard-vectors settings), per-pair draws did not
-    close the +0.03 MEN-TR-3k gap to gensim (0.373 vs gensim's 0.347; WS-353
+    offline-mix (seed 0, standard-vectors settings, batch order), per-pair draws
+    did not close the +0.03 MEN-TR-3k gap to gensim (0.373 vs gensim's 0.347; WS-353
     0.332, SimLex 0.241) and cost several times the training time, so sharing
     stays the default.
   * CPU parallelism: ``threads`` Python threads split each batch's centres
-    and the calling thread applies the summed steps in a fixed order, so
-    results do not depend on thread timing; ``intra_op_threads`` sizes torch's
-    own pool for the duration of training. gensim instead runs Hogwild workers.
+    (CBOW and batch-order skip-gram) and the calling thread applies the summed
+    steps in a fixed order, so results do not depend on thread timing;
+    ``intra_op_threads`` sizes torch's own pool for the duration of training
+    (the slot order's only parallelism, as its slots run in sequence). gensim
+    instead runs Hogwild workers.
   * Exact sigmoid instead of gensim's 1000-entry lookup table, and torch's
     random generators instead of gensim's linear congruential one, so results
     match gensim statistically, not bit for bit.
@@ -86,18 +92,20 @@ class Word2VecConfig:
     min_alpha: float = 1e-4
     batch_size: int = 1024  # centre positions per update
     # CPU parallelism, two kinds (measured on 2 idle cores, offline-mix): Python workers
-    # that split each batch (see _Workers) suit skip-gram's many small bmm's (sg: 2 workers
-    # 504k tok/s vs 377k with torch threads); torch's intra-op pool suits CBOW's few large
-    # element-wise ops (cbow, batch 2048: 1.26M tok/s vs 0.96M with 2 workers). torch's
-    # OpenMP pool busy-waits, so on a loaded machine prefer workers.
+    # that split each batch (see _Workers) suit batch-order skip-gram's many small bmm's
+    # (2 workers 504k tok/s vs 377k with torch threads); torch's intra-op pool suits CBOW's
+    # few large element-wise ops (batch 2048: 1.26M tok/s vs 0.96M with 2 workers) and is
+    # all the slot order uses (2 intra-op threads 450k tok/s vs 322k with 1). torch's
+    # OpenMP pool busy-waits, so on a loaded machine prefer workers where they apply.
     threads: int = 2  # Python worker threads per batch
     intra_op_threads: int = 1  # torch.set_num_threads during training (restored after)
     cbow_mean: bool = True
     sg_shared_negatives: bool = True  # skip-gram: one noise draw per centre, shared by its window
-    # Skip-gram: "batch" scores every context slot of the batch against one parameter
-    # snapshot and sums the steps (fast); "slot" applies the steps after each window slot
-    # (gensim's quality on offline-mix, about 3x slower; see the module docstring).
-    sg_update_order: str = "batch"
+    # Skip-gram: "slot" applies the steps after each window slot (gensim's quality on
+    # offline-mix; runs on torch's intra-op pool, so give it intra_op_threads, not threads);
+    # "batch" scores every slot of the batch against one parameter snapshot and sums the
+    # steps (about 1.5x faster, +0.03 MEN-TR-3k over gensim; see the module docstring).
+    sg_update_order: str = "slot"
 
     def __post_init__(self) -> None:
         def need(ok: bool, field: str, expected: str) -> None:
@@ -454,21 +462,26 @@ def _sg_slot_steps(syn0, syn_out, ctx_ids, valid, targets, labels, tmask, alpha,
     per_pair = K * span if K and not config.sg_shared_negatives else 0
     n_shared = targets.shape[1] - per_pair
     for j in range(span):
-        slot = valid[:, j]  # [b] 1 where slot j holds a context word of the centre
-        if not bool(slot.any()):  # the centre slot, and slots beyond every drawn window
+        # Only the centres whose drawn window holds a context word at slot j take part: with
+        # window W about 40% of the slots are empty, so compacting skips that work.
+        live = valid[:, j].nonzero().squeeze(1)  # [n] centre indices within the batch
+        if live.numel() == 0:  # the centre slot, and slots beyond every drawn window
             continue
-        rows = targets[:, :n_shared]  # [b, S]
-        mask = slot[:, None] * tmask[:, :n_shared]
-        slot_labels = labels[:, :n_shared]
+        rows = targets[live, :n_shared]  # [n, S]
+        mask = tmask[live, :n_shared]
+        slot_labels = labels[live, :n_shared]
         if per_pair:
             block = slice(n_shared + j * K, n_shared + (j + 1) * K)  # slot j's own noise words
-            rows = torch.cat([rows, targets[:, block]], 1)  # [b, S + K]
-            mask = torch.cat([mask, slot[:, None] * tmask[:, block]], 1)
-            slot_labels = torch.cat([slot_labels, labels[:, block]], 1)
-        inputs = ctx_ids[j : j + b]  # [b] the context word of slot j, one per centre
-        e = syn0.index_select(0, inputs)  # [b, D]
-        out = syn_out.index_select(0, rows.reshape(-1)).view(b, -1, D)  # [b, R, D]
-        g = _scores_to_grads(torch.bmm(out, e[:, :, None]).squeeze(2), slot_labels, mask, alpha)  # [b, R]
+            rows = torch.cat([rows, targets[live, block]], 1)  # [n, S + K]
+            mask = torch.cat([mask, tmask[live, block]], 1)
+            slot_labels = torch.cat([slot_labels, labels[live, block]], 1)
+        n = live.numel()
+        inputs = ctx_ids[j : j + b][live]  # [n] the context word of slot j, one per live centre
+        e = syn0.index_select(0, inputs)  # [n, D]
+        out = syn_out.index_select(0, rows.reshape(-1)).view(n, -1, D)  # [n, R, D]
+        # Row-vector orientation ([n, 1, D] @ [n, D, R]): several times faster than [n, R, D] @ [n, D, 1].
+        f = torch.bmm(e[:, None, :], out.transpose(1, 2)).squeeze(1)  # [n, R]
+        g = _scores_to_grads(f, slot_labels, mask, alpha)  # [n, R]
         syn_out.index_add_(0, rows.reshape(-1), (g[:, :, None] * e[:, None, :]).reshape(-1, D))
         syn0.index_add_(0, inputs, torch.bmm(g[:, None, :], out).squeeze(1))
 

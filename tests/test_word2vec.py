@@ -233,6 +233,36 @@ def test_slot_order_is_gensims_pair_by_pair_sgd_for_one_centre(shared):
     np.testing.assert_allclose(got_out.numpy(), want_out, rtol=1e-5, atol=1e-6)
 
 
+def test_slot_order_skips_empty_slots_and_steps_slot_by_slot_across_centres():
+    # Two centres of one batch (window 1): centre word 0 has a context only at slot 0
+    # (word 1), centre word 4 only at slot 2 (word 2), and both share noise word 3. Slot 0
+    # holds only the first pair and slot 2 only the second, so the second pair must see
+    # the first pair's step on the shared noise row, as in gensim's pair-by-pair loop.
+    rng = np.random.default_rng(1)
+    syn0 = rng.standard_normal((5, 3)).astype(np.float32)
+    syn_out = rng.standard_normal((5, 3)).astype(np.float32)
+    alpha = 0.1
+    want_in, want_out = syn0.astype(np.float64), syn_out.astype(np.float64)
+    for centre, context in ((0, 1), (4, 2)):
+        v = want_in[context].copy()
+        work = np.zeros(3)
+        for row, label in ((centre, 1.0), (3, 0.0)):
+            g = (label - 1 / (1 + np.exp(-v @ want_out[row]))) * alpha
+            work += g * want_out[row]
+            want_out[row] += g * v
+        want_in[context] += work
+    targets = torch.tensor([[0, 3], [4, 3]])  # [b=2, T]: the centre, then the shared noise word
+    labels = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    valid = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # [b, 2W+1]
+    cfg = Word2VecConfig(arch="sg", negative=1, window=1, sg_update_order="slot")
+    got_in, got_out = torch.from_numpy(syn0.copy()), torch.from_numpy(syn_out.copy())
+    # Kept tokens from W before the first centre to W after the last: [1, (0), (4), 2].
+    _sg_slot_steps(got_in, got_out, torch.tensor([1, 0, 4, 2]), valid, targets, labels, torch.ones_like(labels),
+                   alpha, cfg)
+    np.testing.assert_allclose(got_in.numpy(), want_in, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_out.numpy(), want_out, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "arch,hs,negative,epochs,shared,order",
