@@ -202,27 +202,33 @@ def _ws353(kv):
     return kv.evaluate_word_pairs(datapath("wordsim353.tsv"))[1].statistic
 
 
+def _gensim_pair_steps(syn0, syn_out, pairs, alpha):
+    """gensim's skip-gram loop by hand, in float64: for each (context, [centre, noise...])
+    pair in turn, score the context's input row against the centre (label 1) and each noise
+    word (label 0), step the output rows with the input row as it was, then the input row
+    with the output rows as they were. Returns the updated (syn0, syn_out)."""
+    want_in, want_out = syn0.astype(np.float64), syn_out.astype(np.float64)
+    for context, rows in pairs:
+        v = want_in[context].copy()
+        work = np.zeros(want_in.shape[1])
+        for i, row in enumerate(rows):
+            g = ((1.0 if i == 0 else 0.0) - 1 / (1 + np.exp(-v @ want_out[row]))) * alpha
+            work += g * want_out[row]
+            want_out[row] += g * v
+        want_in[context] += work
+    return want_in, want_out
+
+
 @pytest.mark.parametrize("shared", [True, False])
 def test_slot_order_is_gensims_pair_by_pair_sgd_for_one_centre(shared):
     # One centre (word 0) with context words 1 (slot 0) and 2 (slot 2), window 1, noise
-    # word 3 (K = 1). gensim's loop, by hand: for each pair in turn, score the context's
-    # input row against the centre (label 1) and the noise word (label 0), step the
-    # output rows with the input row as it was, then the input row with the output rows
-    # as they were.
+    # word 3 (K = 1), against gensim's loop by hand.
     rng = np.random.default_rng(0)
     syn0 = rng.standard_normal((4, 3)).astype(np.float32)
     syn_out = rng.standard_normal((4, 3)).astype(np.float32)
     alpha, noise = 0.1, [[3], [3], [3]] if not shared else [[3]]
-    want_in, want_out = syn0.astype(np.float64), syn_out.astype(np.float64)
-    for slot, context in ((0, 1), (2, 2)):
-        rows = [0] + (noise[slot] if not shared else noise[0])
-        v = want_in[context].copy()
-        work = np.zeros(3)
-        for row, label in zip(rows, (1.0, 0.0)):
-            g = (label - 1 / (1 + np.exp(-v @ want_out[row]))) * alpha
-            work += g * want_out[row]
-            want_out[row] += g * v
-        want_in[context] += work
+    pairs = [(context, [0] + (noise[slot] if not shared else noise[0])) for slot, context in ((0, 1), (2, 2))]
+    want_in, want_out = _gensim_pair_steps(syn0, syn_out, pairs, alpha)
     targets = torch.tensor([[0] + sum(noise, [])])  # [1, T]: centre, then the noise of each slot or all
     labels = torch.tensor([[1.0] + [0.0] * (targets.shape[1] - 1)])
     cfg = Word2VecConfig(arch="sg", negative=1, window=1, sg_shared_negatives=shared, sg_update_order="slot")
@@ -242,15 +248,7 @@ def test_slot_order_skips_empty_slots_and_steps_slot_by_slot_across_centres():
     syn0 = rng.standard_normal((5, 3)).astype(np.float32)
     syn_out = rng.standard_normal((5, 3)).astype(np.float32)
     alpha = 0.1
-    want_in, want_out = syn0.astype(np.float64), syn_out.astype(np.float64)
-    for centre, context in ((0, 1), (4, 2)):
-        v = want_in[context].copy()
-        work = np.zeros(3)
-        for row, label in ((centre, 1.0), (3, 0.0)):
-            g = (label - 1 / (1 + np.exp(-v @ want_out[row]))) * alpha
-            work += g * want_out[row]
-            want_out[row] += g * v
-        want_in[context] += work
+    want_in, want_out = _gensim_pair_steps(syn0, syn_out, [(1, [0, 3]), (2, [4, 3])], alpha)
     targets = torch.tensor([[0, 3], [4, 3]])  # [b=2, T]: the centre, then the shared noise word
     labels = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     valid = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # [b, 2W+1]
