@@ -1,1 +1,9 @@
-"""lm-lineage benchmark harness: datasets, vocabularies, baselines, metrics, runner, reports."""
+"""lm-lineage's benchmark harness, one package per stage of the data flow.
+
+    data -> train -> models -> eval -> run -> report, and cli.py on top.
+
+A package imports only from the packages before it in that line (and from `impl`, the
+models, which never import `bench`). Two small modules sit under every stage: `errors`
+(BenchError, the one user-facing error) and `timing` (clocks that synchronize CUDA).
+`tests/test_layout.py` checks these directions.
+"""

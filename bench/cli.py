@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="run cells in this process instead of a fresh worker each (debugging; timings then "
                           "depend on the cells before)")
     run.add_argument("--precision", default="fp32",
-                     help="fp32 | bf16: bf16 autocast of the forward passes of the LMs bench.lm trains, on CUDA "
+                     help="fp32 | bf16: bf16 autocast of the forward passes of the LMs bench.train.lm trains, on CUDA "
                           "only (default: fp32)")
     run.add_argument("--executor", default="local",
                      help="local: one cell at a time on this machine (default) | ray: cells as Ray tasks")
@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     flow.add_argument("--corpus", default="lee", help="text the windows come from (default: lee)")
     flow.add_argument("--data-dir", help="data root (default: $LM_LINEAGE_DATA)")
 
-    gates = commands.add_parser("gates", help="record the quality gates' seed spread (bench.gates)")
+    gates = commands.add_parser("gates", help="record the quality gates' seed spread (bench.run.gates)")
     gates.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1), at least 2 (default: 5)")
     gates.add_argument("--out", default="results/quality_gates.json",
                        help="the JSON file the gate tests read (default: results/quality_gates.json)")
@@ -77,9 +77,9 @@ def _run(args) -> int:
     if args.allow_hub:
         for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
             os.environ[name] = "0"
-    from bench import report
-    from bench.config import load_matrix
-    from bench.runner import resolve_precision, run_matrix
+    from bench.report import render as report
+    from bench.run.config import load_matrix
+    from bench.run.runner import resolve_precision, run_matrix
 
     if args.seeds is not None and args.seeds < 1:
         raise BenchError(f"--seeds must be >= 1, got {args.seeds}")
@@ -104,7 +104,7 @@ def _run(args) -> int:
 
 def _executor(args):
     """The executor --executor names; Ray connects here, before anything is written."""
-    from bench.runner import LocalExecutor, RayExecutor
+    from bench.run.executors import LocalExecutor, RayExecutor
 
     if args.executor == "local":
         if args.ray_address is not None or args.ray_cpus is not None:
@@ -118,16 +118,16 @@ def _executor(args):
 
 
 def _gradient_flow(args) -> int:
-    from bench import plots
-    from bench.diagnostics import GradientFlowConfig, gradient_flow_table
-    from bench.results import write_bytes_atomic, write_text_atomic
+    from bench.report import figures
+    from bench.eval.diagnostics import GradientFlowConfig, gradient_flow_table
+    from bench.run.results import write_bytes_atomic, write_text_atomic
 
     if args.seeds < 1:
         raise BenchError(f"--seeds must be >= 1, got {args.seeds}")
     table = gradient_flow_table(GradientFlowConfig(corpus=args.corpus), list(range(args.seeds)), args.data_dir)
     path = Path(args.out) / "gradient_flow.csv"
     write_text_atomic(path, table.to_csv(index=False, float_format="%.6g"))
-    write_bytes_atomic(path.with_suffix(".png"), plots.gradient_flow(table))
+    write_bytes_atomic(path.with_suffix(".png"), figures.gradient_flow(table))
     far = table[table["k"] == table["k"].max()].groupby("model")["grad_norm"].mean()
     print(f"{path} (plot: {path.with_suffix('.png').name}): mean |d loss_t / d h_(t-k)| at k={table['k'].max()}: "
           + ", ".join(f"{model} {value:.3g}" for model, value in far.items()))
@@ -135,8 +135,8 @@ def _gradient_flow(args) -> int:
 
 
 def _gates(args) -> int:
-    from bench.gates import record_gates
-    from bench.results import write_json_atomic
+    from bench.run.gates import record_gates
+    from bench.run.results import write_json_atomic
 
     if args.seeds < 2:
         raise BenchError(f"--seeds must be >= 2 (a gate's tolerance is the spread over seeds), got {args.seeds}")
@@ -147,10 +147,10 @@ def _gates(args) -> int:
 
 
 def _list() -> int:
-    from bench.config import MATRIX_DIR
-    from bench.datasets import CORPORA
-    from bench.metrics import METRICS
-    from bench.models import MODELS
+    from bench.run.config import MATRIX_DIR
+    from bench.data.datasets import CORPORA
+    from bench.eval.metrics import METRICS
+    from bench.models.registry import MODELS
 
     print("models:")
     for spec in MODELS.values():
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
         if args.command == "report":
-            from bench import report
+            from bench.report import render as report
 
             path = report.render(Path(args.results), Path(args.out) if args.out else None)
             print(f"tables and report: {path} and {path.with_suffix('.html')}")

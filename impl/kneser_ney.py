@@ -37,7 +37,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.errors import BenchError
 
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -51,11 +50,11 @@ class KNConfig:
 
     def __post_init__(self):
         if self.order < 1:
-            raise BenchError(f"ngram.order must be >= 1, got {self.order}")
+            raise ValueError(f"ngram.order must be >= 1, got {self.order}")
         if self.discount_fallback is not None:
             fallback = tuple(float(d) for d in self.discount_fallback)
             if len(fallback) != 3 or not all(0.0 <= d <= r for r, d in enumerate(fallback, start=1)):
-                raise BenchError(f"ngram.discount_fallback must be (D1, D2, D3+) with 0 <= Dr <= r, "
+                raise ValueError(f"ngram.discount_fallback must be (D1, D2, D3+) with 0 <= Dr <= r, "
                                  f"got {self.discount_fallback!r}")
             self.discount_fallback = fallback
 
@@ -75,10 +74,10 @@ def estimate_discounts(count_of_counts) -> tuple[float, float, float] | None:
 def _check_ids(ids, vocab_size: int, name: str) -> np.ndarray:
     array = np.asarray(ids)
     if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
-        raise BenchError(f"{name} must be a 1-D integer array of token ids, got shape {array.shape} "
+        raise ValueError(f"{name} must be a 1-D integer array of token ids, got shape {array.shape} "
                          f"dtype {array.dtype}")
     if array.size and (array.min() < 0 or array.max() >= vocab_size):
-        raise BenchError(f"{name} has ids outside [0, {vocab_size}): min {array.min()}, max {array.max()}")
+        raise ValueError(f"{name} has ids outside [0, {vocab_size}): min {array.min()}, max {array.max()}")
     return array.astype(np.int64)
 
 
@@ -124,12 +123,12 @@ class KneserNey:
     def fit(self, train_ids: np.ndarray, vocab_size: int) -> KneserNey:
         """Count every order on one stream of ids in [0, vocab_size) and estimate its discounts."""
         if vocab_size < 1:
-            raise BenchError(f"vocab_size must be >= 1, got {vocab_size}")
+            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
         ids = _check_ids(train_ids, vocab_size, "train_ids")
         if ids.size == 0:
-            raise BenchError("train_ids is empty: nothing to count")
+            raise ValueError("train_ids is empty: nothing to count")
         if max(ids.size, vocab_size) > _INT64_MAX // vocab_size:
-            raise BenchError(f"{ids.size} tokens with vocab_size {vocab_size} overflow the int64 n-gram keys")
+            raise ValueError(f"{ids.size} tokens with vocab_size {vocab_size} overflow the int64 n-gram keys")
         n, V = self.config.order, vocab_size
         # Built aside and stored at the end, so a failed fit leaves no half-fitted model.
         tables: list[_OrderTable] = []
@@ -153,7 +152,7 @@ class KneserNey:
             d = estimate_discounts(count_of_counts)
             if d is None:
                 if self.config.discount_fallback is None:
-                    raise BenchError(f"cannot estimate modified Kneser-Ney discounts for order {k} from "
+                    raise ValueError(f"cannot estimate modified Kneser-Ney discounts for order {k} from "
                                      f"count-of-counts n1..n4={count_of_counts.tolist()} (too little data?); "
                                      f"set ngram.discount_fallback")
                 d = self.config.discount_fallback
@@ -168,7 +167,7 @@ class KneserNey:
 
     def _require_fit(self) -> int:
         if self.vocab_size is None:
-            raise BenchError("KneserNey model is not fitted: call fit(train_ids, vocab_size) first")
+            raise ValueError("KneserNey model is not fitted: call fit(train_ids, vocab_size) first")
         return self.vocab_size
 
     def log_prob(self, ids: np.ndarray, start: int = 0) -> np.ndarray:
@@ -179,7 +178,7 @@ class KneserNey:
         V = self._require_fit()
         x = _check_ids(ids, V, "ids")
         if not 0 <= start <= x.size:
-            raise BenchError(f"start must be in [0, {x.size}], got {start}")
+            raise ValueError(f"start must be in [0, {x.size}], got {start}")
         p = np.full(x.size, 1.0 / V)  # (M,) p_k(x_i | history), built up from order 0
         ends = x  # (M,) row of the (k-1)-gram ending at each position, -1 if unseen or too short
         for k, table in enumerate(self.tables, start=1):
@@ -232,6 +231,6 @@ def evaluate(model: KneserNey, ids: np.ndarray) -> dict:
     """Perplexity of a fitted model on one held-out stream."""
     nll_sum, scored = model.score(ids)
     if scored == 0:
-        raise BenchError("evaluate: the stream to score is empty")
+        raise ValueError("evaluate: the stream to score is empty")
     return {"perplexity": math.exp(nll_sum / scored), "nll_sum": nll_sum, "scored_tokens": scored,
             "context": f"{model.config.order - 1} previous tokens of the same stream"}

@@ -14,7 +14,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     asks at startup, before that folder's conftest is loaded."""
     import torch
 
-    from bench.results import device_info
+    from bench.run.results import device_info
 
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     machine_info["lm_lineage_devices"] = [device_info(device, torch.get_num_threads()) for device in devices]

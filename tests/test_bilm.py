@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import bilm, lm
+from bench.train import bilm
+from bench.train import lm
 from bench.cli import main
-from bench.prepared import prepare_corpus
-from bench.vocab import TokenizerConfig, VocabConfig
+from bench.data.prepared import prepare_corpus
+from bench.data.vocab import TokenizerConfig, VocabConfig
 from impl.elmo import ELMo
 
 # PyTorch's oneDNN LSTM has no projection; its default kernel is used, which is what we want.
@@ -251,7 +252,7 @@ def test_probe_on_a_corpus_without_tags_is_one_line_and_exit_code_2(tmp_path, ca
 
 
 def test_shipped_elmo_matrix_has_the_real_run_settings():
-    from bench.config import load_matrix
+    from bench.run.config import load_matrix
 
     matrix = load_matrix("elmo")
     assert matrix.models == ["elmo", "word2vec-sg", "glove", "glove-6b-50d"] and matrix.corpora == ["brown"]

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.config import load_matrix
+from bench.run.config import load_matrix
 from bench.errors import BenchError
-from bench.results import SCHEMA
+from bench.run.results import SCHEMA
 from tests.conftest import write_corpus
 
 
@@ -130,8 +130,8 @@ def test_shared_train_alpha_is_word2vecs_learning_rate_not_gloves_exponent():
 
 
 def test_every_shipped_matrix_loads():
-    from bench.config import MATRIX_DIR
-    from bench.models import MODELS
+    from bench.run.config import MATRIX_DIR
+    from bench.models.registry import MODELS
 
     matrices = {path.stem: load_matrix(path.stem) for path in MATRIX_DIR.glob("*.toml")}
     assert {"quick", "standard-vectors", "standard-all", "brown-lm", "gpu-full"} <= set(matrices)

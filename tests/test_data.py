@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from bench import vocab as vocab_module
-from bench.datasets import load_corpus
+from bench.data import vocab as vocab_module
+from bench.data.datasets import load_corpus
 from bench.errors import BenchError
-from bench.vocab import TokenizerConfig, VocabConfig, build_vocab, tokenize_corpus
+from bench.data.vocab import TokenizerConfig, VocabConfig, build_vocab, tokenize_corpus
 from tests.conftest import write_corpus
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.config import load_matrix
+from bench.run.config import load_matrix
 from bench.errors import BenchError
 from tests.conftest import write_corpus
 

@@ -1,4 +1,4 @@
-"""Tests of bench.metrics: hand-computed cases, agreement with gensim, and the GloVe reference scores."""
+"""Tests of bench.eval.metrics: hand-computed cases, agreement with gensim, and the GloVe reference scores."""
 from __future__ import annotations
 
 import math
@@ -11,9 +11,9 @@ import torch
 from gensim.models import KeyedVectors
 from gensim.test.utils import datapath
 
-from bench import metrics
+from bench.eval import metrics
 from bench.errors import BenchError
-from bench.metrics import (
+from bench.eval.metrics import (
     METRICS,
     SimilaritySet,
     evaluate_analogies,

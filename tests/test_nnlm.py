@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.lm import LMTrainConfig, evaluate_perplexity, nnlm_windows, train_lm
+from bench.train.lm import LMTrainConfig, evaluate_perplexity, nnlm_windows, train_lm
 from impl.nnlm import NNLM, NNLMConfig
 
 TOY = ["I like milk", "I love hot-pot", "I hate coffee", "I want sing", "I am sleep", "I go home",

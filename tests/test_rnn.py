@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bench.errors import BenchError
-from bench.lm import LMTrainConfig, batchify, bptt_batches, evaluate_perplexity, train_lm
+from bench.train.lm import LMTrainConfig, batchify, bptt_batches, evaluate_perplexity, train_lm
 from impl.rnn import RNNLM, RNNLMConfig, gradient_flow
 
 CPU = torch.device("cpu")
@@ -117,8 +117,8 @@ def test_train_lm_stops_on_the_time_budget():
 @pytest.mark.slow
 @pytest.mark.data
 def test_small_lstm_lowers_ptb_sample_validation_perplexity(data_root):
-    from bench.prepared import prepare_corpus
-    from bench.vocab import TokenizerConfig, VocabConfig
+    from bench.data.prepared import prepare_corpus
+    from bench.data.vocab import TokenizerConfig, VocabConfig
 
     prepared = prepare_corpus("ptb-sample", data_root, TokenizerConfig(lowercase=False, pattern=r"\S+"),
                               VocabConfig(min_count=1, unk="<unk>", eos="</s>"))

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.datasets import load_corpus
+from bench.data.datasets import load_corpus
 from bench.errors import BenchError
-from bench.vocab import (TokenizedCorpus, TokenizerConfig, TokenStream, Vocab, VocabConfig, build_vocab,
+from bench.data.vocab import (TokenizedCorpus, TokenizerConfig, TokenStream, Vocab, VocabConfig, build_vocab,
                          tokenize_corpus)
 
 

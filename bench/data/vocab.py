@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.datasets import RawCorpus
+from bench.data.datasets import RawCorpus
 from bench.errors import BenchError
 
 CACHE_ENV = "LM_LINEAGE_CACHE"

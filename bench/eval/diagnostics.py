@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench.prepared import prepare_corpus
-from bench.vocab import TokenizerConfig, VocabConfig
+from bench.data.prepared import prepare_corpus
+from bench.data.vocab import TokenizerConfig, VocabConfig
 from impl.rnn import RNNLM, RNNLMConfig, gradient_flow
 
 

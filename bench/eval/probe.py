@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from gensim.models import KeyedVectors
 
-from bench.datasets import CORPORA, SPLITS, _sha256_files, load_folder_dataset, local_folder
+from bench.data.datasets import CORPORA, SPLITS, _sha256_files, load_folder_dataset, local_folder
 from bench.errors import BenchError
 from impl.elmo import ScalarMix
 

@@ -6,7 +6,7 @@ One contract per family:
   scores the vectors with the word-vector metrics.
 - `lm`: `build(prepared, config, train_config, seed, device) -> TrainedLM`, whose
   `score(split)` gives the perplexity of a split of the prepared corpus; the runner
-  evaluates validation and test under the recorded protocol. The LMs that bench.lm's
+  evaluates validation and test under the recorded protocol. The LMs that bench.train.lm's
   loops train (`train_cls` LMTrainConfig) also take the run's precision, "fp32" or
   "bf16" (autocast on CUDA): `build(prepared, config, train_config, seed, device, precision)`.
 - `bilm`: `build(prepared, config, train_config, seed, device, precision) -> bilm.TrainedBiLM`,
@@ -25,9 +25,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from bench import baselines, bilm, lm, ngram, pretrained_lm
+from bench.models import baselines
+from bench.train import bilm
+from bench.train import lm
+from impl import kneser_ney
+from bench.models import pretrained_lm
 from bench.errors import BenchError
-from bench.prepared import PreparedCorpus
+from bench.data.prepared import PreparedCorpus
 from impl import glove, nnlm, rnn, svd, word2vec
 
 
@@ -96,9 +100,9 @@ def start_id(prepared: PreparedCorpus) -> int:
     return vocab.eos_id if vocab.eos_id is not None else vocab.unk_id
 
 
-def _kneser_ney(prepared: PreparedCorpus, config: ngram.KNConfig, train_config, seed: int, device: torch.device):
-    model = ngram.KneserNey(config).fit(prepared.train.ids, len(prepared.vocab))
-    return TrainedLM(lambda split: ngram.evaluate(model, prepared.streams[split].ids), prepared.train.n_tokens,
+def _kneser_ney(prepared: PreparedCorpus, config: kneser_ney.KNConfig, train_config, seed: int, device: torch.device):
+    model = kneser_ney.KneserNey(config).fit(prepared.train.ids, len(prepared.vocab))
+    return TrainedLM(lambda split: kneser_ney.evaluate(model, prepared.streams[split].ids), prepared.train.n_tokens,
                      {"discounts": model.discounts.tolist(), "fallback_orders": model.fallback_orders})
 
 
@@ -137,7 +141,7 @@ def _nnlm_mix(prepared: PreparedCorpus, config: nnlm.NNLMConfig, train_config: l
               device: torch.device, precision: str) -> TrainedLM:
     """Bengio et al.'s "mix": p = λ p_NNLM + (1 - λ) p_KN5, λ chosen on validation."""
     model, record = _train_neural(nnlm.NNLM, prepared, config, train_config, seed, device, precision)
-    kn5 = ngram.KneserNey(ngram.KNConfig(order=5)).fit(prepared.train.ids, len(prepared.vocab))
+    kn5 = kneser_ney.KneserNey(kneser_ney.KNConfig(order=5)).fit(prepared.train.ids, len(prepared.vocab))
     first = start_id(prepared)
 
     def mixed_log_probs(ids: np.ndarray, weight: float) -> np.ndarray:  # (N,)
@@ -167,7 +171,7 @@ def _nnlm_mix(prepared: PreparedCorpus, config: nnlm.NNLMConfig, train_config: l
 
 def _pretrained_causal_lm(name: str) -> Callable:
     """Build for a pretrained causal LM: nothing is trained; it reads the split's words as
-    text and reports word-level perplexity (bench.pretrained_lm)."""
+    text and reports word-level perplexity (bench.models.pretrained_lm)."""
 
     def build(prepared: PreparedCorpus, config: pretrained_lm.PretrainedLMConfig, train_config, seed: int,
               device: torch.device) -> TrainedLM:
@@ -214,9 +218,9 @@ MODELS: dict[str, ModelSpec] = {
                   "ours: GloVe (Pennington et al. 2014), PyTorch"),
         ModelSpec("svd-ppmi", "embedding", svd.SVDConfig, _impl_vectors(svd.train_svd_ppmi),
                   "ours: PPMI + truncated SVD (Levy, Goldberg & Dagan 2015)", runs_on_device=False),
-        ModelSpec("kn3", "lm", ngram.KNConfig, _kneser_ney, "interpolated modified Kneser-Ney trigram",
+        ModelSpec("kn3", "lm", kneser_ney.KNConfig, _kneser_ney, "interpolated modified Kneser-Ney trigram",
                   runs_on_device=False, preset={"order": 3}),
-        ModelSpec("kn5", "lm", ngram.KNConfig, _kneser_ney, "interpolated modified Kneser-Ney 5-gram",
+        ModelSpec("kn5", "lm", kneser_ney.KNConfig, _kneser_ney, "interpolated modified Kneser-Ney 5-gram",
                   runs_on_device=False, preset={"order": 5}),
         ModelSpec("nnlm-mlp1", "lm", nnlm.NNLMConfig, _neural_lm(nnlm.NNLM),
                   "ours: Bengio et al. 2003 MLP1 (n=5, h=50, m=60, direct connections)",

@@ -3,7 +3,7 @@
 `render(results_dir, out_dir)` writes `wordsim.csv`, `analogy.csv`, `perplexity.csv`,
 `throughput.csv` (one row per cell and seed), `pos_probe.csv` (when cells probed), `report.md` (the same aggregated over seeds,
 mean ± sd) and `report.html` (the same sections and tables plus the figures of
-`bench.plots`, embedded, so the one file can be mailed or archived). `results_dir` may be one
+`bench.report.figures`, embedded, so the one file can be mailed or archived). `results_dir` may be one
 matrix's output or a folder of several (every `*.json` result below it is read), with the
 diagnostics' `gradient_flow.csv` and `pos_probe.csv` at its top level.
 
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import plots
+from bench.report import figures
 from bench.errors import BenchError
-from bench.results import load_results, write_text_atomic
+from bench.run.results import load_results, write_text_atomic
 
 PARITY_PAIRS = (("word2vec-cbow", "gensim-cbow"), ("word2vec-sg", "gensim-sg"))
 PARITY_BENCHMARKS = ("WS-353-ALL", "SIMLEX-999", "MEN-TR-3k")
@@ -59,7 +59,7 @@ class Diagnostic:
 GRADIENT_FLOW = Diagnostic("gradient_flow.csv", ("model", "k", "grad_norm", "seed"),
                            "run `lm-lineage gradient-flow --out DIR`")
 POS_PROBE = Diagnostic("pos_probe.csv", ("model", "corpus", "seed", "layer", "accuracy"),
-                       "the ELMo layer probe (`bench.probe.run_probe`, one row per model, corpus, seed and layer) "
+                       "the ELMo layer probe (`bench.eval.probe.run_probe`, one row per model, corpus, seed and layer) "
                        "writes it: run a matrix with a `[probe]` section, e.g. `lm-lineage run --matrix elmo`")
 
 
@@ -133,7 +133,7 @@ def _markdown(frame: pd.DataFrame) -> str:
 
 def _wordsim_section(wordsim: pd.DataFrame) -> list[Block]:
     lines = ["## Word similarity (Spearman ρ, higher is better; mean ± sd over seeds)", "",
-             Figure(plots.spearman(wordsim), "Spearman ρ per similarity set and model")]
+             Figure(figures.spearman(wordsim), "Spearman ρ per similarity set and model")]
     for corpus, frame in wordsim.groupby("corpus", sort=False):
         benchmarks = list(dict.fromkeys(frame["benchmark"]))
         rows = []
@@ -181,7 +181,7 @@ def _perplexity_section(perplexity: pd.DataFrame) -> list[Block]:
              "perplexity: there every out-of-vocabulary test word is predicted as the one `<unk>` symbol, "
              "whose probability is the total over all rare words, while a subword model pays for the exact "
              "spelling of each rare word; it also never saw this corpus' training split.", "",
-             Figure(plots.perplexity(perplexity), "validation and test perplexity per model")]
+             Figure(figures.perplexity(perplexity), "validation and test perplexity per model")]
     for corpus, frame in perplexity.groupby("corpus", sort=False):
         rows = []
         for model in _model_order(frame):
@@ -203,7 +203,7 @@ def _throughput_section(throughput: pd.DataFrame) -> list[Block]:
              "Tokens/s counts the corpus tokens each model trains on (after the vocabulary rule) "
              "times epochs. Peak memory is the process' resident set during the phase (CUDA: "
              "peak allocated).", ""]
-    png = plots.throughput_by_device(throughput)
+    png = figures.throughput_by_device(throughput)
     if png is None:
         lines += ["No model in this folder has a training tokens/s (pretrained models train nothing here), so "
                   "there is no CPU against GPU figure.", ""]
@@ -324,8 +324,8 @@ def _absent(heading: str, sentence: str) -> list[Block]:
 
 
 def _quality_cost_section(frames: dict[str, pd.DataFrame]) -> list[Block]:
-    table = plots.quality_and_cost(frames["wordsim"], frames["perplexity"], frames["throughput"])
-    png = plots.quality_vs_cost(table)
+    table = figures.quality_and_cost(frames["wordsim"], frames["perplexity"], frames["throughput"])
+    png = figures.quality_vs_cost(table)
     if png is None:
         return _absent("Quality against training cost",
                        "No model in this folder has both a quality score and a measured training cost: run a "
@@ -354,7 +354,7 @@ def _gradient_flow_section(flow: pd.DataFrame | None) -> list[Block]:
     return [f"## {heading}", "",
             f"How much the loss at step t can still learn from the state k steps back; mean over "
             f"{flow['seed'].nunique()} seed(s), from `{GRADIENT_FLOW.file}`.", "",
-            Figure(plots.gradient_flow(flow), "gradient norm against distance k, per recurrent cell"),
+            Figure(figures.gradient_flow(flow), "gradient norm against distance k, per recurrent cell"),
             pd.DataFrame(rows), ""]
 
 
@@ -369,7 +369,7 @@ def _layer_probe_section(probe: pd.DataFrame | None) -> list[Block]:
                      **{f"layer {layer}": _mean_sd(sub[sub["layer"] == layer]["accuracy"] * 100, 1)
                         for layer in layers}})
     return [f"## {heading} (percent, mean ± sd over seeds)", "",
-            Figure(plots.layer_probe(probe), "POS probe accuracy per layer and model"), pd.DataFrame(rows), "",
+            Figure(figures.layer_probe(probe), "POS probe accuracy per layer and model"), pd.DataFrame(rows), "",
             *_layer_one_against_two(probe)]
 
 

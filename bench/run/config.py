@@ -9,7 +9,7 @@ A matrix is a small TOML file:
     [tokenizer]  lowercase = true  # TokenizerConfig fields
     [vocab]      min_count = 5     # VocabConfig fields
     [eval]       oov = "skip"      # EvalConfig fields
-    [probe]      corpus = "brown-pos"  # bench.probe.ProbeConfig: POS-probe the models' representations
+    [probe]      corpus = "brown-pos"  # bench.eval.probe.ProbeConfig: POS-probe the models' representations
     [train]      epochs = 5        # shared: applied to every model config that has the field
     [model.gensim-cbow]            # one model's own overrides
     workers = 2
@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.models import MODELS
-from bench.probe import ProbeConfig
-from bench.vocab import TokenizerConfig, VocabConfig
+from bench.models.registry import MODELS
+from bench.eval.probe import ProbeConfig
+from bench.data.vocab import TokenizerConfig, VocabConfig
 
-MATRIX_DIR = Path(__file__).parent / "matrices"
+MATRIX_DIR = Path(__file__).resolve().parents[1] / "matrices"
 TOP_LEVEL_KEYS = {"description", "models", "corpora", "seeds", "tokenizer", "vocab", "eval", "probe", "train",
                   "model"}
 

@@ -1,7 +1,7 @@
 """Quality gates: small fixed-seed runs whose metric must not get worse than its seed spread.
 
 Each gate trains one of our models on the embedded Lee corpus (gensim's test data, so no
-data root is needed) through the runner's own cell code (`bench.runner.run_cell`) with
+data root is needed) through the runner's own cell code (`bench.run.cell.run_cell`) with
 settings small enough to take seconds on 2 CPU cores, and reads one number: Spearman on
 WS-353-ALL (gensim's bundled file) for word vectors, test perplexity for language models.
 
@@ -30,12 +30,12 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.config import matrix_from_dict
+from bench.run.config import matrix_from_dict
 from bench.errors import BenchError
-from bench.metrics import METRICS
-from bench.models import MODELS
-from bench.results import command_line, device_info, git_commit, library_versions
-from bench.runner import run_cell
+from bench.eval.metrics import METRICS
+from bench.models.registry import MODELS
+from bench.run.results import command_line, device_info, git_commit, library_versions
+from bench.run.cell import run_cell
 
 SCHEMA = "lm-lineage.quality-gates/1"
 CORPUS = "lee"
@@ -58,7 +58,7 @@ _RNN_SETTINGS = {"emb": 64, "hidden": 64, "layers": 1, "dropout": 0.0, "optimize
 
 @dataclass(frozen=True)
 class Gate:
-    model: str  # a name in bench.models.MODELS; also the gate's name
+    model: str  # a name in bench.models.registry.MODELS; also the gate's name
     vocab: dict  # [vocab] table of the gate's matrix
     train: dict  # [train] table: the model's (and its training loop's) settings
     reads: str | None = None  # the perplexity row's model where a cell writes several (elmo: elmo-mean)

@@ -39,7 +39,7 @@ def library_versions() -> dict:
 
 def git_commit() -> str | None:
     """HEAD of the checkout the code runs from, with `+dirty` when it has local changes."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                               check=True).stdout.strip()
@@ -106,7 +106,7 @@ def load_json(path: Path) -> dict:
 
 
 # JSON files of the suite that are not cell results: a run's matrix, and the quality-gate
-# record kept in results/ (bench.gates).
+# record kept in results/ (bench.run.gates).
 NOT_RESULTS = {"matrix.json", "quality_gates.json"}
 
 

@@ -12,7 +12,7 @@ Training (`train_bilm`): batches of `batch_size` sentences of similar length (se
 are shuffled, then sorted by length within pools of `POOL_BATCHES` batches, and the
 batches are shuffled, so a padded batch wastes little work); loss = the mean of the
 forward and backward LMs' cross-entropies (impl.elmo); Adam or SGD, gradient clipping,
-lr decay, early stopping on validation and the time budget of `bench.lm.fit`
+lr decay, early stopping on validation and the time budget of `bench.train.lm.fit`
 (`LMTrainConfig`; its `bptt` and `eval_batch_size` do not apply: a sentence is read whole,
 and evaluation batches `batch_size` sentences, which does not change the result);
 dropout per `ELMoConfig`. Validation picks the epoch by the elmo-mean perplexity.
@@ -39,9 +39,9 @@ import torch
 from gensim.models import KeyedVectors
 from tqdm import tqdm
 
-from bench import lm
+from bench.train import lm
 from bench.errors import BenchError
-from bench.prepared import PreparedCorpus
+from bench.data.prepared import PreparedCorpus
 from impl.elmo import BOS, EOS, IGNORE, ELMo, ELMoConfig, batch_char_ids, bilm_targets, char_ids
 
 # Batches whose sentences are sorted by length together: large enough that neighbours in
@@ -204,7 +204,7 @@ def evaluate_bilm(model: ELMo, data: BiLMData, split: str, device: torch.device,
 def train_bilm(model: ELMo, data: BiLMData, config: lm.LMTrainConfig, device: torch.device, *, seed: int,
                progress: bool = False, precision: str = "fp32") -> dict:
     """Train on the train sentences, pick the epoch by validation elmo-mean perplexity
-    (`bench.lm.fit`). seed drives the sentence order and dropout; the caller seeds the
+    (`bench.train.lm.fit`). seed drives the sentence order and dropout; the caller seeds the
     initialization. Returns fit's record."""
     if "validation" not in data.prepared.tokenized.splits:
         raise BenchError(f"corpus '{data.prepared.name}' has no validation split, which guides the biLM's training")

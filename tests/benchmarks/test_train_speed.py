@@ -10,8 +10,9 @@ stream. The README's "Speed regression gate" says how to save and compare a base
 import pytest
 import torch
 
-from bench import lm, ngram
-from bench.models import MODELS
+from bench.train import lm
+from impl import kneser_ney as ngram
+from bench.models.registry import MODELS
 from impl import elmo, glove, nnlm, rnn, svd, word2vec
 from tests.benchmarks.harness import VOCAB, time_on_device
 

@@ -1,0 +1,6 @@
+"""Stage 1, data: corpora loaded through `datasets.load_dataset` (`datasets`), tokenization,
+vocabularies and the content-addressed token cache (`vocab`), and a corpus made ready for one
+model family (`prepared`).
+
+May import: `bench.errors`, `bench.timing`.
+"""

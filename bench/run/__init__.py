@@ -1,0 +1,7 @@
+"""Stage 5, run: layered configuration and matrix files (`config`), the matrix runner and its
+executors (`runner`), the result schema and atomic writes (`results`) and the quality gates
+(`gates`).
+
+May import every stage before it: `bench.eval`, `bench.models`, `bench.train`, `bench.data`,
+`bench.errors`, `bench.timing`, `impl`.
+"""

@@ -1,0 +1,302 @@
+"""One cell of a matrix (model x corpus x seed), start to finish: prepare the data, run the
+family's loop (embedding, LM or biLM), score it, and return its result dict.
+
+`run_cell` never raises for a model's failure: the exception becomes a failed result with its
+reason, so an executor can run cells anywhere (a worker process, a Ray task) and the runner
+records every outcome.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from gensim.models import KeyedVectors
+
+from bench.data.prepared import PreparedCorpus, prepare_corpus
+from bench.eval import metrics, probe
+from bench.models.registry import MODELS, ModelSpec
+from bench.run.config import EvalConfig, Matrix
+from bench.run.results import SCHEMA, device_info, git_commit, library_versions
+from bench.timing import measure
+from bench.train import lm
+
+
+MOST_FREQUENT_TAG = "most-frequent-tag"  # the model name of the POS baseline's rows
+
+
+class CellJob(NamedTuple):
+    """One cell's work, `run_cell(*job)`: picklable for a worker process or a Ray task."""
+
+    matrix: Matrix
+    model: str
+    corpus: str
+    seed: int
+    data_root: Path | None
+    device: torch.device
+    progress: bool
+    command: str
+    precision: str
+
+
+def run_cell(matrix: Matrix, model: str, corpus: str, seed: int, data_root: Path | None, device: torch.device,
+             progress: bool, command: str, precision: str = "fp32") -> dict:
+    """One cell, start to finish: prepare the data (from the tokenization cache), run the
+    family's loop, and return the result; an exception becomes a failed result."""
+    spec = MODELS[model]
+    prepared = prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab, progress)
+    config, train_config = matrix.model_config(model), matrix.train_config(model)
+    result = _result_header(matrix, spec, config, train_config, prepared, seed, device, command, precision)
+    try:
+        if spec.family == "embedding":
+            result.update(run_embedding_cell(spec, config, prepared, seed, device, matrix,
+                                             metrics.similarity_sets(data_root), probe_corpus_of(matrix, data_root)))
+        elif spec.family == "bilm":
+            result.update(run_bilm_cell(spec, config, train_config, prepared, seed, device, matrix, precision,
+                                        metrics.similarity_sets(data_root), probe_corpus_of(matrix, data_root)))
+        else:
+            result.update(run_lm_cell(spec, config, train_config, prepared, seed, device, matrix, precision))
+    except Exception as exc:  # recorded, not hidden: the cell is marked failed with its reason
+        result.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
+    return result
+
+
+def _trained_by_lm_loops(spec: ModelSpec) -> bool:
+    """bf16 autocast lives in bench.train.lm's training and evaluation loops, so it reaches the LMs
+    they train. Every other model runs in fp32: word2vec and GloVe update fp32 tables by
+    hand (autocast's bf16 products could not be added into them), gensim and Kneser-Ney
+    are not torch, and the pretrained models are only read."""
+    return spec.train_cls is lm.LMTrainConfig
+
+
+def _result_header(matrix: Matrix, spec: ModelSpec, config, train_config, prepared: PreparedCorpus, seed: int,
+                   device: torch.device, command: str, precision: str) -> dict:
+    return {
+        "schema": SCHEMA,
+        "cell": {"model": spec.name, "family": spec.family, "corpus": prepared.name, "seed": seed,
+                 "matrix": matrix.name, "description": spec.description},
+        "status": "ok",
+        "error": None,
+        "config": {"model": dataclasses.asdict(config),
+                   "train": dataclasses.asdict(train_config) if train_config is not None else None,
+                   "tokenizer": dataclasses.asdict(matrix.tokenizer),
+                   "vocab": dataclasses.asdict(matrix.vocab), "eval": dataclasses.asdict(matrix.eval),
+                   "probe": dataclasses.asdict(matrix.probe),
+                   "precision": precision},
+        "dataset": prepared.describe(),
+        "seed": seed,
+        "device": {**device_info(device if spec.runs_on_device else torch.device("cpu"), torch.get_num_threads()),
+                   "precision": precision if _trained_by_lm_loops(spec) else "fp32"},  # this cell's forward passes
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+        "command": command,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _phase_row(phase, tokens: int | None, device: torch.device) -> dict:
+    return {"device": device.type, "wall_s": phase.wall_s,
+            "tokens": tokens, "tokens_per_s": tokens / phase.wall_s if tokens and phase.wall_s > 0 else None,
+            "peak_rss_mb": phase.peak_rss_mb, "peak_cuda_mb": phase.peak_cuda_mb}
+
+
+def probe_corpus_of(matrix: Matrix, data_root: Path | None) -> probe.TaggedCorpus | None:
+    """The matrix's tagged probe corpus, None when it asks for no probe."""
+    if matrix.probe.corpus is None:
+        return None
+    return probe.load_tagged_corpus(matrix.probe.corpus, data_root, matrix.probe.strip_tags)
+
+
+def _probe_rows(model: str, accuracies: dict[str, float], probed: dict, corpus: probe.TaggedCorpus,
+                **extra) -> list[dict]:
+    """pos_probe rows: one per layer probed, then the most-frequent-tag-per-word baseline on
+    the same sentences (every probing cell adds it; the report drops the copies)."""
+    common = {"probe_corpus": corpus.name, "eval_split": "test", "tags_stripped": corpus.fingerprint["tags_stripped"],
+              **{key: probed[key] for key in ("n_tags", "train_tokens", "eval_tokens", "unseen_tag_rate",
+                                              "majority_tag_accuracy")}}
+    rows = [{"model": model, "layer": layer, "accuracy": accuracy, **common, **extra}
+            for layer, accuracy in accuracies.items()]
+    rows.append({"model": MOST_FREQUENT_TAG, "layer": "per-word", "accuracy": probed["most_frequent_tag_accuracy"],
+                 **common})
+    return rows
+
+
+def run_embedding_cell(spec: ModelSpec, config, prepared: PreparedCorpus, seed: int, device: torch.device,
+                       matrix: Matrix, similarity_sets: list, probe_corpus: probe.TaggedCorpus | None = None) -> dict:
+    """Build the vectors, then score word similarity and analogies and, with a probe corpus,
+    POS-probe the vectors (one static vector per word type); time each phase apart."""
+    train_device = device if spec.runs_on_device else torch.device("cpu")
+    with measure(train_device) as train_phase:
+        vectors = spec.build(prepared, config, seed, train_device)
+    _check_finite(vectors, spec.name)
+    epochs = getattr(config, "epochs", 0)
+    timings = {"train": _phase_row(train_phase, prepared.train.n_tokens * epochs if spec.trains else None,
+                                   train_device)}
+    scored = _vector_metrics(vectors, matrix.eval, similarity_sets, device)
+    timings.update(scored["timings"])
+    cell_metrics = {"wordsim": scored["wordsim"], "analogy": scored["analogy"]}
+    if probe_corpus is not None:
+        with measure(device) as probe_phase:
+            probed = probe.run_probe(probe.static_featurizer(vectors), probe_corpus, matrix.probe, seed=seed,
+                                     device=device)
+        timings["pos_probe"] = _phase_row(probe_phase, probed["train_tokens"] + probed["eval_tokens"], device)
+        scored_sentences = probe.probe_splits(probe_corpus, matrix.probe, "test")[1].tokens
+        cell_metrics["pos_probe"] = _probe_rows(spec.name, {"static": probed["accuracy"]}, probed, probe_corpus,
+                                                coverage=probe.static_coverage(vectors, scored_sentences))
+    return {"metrics": cell_metrics,
+            "metric_defs": {name: dataclasses.asdict(metrics.METRICS[name])
+                            for name in ("spearman", "pearson", "analogy_accuracy", "pos_accuracy")},
+            "vectors": {"words": len(vectors.index_to_key), "dims": int(vectors.vector_size)},
+            "timings": timings}
+
+
+def _vector_metrics(vectors: KeyedVectors, ev: EvalConfig, similarity_sets: list, device: torch.device) -> dict:
+    """Word similarity and analogies of one set of vectors: {"wordsim", "analogy", "timings"}."""
+    timings = {}
+    with measure(device) as similarity_phase:
+        wordsim = [metrics.evaluate_similarity(vectors, sim_set, oov=ev.oov, restrict_vocab=ev.restrict_vocab,
+                                               case_insensitive=ev.case_insensitive) for sim_set in similarity_sets]
+    timings["eval_similarity"] = _phase_row(similarity_phase, None, device)
+
+    # Warm-up: parse the question file and run the kernels once, outside the timed region.
+    metrics.evaluate_analogies(_tiny_vectors(vectors), restrict_vocab=ev.restrict_vocab,
+                               case_insensitive=ev.case_insensitive, methods=ev.analogy_methods, device=device)
+    with measure(device) as analogy_phase:
+        analogy = metrics.evaluate_analogies(vectors, restrict_vocab=ev.restrict_vocab,
+                                             case_insensitive=ev.case_insensitive, methods=ev.analogy_methods,
+                                             device=device)
+    timings["eval_analogy"] = _phase_row(analogy_phase, None, device)
+    if ev.gensim_analogy_timing:
+        # Like for like: our 3CosAdd alone against gensim's evaluator (3CosAdd only).
+        from gensim.test.utils import datapath
+
+        with measure(device) as ours_phase:
+            metrics.evaluate_analogies(vectors, restrict_vocab=ev.restrict_vocab,
+                                       case_insensitive=ev.case_insensitive, methods=("3cosadd",), device=device)
+        timings["eval_analogy_3cosadd"] = _phase_row(ours_phase, None, device)
+        with measure(torch.device("cpu")) as gensim_phase:
+            vectors.evaluate_word_analogies(datapath("questions-words.txt"), restrict_vocab=ev.restrict_vocab,
+                                            case_insensitive=ev.case_insensitive)
+        timings["eval_analogy_gensim"] = _phase_row(gensim_phase, None, torch.device("cpu"))
+    return {"wordsim": wordsim, "analogy": analogy, "timings": timings}
+
+
+def _lm_protocol(matrix: Matrix, prepared: PreparedCorpus) -> dict:
+    """The protocol fields every perplexity row carries (the scored split adds its unknown rate and context)."""
+    tokenizer, vocab = matrix.tokenizer, prepared.vocab.config
+    return {
+        "tokenization": f"lowercase={tokenizer.lowercase}, pattern={tokenizer.pattern}",
+        "vocab_rule": f"train words seen >= {vocab.min_count} times"
+                      + (f", at most {vocab.max_size}" if vocab.max_size else "") + f", others -> {vocab.unk}",
+        "vocab_size": len(prepared.vocab),
+        "sentence_ends_scored": vocab.eos is not None,
+    }
+
+
+def run_lm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpus, seed: int, device: torch.device,
+                matrix: Matrix, precision: str) -> dict:
+    """Fit the LM on train (validation guides training), then score validation and test.
+
+    Every perplexity row carries its protocol: tokenization, vocabulary rule and size,
+    unknown-token rate of the scored split, whether sentence ends are scored, and the
+    context the model had.
+    """
+    train_device = device if spec.runs_on_device else torch.device("cpu")
+    with measure(train_device) as train_phase:
+        if _trained_by_lm_loops(spec):
+            trained = spec.build(prepared, config, train_config, seed, train_device, precision)
+        else:
+            trained = spec.build(prepared, config, train_config, seed, train_device)
+    timings = {"train": _phase_row(train_phase, trained.train_tokens, train_device)}
+    protocol = _lm_protocol(matrix, prepared)
+    rows = []
+    for split in ("validation", "test"):
+        if split not in prepared.streams:
+            continue
+        with measure(train_device) as phase:
+            scored = trained.score(split)
+        if not np.isfinite(scored["perplexity"]):
+            raise FloatingPointError(f"{spec.name}: {split} perplexity is {scored['perplexity']}")
+        timings[f"eval_{split}"] = _phase_row(phase, scored["scored_tokens"], train_device)
+        # An open-vocabulary model's score states its own tokenization, vocabulary and unknown rate.
+        rows.append({"split": split, **protocol, "unk_rate": prepared.unk_rates[split], **scored})
+    return {"metrics": {"perplexity": rows},
+            "metric_defs": {"word_perplexity": dataclasses.asdict(metrics.METRICS["word_perplexity"])},
+            "training": trained.training,
+            "timings": timings}
+
+
+def run_bilm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpus, seed: int, device: torch.device,
+                  matrix: Matrix, precision: str, similarity_sets: list,
+                  probe_corpus: probe.TaggedCorpus | None) -> dict:
+    """Train the biLM once, then read every row from that one model (each row names its model):
+
+    - perplexity of validation and test for NAME-forward, NAME-backward and NAME-mean, with
+      the protocol fields of `run_lm_cell` (bench.train.bilm states the sentence-level context);
+    - word similarity and analogies of two type-level vector sets: NAME, each vocabulary
+      word's contextual vectors averaged over its train occurrences, and NAME-token, the
+      token encoder's vectors of the vocabulary plus every similarity-set word;
+    - with a probe corpus, the POS probe of every layer (0 = token encoder) and of their
+      learned scalar mix ("mix"), plus the most-frequent-tag baseline.
+    """
+    with measure(device) as train_phase:
+        trained = spec.build(prepared, config, train_config, seed, device, precision)
+    timings = {"train": _phase_row(train_phase, trained.train_tokens, device)}
+    protocol = _lm_protocol(matrix, prepared)
+    perplexity = []
+    for split in ("validation", "test"):
+        if split not in prepared.streams:
+            continue
+        with measure(device) as phase:
+            scored = trained.score(split)
+        timings[f"eval_{split}"] = _phase_row(phase, scored["mean"]["scored_tokens"], device)
+        for direction, row in scored.items():
+            if not np.isfinite(row["perplexity"]):
+                raise FloatingPointError(f"{spec.name}-{direction}: {split} perplexity is {row['perplexity']}")
+            perplexity.append({"model": f"{spec.name}-{direction}", "split": split, **protocol,
+                               "unk_rate": prepared.unk_rates[split], **row})
+
+    similarity_words = [word for sim_set in similarity_sets for a, b, _ in sim_set.pairs for word in (a, b)]
+    with measure(device) as vectors_phase:
+        vectors = {spec.name: trained.contextual_vectors(),
+                   f"{spec.name}-token": trained.token_vectors(similarity_words)}
+    timings["type_vectors"] = _phase_row(vectors_phase, prepared.train.n_tokens, device)
+    cell_metrics = {"perplexity": perplexity, "wordsim": [], "analogy": []}
+    for name, kv in vectors.items():
+        _check_finite(kv, name)
+        scored = _vector_metrics(kv, matrix.eval, similarity_sets, device)
+        cell_metrics["wordsim"] += [{"model": name, **row} for row in scored["wordsim"]]
+        cell_metrics["analogy"] += [{"model": name, **row} for row in scored["analogy"]]
+        timings.update({f"{phase}_{name}": row for phase, row in scored["timings"].items()})
+
+    if probe_corpus is not None:
+        with measure(device) as probe_phase:
+            probed = probe.run_layer_probes(trained.featurize, trained.n_layers, probe_corpus, matrix.probe,
+                                            seed=seed, device=device)
+        timings["pos_probe"] = _phase_row(probe_phase, probed["train_tokens"] + probed["eval_tokens"], device)
+        cell_metrics["pos_probe"] = _probe_rows(spec.name, probed["layers"], probed, probe_corpus)
+        trained.training["probe_scalar_mix"] = {"weights": probed["mix_weights"], "gamma": probed["mix_gamma"]}
+    return {"metrics": cell_metrics,
+            "metric_defs": {name: dataclasses.asdict(metrics.METRICS[name])
+                            for name in ("word_perplexity", "spearman", "pearson", "analogy_accuracy", "pos_accuracy")},
+            "training": trained.training,
+            "vectors": {name: {"words": len(kv.index_to_key), "dims": int(kv.vector_size)}
+                        for name, kv in vectors.items()},
+            "timings": timings}
+
+
+def _check_finite(vectors: KeyedVectors, model: str) -> None:
+    if not np.isfinite(vectors.vectors).all():
+        raise FloatingPointError(f"{model}: the trained vectors contain NaN or inf")
+
+
+def _tiny_vectors(vectors: KeyedVectors) -> KeyedVectors:
+    tiny = KeyedVectors(vectors.vector_size)
+    n = min(8, len(vectors.index_to_key))
+    tiny.add_vectors(vectors.index_to_key[:n], vectors.vectors[:n])
+    return tiny
