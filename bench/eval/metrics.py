@@ -11,6 +11,7 @@ questions is one matmul in torch, on CPU or CUDA.
 """
 from __future__ import annotations
 
+import base64
 import functools
 import math
 import os
@@ -189,6 +190,9 @@ def evaluate_similarity(
     `oov="zero"` scores missing pairs as similarity 0 (gensim's `dummy4unknown=True`), which
     penalizes poor coverage. With fewer than two scored pairs the correlations are NaN
     (undefined), not an error, so one tiny model cannot abort a whole benchmark run.
+
+    The row keeps every pair's gold score and cosine (`pair_scores`, read back with
+    `pair_scores`), so a report can correlate several models on the pairs they all cover.
     """
     if oov not in OOV_POLICIES:
         raise BenchError(f"oov={oov!r}: expected one of {', '.join(map(repr, OOV_POLICIES))}")
@@ -206,6 +210,7 @@ def evaluate_similarity(
     model = np.zeros(len(gold), dtype=np.float64)  # (pairs,)
     model[covered] = np.einsum("pd,pd->p", unit_a, unit_b)
 
+    pair_scores = _encode_pair_scores(gold, np.where(covered, model, np.nan))
     if oov == "skip":
         gold, model = gold[covered], model[covered]
     if len(gold) < 2:
@@ -219,7 +224,37 @@ def evaluate_similarity(
         "oov_pairs": int((~covered).sum()),
         "spearman": spearman,
         "pearson": pearson,
+        "pair_scores": pair_scores,
     }
+
+
+# Per-pair scores travel as base64 of little-endian float32 arrays: the 11.7k pairs of the 13
+# sets take ~125 KB per cell this way, where the result file's indented JSON lists would take
+# ~300 KB. float32 is the dtype the cosines are computed in for float32 vectors (every model
+# here), so the correlations computed from them are the row's own.
+PAIR_SCORES_DTYPE = "<f4"
+
+
+def _encode_pair_scores(gold: np.ndarray, cosine: np.ndarray) -> dict:
+    """`gold` and `cosine`: (pairs,) in the set's order, cosine NaN where out of vocabulary."""
+    def encode(values: np.ndarray) -> str:
+        return base64.b64encode(values.astype(PAIR_SCORES_DTYPE).tobytes()).decode("ascii")
+
+    return {"dtype": PAIR_SCORES_DTYPE, "gold": encode(gold), "cosine": encode(cosine)}
+
+
+def pair_scores(row: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """(gold, cosine) of an `evaluate_similarity` row, each (pairs,) float64 in the set's order,
+    cosine NaN where the pair is out of vocabulary; None for a row written before rows kept them."""
+    scores = row.get("pair_scores")
+    if scores is None:
+        return None
+    gold, cosine = (np.frombuffer(base64.b64decode(scores[key]), dtype=scores["dtype"]).astype(np.float64)
+                    for key in ("gold", "cosine"))
+    if len(gold) != len(cosine) or len(gold) != row["pairs"]:
+        raise BenchError(f"word-similarity row {row['benchmark']}: pair_scores hold {len(gold)} gold and "
+                         f"{len(cosine)} cosine values; expected {row['pairs']} of each (one per pair)")
+    return gold, cosine
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:

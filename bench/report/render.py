@@ -21,8 +21,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
+from bench.eval import metrics
 from bench.report import figures
 from bench.errors import BenchError
 from bench.run.results import load_results, write_text_atomic
@@ -37,6 +40,9 @@ GLOVE_TOLERANCE = 0.03
 # size change the speed only).
 GLOVE_SETTINGS = ("vector_size", "window", "x_max", "alpha", "epochs", "learning_rate")
 GRADIENT_FLOW_KS = (1, 5, 10, 20, 50)  # the distances the gradient-flow table shows (the figure has every k)
+# A Spearman ρ over fewer pairs says little (MC-30 on the Lee corpus: 3 covered pairs, ρ = 1.000):
+# the similarity tables and figures show "–" and the count instead.
+MIN_SCORED_PAIRS = 20
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,7 @@ POS_PROBE = Diagnostic("pos_probe.csv", ("model", "corpus", "seed", "layer", "ac
 
 
 def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
-    wordsim, analogy, perplexity, throughput, failed, pos_probe = [], [], [], [], [], []
+    wordsim, analogy, perplexity, throughput, failed, pos_probe, pair_scores = [], [], [], [], [], [], []
     for r in results:
         cell = r["cell"]
         key = {"model": cell["model"], "corpus": cell["corpus"], "seed": cell["seed"], "matrix": cell["matrix"]}
@@ -75,6 +81,8 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
             # A cell that yields several models' rows (the biLM) names each row's model.
             wordsim.append({**key, "model": row.get("model", cell["model"]),
                             **{k: row[k] for k in ("benchmark", "pairs", "oov_pairs", "spearman", "pearson")}})
+            pair_scores.append({**key, "model": row.get("model", cell["model"]), "benchmark": row["benchmark"],
+                                "scores": metrics.pair_scores(row)})
         for row in r["metrics"].get("analogy", []):
             analogy.append({**key, "model": row.get("model", cell["model"]),
                             **{k: row[k] for k in ("method", "section", "questions", "oov_questions", "accuracy")}})
@@ -102,9 +110,11 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
                        "matrix"],
         "failed": ["model", "corpus", "seed", "error", "matrix"],
         "pos_probe": [*POS_PROBE.columns, "train_corpus", "matrix"],
+        # scores: (gold, cosine) per pair of the set, or None for a row that did not keep them
+        "pair_scores": ["model", "corpus", "seed", "benchmark", "scores", "matrix"],
     }
     frames = {"wordsim": wordsim, "analogy": analogy, "perplexity": perplexity, "throughput": throughput,
-              "failed": failed, "pos_probe": pos_probe}
+              "failed": failed, "pos_probe": pos_probe, "pair_scores": pair_scores}
     built = {name: pd.DataFrame(rows, columns=columns[name]) for name, rows in frames.items()}
     # Every probing cell adds the most-frequent-tag baseline of the same sentences: keep one copy.
     built["pos_probe"] = built["pos_probe"].drop_duplicates(ignore_index=True)
@@ -131,17 +141,86 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def _wordsim_section(wordsim: pd.DataFrame) -> list[Block]:
+def own_coverage(wordsim: pd.DataFrame) -> pd.DataFrame:
+    """wordsim rows as (model, seed, benchmark, scored, spearman): each model on the pairs it covers.
+
+    `scored` counts the covered pairs: under `oov = "zero"` the others are scored too, but as
+    similarity 0, which ranks nothing."""
+    return wordsim.assign(scored=wordsim["pairs"] - wordsim["oov_pairs"])[
+        ["model", "seed", "benchmark", "scored", "spearman"]]
+
+
+def like_for_like(pair_scores: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Spearman ρ of every (model, seed) of one table (one corpus and matrix) on the pairs that
+    every cell of that table covers, per similarity set.
+
+    Returns rows (model, seed, benchmark, scored, spearman), `scored` being the intersection's
+    size (spearman NaN below MIN_SCORED_PAIRS), and one sentence per reason a set was left out:
+    some cells hold no per-pair scores for it (results written before rows kept them), or the
+    cells scored different pair lists under one name."""
+    rows, lacking, differ = [], {}, []
+    for benchmark, sub in pair_scores.groupby("benchmark", sort=False):
+        missing = sub[sub["scores"].isna()]
+        if not missing.empty:
+            cells = ", ".join(f"`{model}` (seed {', '.join(map(str, group['seed']))})"
+                              for model, group in missing.groupby("model", sort=False))
+            lacking.setdefault(cells, []).append(benchmark)
+            continue
+        golds = [gold for gold, _ in sub["scores"]]
+        if any(not np.array_equal(gold, golds[0]) for gold in golds[1:]):
+            differ.append(benchmark)
+            continue
+        # (cells, pairs): True where that cell's vectors cover both words of the pair
+        covered = np.array([~np.isnan(cosine) for _, cosine in sub["scores"]])
+        shared = covered.all(axis=0)  # (pairs,)
+        count = int(shared.sum())
+        for cell, (gold, cosine) in zip(sub.itertuples(), sub["scores"]):
+            rho = stats.spearmanr(gold[shared], cosine[shared]).statistic if count >= MIN_SCORED_PAIRS else np.nan
+            rows.append({"model": cell.model, "seed": cell.seed, "benchmark": benchmark, "scored": count,
+                         "spearman": float(rho)})
+    every = pair_scores["benchmark"].nunique()
+    notes = [f"{'every set' if len(sets) == every else ', '.join(sets)}: the results of {cells} hold no per-pair "
+             f"scores (written before result rows kept them; re-running those cells with `--force` adds them)"
+             for cells, sets in lacking.items()]
+    if differ:
+        notes.append(f"{', '.join(differ)}: the cells scored different pair lists under one name")
+    return pd.DataFrame(rows, columns=["model", "seed", "benchmark", "scored", "spearman"]), notes
+
+
+def spearman_table(scores: pd.DataFrame, header_counts: dict[str, int]) -> pd.DataFrame:
+    """One row per model, one column per set headed by `header_counts[set]`: mean ± sd of ρ over
+    seeds, or "–" and the fewest pairs scored where any seed scored fewer than MIN_SCORED_PAIRS."""
+    rows = []
+    for model in _model_order(scores):
+        sub = scores[scores["model"] == model]
+        row = {"model": model, "seeds": sub["seed"].nunique()}
+        for benchmark, count in header_counts.items():
+            cells = sub[sub["benchmark"] == benchmark]
+            fewest = cells["scored"].min()
+            row[f"{benchmark} ({count:,})"] = (f"– ({int(fewest)})" if fewest < MIN_SCORED_PAIRS
+                                               else _mean_sd(cells["spearman"], 3))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _wordsim_section(wordsim: pd.DataFrame, pair_scores: pd.DataFrame) -> list[Block]:
     lines = ["## Word similarity (Spearman ρ, higher is better; mean ± sd over seeds)", "",
-             Figure(figures.spearman(wordsim), "Spearman ρ per similarity set and model")]
+             f"Two tables per corpus: each model on the pairs its own vocabulary covers (headers: the set's "
+             f"pairs), and every model on the pairs all models of the table cover (like for like; headers: the "
+             f"pairs scored). A set with fewer than {MIN_SCORED_PAIRS} scored pairs shows – and its count.", ""]
     for corpus, frame in wordsim.groupby("corpus", sort=False):
         benchmarks = list(dict.fromkeys(frame["benchmark"]))
-        rows = []
-        for model in _model_order(frame):
-            sub = frame[frame["model"] == model]
-            cells = {b: _mean_sd(sub[sub["benchmark"] == b]["spearman"], 3) for b in benchmarks}
-            rows.append({"model": model, "seeds": sub["seed"].nunique(), **cells})
-        lines += [f"### corpus `{corpus}`", "", pd.DataFrame(rows), ""]
+        totals = {b: int(frame[frame["benchmark"] == b]["pairs"].max()) for b in benchmarks}
+        lines += [f"### corpus `{corpus}`", "", "Own coverage:", "",
+                  spearman_table(own_coverage(frame), totals), ""]
+        shared, notes = like_for_like(pair_scores[pair_scores["corpus"] == corpus])
+        if shared.empty:
+            lines += ["Like for like: no set could be scored on shared pairs here (below: why).", ""]
+        else:
+            counts = {b: int(shared[shared["benchmark"] == b]["scored"].iloc[0])
+                      for b in dict.fromkeys(shared["benchmark"])}
+            lines += ["Like for like (the pairs every model here covers):", "", spearman_table(shared, counts), ""]
+        lines += ["Like for like left out:", *[f"- {note}" for note in notes], ""] if notes else []
         coverage = []
         for model in _model_order(frame):
             sub = frame[(frame["model"] == model) & (frame["seed"] == frame[frame["model"] == model]["seed"].min())]
@@ -324,7 +403,9 @@ def _absent(heading: str, sentence: str) -> list[Block]:
 
 
 def _quality_cost_section(frames: dict[str, pd.DataFrame]) -> list[Block]:
-    table = figures.quality_and_cost(frames["wordsim"], frames["perplexity"], frames["throughput"])
+    wordsim = frames["wordsim"]
+    wordsim = wordsim[wordsim["pairs"] - wordsim["oov_pairs"] >= MIN_SCORED_PAIRS]  # as the similarity tables
+    table = figures.quality_and_cost(wordsim, frames["perplexity"], frames["throughput"])
     png = figures.quality_vs_cost(table)
     if png is None:
         return _absent("Quality against training cost",
@@ -336,7 +417,8 @@ def _quality_cost_section(frames: dict[str, pd.DataFrame]) -> list[Block]:
             for (model, corpus, device), row in table.iterrows()]
     return ["## Quality against training cost (means over seeds)", "",
             "Pretrained models train nothing here, so they have no training tokens/s (and no point in the "
-            "figure of report.html).", "",
+            f"figure of report.html). The mean ρ leaves out sets with fewer than {MIN_SCORED_PAIRS} covered "
+            "pairs.", "",
             Figure(png, "quality against training speed or time"), pd.DataFrame(rows), ""]
 
 
@@ -495,7 +577,7 @@ def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame]) -> li
                                              "matrix, e.g. `lm-lineage run --matrix standard-vectors --out DIR`.")
     else:
         blocks += _parity_section(frames["wordsim"], frames["throughput"]) + _glove_against_skipgram_section(results)
-        blocks += _wordsim_section(frames["wordsim"])
+        blocks += _wordsim_section(frames["wordsim"], frames["pair_scores"])
     if not frames["analogy"].empty:
         blocks += _analogy_section(frames["analogy"])
     blocks += _analogy_speed_section(results)
