@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import tempfile
+import threading
+import tomllib
 from pathlib import Path
 
 from bench.errors import BenchError
@@ -28,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--models", help="comma-separated models, replacing the matrix's list")
     run.add_argument("--corpus", help="comma-separated corpora, replacing the matrix's list")
     run.add_argument("--seeds", type=int, help="number of seeds (0..N-1), replacing the matrix's")
+    run.add_argument("--vectors", metavar="PATH[,PATH...]",
+                     help="word-vector files to score as extra rows (kind = \"vectors\", format detected), each "
+                          "named after its file stem")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override one setting, e.g. --set train.epochs=1 or --set model.word2vec-sg.batch_size=4096")
     run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
@@ -69,8 +76,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+def _split(value: str | None, flag: str) -> list[str] | None:
+    """A comma-separated flag's names; None when the flag is not given. An empty list (`--models ,`,
+    `--corpus "$UNSET"`) is an error, never "the matrix's whole list"."""
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise BenchError(f"{flag} {value!r}: expected a comma-separated list of names, got none")
+    return names
+
+
+def _output_folder(value: str, flag: str) -> Path:
+    """The folder `flag` names, checked before any work: an existing folder or a path where one
+    can be made, on a file system that lets this process write. The check leaves nothing behind."""
+    if not value:
+        raise BenchError(f"{flag} '': expected a folder path")
+    path = Path(value).expanduser()
+    existing = next(p for p in (path, *path.parents) if p.exists())  # at the latest "." or "/"
+    if not existing.is_dir():
+        raise BenchError(f"{flag} {path}: {existing} is a file; expected a folder (or a path where one can be made)")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".lm-lineage-write-check-", dir=existing))
+    except OSError as exc:
+        raise BenchError(f"{flag} {path}: cannot write in {existing} ({exc.strerror}); expected a writable "
+                         f"folder") from exc
+    return path
 
 
 def _run(args) -> int:
@@ -83,14 +114,18 @@ def _run(args) -> int:
 
     if args.seeds is not None and args.seeds < 1:
         raise BenchError(f"--seeds must be >= 1, got {args.seeds}")
-    matrix = load_matrix(args.matrix, args.set, models=_split(args.models), corpora=_split(args.corpus),
-                         seeds=args.seeds)
-    out_dir = Path(args.out or f"runs/{matrix.name}")
+    matrix = load_matrix(args.matrix, args.set, models=_split(args.models, "--models"),
+                         corpora=_split(args.corpus, "--corpus"), seeds=args.seeds,
+                         vectors=_split(args.vectors, "--vectors"))
+    out_dir = _output_folder(f"runs/{matrix.name}" if args.out is None else args.out, "--out")
     executor = _executor(args)
     try:
         device = executor.resolve_device(args.device)
         failed = run_matrix(matrix, out_dir, args.data_dir, device, force=args.force, progress=not args.no_progress,
                             executor=executor, precision=resolve_precision(args.precision, device))
+    except KeyboardInterrupt:
+        _render_finished_cells(report, out_dir)  # the tables then match the cells kept
+        raise
     finally:
         executor.close()
     path = report.render(out_dir)
@@ -100,6 +135,14 @@ def _run(args) -> int:
               + ", ".join(p.stem for p in failed), file=sys.stderr)
         return 1
     return 0
+
+
+def _render_finished_cells(report, out_dir: Path) -> None:
+    if any((out_dir / "cells").glob("*.json")):
+        try:
+            report.render(out_dir)
+        except BenchError as exc:
+            print(f"lm-lineage: the tables of {out_dir} were not re-rendered: {exc}", file=sys.stderr)
 
 
 def _executor(args):
@@ -124,8 +167,9 @@ def _gradient_flow(args) -> int:
 
     if args.seeds < 1:
         raise BenchError(f"--seeds must be >= 1, got {args.seeds}")
+    out_dir = _output_folder(args.out, "--out")
     table = gradient_flow_table(GradientFlowConfig(corpus=args.corpus), list(range(args.seeds)), args.data_dir)
-    path = Path(args.out) / "gradient_flow.csv"
+    path = out_dir / "gradient_flow.csv"
     write_text_atomic(path, table.to_csv(index=False, float_format="%.6g"))
     write_bytes_atomic(path.with_suffix(".png"), figures.gradient_flow(table))
     far = table[table["k"] == table["k"].max()].groupby("model")["grad_norm"].mean()
@@ -160,22 +204,36 @@ def _list() -> int:
         print(f"  {spec.name:18} [{spec.kind}] {spec.description}")
     print("matrices:")
     for path in sorted(MATRIX_DIR.glob("*.toml")):
-        print(f"  {path.stem}")
+        print(f"  {path.stem:28} {tomllib.loads(path.read_text()).get('description', '')}")
     print("metrics:")
     for metric in METRICS.values():
         print(f"  {metric.name:18} {metric.direction} is better, unit: {metric.unit}")
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as SIGINT raises KeyboardInterrupt, and handled as
+    one on the way up: the run unwinds (its cell's worker is stopped, no partial file is left,
+    the tables are rendered from the cells kept) instead of dying where it stands."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Only the main thread may set signal handlers (main() also runs inside tests' threads).
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         if args.command == "run":
             return _run(args)
         if args.command == "report":
             from bench.report import render as report
 
-            path = report.render(Path(args.results), Path(args.out) if args.out else None)
+            out = None if args.out is None else _output_folder(args.out, "--out")
+            path = report.render(Path(args.results), out)
             print(f"tables and report: {path} and {path.with_suffix('.html')}")
             return 0
         if args.command == "gradient-flow":
@@ -186,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"lm-lineage: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("lm-lineage: terminated (SIGTERM); finished cells are kept, re-run to continue", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("lm-lineage: interrupted; finished cells are kept, re-run to continue", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)

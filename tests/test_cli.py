@@ -81,27 +81,35 @@ def _files(folder):
     return {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in folder.rglob("*") if path.is_file()}
 
 
-@pytest.mark.parametrize("name, text, expected", [
-    ("cells/word2vec-cbow__lee__seed0.json", json.dumps({"schema": "lm-lineage.result/0", "status": "ok"}),
-     "schema 'lm-lineage.result/0', expected 'lm-lineage.result/1'"),
-    ("cells/gensim-cbow__lee__seed0.json", "{half a file", "not valid JSON"),
-    ("matrix.json", json.dumps(["quick"]), "not a matrix file of lm-lineage"),
+OUR_MATRIX = json.dumps({"matrix": {"name": "quick"}, "command": "lm-lineage run"})
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"matrix.json": OUR_MATRIX,
+      "cells/word2vec-cbow__lee__seed0.json": json.dumps({"schema": "lm-lineage.result/0", "status": "ok"})},
+     ["cells/word2vec-cbow__lee__seed0.json: schema 'lm-lineage.result/0', expected 'lm-lineage.result/2'",
+      "`run --force` moves it aside"]),
+    ({"matrix.json": OUR_MATRIX, "cells/gensim-cbow__lee__seed0.json": "{half a file"},
+     ["cells/gensim-cbow__lee__seed0.json: not a valid JSON result", "`run --force` moves it aside"]),
+    ({"matrix.json": json.dumps(["quick"])}, ["not a matrix file of lm-lineage", "use another --out"]),
+    ({"report.md": "my own notes", "wordsim.csv": "mine"}, ["is not a run folder of lm-lineage (no matrix.json)"]),
 ])
-def test_out_folder_of_another_schema_is_refused(tmp_path, capsys, name, text, expected):
+def test_out_folder_that_is_not_ours_or_holds_unreadable_cells_is_refused(tmp_path, capsys, files, expected):
     out = tmp_path / "out"
-    (out / name).parent.mkdir(parents=True)
-    (out / name).write_text(text)
+    for name, text in files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
     before = _files(out)
     assert main(["run", "--out", str(out), "--no-progress", "--models", "gensim-cbow"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and expected in err and "use another --out" in err
+    assert len(err.splitlines()) == 1 and all(part in err for part in expected), err
     assert _files(out) == before, "nothing may be written or overwritten"
 
 
 def test_report_refuses_other_schema(tmp_path, capsys):
     (tmp_path / "old.json").write_text(json.dumps({"schema": "something/0"}))
     assert main(["report", "--results", str(tmp_path)]) == 2
-    assert "expected 'lm-lineage.result/1'" in capsys.readouterr().err
+    assert "expected 'lm-lineage.result/2'" in capsys.readouterr().err
     assert not (tmp_path / "report.md").exists()
 
 
@@ -117,7 +125,7 @@ def test_layered_config_resolution():
     ours, theirs = matrix.model_config("word2vec-sg"), matrix.model_config("gensim-sg")
     assert (ours.arch, ours.epochs, ours.window) == ("sg", 3, 5)  # preset < [train] < --set
     assert (theirs.sg, theirs.epochs, theirs.workers) == (True, 3, 1)
-    with pytest.raises(BenchError, match=r"\[model.bert\] names an unknown model"):
+    with pytest.raises(BenchError, match=r"^--set model.bert.batch_size=8: unknown model 'bert'"):
         load_matrix("quick", ["model.bert.batch_size=8"], models=["gensim-sg"])
     assert load_matrix("quick", models=["gensim-sg"]).model_overrides == {}  # quick's CBOW override unused
 

@@ -13,6 +13,9 @@ A matrix is a small TOML file:
     [train]      epochs = 5        # shared: applied to every model config that has the field
     [model.gensim-cbow]            # one model's own overrides
     workers = 2
+    [model.my-vectors]             # a model of your own: a new name and a kind (bench.models.registry.KINDS)
+    kind = "vectors"
+    path = "vectors.txt"
 
 Every key is checked: an unknown section or field, a `[train]` key that none of the
 matrix's models accepts, or a value of the wrong type is a one-line error.
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.models.registry import MODELS
+from bench.models.registry import MODELS, ModelSpec, user_model
 from bench.eval.probe import ProbeConfig
 from bench.data.vocab import TokenizerConfig, VocabConfig
 
@@ -70,17 +73,22 @@ class Matrix:
     train: dict = field(default_factory=dict)
     model_overrides: dict[str, dict] = field(default_factory=dict)
 
+    def spec(self, name: str) -> ModelSpec:
+        """The model's spec: a built-in one, or the one its [model.NAME] `kind` defines."""
+        return _spec_of(name, self.model_overrides)
+
     def model_config(self, name: str):
         """The resolved model config: defaults < variant preset < [train] < [model.NAME].
 
         A config class's `not_shared` fields mean something else than the [train] key of the
         same name (GloVe's `alpha` is an exponent, word2vec's a learning rate): only
         [model.NAME] sets them."""
-        return self._resolve(name, MODELS[name].config_cls, MODELS[name].preset)
+        spec = self.spec(name)
+        return self._resolve(name, spec.config_cls, spec.preset)
 
     def train_config(self, name: str):
         """The resolved training-loop config (models the harness trains), else None."""
-        train_cls = MODELS[name].train_cls
+        train_cls = self.spec(name).train_cls
         return None if train_cls is None else self._resolve(name, train_cls, {})
 
     def _resolve(self, name: str, cls: type, preset: dict):
@@ -101,18 +109,33 @@ class Matrix:
         }
 
 
+_SCALARS = {"int": int, "float": float, "str": str, "bool": bool}
+
+
 def _check_type(cls: type, key: str, value, where: str):
-    default = next((f.default for f in dataclasses.fields(cls) if f.name == key), dataclasses.MISSING)
-    if default is dataclasses.MISSING or default is None:
+    """`value` checked against the field's type: its annotation when that is a union of
+    scalars (`int | str`, e.g. threads = "auto" or 2), else the type of its default."""
+    field_ = next((f for f in dataclasses.fields(cls) if f.name == key), None)
+    if field_ is None or field_.default is dataclasses.MISSING or field_.default is None:
         return value
-    expected = type(default)
+    annotation = field_.type if isinstance(field_.type, str) else ""
+    names = [name.strip() for name in annotation.split("|")]
+    if len(names) > 1 and all(name in _SCALARS for name in names):
+        if any(_is_instance(value, _SCALARS[name]) for name in names):
+            return value
+        raise BenchError(f"{where}.{key}: expected {' or '.join(names)}, got {value!r}")
+    expected = type(field_.default)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if expected is tuple and isinstance(value, list):
         return tuple(value)
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+    if not _is_instance(value, expected):
         raise BenchError(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
     return value
+
+
+def _is_instance(value, expected: type) -> bool:
+    return isinstance(value, expected) and not (expected in (int, float) and isinstance(value, bool))
 
 
 def _build(cls: type, values: dict, where: str):
@@ -164,7 +187,9 @@ def parse_assignment(text: str) -> tuple[list[str], object]:
 
 
 def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str] | None = None,
-                corpora: list[str] | None = None, seeds: int | None = None) -> Matrix:
+                corpora: list[str] | None = None, seeds: int | None = None,
+                vectors: list[str] | None = None) -> Matrix:
+    """`vectors`: files to score as extra `kind = "vectors"` rows, each named after its file stem."""
     path = find_matrix(name_or_path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -185,7 +210,79 @@ def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str
         raw["corpora"] = corpora
     if seeds is not None:
         raw["seeds"] = seeds
+    for vectors_path in vectors or ():
+        add_vectors_model(raw, vectors_path)
+    for assignment in assignments:  # once the model list is final: a train key must fit a model that runs
+        _check_assignment(assignment, raw)
     return matrix_from_dict(raw, path.stem, str(path), declared_models)
+
+
+# The sections a --set may name besides train and model.NAME, with their config classes.
+SECTIONS = {"tokenizer": TokenizerConfig, "vocab": VocabConfig, "eval": EvalConfig, "probe": ProbeConfig}
+
+
+def _check_assignment(text: str, raw: dict) -> None:
+    """One --set checked against what it sets (its section, key and the value's type), so a
+    typo is blamed on --set rather than on the matrix file it was merged into. `raw`: the
+    matrix with every --set, --models and --vectors applied."""
+    keys, value = parse_assignment(text)
+    where, key = f"--set {text}", keys[-1]
+    overrides = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    if keys[0] in SECTIONS:
+        if len(keys) != 2:
+            raise BenchError(f"{where}: expected {keys[0]}.KEY=VALUE")
+        classes = [SECTIONS[keys[0]]]
+        if key not in _class_fields(classes[0]):
+            raise BenchError(f"{where}: unknown key(s) {key} in [{keys[0]}]; expected some of "
+                             f"{', '.join(sorted(_class_fields(classes[0])))}")
+    elif keys[0] == "train":
+        if len(keys) != 2:
+            raise BenchError(f"{where}: expected train.KEY=VALUE")
+        models = [m for m in raw.get("models") or () if isinstance(m, str) and _is_model(m, overrides)]
+        classes = [cls for m in models for cls in _config_classes(_spec_of(m, overrides)) if key in _class_fields(cls)]
+        if not classes:
+            raise BenchError(f"{where}: train.{key} applies to none of the models {models}")
+    elif keys[0] == "model":
+        name = keys[1]
+        if not _is_model(name, overrides):
+            raise BenchError(f"{where}: unknown model '{name}': expected one of {', '.join(MODELS)}, or a model "
+                             f"of your own defined with model.{name}.kind")
+        if key == "kind":  # checked with the rest of the model's table
+            return
+        spec = _spec_of(name, overrides)
+        classes = [cls for cls in _config_classes(spec) if key in _class_fields(cls)]
+        if not classes:
+            expected = sorted(_field_names(spec))
+            raise BenchError(f"{where}: unknown key(s) {key} for model '{name}'; expected some of {', '.join(expected)}")
+    else:
+        raise BenchError(f"{where}: unknown section '{keys[0]}'; expected one of {', '.join(SECTIONS)}, train "
+                         f"or model.NAME")
+    for cls in classes:
+        _check_type(cls, key, value, f"{where}: {'.'.join(keys[:-1])}")
+
+
+def _is_model(name: str, overrides: dict) -> bool:
+    return name in MODELS or (isinstance(overrides.get(name), dict) and "kind" in overrides[name])
+
+
+def _config_classes(spec: ModelSpec) -> list[type]:
+    return [cls for cls in (spec.config_cls, spec.train_cls) if cls is not None]
+
+
+def _class_fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def add_vectors_model(raw: dict, path: str) -> str:
+    """Add a vectors file to a raw matrix as a `kind = "vectors"` model named after its file
+    stem (`glove.6B.50d.txt` -> `glove.6B.50d`); returns the name."""
+    name = Path(path).stem
+    if name in MODELS or name in raw.get("model", {}):
+        raise BenchError(f"--vectors {path}: its row would be named '{name}', which is already a model; "
+                         f"rename the file")
+    raw.setdefault("model", {})[name] = {"kind": "vectors", "path": str(path)}
+    raw["models"] = [*raw.get("models", []), name]
+    return name
 
 
 def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | None = None) -> Matrix:
@@ -198,26 +295,35 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
         value = raw.get(key)
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise BenchError(f"{where}.{key}: expected a non-empty list of names, got {value!r}")
-    for model in raw["models"]:
-        if model not in MODELS:
-            raise BenchError(f"unknown model '{model}': expected one of {', '.join(MODELS)}")
     overrides = raw.get("model", {})
-    for model in overrides:
-        if model not in MODELS:
-            raise BenchError(f"{where}: [model.{model}] names an unknown model: expected one of {', '.join(MODELS)}")
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+        raise BenchError(f"{where}.model: expected [model.NAME] tables")
+    defined = {model for model, values in overrides.items() if "kind" in values}
+    for model in raw["models"]:
+        if model not in MODELS and model not in defined:
+            raise BenchError(f"unknown model '{model}': expected one of {', '.join(MODELS)}, or a model of your own "
+                             f"defined by a [model.{model}] table with `kind =` (e.g. kind = \"vectors\")")
+    for model, values in overrides.items():
+        if "kind" in values:
+            user_model(model, values, f"{where}: [model.{model}]")  # a known kind and a new name
+        elif model not in MODELS:
+            raise BenchError(f"{where}: [model.{model}] names an unknown model: expected one of {', '.join(MODELS)}, "
+                             f"or `kind =` to define a model of your own")
     # A matrix's overrides for models that --models left out are simply not used.
     overrides = {model: values for model, values in overrides.items() if model in raw["models"]}
     train = raw.get("train", {})
     checked_models = declared_models if isinstance(declared_models, list) else raw["models"]
-    accepted = {f for m in checked_models if m in MODELS for f in _field_names(m)}
+    accepted = {f for m in checked_models if m in MODELS or m in defined
+                for f in _field_names(_spec_of(m, raw.get("model", {})))}
     stray = sorted(set(train) - accepted)
     if stray:
         raise BenchError(f"{where}.train: key(s) {', '.join(stray)} apply to none of the models {checked_models}")
     for model, values in overrides.items():
-        unknown = sorted(set(values) - _field_names(model))
+        allowed = _field_names(_spec_of(model, overrides)) | ({"kind"} if model in defined else set())
+        unknown = sorted(set(values) - allowed)
         if unknown:
             raise BenchError(f"{where}: [model.{model}] unknown key(s) {', '.join(unknown)}; "
-                             f"expected some of {', '.join(sorted(_field_names(model)))}")
+                             f"expected some of {', '.join(sorted(allowed))}")
     matrix = Matrix(
         name=name,
         description=str(raw.get("description", "")),
@@ -231,7 +337,7 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
         train=train,
         model_overrides=overrides,
     )
-    language_models = [m for m in matrix.models if MODELS[m].family in ("lm", "bilm")]
+    language_models = [m for m in matrix.models if matrix.spec(m).family in ("lm", "bilm")]
     if language_models and matrix.vocab.unk is None:
         raise BenchError(f"{where}.vocab.unk: the language models {', '.join(language_models)} need a closed "
                          f"vocabulary; set vocab.unk (e.g. \"<unk>\")")
@@ -241,6 +347,10 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
     return matrix
 
 
-def _field_names(model: str) -> set[str]:
-    spec = MODELS[model]
-    return {f.name for cls in (spec.config_cls, spec.train_cls) if cls is not None for f in dataclasses.fields(cls)}
+def _spec_of(name: str, overrides: dict) -> ModelSpec:
+    values = overrides.get(name, {})
+    return user_model(name, values, f"[model.{name}]") if "kind" in values else MODELS[name]
+
+
+def _field_names(spec: ModelSpec) -> set[str]:
+    return {name for cls in _config_classes(spec) for name in _class_fields(cls)}

@@ -5,12 +5,16 @@ results come back to the runner's process, which writes them.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
 import socket
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Iterator
 
@@ -18,7 +22,6 @@ import torch
 
 from bench.data.vocab import CACHE_ENV
 from bench.errors import BenchError
-from bench.models.registry import MODELS
 from bench.run.cell import CellJob, run_cell
 from bench.run.results import SCHEMA
 
@@ -62,8 +65,8 @@ class LocalExecutor:
     do not depend on the cells before it (glibc keeps or returns freed memory depending on
     the process' history: our CBOW trained at 1.04M tokens/s in a fresh process and at
     0.57M on its second run in the same one), and a cell that crashes or is killed for
-    memory is recorded as failed while the matrix goes on. Without it (debugging) the
-    cells run in this process.
+    memory is recorded as failed while the matrix goes on. A worker never outlives the
+    runner (`run_in_worker`). Without `isolate` (debugging) the cells run in this process.
     """
 
     def __init__(self, isolate: bool = True):
@@ -78,16 +81,105 @@ class LocalExecutor:
             yield path, self._run_one(job)
 
     def _run_one(self, job: CellJob) -> dict:
-        if not self.isolate:
-            return run_cell(*job)
-        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            try:
-                return pool.submit(run_cell, *job).result()
-            except BrokenProcessPool:
-                return _failed_result(job, "the worker process died (killed, or out of memory)")
+        return run_in_worker(job) if self.isolate else run_cell(*job)
 
     def close(self) -> None:
         """Nothing to release: each worker process ends with its cell."""
+
+
+# How long a worker gets to end after SIGTERM before it is killed.
+WORKER_STOP_TIMEOUT_S = 5.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def run_in_worker(job: CellJob) -> dict:
+    """`run_cell(*job)` in a fresh spawned process; an exception it raises is raised here.
+
+    The worker never outlives this call: when it returns or raises (Ctrl-C, the SIGTERM the
+    CLI turns into an exception), a worker still running is terminated, then killed. If
+    this process dies without unwinding (SIGKILL), the worker learns it from the kernel
+    (`_die_with_parent`) and dies too, and with both gone multiprocessing's resource
+    tracker reads the end of its pipe and exits.
+    """
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    worker = context.Process(target=_worker_main, args=(send, os.getpid(), job),
+                             name=f"lm-lineage cell {job.model} {job.corpus} seed {job.seed}")
+    try:
+        worker.start()
+        send.close()  # the worker holds the only write end: end-of-file here means it died
+        try:
+            succeeded, payload = receive.recv()
+        except EOFError:
+            worker.join()
+            return _failed_result(job, f"the worker process died ({_exit_reason(worker.exitcode)})")
+    finally:
+        send.close()
+        receive.close()
+        _stop(worker)
+    if not succeeded:
+        raise payload
+    return payload
+
+
+def _worker_main(send: Connection, parent_pid: int, job: CellJob) -> None:
+    """The worker: one cell, its result (or the exception it raised) sent back through `send`."""
+    _die_with_parent(parent_pid)
+    try:
+        reply = (True, run_cell(*job))
+    except BaseException as exc:  # raised again in the runner, as a call in its own process would
+        reply = (False, exc)
+    try:
+        send.send(reply)
+    except Exception as exc:  # an exception object that does not pickle: its text still reaches the runner
+        send.send((False, RuntimeError(f"{type(reply[1]).__name__}: {reply[1]} (and sending it failed: {exc})")))
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this process when `parent_pid`, its parent, dies, however it dies.
+
+    On Linux the kernel sends SIGKILL at the parent's death (prctl PR_SET_PDEATHSIG), even
+    while this process is inside a long native call; elsewhere a daemon thread checks the
+    parent every second. The parent may have died before this ran: then the parent pid has
+    changed (the orphan was adopted), and this process ends at once.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    else:
+        threading.Thread(target=_watch_parent, args=(parent_pid,), name="lm-lineage parent watch",
+                         daemon=True).start()
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _stop(worker: multiprocessing.process.BaseProcess) -> None:
+    """Terminate `worker` if it still runs (SIGTERM, then SIGKILL after a grace period) and reap it."""
+    if worker.pid is None:  # interrupted before it started
+        return
+    if worker.is_alive():
+        worker.terminate()
+        worker.join(WORKER_STOP_TIMEOUT_S)
+    if worker.is_alive():
+        worker.kill()
+    worker.join()
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:  # a signal Python has no name for
+            name = f"signal {-exitcode}"
+        return f"killed by {name}: out of memory, or killed from outside"
+    return f"exit code {exitcode}, without a result"
 
 
 class RayExecutor:
@@ -147,7 +239,7 @@ class RayExecutor:
         remote_cell = ray.remote(max_calls=1, max_retries=0)(run_cell)
         pending = {}
         for path, job in jobs.items():
-            gpus = 1 if job.device.type == "cuda" and MODELS[job.model].runs_on_device else 0
+            gpus = 1 if job.device.type == "cuda" and job.matrix.spec(job.model).runs_on_device else 0
             # The workers do not share this process' working directory.
             task_job = job._replace(data_root=job.data_root.resolve() if job.data_root else None)
             pending[remote_cell.options(num_cpus=self.cpus_per_cell, num_gpus=gpus).remote(*task_job)] = (path, job)
