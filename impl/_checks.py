@@ -1,7 +1,7 @@
 """Input checks shared by every model file and by the harness's config dataclasses.
 
-Model files never import each other; they all import this one helper module, so a config
-field or a corpus is checked the same way everywhere and the error text reads the same:
+Model files never import each other; they share these checks through this helper module, so a
+config field or a corpus is checked the same way everywhere and the error text reads the same:
 ``Word2VecConfig.window=0: expected an int >= 1``.
 """
 

@@ -28,7 +28,6 @@ What differs, on purpose:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -37,15 +36,11 @@ import scipy.sparse as sp
 import torch
 from gensim.models import KeyedVectors
 
+from impl._checks import check_flat_corpus, is_bool, is_int, is_num, need
+from impl._cooccurrence import cooccurrence
+
 # glove.c clips each coordinate of a per-entry gradient to [-100, 100].
 _GRAD_CLIP = 100.0
-# Peak bytes per nonzero while counting: the float64 + int32 CSR accumulator
-# (12 bytes) exists up to three times at once (accumulator, chunk sum, and the
-# transpose added for the symmetric window).
-_BYTES_PER_NONZERO = 36
-# Token positions per counting chunk: chunk * window pairs (row, col, weight:
-# 16 bytes each) are summed into the accumulator at a time.
-_CHUNK_TOKENS = 1 << 20
 
 
 @dataclass
@@ -68,73 +63,17 @@ class GloVeConfig:
     not_shared: ClassVar[frozenset[str]] = frozenset({"alpha"})
 
     def __post_init__(self) -> None:
-        def need(ok: bool, field: str, expected: str) -> None:
-            if not ok:
-                raise ValueError(f"GloVeConfig.{field}={getattr(self, field)!r}: expected {expected}")
-
-        def is_int(v: object) -> bool:
-            return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-        def is_num(v: object) -> bool:
-            return (is_int(v) or isinstance(v, (float, np.floating))) and math.isfinite(v)
-
-        need(is_int(self.vector_size) and self.vector_size >= 1, "vector_size", "an int >= 1")
-        need(is_int(self.window) and self.window >= 1, "window", "an int >= 1")
-        need(is_num(self.x_max) and self.x_max > 0, "x_max", "a number > 0")
-        need(is_num(self.alpha) and self.alpha >= 0, "alpha", "a number >= 0")
-        need(is_int(self.epochs) and self.epochs >= 1, "epochs", "an int >= 1")
-        need(is_num(self.learning_rate) and self.learning_rate > 0, "learning_rate", "a number > 0")
-        need(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "an int >= 1")
-        need(isinstance(self.symmetric, (bool, np.bool_)), "symmetric", "a bool")
-        need(is_num(self.max_vocab_memory_gb) and self.max_vocab_memory_gb > 0, "max_vocab_memory_gb", "a number > 0")
-        need(is_int(self.threads) and self.threads >= 1, "threads", "an int >= 1")
-
-
-def cooccurrence(
-    ids: np.ndarray,
-    offsets: np.ndarray,
-    vocab_size: int,
-    window: int,
-    symmetric: bool = True,
-    max_memory_gb: float = 4.0,
-) -> sp.coo_matrix:
-    """Distance-weighted co-occurrence counts X [vocab_size, vocab_size] (float64).
-
-    Every pair of tokens (t, t + d) with 1 <= d <= window in the same sentence
-    adds 1/d to X[ids[t], ids[t + d]] (row: the earlier word) and, when
-    ``symmetric``, also to X[ids[t + d], ids[t]]. Raises ValueError as soon as
-    the estimated peak memory, from the nonzeros counted so far, exceeds
-    ``max_memory_gb``.
-    """
-    if isinstance(window, (bool, np.bool_)) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window={window!r}: expected an int >= 1")
-    ids = np.asarray(ids, dtype=np.int64)
-    offsets = np.asarray(offsets, dtype=np.int64)
-    V, N = int(vocab_size), len(ids)
-    # Sentence index of every token [N]: a pair counts only if both ends agree.
-    sent = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    X = sp.csr_matrix((V, V), dtype=np.float64)
-    for t0 in range(0, N, _CHUNK_TOKENS):
-        t1 = min(N, t0 + _CHUNK_TOKENS)
-        rows, cols, vals = [], [], []
-        for d in range(1, window + 1):
-            left = np.arange(t0, min(t1, N - d))  # [n_d] positions with a right neighbour at d
-            keep = left[sent[left] == sent[left + d]]
-            rows.append(ids[keep])
-            cols.append(ids[keep + d])
-            vals.append(np.full(len(keep), 1.0 / d))
-        # coo -> csr sums the duplicate (row, col) pairs of this chunk.
-        pairs = (np.concatenate(rows), np.concatenate(cols))
-        X = X + sp.coo_matrix((np.concatenate(vals), pairs), shape=(V, V)).tocsr()
-        estimate = X.nnz * (2 if symmetric else 1) * _BYTES_PER_NONZERO / 1e9
-        if estimate > max_memory_gb:
-            raise ValueError(
-                f"cooccurrence: estimated {estimate:.3g} GB for {X.nnz * (2 if symmetric else 1)} nonzeros "
-                f"(vocab {V}, window {window}) exceeds the {max_memory_gb} GB bound; shrink the vocabulary or window"
-            )
-    if symmetric:
-        X = X + X.T
-    return X.tocoo()
+        need(self, is_int(self.vector_size) and self.vector_size >= 1, "vector_size", "an int >= 1")
+        need(self, is_int(self.window) and self.window >= 1, "window", "an int >= 1")
+        need(self, is_num(self.x_max) and self.x_max > 0, "x_max", "a number > 0")
+        need(self, is_num(self.alpha) and self.alpha >= 0, "alpha", "a number >= 0")
+        need(self, is_int(self.epochs) and self.epochs >= 1, "epochs", "an int >= 1")
+        need(self, is_num(self.learning_rate) and self.learning_rate > 0, "learning_rate", "a number > 0")
+        need(self, is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "an int >= 1")
+        need(self, is_bool(self.symmetric), "symmetric", "a bool")
+        need(self, is_num(self.max_vocab_memory_gb) and self.max_vocab_memory_gb > 0, "max_vocab_memory_gb",
+             "a number > 0")
+        need(self, is_int(self.threads) and self.threads >= 1, "threads", "an int >= 1")
 
 
 def glove_weight(x, x_max: float, alpha: float):
@@ -246,20 +185,10 @@ def train_glove(
     descending count and ``counts`` its corpus frequencies (unused by GloVe
     itself, checked for consistency).
     """
-    ids = np.asarray(ids)
-    offsets = np.asarray(offsets, dtype=np.int64)
-    counts = np.asarray(counts, dtype=np.int64)
     V = len(words)
-    if counts.shape != (V,) or V == 0:
-        raise ValueError(f"counts: expected one count per word ({V} words, >= 1), got shape {counts.shape}")
-    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"ids: expected a 1-d integer array, got {ids.dtype} with shape {ids.shape}")
-    if len(ids) and (ids.min() < 0 or ids.max() >= V):
-        raise ValueError(f"ids: expected every id in [0, {V}), got range [{ids.min()}, {ids.max()}]")
-    if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(ids) or (np.diff(offsets) < 0).any():
-        raise ValueError(f"offsets: expected non-decreasing int offsets from 0 to len(ids)={len(ids)}")
-
-    X = cooccurrence(ids, offsets, V, config.window, config.symmetric, config.max_vocab_memory_gb)
+    ids, offsets, counts = check_flat_corpus(ids, offsets, counts, V)
+    X = cooccurrence(ids, offsets, V, config.window, symmetric=config.symmetric,
+                     max_memory_gb=config.max_vocab_memory_gb)
     vectors, _ = fit_glove(X, config, seed=seed, device=device, progress=progress)
     kv = KeyedVectors(vector_size=config.vector_size)
     kv.add_vectors(list(words), vectors)

@@ -19,7 +19,8 @@ fixed (optionally weighted 1/distance, as GloVe) instead of word2vec's dynamic
 window, there is no frequent-word subsampling, contexts never cross a
 sentence, only the word vectors W = U Sigma^p are returned (not W + C), and
 the truncated SVD is ARPACK's (scipy ``svds``) started from a seeded vector,
-so it is deterministic for a seed; it always runs on the CPU.
+so it is deterministic for a seed; it always runs on the CPU. The windows are
+counted by GloVe's counter (impl/_cooccurrence.py), under its default 4 GB bound.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ import scipy.sparse as sp
 import torch
 from gensim.models import KeyedVectors
 from scipy.sparse.linalg import svds
+
+from impl._checks import check_flat_corpus, is_bool, is_int, is_num, need
+from impl._cooccurrence import cooccurrence
 
 
 @dataclass
@@ -47,43 +51,13 @@ class SVDConfig:
     normalize: bool = True  # unit-length output rows
 
     def __post_init__(self) -> None:
-        def need(ok: bool, field: str, expected: str) -> None:
-            if not ok:
-                raise ValueError(f"SVDConfig.{field}={getattr(self, field)!r}: expected {expected}")
-
-        def is_int(v: object) -> bool:
-            return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-        def is_num(v: object) -> bool:
-            return (is_int(v) or isinstance(v, (float, np.floating))) and math.isfinite(v)
-
-        need(is_int(self.vector_size) and self.vector_size >= 1, "vector_size", "an int >= 1")
-        need(is_int(self.window) and self.window >= 1, "window", "an int >= 1")
-        need(isinstance(self.distance_weighting, (bool, np.bool_)), "distance_weighting", "a bool")
-        need(is_num(self.cds_alpha) and self.cds_alpha > 0, "cds_alpha", "a number > 0")
-        need(is_num(self.neg_shift) and self.neg_shift >= 1, "neg_shift", "a number >= 1")
-        need(is_num(self.eig_power) and self.eig_power >= 0, "eig_power", "a number >= 0")
-        need(isinstance(self.normalize, (bool, np.bool_)), "normalize", "a bool")
-
-
-def window_counts(
-    ids: np.ndarray, offsets: np.ndarray, vocab_size: int, window: int, distance_weighting: bool = False
-) -> sp.csr_matrix:
-    """Symmetric co-occurrence counts #(w, c) [vocab_size, vocab_size] (float64).
-
-    Each pair of tokens at distance 1..window in the same sentence counts once
-    (or 1/distance) in both directions.
-    """
-    ids = np.asarray(ids, dtype=np.int64)
-    V = int(vocab_size)
-    sent = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))  # [N] sentence of each token
-    counts = sp.csr_matrix((V, V), dtype=np.float64)
-    for d in range(1, window + 1):
-        left = np.flatnonzero(sent[:-d] == sent[d:])  # [n_d] positions with a same-sentence token d ahead
-        weight = np.full(len(left), 1.0 / d if distance_weighting else 1.0)
-        # coo -> csr sums the duplicate pairs.
-        counts = counts + sp.coo_matrix((weight, (ids[left], ids[left + d])), shape=(V, V)).tocsr()
-    return counts + counts.T
+        need(self, is_int(self.vector_size) and self.vector_size >= 1, "vector_size", "an int >= 1")
+        need(self, is_int(self.window) and self.window >= 1, "window", "an int >= 1")
+        need(self, is_bool(self.distance_weighting), "distance_weighting", "a bool")
+        need(self, is_num(self.cds_alpha) and self.cds_alpha > 0, "cds_alpha", "a number > 0")
+        need(self, is_num(self.neg_shift) and self.neg_shift >= 1, "neg_shift", "a number >= 1")
+        need(self, is_num(self.eig_power) and self.eig_power >= 0, "eig_power", "a number >= 0")
+        need(self, is_bool(self.normalize), "normalize", "a bool")
 
 
 def ppmi(counts_matrix: sp.spmatrix, cds_alpha: float = 0.75, neg_shift: float = 1.0) -> sp.csr_matrix:
@@ -138,18 +112,8 @@ def train_svd_ppmi(
     PMI marginals come from the window counts). ``device`` is accepted for the
     common signature; sparse counting and ARPACK run on the CPU.
     """
-    ids = np.asarray(ids)
-    offsets = np.asarray(offsets, dtype=np.int64)
-    counts = np.asarray(counts, dtype=np.int64)
     V = len(words)
-    if counts.shape != (V,) or V == 0:
-        raise ValueError(f"counts: expected one count per word ({V} words, >= 1), got shape {counts.shape}")
-    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"ids: expected a 1-d integer array, got {ids.dtype} with shape {ids.shape}")
-    if len(ids) and (ids.min() < 0 or ids.max() >= V):
-        raise ValueError(f"ids: expected every id in [0, {V}), got range [{ids.min()}, {ids.max()}]")
-    if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(ids) or (np.diff(offsets) < 0).any():
-        raise ValueError(f"offsets: expected non-decreasing int offsets from 0 to len(ids)={len(ids)}")
+    ids, offsets, counts = check_flat_corpus(ids, offsets, counts, V)
     if config.vector_size >= V:
         raise ValueError(f"SVDConfig.vector_size={config.vector_size}: expected fewer dimensions than the {V} words")
 
@@ -158,7 +122,7 @@ def train_svd_ppmi(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=3, unit="step", desc="svd-ppmi")  # counts, ppmi, svd
-    X = window_counts(ids, offsets, V, config.window, config.distance_weighting)
+    X = cooccurrence(ids, offsets, V, config.window, distance_weighting=config.distance_weighting)
     if bar is not None:
         bar.update(1)
     X = ppmi(X, config.cds_alpha, config.neg_shift)

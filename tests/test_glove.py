@@ -9,58 +9,17 @@ from gensim.test.utils import datapath
 
 from tests.corpora import lee as lee_corpus
 from tests.corpora import toy
-from impl.glove import GloVeConfig, cooccurrence, fit_glove, glove_weight, train_glove
+from impl._cooccurrence import cooccurrence
+from impl.glove import GloVeConfig, fit_glove, glove_weight, train_glove
 
 
 
 
-# --- co-occurrence counts -----------------------------------------------------------------
-
-
-def test_cooccurrence_by_hand():
-    # "a b c a", window 2 (a=0, b=1, c=2): pairs (a,b)@1, (b,c)@1, (c,a)@1, (a,c)@2, (b,a)@2;
-    # the two a's are 3 apart, outside the window.
-    ids, offsets = np.array([0, 1, 2, 0]), np.array([0, 4])
-    X = cooccurrence(ids, offsets, 3, 2)
-    assert isinstance(X, sp.coo_matrix)
-    expected = np.array(
-        [
-            [0.0, 1 + 1 / 2, 1 + 1 / 2],
-            [1 + 1 / 2, 0.0, 1.0],
-            [1 + 1 / 2, 1.0, 0.0],
-        ]
-    )
-    np.testing.assert_allclose(X.toarray(), expected)
-    # Left context only: row = the earlier word, column = the later one.
-    left = np.array([[0.0, 1.0, 1 / 2], [1 / 2, 0.0, 1.0], [1.0, 0.0, 0.0]])
-    np.testing.assert_allclose(cooccurrence(ids, offsets, 3, 2, symmetric=False).toarray(), left)
-
-
-def test_cooccurrence_stops_at_sentence_boundaries():
-    # "a b" | "c a": one sentence each; a window of 3 would join b-c and a-c across the break.
-    ids, offsets = np.array([0, 1, 2, 0]), np.array([0, 2, 4])
-    X = cooccurrence(ids, offsets, 3, 3).toarray()
-    np.testing.assert_allclose(X, [[0.0, 1.0, 1.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
-    # Empty sentences change nothing.
-    np.testing.assert_allclose(cooccurrence(ids, np.array([0, 0, 2, 2, 4]), 3, 3).toarray(), X)
-
-
-def test_cooccurrence_matches_a_python_loop():
-    ids, offsets, words, _ = toy()
-    V, window = len(words), 4
-    expected = np.zeros((V, V))
-    for s0, s1 in zip(offsets[:-1], offsets[1:]):
-        for t in range(s0, s1):
-            for u in range(t + 1, min(s1, t + window + 1)):
-                expected[ids[t], ids[u]] += 1 / (u - t)
-                expected[ids[u], ids[t]] += 1 / (u - t)
-    np.testing.assert_allclose(cooccurrence(ids, offsets, V, window).toarray(), expected)
+# --- counting settings (the counter itself: tests/test_cooccurrence.py) -------------------
 
 
 def test_cooccurrence_memory_bound():
     ids, offsets, words, _ = toy()
-    with pytest.raises(ValueError, match=r"estimated [0-9.e-]+ GB for \d+ nonzeros .* exceeds the 1e-06 GB bound"):
-        cooccurrence(ids, offsets, len(words), 5, max_memory_gb=1e-6)
     with pytest.raises(ValueError, match="max_vocab_memory_gb"):
         GloVeConfig(max_vocab_memory_gb=0)
     cfg = GloVeConfig(vector_size=4, epochs=1, max_vocab_memory_gb=1e-6)
@@ -70,8 +29,6 @@ def test_cooccurrence_memory_bound():
 
 @pytest.mark.parametrize("window", [0, -1, 1.5, True])
 def test_window_must_be_a_positive_int(window):
-    with pytest.raises(ValueError, match="window"):
-        cooccurrence(np.array([0, 1]), np.array([0, 2]), 2, window)
     with pytest.raises(ValueError, match=r"GloVeConfig\.window"):
         GloVeConfig(window=window)
 

@@ -10,34 +10,9 @@ from gensim.test.utils import datapath
 
 from tests.corpora import lee as lee_corpus
 from tests.corpora import toy
-from impl.svd import SVDConfig, ppmi, svd_vectors, train_svd_ppmi, window_counts
+from impl.svd import SVDConfig, ppmi, svd_vectors, train_svd_ppmi
 
 
-
-
-# --- window counts ------------------------------------------------------------------------
-
-
-def test_window_counts_by_hand():
-    # "a b c a" | "b c", window 2 (a=0, b=1, c=2): a-b@1, b-c@1, c-a@1, a-c@2, b-a@2, then b-c@1.
-    ids, offsets = np.array([0, 1, 2, 0, 1, 2]), np.array([0, 4, 6])
-    np.testing.assert_allclose(window_counts(ids, offsets, 3, 2).toarray(), [[0, 2, 2], [2, 0, 2], [2, 2, 0]])
-    weighted = window_counts(ids, offsets, 3, 2, distance_weighting=True).toarray()
-    np.testing.assert_allclose(weighted, [[0, 1.5, 1.5], [1.5, 0, 2], [1.5, 2, 0]])
-
-
-@pytest.mark.parametrize("weighted", [False, True])
-def test_window_counts_match_a_python_loop(weighted):
-    ids, offsets, words, _ = toy()
-    V, window = len(words), 3
-    expected = np.zeros((V, V))
-    for s0, s1 in zip(offsets[:-1], offsets[1:]):
-        for t in range(s0, s1):
-            for u in range(t + 1, min(s1, t + window + 1)):
-                w = 1 / (u - t) if weighted else 1.0
-                expected[ids[t], ids[u]] += w
-                expected[ids[u], ids[t]] += w
-    np.testing.assert_allclose(window_counts(ids, offsets, V, window, weighted).toarray(), expected)
 
 
 # --- PPMI ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from bench.train import lm
 from impl import kneser_ney as ngram
 from bench.models.registry import MODELS
 from impl import elmo, glove, nnlm, rnn, svd, word2vec
+from impl._cooccurrence import cooccurrence
 from tests.benchmarks.harness import VOCAB, time_on_device
 
 LM_MODELS = {"nnlm-mlp1": nnlm.NNLM, "rnn": rnn.RNNLM, "lstm": rnn.RNNLM, "gru": rnn.RNNLM}
@@ -39,7 +40,7 @@ def test_word2vec_epoch(benchmark, device, zipf_corpus, arch):
 @pytest.mark.benchmark(group="train")
 def test_glove_adagrad_epoch(benchmark, device, zipf_corpus):
     ids, offsets, words, _ = zipf_corpus
-    counts = glove.cooccurrence(ids, offsets, len(words), window=10)
+    counts = cooccurrence(ids, offsets, len(words), window=10)
     config = glove.GloVeConfig(epochs=1)
     vectors, losses = time_on_device(benchmark, device, lambda: glove.fit_glove(counts, config, seed=0,
                                                                                   device=device))
@@ -50,7 +51,7 @@ def test_glove_adagrad_epoch(benchmark, device, zipf_corpus):
 def test_svd_ppmi(benchmark, zipf_corpus):
     ids, offsets, words, _ = zipf_corpus
     config = svd.SVDConfig()
-    counts = svd.window_counts(ids, offsets, len(words), config.window)
+    counts = cooccurrence(ids, offsets, len(words), config.window, distance_weighting=config.distance_weighting)
     vectors = time_on_device(benchmark, torch.device("cpu"), lambda: svd.svd_vectors(
         svd.ppmi(counts, config.cds_alpha, config.neg_shift), config.vector_size, config.eig_power, seed=0))
     assert vectors.shape == (len(words), config.vector_size)
