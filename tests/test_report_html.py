@@ -2,15 +2,19 @@
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from gensim.models import KeyedVectors
 
 from bench.errors import BenchError
+from bench.eval.metrics import SimilaritySet, evaluate_similarity
 from bench.report.render import render
 
 # A committed cell: the synthetic results below are copies of it with a few fields changed,
@@ -22,12 +26,26 @@ SECTIONS = ("Word similarity", "Perplexity", "Cost", "Quality against training c
             "ELMo layer probe", "Environment")
 
 
+# Two 30-pair similarity sets over 40 words; gensim-sg lacks the last 8 words, so its
+# coverage (and the like-for-like pairs) differ from word2vec-sg's.
+WORDS = [f"w{i}" for i in range(40)]
+TOY_SETS = [SimilaritySet(name, "toy", [(WORDS[(i * step) % 40], WORDS[(i * step + 7) % 40], float(i % 11))
+                                        for i in range(30)]) for name, step in (("TOY-A", 1), ("TOY-B", 3))]
+
+
+def _toy_wordsim(model: str, seed: int) -> list[dict]:
+    """Word-similarity rows, with their per-pair scores, of random vectors for `model` and `seed`."""
+    words = WORDS[:32] if model == "gensim-sg" else WORDS
+    kv = KeyedVectors(vector_size=8)
+    kv.add_vectors(words, np.random.default_rng([len(model), seed]).normal(size=(len(words), 8)).astype(np.float32))
+    return [evaluate_similarity(kv, sim_set) for sim_set in TOY_SETS]
+
+
 def _vector_cell(model: str, seed: int) -> dict:
     cell = json.loads(REAL_CELL.read_text())
     cell["cell"].update(model=model, seed=seed)
     cell["seed"] = seed
-    for row in cell["metrics"]["wordsim"]:
-        row["spearman"] += 0.01 * seed  # seeds differ, so the figures have error bars to draw
+    cell["metrics"]["wordsim"] = _toy_wordsim(model, seed)
     return cell
 
 
@@ -80,15 +98,22 @@ def report_html(tmp_path_factory) -> Path:
     return folder / "report.html"
 
 
+# One set per corpus and matrix: similarity heatmaps (own coverage, like for like) for
+# offline-mix · standard-vectors; perplexity for brown · brown-lm; throughput and quality vs
+# cost for each of the two; the gradient flow. No pos_probe.csv: no probe figure.
+FIGURES = 8
+
+
 def test_report_html_embeds_every_figure_and_explains_what_is_missing(report_html):
     page = report_html.read_text()
     assert "Rendered from 7 result files" in page  # both matrix folders were read
     for section in SECTIONS:
         assert f"<h2>{section}" in page, section
-    # Spearman, perplexity, CPU vs GPU, quality vs cost, gradient flow; no pos_probe.csv: no probe figure.
     images = _images(page)
-    assert len(images) == page.count(PNG_PREFIX) == 5
+    assert len(images) == page.count(PNG_PREFIX) == FIGURES
     assert all(image.startswith(b"\x89PNG\r\n\x1a\n") for image in images)
+    assert page.count("<figcaption>corpus <code>offline-mix · standard-vectors</code></figcaption>") == 2
+    assert "Like for like (the pairs every model here covers)" in page
     explanation = "No pos_probe.csv in this folder: the ELMo layer probe (<code>bench.eval.probe.run_probe</code>"
     assert explanation in page
     assert "No pos_probe.csv in this folder" in (report_html.parent / "report.md").read_text()
@@ -103,7 +128,7 @@ def test_layer_probe_csv_adds_its_figure_and_table(tmp_path):
     pd.DataFrame(probe).to_csv(folder / "pos_probe.csv", index=False)
     render(folder, tmp_path / "out")
     page = (tmp_path / "out" / "report.html").read_text()
-    assert len(_images(page)) == 6
+    assert len(_images(page)) == FIGURES + 1
     assert "No pos_probe.csv" not in page
     assert "<th>layer 2</th>" in page and "<td>92.0 ± 0.0</td>" in page
 
@@ -117,9 +142,16 @@ def test_diagnostic_csv_without_its_columns_is_refused_in_one_line(tmp_path):
     assert not (folder / "report.html").exists()
 
 
+# Smallest width and height (pixels) a figure must have once the browser decoded it: a
+# broken or empty plot would be a few pixels, the smallest figure here is 500 x 250.
+MIN_FIGURE_PX = (300, 150)
+
+
 def test_report_html_renders_with_its_images_in_headless_chromium(report_html, tmp_path):
     chromium = shutil.which("chromium")
     if chromium is None:
+        # .ci/run installs chromium and sets CI: there the check must run, never skip.
+        assert not os.environ.get("CI"), "CI is set but there is no chromium on PATH: .ci/run installs it"
         pytest.skip("no chromium on PATH: install it with `apt-get install chromium` (Debian)")
     command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                "--disable-background-networking", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
@@ -129,7 +161,10 @@ def test_report_html_renders_with_its_images_in_headless_chromium(report_html, t
     loaded = re.search(r'data-images-loaded="(\d+)"', done.stdout)
     total = re.search(r'data-images-total="(\d+)"', done.stdout)
     assert loaded and total, "the page's load script did not run: " + done.stdout[:500]
-    assert int(loaded.group(1)) == int(total.group(1)) == 5
+    assert int(loaded.group(1)) == int(total.group(1)) == FIGURES
+    smallest = [int(re.search(rf'data-images-min-{side}="(\d+)"', done.stdout).group(1))
+                for side in ("width", "height")]
+    assert smallest[0] >= MIN_FIGURE_PX[0] and smallest[1] >= MIN_FIGURE_PX[1], smallest
 
 
 def test_two_matrices_with_the_same_cells_are_reported_apart(tmp_path):

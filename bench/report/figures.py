@@ -1,10 +1,11 @@
 """The report's figures: one function per figure, pandas frames in, PNG bytes out.
 
 Inputs are the frames `bench.report.render.tables()` builds (and the gradient_flow.csv /
-pos_probe.csv frames; `quality_vs_cost` takes the table `quality_and_cost` joins from them);
-each function returns None when its frame holds nothing to plot, so a report never shows
-an empty image. Figures are drawn on matplotlib's Agg canvas
-directly (no pyplot): no display, no global figure state, safe in any process.
+pos_probe.csv frames; `quality_vs_cost` takes the table `quality_and_cost` joins from them),
+cut by the report to one corpus and matrix: one set of figures per table, each with few
+enough rows to read. Each function returns None when its frame holds nothing to plot, so a
+report never shows an empty image. Figures are drawn on matplotlib's Agg canvas directly
+(no pyplot): no display, no global figure state, safe in any process.
 """
 
 from __future__ import annotations
@@ -12,22 +13,28 @@ from __future__ import annotations
 import io
 from typing import Callable, NamedTuple
 
+import matplotlib
+import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, NullFormatter
+from PIL import Image
 
-# Small on purpose: report.html embeds every figure, and should stay a few hundred KB.
+# Small on purpose: report.html embeds every figure (a combined report has dozens), and
+# should stay near a megabyte.
 SIZE_IN = (7.0, 4.0)
-WIDE_IN = (9.0, 4.0)
 DPI = 100
+PNG_COLORS = 128  # a palette PNG is a third of the RGBA one, and these flat plots need few colors
 
 
 def _png(figure: Figure) -> bytes:
-    FigureCanvasAgg(figure)
+    canvas = FigureCanvasAgg(figure)
     figure.tight_layout()
+    canvas.draw()
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
+    image.quantize(PNG_COLORS).save(buffer, format="png", optimize=True)
     return buffer.getvalue()
 
 
@@ -51,63 +58,78 @@ def _log_ticks(axis, label_format: LabelFormat | None = None) -> None:
     axis.set_tick_params(labelsize=8)  # within one decade the locator falls back to more, closer ticks
 
 
-def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
-    """A `label` column: the model, plus the corpus when the frame holds more than one."""
-    several = frame["corpus"].nunique() > 1
-    return frame.assign(label=frame["model"] + (" / " + frame["corpus"] if several else ""))
+def _value_label(value: float) -> str:
+    """Three significant digits with an engineering prefix: 1.57 M, 826 k, 2.41 k, 950."""
+    for scale, prefix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if value >= scale:
+            return f"{value / scale:.3g}{prefix}"
+    return f"{value:.3g}"
 
 
-def _grouped_bars(axes, means: pd.DataFrame, sds: pd.DataFrame, ylabel: str) -> None:
-    """One group of bars per row of `means` (on x), one bar per column, sd as error bars."""
-    width = 0.8 / len(means.columns)
-    for i, column in enumerate(means.columns):
-        positions = [x + (i - (len(means.columns) - 1) / 2) * width for x in range(len(means))]
-        axes.bar(positions, means[column], width, yerr=sds[column].fillna(0), capsize=2, label=str(column))
-    axes.set_xticks(range(len(means)), [str(x) for x in means.index], rotation=30, ha="right", fontsize=8)
-    axes.set_ylabel(ylabel)
-    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: never over a bar
+def _model_styles(models: list[str]) -> dict[str, tuple]:
+    """A (color, marker) per model, distinct within one figure: 10 colors times 4 markers."""
+    colors = list(matplotlib.colormaps["tab10"].colors)
+    markers = "osD^"
+    return {model: (colors[i % len(colors)], markers[i // len(colors) % len(markers)])
+            for i, model in enumerate(models)}
 
 
-def _mean_and_sd(frame: pd.DataFrame, rows: str, columns: str, value: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Mean and sd over seeds of `value`, pivoted rows x columns in order of first appearance."""
-    grouped = frame.groupby([rows, columns], sort=False)[value]
-    row_order, column_order = list(dict.fromkeys(frame[rows])), list(dict.fromkeys(frame[columns]))
-    means = grouped.mean().unstack().reindex(index=row_order, columns=column_order)
-    sds = grouped.std(ddof=1).unstack().reindex(index=row_order, columns=column_order)
-    return means, sds
+def similarity_heatmap(mean: pd.DataFrame, scored: pd.DataFrame, title: str) -> bytes | None:
+    """Models (rows) x similarity sets (columns), each cell's Spearman ρ written in it.
+
+    `mean`: ρ per model and set, NaN where there is none to show; `scored`: the pairs scored
+    per cell (same shape), written as "– (n)" where `mean` is NaN. Column labels are shown as
+    given (they carry the pair counts)."""
+    if mean.empty:
+        return None
+    values = mean.to_numpy(dtype=float)  # (models, sets)
+    figure = Figure(figsize=(max(6.0, 0.75 * mean.shape[1] + 2.5), 0.38 * mean.shape[0] + 1.9))
+    axes = figure.add_subplot()
+    # One fixed scale for every heatmap of the report, so colors compare across corpora.
+    image = axes.imshow(np.ma.masked_invalid(values), cmap=matplotlib.colormaps["viridis"].with_extremes(bad="#eeeeee"),
+                        vmin=-0.2, vmax=0.8, aspect="auto")
+    for (row, column), value in np.ndenumerate(values):
+        if np.isnan(value):
+            count = scored.iat[row, column]
+            text, color = ("–" if pd.isna(count) else f"– ({int(count)})"), "black"
+        else:
+            text, color = f"{value:.2f}", "black" if value > 0.45 else "white"
+        axes.text(column, row, text, ha="center", va="center", fontsize=7, color=color)
+    axes.set_xticks(range(mean.shape[1]), [str(c).replace(" (", "\n(") for c in mean.columns], fontsize=7,
+                    rotation=45, ha="right", rotation_mode="anchor")
+    axes.set_yticks(range(mean.shape[0]), list(mean.index), fontsize=8)
+    axes.set_title(title, fontsize=10)
+    figure.colorbar(image, ax=axes, fraction=0.03, pad=0.01).set_label("Spearman ρ", fontsize=8)
+    return _png(figure)
 
 
 def perplexity(frame: pd.DataFrame) -> bytes | None:
-    """Validation and test perplexity per model (and corpus), mean ± sd over seeds."""
+    """Test perplexity per model of one corpus (mean ± sd over seeds; validation as a mark),
+    best at the top, with the 5-gram Kneser-Ney baseline (`kn5`) as a reference line."""
     frame = frame.dropna(subset=["perplexity"])
-    if frame.empty:
+    test = frame[frame["split"] == "test"]
+    if test.empty:
         return None
-    means, sds = _mean_and_sd(_labelled(frame), "label", "split", "perplexity")
-    figure = Figure(figsize=SIZE_IN)
+    grouped = test.groupby("model", sort=False)["perplexity"]
+    means, sds = grouped.mean().sort_values(ascending=False), grouped.std(ddof=1).fillna(0)
+    validation = frame[frame["split"] == "validation"].groupby("model")["perplexity"].mean()
+    figure = Figure(figsize=(7.0, 0.32 * len(means) + 1.6))
     axes = figure.add_subplot()
-    _grouped_bars(axes, means, sds, "perplexity per word (lower is better)")
-    axes.set_title("Perplexity per model (mean ± sd over seeds)")
+    rows = range(len(means))
+    axes.barh(rows, means, xerr=sds[means.index], capsize=2, color="#4c72b0", label="test")
+    axes.scatter(validation.reindex(means.index), rows, marker="|", s=120, color="black", zorder=3,
+                 label="validation")
+    for row, value in zip(rows, means):
+        axes.text(means.max() * 0.01, row, f"{value:.1f}", va="center", fontsize=7, color="white")
+    axes.set_yticks(rows, list(means.index), fontsize=8)
+    if "kn5" in means.index:
+        axes.axvline(means["kn5"], color="#c44e52", linestyle="--", linewidth=1,
+                     label=f"KN5 test {means['kn5']:.1f}")
+    axes.set_xlim(0, means.max() * 1.15)
+    axes.set_xlabel("perplexity per word (lower is better)")
+    axes.set_title("Perplexity per model" + ("" if "kn5" in means.index else " (no KN5 run here)"), fontsize=10)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return _png(figure)
-
-
-def spearman(wordsim: pd.DataFrame) -> bytes | None:
-    """Spearman ρ per similarity set, one bar per model (and corpus), mean ± sd over seeds."""
-    wordsim = wordsim.dropna(subset=["spearman"])
-    if wordsim.empty:
-        return None
-    means, sds = _mean_and_sd(_labelled(wordsim), "benchmark", "label", "spearman")
-    figure = Figure(figsize=WIDE_IN)
-    axes = figure.add_subplot()
-    _grouped_bars(axes, means, sds, "Spearman ρ (higher is better)")
-    axes.set_title("Word similarity per set (mean ± sd over seeds)")
-    return _png(figure)
-
-
-def _point_labels(points: pd.DataFrame) -> list[str]:
-    """Labels for (model, corpus, device)-indexed points: the model, plus corpus and device where they vary."""
-    index = points.index.to_frame(index=False)
-    varying = [level for level in ("corpus", "device") if index[level].nunique() > 1]
-    return [" / ".join(parts) for parts in index[["model", *varying]].itertuples(index=False)]
 
 
 def _device_kind(devices: pd.Series) -> pd.Series:
@@ -124,16 +146,22 @@ class _Panel(NamedTuple):
     x_format: LabelFormat | None  # the log x axis' labels (None: engineering prefixes)
 
 
-def _scatter(axes, panel: _Panel) -> None:
-    points = panel.points
-    axes.scatter(points[panel.x], points[panel.y])
-    for label, x, y in zip(_point_labels(points), points[panel.x], points[panel.y]):
-        axes.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+def _scatter(axes, panel: _Panel, styles: dict[str, tuple]) -> None:
+    """One point per (model, device); a legend, not labels beside the points, names the models,
+    so no two names can overlap however close their points sit."""
+    devices = panel.points.index.get_level_values("device")
+    several = len(set(devices)) > 1
+    for (model, device), point in panel.points.iterrows():
+        color, marker = styles[model]
+        axes.scatter(point[panel.x], point[panel.y], color=color, marker=marker, s=40,
+                     label=f"{model} ({device})" if several else model,
+                     facecolors="none" if device != "cpu" else color)
     axes.set_xscale("log")
     _log_ticks(axes.xaxis, panel.x_format)
-    axes.set_xlabel(panel.xlabel)
-    axes.set_ylabel(panel.ylabel)
-    axes.set_title(panel.title, fontsize=10)
+    axes.set_xlabel(panel.xlabel, fontsize=8)
+    axes.set_ylabel(panel.ylabel, fontsize=8)
+    axes.set_title(panel.title, fontsize=9)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
 
 
 def quality_and_cost(wordsim: pd.DataFrame, perplexity: pd.DataFrame, throughput: pd.DataFrame) -> pd.DataFrame:
@@ -152,8 +180,9 @@ def quality_and_cost(wordsim: pd.DataFrame, perplexity: pd.DataFrame, throughput
 
 
 def quality_vs_cost(table: pd.DataFrame) -> bytes | None:
-    """From `quality_and_cost`: word vectors' Spearman against train tokens/s, LMs' test perplexity
-    against train seconds; a panel with no points is left out."""
+    """From `quality_and_cost` rows of one corpus: word vectors' Spearman against train tokens/s,
+    LMs' test perplexity against train seconds; a panel with no points is left out."""
+    table = table.droplevel("corpus") if "corpus" in table.index.names else table
     panels = [
         _Panel(table.dropna(subset=["tokens_per_s", "spearman"]), "tokens_per_s", "spearman", "train tokens/s (log)",
                "mean Spearman ρ over sets", "Word vectors: similarity vs training speed", None),
@@ -163,27 +192,44 @@ def quality_vs_cost(table: pd.DataFrame) -> bytes | None:
     panels = [panel for panel in panels if not panel.points.empty]
     if not panels:
         return None
-    figure = Figure(figsize=WIDE_IN if len(panels) == 2 else SIZE_IN)
+    styles = _model_styles(list(dict.fromkeys(table.index.get_level_values("model"))))
+    figure = Figure(figsize=(5.5 * len(panels) + 1.5, 3.6))
     for i, panel in enumerate(panels, start=1):
-        _scatter(figure.add_subplot(1, len(panels), i), panel)
+        _scatter(figure.add_subplot(1, len(panels), i), panel, styles)
     return _png(figure)
 
 
-def throughput_by_device(throughput: pd.DataFrame) -> bytes | None:
-    """Train tokens/s per model (and corpus), one bar per device; the title says when only CPU ran."""
-    train = throughput[throughput["phase"] == "train"].dropna(subset=["tokens_per_s"])
+def throughput(frame: pd.DataFrame) -> bytes | None:
+    """Train tokens/s per model of one corpus, horizontal bars sorted by speed (fastest on top),
+    mean ± sd over seeds; one bar per device kind side by side only where GPU rows exist."""
+    train = frame[frame["phase"] == "train"].dropna(subset=["tokens_per_s"])
     if train.empty:
         return None
     train = train.assign(device=_device_kind(train["device"]))
-    means, sds = _mean_and_sd(_labelled(train), "label", "device", "tokens_per_s")
-    figure = Figure(figsize=SIZE_IN)
+    grouped = train.groupby(["model", "device"], sort=False)["tokens_per_s"]
+    means, sds = grouped.mean().unstack(), grouped.std(ddof=1).unstack().fillna(0)
+    order = means.max(axis=1).sort_values().index  # slowest first: barh draws row 0 at the bottom
+    devices = sorted(means.columns, key=lambda device: device != "cpu")  # CPU first, then GPU kinds
+    means, sds = means.loc[order, devices], sds.reindex(index=order, columns=devices)
+    figure = Figure(figsize=(7.0, (0.3 if len(devices) == 1 else 0.5) * len(order) + 1.6))
     axes = figure.add_subplot()
-    _grouped_bars(axes, means, sds, "train tokens/s (log)")
-    axes.set_yscale("log")
-    _log_ticks(axes.yaxis)
-    gpu = any(device != "cpu" for device in means.columns)
-    axes.set_title("Training throughput, CPU vs GPU" if gpu
-                   else "Training throughput: CPU only (no GPU results in this folder)")
+    height = 0.8 / len(devices)
+    for i, device in enumerate(devices):
+        rows = [row + (i - (len(devices) - 1) / 2) * height for row in range(len(order))]
+        axes.barh(rows, means[device], height, xerr=sds[device], capsize=2, label=device)
+        for row, value, sd in zip(rows, means[device], sds[device]):
+            if not pd.isna(value):  # right of the error bar
+                axes.text(value + sd, row, f"  {_value_label(value)}", va="center", fontsize=7)
+    axes.set_yticks(range(len(order)), list(order), fontsize=8)
+    axes.set_xscale("log")
+    low, high = means.min().min(), means.max().max()
+    axes.set_xlim(low / 2, high * 6)  # room for the value labels right of the longest bar
+    _log_ticks(axes.xaxis)
+    axes.set_xlabel("train tokens/s (log; higher is faster)")
+    gpu = len(devices) > 1 or devices != ["cpu"]
+    axes.set_title("Training throughput" + (", CPU and GPU side by side" if gpu else ": CPU only"), fontsize=10)
+    if len(devices) > 1:
+        axes.legend(fontsize=7, loc="lower right")
     return _png(figure)
 
 
@@ -205,7 +251,9 @@ def gradient_flow(frame: pd.DataFrame) -> bytes | None:
 
 
 def layer_probe(frame: pd.DataFrame) -> bytes | None:
-    """POS probe accuracy per layer, one line per model (and corpus), mean ± sd over seeds.
+    """POS probe accuracy per layer for the models probed at several layers (lines), with the
+    models probed once (static vectors, the per-word most-frequent-tag baseline) as dashed
+    reference lines; mean over seeds.
 
     Lines, not bars: accuracies sit close together near the top of the scale, and bars
     starting at zero would hide the differences between layers.
@@ -213,16 +261,29 @@ def layer_probe(frame: pd.DataFrame) -> bytes | None:
     frame = frame.dropna(subset=["accuracy"])
     if frame.empty:
         return None
-    means, sds = _mean_and_sd(_labelled(frame.assign(layer=frame["layer"].astype(str))), "layer", "label",
-                              "accuracy")
+    frame = frame.assign(layer=frame["layer"].astype(str))
+    means = frame.groupby(["model", "layer"], sort=False)["accuracy"].mean() * 100
+    layered = [model for model in dict.fromkeys(frame["model"]) if frame[frame["model"] == model]["layer"].nunique() > 1]
+    single = [model for model in dict.fromkeys(frame["model"]) if model not in layered]
+    layers = list(dict.fromkeys(frame[frame["model"].isin(layered)]["layer"])) or ["(one vector per word)"]
+    styles = _model_styles([*layered, *single])
     figure = Figure(figsize=SIZE_IN)
     axes = figure.add_subplot()
-    for label in means.columns:
-        axes.errorbar(range(len(means)), means[label] * 100, yerr=sds[label].fillna(0) * 100, marker="o",
-                      capsize=3, label=label)
-    axes.set_xticks(range(len(means)), list(means.index))
+    for model in layered:
+        curve = means[model].reindex(layers)
+        axes.plot(range(len(layers)), curve, marker="o", color=styles[model][0], label=model)
+        for x, value in enumerate(curve):
+            axes.annotate(f"{value:.1f}", (x, value), xytext=(0, 5), textcoords="offset points", ha="center",
+                          fontsize=7)
+    for model in single:
+        value = means[model].iloc[0]
+        layer = means[model].index[0]
+        axes.axhline(value, color=styles[model][0], linestyle="--", linewidth=1,
+                     label=f"{model} ({layer}) {value:.1f}")
+    axes.set_xticks(range(len(layers)), layers)
+    axes.set_xlim(-0.5, len(layers) - 0.5)
     axes.set_xlabel("layer")
     axes.set_ylabel("POS tagging accuracy (%)")
-    axes.set_title("Linear POS probe per layer (mean ± sd over seeds)")
-    axes.legend(fontsize=8)
+    axes.set_title("Linear POS probe per layer (mean over seeds)", fontsize=10)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return _png(figure)

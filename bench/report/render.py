@@ -49,6 +49,13 @@ MIN_SCORED_PAIRS = 20
 class Figure:
     png: bytes | None  # None: nothing to plot, and the section says why in words instead
     alt: str
+    caption: str = ""  # under the image, e.g. which corpus and matrix it shows
+
+
+def _figures_by_corpus(frame: pd.DataFrame, draw, alt: str) -> list[Figure]:
+    """One figure per corpus (and matrix) of `frame`: `draw(rows of that corpus)` -> PNG or None."""
+    return [Figure(draw(sub), f"{alt}, corpus {corpus}", f"corpus `{corpus}`")
+            for corpus, sub in frame.groupby("corpus", sort=False)]
 
 
 Block = str | pd.DataFrame | Figure
@@ -203,6 +210,20 @@ def spearman_table(scores: pd.DataFrame, header_counts: dict[str, int]) -> pd.Da
     return pd.DataFrame(rows)
 
 
+def _heatmap(scores: pd.DataFrame, header_counts: dict[str, int], title: str, corpus: str) -> Figure:
+    """`scores` (as `spearman_table` takes them) as a models x sets heatmap: the mean over seeds,
+    "– (n)" where a seed scored fewer than MIN_SCORED_PAIRS pairs; columns headed as the table's."""
+    grouped = scores.groupby(["model", "benchmark"], sort=False)
+    order, columns = _model_order(scores), list(header_counts)
+    scored = grouped["scored"].min().unstack().reindex(index=order, columns=columns)
+    mean = grouped["spearman"].mean().unstack().reindex(index=order, columns=columns).where(
+        scored >= MIN_SCORED_PAIRS)
+    labels = [f"{benchmark} ({count:,})" for benchmark, count in header_counts.items()]
+    mean.columns = scored.columns = labels
+    return Figure(figures.similarity_heatmap(mean, scored, title), f"{title}: Spearman ρ per model and set, "
+                                                                   f"corpus {corpus}")
+
+
 def _wordsim_section(wordsim: pd.DataFrame, pair_scores: pd.DataFrame) -> list[Block]:
     lines = ["## Word similarity (Spearman ρ, higher is better; mean ± sd over seeds)", "",
              f"Two tables per corpus: each model on the pairs its own vocabulary covers (headers: the set's "
@@ -211,15 +232,19 @@ def _wordsim_section(wordsim: pd.DataFrame, pair_scores: pd.DataFrame) -> list[B
     for corpus, frame in wordsim.groupby("corpus", sort=False):
         benchmarks = list(dict.fromkeys(frame["benchmark"]))
         totals = {b: int(frame[frame["benchmark"] == b]["pairs"].max()) for b in benchmarks}
+        own = own_coverage(frame)
         lines += [f"### corpus `{corpus}`", "", "Own coverage:", "",
-                  spearman_table(own_coverage(frame), totals), ""]
+                  _heatmap(own, totals, "Own coverage (each model on the pairs it covers)", corpus),
+                  spearman_table(own, totals), ""]
         shared, notes = like_for_like(pair_scores[pair_scores["corpus"] == corpus])
         if shared.empty:
             lines += ["Like for like: no set could be scored on shared pairs here (below: why).", ""]
         else:
             counts = {b: int(shared[shared["benchmark"] == b]["scored"].iloc[0])
                       for b in dict.fromkeys(shared["benchmark"])}
-            lines += ["Like for like (the pairs every model here covers):", "", spearman_table(shared, counts), ""]
+            lines += ["Like for like (the pairs every model here covers):", "",
+                      _heatmap(shared, counts, "Like for like (the pairs every model here covers)", corpus),
+                      spearman_table(shared, counts), ""]
         lines += ["Like for like left out:", *[f"- {note}" for note in notes], ""] if notes else []
         coverage = []
         for model in _model_order(frame):
@@ -259,8 +284,7 @@ def _perplexity_section(perplexity: pd.DataFrame) -> list[Block]:
              "text / number of words). That is not directly comparable to a closed-vocabulary `<unk>` "
              "perplexity: there every out-of-vocabulary test word is predicted as the one `<unk>` symbol, "
              "whose probability is the total over all rare words, while a subword model pays for the exact "
-             "spelling of each rare word; it also never saw this corpus' training split.", "",
-             Figure(figures.perplexity(perplexity), "validation and test perplexity per model")]
+             "spelling of each rare word; it also never saw this corpus' training split.", ""]
     for corpus, frame in perplexity.groupby("corpus", sort=False):
         rows = []
         for model in _model_order(frame):
@@ -273,7 +297,9 @@ def _perplexity_section(perplexity: pd.DataFrame) -> list[Block]:
                          "test unk rate": f"{test['unk_rate'].iloc[0]:.3f}" if len(test) else "–",
                          "sentence ends": "scored" if sub["sentence_ends_scored"].iloc[0] else "none",
                          "context": sub["context"].iloc[-1]})
-        lines += [f"### corpus `{corpus}`", "", pd.DataFrame(rows), ""]
+        lines += [f"### corpus `{corpus}`", "",
+                  Figure(figures.perplexity(frame), f"test perplexity per model, corpus {corpus}"),
+                  pd.DataFrame(rows), ""]
     return lines
 
 
@@ -282,12 +308,12 @@ def _throughput_section(throughput: pd.DataFrame) -> list[Block]:
              "Tokens/s counts the corpus tokens each model trains on (after the vocabulary rule) "
              "times epochs. Peak memory is the process' resident set during the phase (CUDA: "
              "peak allocated).", ""]
-    png = figures.throughput_by_device(throughput)
-    if png is None:
+    plots = [plot for plot in _figures_by_corpus(throughput, figures.throughput, "training tokens/s per model")
+             if plot.png is not None]
+    if not plots:
         lines += ["No model in this folder has a training tokens/s (pretrained models train nothing here), so "
-                  "there is no CPU against GPU figure.", ""]
-    else:
-        lines.append(Figure(png, "training tokens/s per model, CPU against GPU"))
+                  "there is no throughput figure.", ""]
+    lines += plots
     rows = []
     for (model, corpus, device, phase), sub in throughput.groupby(["model", "corpus", "device", "phase"], sort=False):
         rows.append({"model": model, "corpus": corpus, "device": device, "phase": phase,
@@ -406,8 +432,9 @@ def _quality_cost_section(frames: dict[str, pd.DataFrame]) -> list[Block]:
     wordsim = frames["wordsim"]
     wordsim = wordsim[wordsim["pairs"] - wordsim["oov_pairs"] >= MIN_SCORED_PAIRS]  # as the similarity tables
     table = figures.quality_and_cost(wordsim, frames["perplexity"], frames["throughput"])
-    png = figures.quality_vs_cost(table)
-    if png is None:
+    plots = [plot for plot in _figures_by_corpus(table.reset_index(), _quality_vs_cost,
+                                                 "quality against training speed or time") if plot.png is not None]
+    if not plots:
         return _absent("Quality against training cost",
                        "No model in this folder has both a quality score and a measured training cost: run a "
                        "matrix that trains models, e.g. `lm-lineage run --matrix standard-vectors --out DIR`.")
@@ -418,8 +445,11 @@ def _quality_cost_section(frames: dict[str, pd.DataFrame]) -> list[Block]:
     return ["## Quality against training cost (means over seeds)", "",
             "Pretrained models train nothing here, so they have no training tokens/s (and no point in the "
             f"figure of report.html). The mean ρ leaves out sets with fewer than {MIN_SCORED_PAIRS} covered "
-            "pairs.", "",
-            Figure(png, "quality against training speed or time"), pd.DataFrame(rows), ""]
+            "pairs.", "", *plots, pd.DataFrame(rows), ""]
+
+
+def _quality_vs_cost(rows: pd.DataFrame) -> bytes | None:
+    return figures.quality_vs_cost(rows.set_index(["model", "corpus", "device"]))
 
 
 def _number(value: float, spec: str) -> str:
@@ -451,7 +481,8 @@ def _layer_probe_section(probe: pd.DataFrame | None) -> list[Block]:
                      **{f"layer {layer}": _mean_sd(sub[sub["layer"] == layer]["accuracy"] * 100, 1)
                         for layer in layers}})
     return [f"## {heading} (percent, mean ± sd over seeds)", "",
-            Figure(figures.layer_probe(probe), "POS probe accuracy per layer and model"), pd.DataFrame(rows), "",
+            *_figures_by_corpus(probe, figures.layer_probe, "POS probe accuracy per layer and model"),
+            pd.DataFrame(rows), "",
             *_layer_one_against_two(probe)]
 
 
@@ -525,7 +556,9 @@ def _block_html(block: Block) -> str:
         return block.to_html(index=False, border=0, na_rep="–")
     if isinstance(block, Figure):
         data = base64.b64encode(block.png).decode("ascii")
-        return f'<img src="data:image/png;base64,{data}" alt="{html.escape(block.alt)}">'
+        image = f'<img src="data:image/png;base64,{data}" alt="{html.escape(block.alt)}">'
+        return f"<figure>{image}<figcaption>{_inline_html(block.caption)}</figcaption></figure>" if block.caption \
+            else image
     level = len(block) - len(block.lstrip("#"))
     if level:
         return f"<h{level}>{_inline_html(block[level:].strip())}</h{level}>"
@@ -534,8 +567,8 @@ def _block_html(block: Block) -> str:
     return f"<p>{_inline_html(block)}</p>"
 
 
-# After every image has had its chance to load, the page records how many did: a headless
-# browser (tests/test_report_html.py) reads the counts from the dumped DOM.
+# After every image has had its chance to load, the page records how many did and the
+# smallest one's size: a headless browser (tests/test_report_html.py) reads them from the DOM.
 HTML_HEAD = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lm-lineage report</title>
 <style>
@@ -543,12 +576,17 @@ body { font-family: sans-serif; max-width: 75em; margin: 1em auto; padding: 0 1e
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; display: block; overflow-x: auto; }
 th, td { border: 1px solid #ccc; padding: 0.15em 0.5em; text-align: right; white-space: nowrap; }
 img { display: block; max-width: 100%; margin: 0.5em 0; }
+figure { margin: 0.5em 0 1em; }
+figcaption { font-size: 0.85em; color: #555; }
 </style>
 <script>
 window.addEventListener("load", () => {
   const images = Array.from(document.images);
   document.body.dataset.imagesLoaded = images.filter((image) => image.complete && image.naturalWidth > 0).length;
   document.body.dataset.imagesTotal = images.length;
+  // The smallest decoded figure: a broken or empty plot would be a few pixels.
+  document.body.dataset.imagesMinWidth = Math.min(...images.map((image) => image.naturalWidth));
+  document.body.dataset.imagesMinHeight = Math.min(...images.map((image) => image.naturalHeight));
 });
 </script>
 </head><body>
