@@ -2,10 +2,12 @@
 
 Three models score one 24-pair set with different coverage. Pair i has gold score i and, in a
 model that covers it, cosine i/100 except where the model swaps two pairs' cosines, so every
-Spearman ρ follows from 1 - 6 Σd² / (n (n² - 1)) by hand.
+Spearman ρ follows from 1 - 6 Σd² / (n (n² - 1)) by hand. Last, the committed results re-render
+to the committed tables, number for number.
 """
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,7 @@ import pytest
 from gensim.models import KeyedVectors
 from scipy import stats
 
+from bench.cli import main
 from bench.eval.metrics import SimilaritySet, evaluate_similarity, pair_scores
 from bench.report.render import MIN_SCORED_PAIRS, like_for_like, own_coverage, spearman_table, tables
 
@@ -106,3 +109,17 @@ def test_cells_without_pair_scores_are_named_not_guessed(frames):
     assert shared.empty
     assert notes == ["every set: the results of `beta` (seed 0) hold no per-pair scores (written before result "
                      "rows kept them; re-running those cells with `--force` adds them)"]
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+TABLES = ("wordsim", "analogy", "perplexity", "throughput", "pos_probe")
+
+
+def test_rerendering_the_committed_results_leaves_their_tables_unchanged(tmp_path):
+    # The report's code may change how it shows numbers, never the numbers its tables hold.
+    assert main(["report", "--results", str(RESULTS), "--out", str(tmp_path)]) == 0
+    for name in TABLES:
+        committed, rendered = pd.read_csv(RESULTS / f"{name}.csv"), pd.read_csv(tmp_path / f"{name}.csv")
+        shared = [column for column in committed.columns if column in rendered.columns]
+        assert len(shared) >= 5, (name, shared)
+        pd.testing.assert_frame_equal(committed[shared], rendered[shared], obj=f"{name}.csv")
