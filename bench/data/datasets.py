@@ -15,6 +15,7 @@ with a downloaded copy of a hub corpus can point at it directly.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pathlib import Path
 from bench.errors import BenchError
 
 DATA_ENV = "LM_LINEAGE_DATA"
+CACHE_ENV = "LM_LINEAGE_CACHE"
 SPLITS = ("train", "validation", "test")
 
 
@@ -103,6 +105,19 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
     return path
 
 
+def cache_dir() -> Path:
+    """Where the suite caches: tokenized corpora and the `datasets` Arrow files of each corpus."""
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "lm-lineage")).expanduser()
+
+
+def datasets_cache_for(sha256: str) -> str:
+    """A `datasets` cache folder per content hash. `datasets` keys its cache of local files
+    by path and modification time, so a file edited in place (same size and mtime) would
+    load its old Arrow copy while its new sha256 is recorded; keyed by the hash, the data
+    loaded is always the data fingerprinted."""
+    return str(cache_dir() / "datasets" / sha256[:24])
+
+
 def _sha256_files(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in sorted(paths):
@@ -122,16 +137,42 @@ def _lines(dataset, text_field: str, source: str) -> list[str]:
 
 
 def load_folder_dataset(folder: Path, label: str):
-    """`load_dataset(folder)` and the split files it read, or one line naming what is wrong."""
+    """`load_dataset(folder)`, the split files it read and their sha256, or one line naming what is wrong."""
     datasets = _quiet_datasets()
     files = sorted(p for p in folder.iterdir() if p.suffix in (".txt", ".jsonl", ".json"))
     if not files:
         raise BenchError(f"corpus '{label}': folder {folder} holds no .txt/.jsonl split files")
+    for path in files:  # load_dataset's error for these names no file
+        _check_text_file(path, label)
+    sha256 = _sha256_files(files)
     try:
-        loaded = datasets.load_dataset(str(folder))
+        loaded = datasets.load_dataset(str(folder), cache_dir=datasets_cache_for(sha256))
     except Exception as exc:  # datasets raises many types; the user needs one line
         raise BenchError(f"corpus '{label}': load_dataset({folder}) failed: {_first_line(exc)}") from exc
-    return loaded, files
+    return loaded, files, sha256
+
+
+def _check_text_file(path: Path, label: str) -> None:
+    """A split file must be UTF-8 and hold some text; else one line naming the file, the
+    split and (for bad bytes) the line."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines, has_text = 0, 1, False
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            try:
+                has_text = bool(decoder.decode(block).strip()) or has_text
+            except UnicodeDecodeError as exc:
+                line = lines + block.count(b"\n", 0, exc.start)
+                raise BenchError(f"corpus '{label}': {path} is not UTF-8 (line {line}, byte {offset + exc.start}: "
+                                 f"{exc.reason}); expected UTF-8 text") from exc
+            offset, lines = offset + len(block), lines + block.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise BenchError(f"corpus '{label}': {path} is not UTF-8 (it ends inside a character); expected UTF-8 "
+                         f"text") from exc
+    if not has_text:
+        raise BenchError(f"corpus '{label}': split '{path.stem}' is empty ({path} holds no text)")
 
 
 def _data_root_for(name: str, data_dir: str | Path | None) -> Path:
@@ -152,13 +193,13 @@ def local_folder(spec: CorpusSpec, data_dir: str | Path | None) -> Path:
 
 
 def _load_folder(folder: Path, text_field: str, label: str) -> RawCorpus:
-    loaded, files = load_folder_dataset(folder, label)
+    loaded, _, sha256 = load_folder_dataset(folder, label)
     splits = {split: _lines(loaded[split], text_field, f"{folder}/{split}")
               for split in SPLITS if split in loaded}
     return RawCorpus(
         label,
         splits,
-        {"name": label, "source": str(folder), "sha256": _sha256_files(files)},
+        {"name": label, "source": str(folder), "sha256": sha256},
     )
 
 
@@ -168,7 +209,8 @@ def _load_embedded_lee() -> RawCorpus:
     train_path, eval_path = Path(datapath("lee_background.cor")), Path(datapath("lee.cor"))
     # The Lee files are Latin-1, not UTF-8.
     loaded = _quiet_datasets().load_dataset(
-        "text", data_files={"train": str(train_path), "evaluation": str(eval_path)}, encoding="latin-1"
+        "text", data_files={"train": str(train_path), "evaluation": str(eval_path)}, encoding="latin-1",
+        cache_dir=datasets_cache_for(_sha256_files([train_path, eval_path])),
     )
     evaluation = loaded["evaluation"]["text"]
     half = len(evaluation) // 2
@@ -186,12 +228,13 @@ def _load_hub(spec: CorpusSpec) -> RawCorpus:
     try:
         loaded = datasets.load_dataset(spec.hub_id, spec.hub_config)
     except Exception as exc:
-        raise BenchError(
-            f"corpus '{spec.name}' needs the Hugging Face hub ({spec.hub_id}"
-            f"{' ' + spec.hub_config if spec.hub_config else ''}), which could not be reached "
-            f"({_first_line(exc)}); save its splits as train/validation/test.txt in a folder "
-            f"and pass that folder as the corpus"
-        ) from exc
+        hub = f"{spec.hub_id}{' ' + spec.hub_config if spec.hub_config else ''}"
+        if os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1":
+            why = "and this run keeps off the hub: pass --allow-hub to download it"
+        else:
+            why = f"which could not be reached ({_first_line(exc)})"
+        raise BenchError(f"corpus '{spec.name}' is on the Hugging Face hub ({hub}) {why}, or save its splits as "
+                         f"train/validation/test.txt in a folder and pass that folder as the corpus") from exc
     splits = {split: _lines(loaded[split], spec.text_field, f"{spec.hub_id}/{split}")
               for split in SPLITS if split in loaded}
     revision = loaded[next(iter(loaded))].info.version

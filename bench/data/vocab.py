@@ -8,9 +8,12 @@ Two explicit, recorded settings decide what a model sees:
 - `VocabConfig`: min count or max size, and what happens to other words: dropped
   (Word2Vec style) or mapped to `<unk>` (language models), plus optional sentence ends.
 
-Tokenizing a corpus is the slow step, so `tokenize_corpus` caches the result per
-(dataset fingerprint, tokenizer settings) as integer arrays over all word types; the
-vocabulary rule is then a cheap remapping of those arrays.
+Tokenizing a corpus is the slow step, so `tokenize_corpus` caches the result, content
+addressed: the file name is a hash of the data's sha256 (or hub revision) and the tokenizer
+settings. The cache holds plain arrays only (integer ids, and the word types as one UTF-8
+byte array with offsets), read with `allow_pickle=False`; an entry that cannot be read is
+discarded and rebuilt, with one line saying so. The vocabulary rule is then a cheap
+remapping of those arrays.
 """
 
 from __future__ import annotations
@@ -19,16 +22,17 @@ import hashlib
 import json
 import os
 import re
+import sys
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bench.data.datasets import RawCorpus
+from bench.data.datasets import CACHE_ENV, RawCorpus, cache_dir
 from bench.errors import BenchError
 
-CACHE_ENV = "LM_LINEAGE_CACHE"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: word types as UTF-8 bytes + offsets (1 stored a pickled object array)
 
 
 @dataclass(frozen=True)
@@ -103,21 +107,21 @@ class TokenizedCorpus:
     tokenizer: TokenizerConfig
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "lm-lineage")).expanduser()
-
-
 def _cache_key(fingerprint: dict, tokenizer: TokenizerConfig) -> str:
-    payload = json.dumps({"v": CACHE_VERSION, "data": fingerprint, "tok": asdict(tokenizer)}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+    """The data's content hash (or hub revision) and the tokenizer settings; not its path."""
+    data = {name: fingerprint.get(name) for name in ("sha256", "revision", "config")}
+    payload = json.dumps({"v": CACHE_VERSION, "data": data, "tok": asdict(tokenizer)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
 def tokenize_corpus(corpus: RawCorpus, tokenizer: TokenizerConfig, use_cache: bool = True) -> TokenizedCorpus:
     """Tokenize every split once; later calls with the same data and settings read the cache."""
     cacheable = use_cache and bool(corpus.fingerprint.get("sha256") or corpus.fingerprint.get("revision"))
-    path = cache_dir() / f"{corpus.name.replace('/', '_')}-{_cache_key(corpus.fingerprint, tokenizer)}.npz"
+    path = cache_dir() / "tokens" / f"{_cache_key(corpus.fingerprint, tokenizer)}.npz"
     if cacheable and path.exists():
-        return _read_cache(path, corpus.fingerprint, tokenizer)
+        cached = _read_cache(path, corpus.fingerprint, tokenizer)
+        if cached is not None:
+            return cached
     tokenized = _tokenize(corpus, tokenizer)
     if cacheable:
         _write_cache(path, tokenized)
@@ -158,8 +162,15 @@ def _tokenize(corpus: RawCorpus, tokenizer: TokenizerConfig) -> TokenizedCorpus:
 
 
 def _write_cache(path: Path, tokenized: TokenizedCorpus) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"types": np.asarray(tokenized.types, dtype=object), "train_counts": tokenized.train_counts}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchError(f"cache folder {path.parent} (set ${CACHE_ENV} to move it): {exc.strerror}") from exc
+    encoded = [word.encode("utf-8") for word in tokenized.types]
+    type_offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(word) for word in encoded], out=type_offsets[1:])
+    arrays = {"type_bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8), "type_offsets": type_offsets,
+              "train_counts": tokenized.train_counts}
     for split, stream in tokenized.splits.items():
         arrays[f"{split}.ids"] = stream.ids
         arrays[f"{split}.offsets"] = stream.offsets
@@ -172,11 +183,21 @@ def _write_cache(path: Path, tokenized: TokenizedCorpus) -> None:
         raise
 
 
-def _read_cache(path: Path, fingerprint: dict, tokenizer: TokenizerConfig) -> TokenizedCorpus:
-    with np.load(path, allow_pickle=True) as data:
-        names = {key.split(".")[0] for key in data.files if "." in key}
-        splits = {split: TokenStream(data[f"{split}.ids"], data[f"{split}.offsets"]) for split in names}
-        return TokenizedCorpus(data["types"].tolist(), data["train_counts"], splits, fingerprint, tokenizer)
+def _read_cache(path: Path, fingerprint: dict, tokenizer: TokenizerConfig) -> TokenizedCorpus | None:
+    """The cached tokenization, or None (and the entry deleted) when it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            names = {key.split(".")[0] for key in data.files if "." in key}
+            splits = {split: TokenStream(data[f"{split}.ids"], data[f"{split}.offsets"]) for split in names}
+            blob, offsets = data["type_bytes"].tobytes(), data["type_offsets"]
+            types = [blob[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(len(offsets) - 1)]
+            counts = data["train_counts"]
+    # A truncated or foreign file: zipfile, numpy (e.g. a pickled array) and UTF-8 errors.
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        print(f"lm-lineage: cache entry {path} is unreadable ({type(exc).__name__}); rebuilding it", file=sys.stderr)
+        path.unlink(missing_ok=True)
+        return None
+    return TokenizedCorpus(types, counts, splits, fingerprint, tokenizer)
 
 
 @dataclass

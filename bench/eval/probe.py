@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from gensim.models import KeyedVectors
 
-from bench.data.datasets import CORPORA, SPLITS, _sha256_files, load_folder_dataset, local_folder
+from bench.data.datasets import CORPORA, SPLITS, load_folder_dataset, local_folder
 from bench.errors import BenchError
 from impl.elmo import ScalarMix
 
@@ -46,32 +46,66 @@ TOKENS_FIELD, TAGS_FIELD = "tokens", "tags"
 Featurizer = Callable[[list[list[str]]], list[torch.Tensor]]
 
 
+PROBE_TASKS = ("pos", "wsd", "pos+wsd")
+
+
 @dataclass
 class ProbeConfig:
-    corpus: str | None = None  # the tagged corpus a run probes its models on (brown-pos); None: no probe
+    """The `[probe]` section of a matrix: which probes a run's cells get, on what data.
+
+    `task` picks them: "pos" (a linear POS probe on `corpus`; with no corpus, no probe at
+    all), "wsd" (the word-sense probe of bench.eval.wsd on `wsd_corpus`) or "pos+wsd".
+    Every cap takes the same slice for every model of a run, so their rows compare.
+    """
+
+    task: str = "pos"
+    corpus: str | None = None  # the tagged POS corpus (brown-pos); None: no POS probe
     strip_tags: bool = True  # drop -TL/-HL/-NC (the probe then has fewer, purely syntactic classes)
     epochs: int = 10
-    lr: float = 1e-2  # Adam
+    lr: float = 1e-2  # Adam (both tasks' linear probes)
     batch_size: int = 1024  # tokens per step
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # both tasks' linear probes
     feature_batch: int = 64  # sentences per featurize call
     max_train_sentences: int | None = None  # the first n train sentences only (features cost memory)
     max_eval_sentences: int | None = None  # the first n sentences of the scored split only
+    wsd_corpus: str = "senseval2"  # registry name or folder of {word, tokens, head, sense} jsonl lines
+    wsd_window: int = 5  # bag-of-context rows: the static vectors of the words within +-k of the target
+    wsd_max_train_per_word: int | None = None  # a fixed random n train instances per word (seed 0), else all
+    wsd_max_eval_per_word: int | None = None  # the same for the test instances
+    wsd_epochs: int = 50  # the WSD linear probe: a few thousand instances per word need more passes
+    wsd_batch_size: int = 64  # instances per step
 
     def __post_init__(self):
+        if self.task not in PROBE_TASKS:
+            raise ValueError(f"task must be one of {', '.join(map(repr, PROBE_TASKS))}, got {self.task!r}")
         if self.corpus is not None and (not isinstance(self.corpus, str) or not self.corpus):
             raise ValueError(f"corpus must be a corpus name or folder, or unset, got {self.corpus!r}")
-        for name in ("epochs", "batch_size", "feature_batch"):
+        if self.task == "pos+wsd" and self.corpus is None:
+            raise ValueError("task 'pos+wsd' needs corpus: the tagged POS corpus, e.g. \"brown-pos\"")
+        if self.task == "wsd" and self.corpus is not None:
+            raise ValueError(f"corpus {self.corpus!r} is the POS probe's corpus, which task 'wsd' does not run: "
+                             f"set task = \"pos+wsd\" or drop corpus (the WSD corpus is wsd_corpus)")
+        if not isinstance(self.wsd_corpus, str) or not self.wsd_corpus:
+            raise ValueError(f"wsd_corpus must be a corpus name or folder, got {self.wsd_corpus!r}")
+        for name in ("epochs", "batch_size", "feature_batch", "wsd_window", "wsd_epochs", "wsd_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        for name in ("max_train_sentences", "max_eval_sentences"):
+        for name in ("max_train_sentences", "max_eval_sentences", "wsd_max_train_per_word", "wsd_max_eval_per_word"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"{name} must be an integer >= 1 or unset, got {value!r}")
+
+    @property
+    def runs_pos(self) -> bool:
+        return "pos" in self.task.split("+") and self.corpus is not None
+
+    @property
+    def runs_wsd(self) -> bool:
+        return "wsd" in self.task.split("+")
 
 
 @dataclass
@@ -120,7 +154,7 @@ def _tagged_folder(name: str, data_dir: str | Path | None) -> Path:
 def load_tagged_corpus(name: str, data_dir: str | Path | None = None, strip: bool = True) -> TaggedCorpus:
     """A registry name (brown-pos) or a folder of jsonl splits, each line {tokens: [...], tags: [...]}."""
     folder = _tagged_folder(name, data_dir)
-    loaded, files = load_folder_dataset(folder, name)
+    loaded, _, sha256 = load_folder_dataset(folder, name)
     splits = {}
     for split in SPLITS:
         if split not in loaded:
@@ -138,7 +172,7 @@ def load_tagged_corpus(name: str, data_dir: str | Path | None = None, strip: boo
         splits[split] = TaggedSplit(tokens, [[strip_tag(tag, strip) for tag in labels] for labels in tags])
     if "train" not in splits:
         raise BenchError(f"corpus '{name}': no train split in {folder}")
-    return TaggedCorpus(name, splits, {"name": name, "source": str(folder), "sha256": _sha256_files(files),
+    return TaggedCorpus(name, splits, {"name": name, "source": str(folder), "sha256": sha256,
                                        "tags_stripped": strip})
 
 
@@ -179,32 +213,40 @@ def encode_tags(tags: list[list[str]], index: dict[str, int]) -> torch.Tensor:
     return torch.tensor([index.get(tag, -1) for sentence in tags for tag in sentence], dtype=torch.long)
 
 
-def extract_features(featurize: Featurizer, sentences: list[list[str]], batch_size: int = 64) -> torch.Tensor:
-    """Features (N, D) float32 on the CPU for every token, in reading order.
+def extract_features(featurize: Featurizer, sentences: list[list[str]], batch_size: int = 64,
+                     positions: list[int] | None = None) -> torch.Tensor:
+    """Features (N, D) float32 on the CPU for every token, in reading order; with
+    `positions` (one token index per sentence), only that token's: (len(sentences), D).
 
     featurize gets batch_size sentences at a time and must return one (len(sentence), D)
     tensor per sentence; it runs under torch.no_grad, so the representation stays frozen.
     Batches are made of sentences of similar length (a padded batch then wastes little
-    work on padding); the rows come back in the order of `sentences`.
+    work on padding); the rows come back in the order of `sentences`. Keeping one token
+    per sentence (the WSD probe's target) keeps a large model's many layers in memory.
     """
     if not sentences:
         raise ValueError("no sentences to featurize")
+    if positions is not None and len(positions) != len(sentences):
+        raise ValueError(f"{len(positions)} positions for {len(sentences)} sentences")
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
     chunks: list[torch.Tensor | None] = [None] * len(sentences)
     dim = None
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
-            positions = order[start:start + batch_size]
-            batch = [sentences[i] for i in positions]
+            indices = order[start:start + batch_size]
+            batch = [sentences[i] for i in indices]
             outputs = featurize(batch)
             if len(outputs) != len(batch):
                 raise ValueError(f"featurize returned {len(outputs)} tensors for {len(batch)} sentences")
-            for i, words, vectors in zip(positions, batch, outputs):
+            for i, words, vectors in zip(indices, batch, outputs):
                 dim = vectors.shape[-1] if dim is None else dim
                 if tuple(vectors.shape) != (len(words), dim):
                     raise ValueError(f"featurize returned shape {tuple(vectors.shape)} for a sentence of "
                                      f"{len(words)} words; expected ({len(words)}, {dim})")
-                chunks[i] = vectors.detach().float().cpu()
+                if positions is None:
+                    chunks[i] = vectors.detach().float().cpu()
+                else:  # a copy: a view would keep the whole batch's features alive
+                    chunks[i] = vectors[positions[i]:positions[i] + 1].detach().float().cpu().clone()  # (1, D)
     return torch.cat(chunks)
 
 

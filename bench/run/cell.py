@@ -20,8 +20,9 @@ from gensim.models import KeyedVectors
 
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.eval import metrics, probe
-from bench.models.registry import MODELS, ModelSpec
+from bench.models.registry import ModelSpec
 from bench.run.config import EvalConfig, Matrix
+from bench.run.keys import cell_key, data_identity, similarity_identity
 from bench.run.results import SCHEMA, device_info, git_commit, library_versions
 from bench.timing import measure
 from bench.train import lm
@@ -48,22 +49,64 @@ def run_cell(matrix: Matrix, model: str, corpus: str, seed: int, data_root: Path
              progress: bool, command: str, precision: str = "fp32") -> dict:
     """One cell, start to finish: prepare the data (from the tokenization cache), run the
     family's loop, and return the result; an exception becomes a failed result."""
-    spec = MODELS[model]
+    spec = matrix.spec(model)
     prepared = prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab, progress)
     config, train_config = matrix.model_config(model), matrix.train_config(model)
-    result = _result_header(matrix, spec, config, train_config, prepared, seed, device, command, precision)
+    eval_data = EvalData.load(matrix, spec, data_root)
+    result = _result_header(matrix, spec, prepared, eval_data, seed, device, command, precision)
     try:
+        if spec.files is not None:  # a model's own files are data it reads: their sha256 identify the row
+            result["dataset"]["model_files"] = spec.files(config)
         if spec.family == "embedding":
             result.update(run_embedding_cell(spec, config, prepared, seed, device, matrix,
-                                             metrics.similarity_sets(data_root), probe_corpus_of(matrix, data_root)))
+                                             eval_data.similarity_sets, eval_data.probe_corpus))
         elif spec.family == "bilm":
             result.update(run_bilm_cell(spec, config, train_config, prepared, seed, device, matrix, precision,
-                                        metrics.similarity_sets(data_root), probe_corpus_of(matrix, data_root)))
+                                        eval_data.similarity_sets, eval_data.probe_corpus))
         else:
             result.update(run_lm_cell(spec, config, train_config, prepared, seed, device, matrix, precision))
     except Exception as exc:  # recorded, not hidden: the cell is marked failed with its reason
         result.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
     return result
+
+
+SCORED_FAMILIES = ("embedding", "bilm")  # the families scored on similarity sets and probed
+
+
+class EvalData(NamedTuple):
+    """The evaluation data a cell reads besides its corpus: the similarity sets and the tagged
+    probe corpus (embedding and biLM cells; language models read neither)."""
+
+    similarity_sets: list
+    probe_corpus: probe.TaggedCorpus | None
+
+    @classmethod
+    def load(cls, matrix: Matrix, spec: ModelSpec, data_root: Path | None) -> "EvalData":
+        if spec.family not in SCORED_FAMILIES:
+            return cls([], None)
+        return cls(metrics.similarity_sets(data_root), probe_corpus_of(matrix, data_root))
+
+    def select(self, spec: ModelSpec) -> "EvalData":
+        """What a cell of `spec` reads of this run's evaluation data."""
+        return self if spec.family in SCORED_FAMILIES else EvalData([], None)
+
+
+def config_block(matrix: Matrix, model: str, precision: str) -> dict:
+    """The resolved config of one cell, as its result stores it and its key hashes it."""
+    config, train_config = matrix.model_config(model), matrix.train_config(model)
+    return {"model": dataclasses.asdict(config),
+            "train": dataclasses.asdict(train_config) if train_config is not None else None,
+            "tokenizer": dataclasses.asdict(matrix.tokenizer),
+            "vocab": dataclasses.asdict(matrix.vocab), "eval": dataclasses.asdict(matrix.eval),
+            "probe": dataclasses.asdict(matrix.probe),
+            "precision": precision}
+
+
+def expected_key(matrix: Matrix, model: str, precision: str, corpus_fingerprint: dict, eval_data: EvalData) -> dict:
+    """The key of the cell these settings and this data make (see bench.run.keys)."""
+    probe_fingerprint = eval_data.probe_corpus.fingerprint if eval_data.probe_corpus is not None else None
+    return cell_key(config_block(matrix, model, precision), data_identity(corpus_fingerprint),
+                    data_identity(probe_fingerprint), similarity_identity(eval_data.similarity_sets))
 
 
 def _trained_by_lm_loops(spec: ModelSpec) -> bool:
@@ -74,20 +117,16 @@ def _trained_by_lm_loops(spec: ModelSpec) -> bool:
     return spec.train_cls is lm.LMTrainConfig
 
 
-def _result_header(matrix: Matrix, spec: ModelSpec, config, train_config, prepared: PreparedCorpus, seed: int,
+def _result_header(matrix: Matrix, spec: ModelSpec, prepared: PreparedCorpus, eval_data: EvalData, seed: int,
                    device: torch.device, command: str, precision: str) -> dict:
     return {
         "schema": SCHEMA,
         "cell": {"model": spec.name, "family": spec.family, "corpus": prepared.name, "seed": seed,
                  "matrix": matrix.name, "description": spec.description},
+        "key": expected_key(matrix, spec.name, precision, prepared.fingerprint, eval_data),
         "status": "ok",
         "error": None,
-        "config": {"model": dataclasses.asdict(config),
-                   "train": dataclasses.asdict(train_config) if train_config is not None else None,
-                   "tokenizer": dataclasses.asdict(matrix.tokenizer),
-                   "vocab": dataclasses.asdict(matrix.vocab), "eval": dataclasses.asdict(matrix.eval),
-                   "probe": dataclasses.asdict(matrix.probe),
-                   "precision": precision},
+        "config": config_block(matrix, spec.name, precision),
         "dataset": prepared.describe(),
         "seed": seed,
         "device": {**device_info(device if spec.runs_on_device else torch.device("cpu"), torch.get_num_threads()),

@@ -1,6 +1,7 @@
 """One fixed JSON schema for every result cell, written atomically.
 
-A result holds: the cell (model, family, corpus, seed, matrix), status (ok | failed, with
+A result holds: the cell (model, family, corpus, seed, matrix), its key (hashes of the
+resolved config and of the data read: bench.run.keys), status (ok | failed, with
 the reason), metrics (per family: `wordsim`, `analogy` rows), the metric definitions
 (direction, unit), the resolved config, the dataset block (fingerprint, split sizes,
 unknown-token rates, vocabulary size), the device, library versions, git commit and
@@ -22,7 +23,9 @@ import torch
 
 from bench.errors import BenchError
 
-SCHEMA = "lm-lineage.result/1"
+SCHEMA = "lm-lineage.result/2"
+# Results of schema 1 carry no key; `lm-lineage migrate` adds it (bench.run.migrate).
+UNKEYED_SCHEMA = "lm-lineage.result/1"
 LIBRARIES = ("torch", "numpy", "scipy", "pandas", "datasets", "gensim", "transformers")
 RESULT_FILE_MODE = 0o644  # mkstemp makes its file private; results and reports are there to be read
 
@@ -101,28 +104,33 @@ def remove_stale_temp_files(folder: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def load_json(path: Path) -> dict:
-    return json.loads(path.read_text())
-
-
 # JSON files of the suite that are not cell results: a run's matrix, and the quality-gate
 # record kept in results/ (bench.run.gates).
 NOT_RESULTS = {"matrix.json", "quality_gates.json"}
 
 
 def load_results(folder: Path) -> list[dict]:
-    """Every result JSON under `folder` (recursively); files of another schema are an error.
+    """Every result JSON under `folder` (recursively); files of another schema are an error,
+    and so are two cells of one model, corpus and matrix made with different keys.
 
     Recursive, so one folder holding several matrix outputs (`a/cells/*.json`,
     `b/cells/*.json`) reads as one set of results, for one combined report.
     """
     if not folder.is_dir():
         raise BenchError(f"results folder {folder} does not exist")
-    results = []
+    results, made_by = [], {}
     for path in sorted(folder.rglob("*.json")):
         if path.name in NOT_RESULTS:
             continue
-        results.append(read_result(path))
+        result = read_result(path)
+        cell = result["cell"]
+        if result.get("status") == "ok":
+            first = made_by.setdefault((cell["matrix"], cell["model"], cell["corpus"]), (path, result["key"]["hash"]))
+            if first[1] != result["key"]["hash"]:
+                raise BenchError(f"{first[0]} and {path}: model {cell['model']} on {cell['corpus']} (matrix "
+                                 f"{cell['matrix']}) made with two different configs or data; re-run one with "
+                                 f"--force, or keep them in separate folders")
+        results.append(result)
     if not results:
         raise BenchError(f"results folder {folder} holds no result files")
     return results
@@ -131,9 +139,12 @@ def load_results(folder: Path) -> list[dict]:
 def read_result(path: Path) -> dict:
     """One result file; a file that is not JSON or of another schema is a one-line error."""
     try:
-        payload = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BenchError(f"{path}: not valid JSON ({exc})") from exc
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BenchError(f"{path}: not a valid JSON result ({exc})") from exc
+    if isinstance(payload, dict) and payload.get("schema") == UNKEYED_SCHEMA:
+        raise BenchError(f"{path}: schema {UNKEYED_SCHEMA!r} has no cell key; run `lm-lineage migrate "
+                         f"{path.parent.parent}` once to add it")
     if not isinstance(payload, dict) or payload.get("schema") != SCHEMA:
         found = payload.get("schema") if isinstance(payload, dict) else type(payload).__name__
         raise BenchError(f"{path}: schema {found!r}, expected {SCHEMA!r}")
@@ -141,22 +152,23 @@ def read_result(path: Path) -> dict:
 
 
 def check_run_folder(out_dir: Path) -> None:
-    """Refuse an output folder whose files a run would mix with or overwrite: cell files
-    that are not results of this schema, or a matrix.json of another shape."""
-    try:
-        for path in sorted((out_dir / "cells").glob("*.json")):
-            read_result(path)
-    except BenchError as exc:
-        raise BenchError(f"{exc}; {out_dir} holds results this version cannot resume: use another --out") from exc
+    """A run writes only into a folder that is new, empty, or one of its own (has a
+    matrix.json of ours): never over a user's files."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BenchError(f"--out {out_dir}: is a file, expected a folder")
     matrix_file = out_dir / "matrix.json"
-    if matrix_file.exists():
-        try:
-            payload = json.loads(matrix_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise BenchError(f"{matrix_file}: not valid JSON ({exc}); use another --out") from exc
-        if not isinstance(payload, dict) or not isinstance(payload.get("matrix"), dict):
-            raise BenchError(f"{matrix_file}: not a matrix file of lm-lineage (expected an object with a "
-                             f"'matrix' object); use another --out")
+    if not matrix_file.exists():
+        if out_dir.is_dir() and any(out_dir.iterdir()):
+            raise BenchError(f"--out {out_dir}: the folder holds files and is not a run folder of lm-lineage "
+                             f"(no matrix.json); use a new or empty folder")
+        return
+    try:
+        payload = json.loads(matrix_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BenchError(f"{matrix_file}: not valid JSON ({exc}); use another --out") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("matrix"), dict):
+        raise BenchError(f"{matrix_file}: not a matrix file of lm-lineage (expected an object with a "
+                         f"'matrix' object); use another --out")
 
 
 def command_line() -> str:

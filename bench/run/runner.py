@@ -8,7 +8,10 @@ this process writes every result, so the files, resuming and `force` do not depe
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from tqdm.auto import tqdm
@@ -17,11 +20,12 @@ from bench.data.datasets import resolve_data_dir
 from bench.data.prepared import prepare_corpus
 from bench.errors import BenchError
 from bench.eval import metrics
-from bench.models.registry import MODELS
-from bench.run.cell import CellJob, probe_corpus_of
+from bench.run.cell import CellJob, EvalData, config_block, expected_key, probe_corpus_of
 from bench.run.config import Matrix
 from bench.run.executors import LocalExecutor, RayExecutor
-from bench.run.results import check_run_folder, command_line, load_json, remove_stale_temp_files, write_json_atomic
+from bench.run.keys import describe_difference
+from bench.run.results import (check_run_folder, command_line, read_result, remove_stale_temp_files,
+                               write_json_atomic)
 from bench.train import lm
 
 
@@ -44,31 +48,39 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
                force: bool = False, progress: bool = True, executor: LocalExecutor | RayExecutor | None = None,
                precision: str = "fp32") -> list[Path]:
     """Run every cell with `executor` (default: a LocalExecutor); returns the result paths
-    of cells that failed. `precision` is the run's, checked by `resolve_precision`."""
-    check_run_folder(out_dir)  # results of another schema are neither resumed nor overwritten
+    of cells that failed. `precision` is the run's, checked by `resolve_precision`.
+
+    A finished cell is skipped only when its key (bench.run.keys) equals the one these
+    settings and this data give. Cells made otherwise, here or under the same model and
+    corpus with another seed, are refused with what differs, unless `force`: then they are
+    redone (or, for seeds this run does not make, moved aside as `cells/*.stale`), and
+    unreadable cell files are moved aside as `cells/*.corrupt` and redone.
+    """
+    check_run_folder(out_dir)  # only a new or empty folder, or one of our own runs
     executor = executor if executor is not None else LocalExecutor()
     data_root = resolve_data_dir(data_dir)
-    metrics.similarity_sets(data_root)  # bad similarity files stop the run before anything is written
     # Seed-major: a long run has every model's first seed before any second seed.
     cells = [(model, corpus, seed) for seed in matrix.seeds for corpus in matrix.corpora for model in matrix.models
-             if MODELS[model].trains or seed == matrix.seeds[0]]
-    # Every corpus is loaded (and its tokenization cached) before anything is written:
-    # bad data stops the run with one line and no partial results.
-    for corpus in matrix.corpora:
-        prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab)
-    probe_corpus_of(matrix, data_root)  # so is the probe's tagged corpus: a corpus without tags is refused here
-    for model in matrix.models:  # so are pretrained weights (their config is read, not the weights)
-        if MODELS[model].check is not None:
-            MODELS[model].check(matrix.model_config(model), f"model.{model}")
+             if matrix.spec(model).trains or seed == matrix.seeds[0]]
+    # Every corpus, the similarity sets, the probe's tagged corpus and pretrained configs are
+    # read before anything is written: bad data stops the run with one line and no partial results.
+    fingerprints = {corpus: prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab).fingerprint
+                    for corpus in matrix.corpora}
+    eval_data = EvalData(metrics.similarity_sets(data_root), probe_corpus_of(matrix, data_root))
+    for model in matrix.models:
+        if matrix.spec(model).check is not None:
+            matrix.spec(model).check(matrix.model_config(model), f"model.{model}")
+    expected = {(model, corpus): Expected(config_block(matrix, model, precision),
+                                          expected_key(matrix, model, precision, fingerprints[corpus],
+                                                       eval_data.select(matrix.spec(model))))
+                for model in matrix.models for corpus in matrix.corpora}
+    plan = plan_cells(out_dir, cells, expected, force)
+    plan.move_aside()
     remove_stale_temp_files(out_dir)
     remove_stale_temp_files(out_dir / "cells")
     write_json_atomic(out_dir / "matrix.json", {"matrix": matrix.to_dict(), "command": command_line()})
-    jobs = {}
-    for model, corpus, seed in cells:
-        path = cell_path(out_dir, model, corpus, seed)
-        if not force and path.exists() and load_json(path).get("status") == "ok":
-            continue
-        jobs[path] = CellJob(matrix, model, corpus, seed, data_root, device, progress, command_line(), precision)
+    jobs = {cell_path(out_dir, *cell): CellJob(matrix, *cell, data_root, device, progress, command_line(), precision)
+            for cell in plan.to_run}
     failed = []
     for path, result in tqdm(executor.run(jobs), total=len(cells), initial=len(cells) - len(jobs),
                              desc=f"matrix {matrix.name}", unit="cell", disable=not progress):
@@ -76,3 +88,60 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
             failed.append(path)
         write_json_atomic(path, result)
     return failed
+
+
+@dataclass
+class CellPlan:
+    """What a run does with the cells of its folder: run these, move those aside first."""
+
+    to_run: list[tuple[str, str, int]] = field(default_factory=list)
+    aside: dict[Path, str] = field(default_factory=dict)  # cell file -> suffix (.corrupt | .stale)
+
+    def move_aside(self) -> None:
+        for path, suffix in self.aside.items():
+            os.replace(path, path.with_name(path.name + suffix))
+
+
+class Expected(NamedTuple):
+    """The config block and key (bench.run.keys) a cell of this run gets."""
+
+    config: dict
+    key: dict
+
+
+def plan_cells(out_dir: Path, cells: list[tuple[str, str, int]], expected: dict[tuple[str, str], Expected],
+               force: bool) -> CellPlan:
+    """Compare every result in `out_dir/cells` that shares a model and corpus with this run
+    against the key this run would give it; refuse (BenchError) on any difference unless `force`."""
+    plan, refused = CellPlan(), []
+    wanted = {cell_path(out_dir, *cell): cell for cell in cells}
+    for path in sorted((out_dir / "cells").glob("*.json")):
+        try:
+            old = read_result(path)
+        except BenchError as exc:
+            if not force:
+                raise BenchError(f"{exc}; `run --force` moves it aside (cells/{path.name}.corrupt) and "
+                                 f"redoes the cell") from exc
+            plan.aside[path] = ".corrupt"
+            continue
+        cell = old["cell"]
+        new = expected.get((cell["model"], cell["corpus"]))
+        if new is None or old.get("status") != "ok" or old["key"]["hash"] == new.key["hash"]:
+            continue  # another model or corpus, a failed cell (redone), or the same settings and data
+        if force:
+            plan.aside.update({} if path in wanted else {path: ".stale"})
+            continue
+        refused.append(f"{path.name}: {describe_difference(old, new.config, new.key)}")
+    if refused:
+        more = f" (and {len(refused) - 3} more cells)" if len(refused) > 3 else ""
+        raise BenchError(f"{out_dir} holds cells made with other settings or data, which this run would mix "
+                         f"with its own: " + "; ".join(refused[:3]) + more
+                         + "; use --force to redo them, or another --out")
+    for path, cell in wanted.items():
+        if force or path in plan.aside or not path.exists():
+            plan.to_run.append(cell)
+            continue
+        old = read_result(path)  # readable: checked above
+        if old.get("status") != "ok" or old["key"]["hash"] != expected[cell[:2]].key["hash"]:
+            plan.to_run.append(cell)  # a failed cell is redone
+    return plan
