@@ -15,10 +15,15 @@ One contract per family:
 
 A pretrained model also has `check(config, where)`, which finds its weights before a run
 writes anything (a bad source is one line and exit code 2, not a failed cell).
+
+Besides the built-in MODELS, a matrix defines its own models with `[model.NAME]` and
+`kind =` one of KINDS (`user_model` builds their spec): `vectors` (word vectors read from a
+file, bench.models.vectors).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -30,6 +35,7 @@ from bench.train import bilm
 from bench.train import lm
 from impl import kneser_ney
 from bench.models import pretrained_lm
+from bench.models import vectors as vector_files
 from bench.errors import BenchError
 from bench.data.prepared import PreparedCorpus
 from impl import glove, nnlm, rnn, svd, word2vec
@@ -47,6 +53,7 @@ class ModelSpec:
     preset: dict = field(default_factory=dict)  # fixed config fields that define the variant
     train_cls: type | None = None  # the training loop's settings, when the harness trains the model
     check: Callable | None = None  # pretrained: (config, where) -> None, raises BenchError if unloadable
+    files: Callable | None = None  # (config) -> {name: {path, sha256, ...}}: the files the model reads
 
 
 @dataclass
@@ -89,6 +96,23 @@ def _glove(prepared: PreparedCorpus, config, seed: int, device: torch.device):
 def _minilm(prepared: PreparedCorpus, config, seed: int, device: torch.device):
     # Scored over the corpus vocabulary, like the models trained on it.
     return baselines.minilm_word_vectors(prepared.vocab.words, config, device)
+
+
+def _vectors_file(prepared: PreparedCorpus, config: vector_files.VectorsConfig, seed: int, device: torch.device):
+    return vector_files.read_vectors(config.path, config.format, config.limit)
+
+
+def _check_vectors_file(config: vector_files.VectorsConfig, where: str) -> None:
+    try:
+        vector_files.check_file(config.path, config.format, config.limit)
+    except BenchError as exc:
+        raise BenchError(f"{where}: {exc}") from exc
+
+
+def _vectors_fingerprint(config: vector_files.VectorsConfig) -> dict:
+    """The vectors file is this model's data: its sha256 identifies the row."""
+    return {"vectors": {"path": config.path, "sha256": vector_files.file_sha256(config.path),
+                        "format": config.format or vector_files.detect_format(config.path), "limit": config.limit}}
 
 
 def start_id(prepared: PreparedCorpus) -> int:
@@ -252,3 +276,27 @@ MODELS: dict[str, ModelSpec] = {
                   check=pretrained_lm.check_loadable),
     ]
 }
+
+
+# The kinds of user-defined models (`[model.NAME]` with `kind = "..."`): the spec every model
+# of that kind shares; `user_model` gives it the entry's name.
+KINDS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec("vectors", "embedding", vector_files.VectorsConfig, _vectors_file,
+                  "word vectors read from a file", trains=False, runs_on_device=False, check=_check_vectors_file,
+                  files=_vectors_fingerprint),
+    ]
+}
+
+
+def user_model(name: str, settings: dict, where: str) -> ModelSpec:
+    """The spec of a model a matrix defines: `settings` is its [model.NAME] table with `kind`."""
+    kind = settings.get("kind")
+    if kind not in KINDS:
+        raise BenchError(f"{where}.kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+    if name in MODELS:
+        raise BenchError(f"{where}: '{name}' is a built-in model; a model with `kind =` needs a new name")
+    template = KINDS[kind]
+    described = {"vectors": f"word vectors from {settings.get('path')}"}
+    return dataclasses.replace(template, name=name, description=described.get(kind, template.description))
