@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     gates.add_argument("--out", default="results/quality_gates.json",
                        help="the JSON file the gate tests read (default: results/quality_gates.json)")
 
+    migrate = commands.add_parser("migrate", help="add cell keys to results made before cells were keyed (once)")
+    migrate.add_argument("results", help="folder of result JSON (searched recursively for cells/*.json)")
+    migrate.add_argument("--data-dir", help="the data root the cells were scored with (default: $LM_LINEAGE_DATA)")
+
     commands.add_parser("list", help="list models, corpora, matrices and metrics")
     return parser
 
@@ -143,6 +147,15 @@ def _render_finished_cells(report, out_dir: Path) -> None:
             report.render(out_dir)
         except BenchError as exc:
             print(f"lm-lineage: the tables of {out_dir} were not re-rendered: {exc}", file=sys.stderr)
+
+
+def _migrate(args) -> int:
+    from bench.data.datasets import resolve_data_dir
+    from bench.run.migrate import migrate_folder
+
+    migrated = migrate_folder(Path(args.results), resolve_data_dir(args.data_dir))
+    print(f"{len(migrated)} result file(s) under {args.results} now carry their cell key")
+    return 0
 
 
 def _executor(args):
@@ -238,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "gradient-flow":
             return _gradient_flow(args)
+        if args.command == "migrate":
+            return _migrate(args)
         if args.command == "gates":
             return _gates(args)
         return _list()
