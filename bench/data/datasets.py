@@ -230,10 +230,10 @@ def _load_hub(spec: CorpusSpec) -> RawCorpus:
     except Exception as exc:
         hub = f"{spec.hub_id}{' ' + spec.hub_config if spec.hub_config else ''}"
         if os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1":
-            why = "and this run keeps off the hub: pass --allow-hub to download it"
+            why = " and this run keeps off the hub: pass --allow-hub to download it, or"
         else:
-            why = f"which could not be reached ({_first_line(exc)})"
-        raise BenchError(f"corpus '{spec.name}' is on the Hugging Face hub ({hub}) {why}, or save its splits as "
+            why = f", which could not be reached ({_first_line(exc)}):"
+        raise BenchError(f"corpus '{spec.name}' is on the Hugging Face hub ({hub}){why} save its splits as "
                          f"train/validation/test.txt in a folder and pass that folder as the corpus") from exc
     splits = {split: _lines(loaded[split], spec.text_field, f"{spec.hub_id}/{split}")
               for split in SPLITS if split in loaded}
@@ -247,9 +247,11 @@ def _quiet_datasets():
     """`datasets`, with its per-split progress bars off: noise for local files, and a
     clean stderr keeps a failed run to its one error line."""
     import datasets
+    import huggingface_hub
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
+    huggingface_hub.utils.logging.set_verbosity_error()  # its retry warnings when the hub is unreachable
     return datasets
 
 
