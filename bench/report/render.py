@@ -142,10 +142,16 @@ def _model_order(frame: pd.DataFrame) -> list[str]:
 
 
 def _markdown(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    header = "| " + " | ".join(map(_markdown_cell, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    rows = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    rows = ["| " + " | ".join(map(_markdown_cell, row)) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *rows])
+
+
+def _markdown_cell(value) -> str:
+    """A table cell as text: names come from the user (a corpus is any folder path), so a `<`
+    or `&` must not become HTML where the Markdown is rendered, nor a `|` a new column."""
+    return html.escape(str(value), quote=False).replace("|", "\\|")
 
 
 def own_coverage(wordsim: pd.DataFrame) -> pd.DataFrame:
