@@ -163,15 +163,12 @@ def _check_count(path: Path, fmt: str, header: tuple[int, int], kv: KeyedVectors
         # Each vector is `word ` + 4 * dims bytes, optionally followed by a newline (word2vec.c).
         body = sum(len(word.encode("utf-8")) + 1 + 4 * dims for word in kv.index_to_key)
         extra = path.stat().st_size - header_bytes - body
-        duplicates = count - len(kv)  # gensim keeps the first of a repeated word
-        if extra < 0 or (duplicates == 0 and extra not in (0, 1, count)):
-            raise BenchError(f"{path}: the header says {count} vectors of {dims} float32 values, but the file "
-                             f"holds {extra} more bytes after them; expected the header's count to match the body")
-        return
-    lines = _count_lines(path)
-    if lines != count + 1:
-        raise BenchError(f"{path}: the header (line 1) says {count} words but the file has {lines - 1} lines of "
-                         f"vectors after it; expected them to agree")
+        duplicates = count - len(kv)  # gensim keeps the first of a repeated word: its bytes are not counted
+        more = extra > 1 and extra != count if duplicates == 0 else False
+    else:
+        more = _count_lines(path) > count + 1
+    if more:
+        raise BenchError(_more_than_header(path, count))
 
 
 def _count_lines(path: Path) -> int:

@@ -1,0 +1,193 @@
+"""Bring your own model: vectors files of every format (and damaged ones), `eval-vectors`,
+`torch-lm` modules, plugins, and the export round trips of `run --save-models`."""
+
+import json
+import pickle
+import struct
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+
+from bench.cli import main
+from bench.errors import BenchError
+from bench.models import vectors
+from tests.conftest import write_corpus
+
+WORDS = ["king", "queen", "man", "woman"]
+# Exactly representable in float32 and in text, so every format reads back the same numbers.
+VALUES = np.array([[0.5, -1.0, 0.25], [0.75, -0.5, 0.125], [0.0, 1.0, -0.25], [1.5, 0.5, 2.0]], dtype=np.float32)
+
+
+def _text_lines(trailing: str = "") -> str:
+    return "".join(f"{w} " + " ".join(repr(float(v)) for v in row) + trailing + "\n" for w, row in zip(WORDS, VALUES))
+
+
+def _binary(newline_after_vector: bool) -> bytes:
+    body = b"".join(w.encode() + b" " + struct.pack("<3f", *row) + (b"\n" if newline_after_vector else b"")
+                    for w, row in zip(WORDS, VALUES))
+    return b"4 3\n" + body
+
+
+# Hand-written files, one per format: (file name, bytes, the format detection should find).
+FILES = {
+    "word2vec-text": ("w2v.txt", ("4 3\n" + _text_lines()).encode(), "word2vec-text"),
+    "word2vec-binary": ("w2v.bin", _binary(newline_after_vector=False), "word2vec-binary"),
+    "word2vec-c-binary": ("w2v_c.bin", _binary(newline_after_vector=True), "word2vec-binary"),  # word2vec.c's layout
+    "glove-text": ("headerless.txt", _text_lines().encode(), "glove-text"),
+    # fastText's .vec: a header, and a space before every line's newline.
+    "fasttext-vec": ("wiki.vec", ("4 3\n" + _text_lines(trailing=" ")).encode(), "word2vec-text"),
+}
+
+
+def _write(tmp_path, name: str, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("kind", list(FILES))
+def test_each_format_reads_the_hand_written_vectors(tmp_path, kind):
+    name, data, detected = FILES[kind]
+    path = _write(tmp_path, name, data)
+    assert vectors.detect_format(path) == detected
+    vectors.check_file(path)
+    for fmt in (None, detected):
+        kv = vectors.read_vectors(path, fmt)
+        assert kv.index_to_key == WORDS
+        np.testing.assert_array_equal(kv.vectors, VALUES)
+    limited = vectors.read_vectors(path, limit=2)
+    assert limited.index_to_key == WORDS[:2] and limited.vectors.shape == (2, 3)
+
+
+def test_gensim_native_file_through_the_restricted_unpickler(tmp_path):
+    kv = KeyedVectors(3)
+    kv.add_vectors(WORDS, VALUES)
+    kv.save(str(tmp_path / "small.kv"))
+    assert vectors.detect_format(tmp_path / "small.kv") == "gensim"
+    back = vectors.read_vectors(tmp_path / "small.kv")
+    assert back.index_to_key == WORDS
+    np.testing.assert_array_equal(back.vectors, VALUES)
+    # Large arrays are saved beside the file (.npy) and read without pickle.
+    big = KeyedVectors(3)
+    big.add_vectors(WORDS, VALUES)
+    big.save(str(tmp_path / "side.kv"), sep_limit=0)
+    assert (tmp_path / "side.kv.vectors.npy").exists()
+    np.testing.assert_array_equal(vectors.read_vectors(tmp_path / "side.kv").vectors, VALUES)
+
+
+class _Payload:
+    """Stands for any class a hostile pickle could name: the unpickler must never build it."""
+
+
+def test_a_pickle_naming_another_class_is_refused_not_run(tmp_path):
+    path = tmp_path / "evil.kv"
+    path.write_bytes(pickle.dumps(_Payload(), protocol=4))
+    with pytest.raises(BenchError, match=r"evil\.kv: a pickle naming tests\.test_byo\._Payload.*save_word2vec_format"):
+        vectors.read_vectors(path)
+    path.write_bytes(pickle.dumps(print, protocol=4))  # a callable global
+    with pytest.raises(BenchError, match="builtins.print"):
+        vectors.read_vectors(path)
+
+
+BAD = {
+    # (file name, bytes, what the one-line message says)
+    "too few values": ("few.txt", b"4 3\nking 1 2 3\nqueen 1 2\nman 1 2 3\nwoman 1 2 3\n",
+                       r"few\.txt: line 3: expected a word and 3 values, got 2 values \(word 'queen'\)"),
+    "too many values (GloVe)": ("many.txt", b"king 1 2 3\nqueen 1 2 3 4\n",
+                                r"many\.txt: line 2: expected a word and 3 values, got 4"),
+    "header counts more words": ("short.txt", b"5 3\nking 1 2 3\nqueen 1 2 3\n",
+                                 r"short\.txt: the header \(line 1\) says 5 words but the file ends after 2"),
+    "header counts fewer words": ("long.txt", b"1 3\nking 1 2 3\nqueen 1 2 3\n",
+                                  r"long\.txt: the header \(line 1\) says 1 words but the file holds more"),
+    "binary cut short": ("cut.bin", _binary(False)[:-5],
+                         r"cut\.bin: cut short: the header says 4 vectors of 3 float32 values, but the file ends "
+                         r"inside vector 4"),
+    "binary with more vectors": ("more.bin", _binary(False) + b"extra " + bytes(12),
+                                 r"more\.bin: the header \(line 1\) says 4 words but the file holds more"),
+    "undecodable word (text)": ("latin.txt", b"2 3\nking 1 2 3\nqu\xe9en 1 2 3\n",
+                                r"latin\.txt: line 3: not valid UTF-8"),
+    "undecodable word (binary)": ("latin.bin", _binary(False).replace(b"queen", b"qu\xe9en"),
+                                  r"latin\.bin: vector 2 .*not valid UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_damaged_files_are_one_line_naming_file_and_line(tmp_path, case):
+    name, data, message = BAD[case]
+    path = _write(tmp_path, name, data)
+    for read in (vectors.check_file, vectors.read_vectors):
+        with pytest.raises(BenchError, match=message) as caught:
+            read(path)
+        assert "\n" not in str(caught.value)
+
+
+def test_a_value_that_is_not_a_number_is_found_by_the_read(tmp_path):
+    path = _write(tmp_path, "nan.txt", b"2 3\nking 1 2 3\nqueen 1 x 3\n")
+    with pytest.raises(BenchError, match=r"nan\.txt: line 3: value 'x' is not a number"):
+        vectors.read_vectors(path)
+
+
+def _matrix(tmp_path, models_toml: str, models: list[str]) -> str:
+    corpus = write_corpus(tmp_path / "corpus", "the king and the queen\nthe man and the woman\n" * 20)
+    path = tmp_path / "m.toml"
+    path.write_text(f"models = {json.dumps(models)}\ncorpora = [{json.dumps(str(corpus))}]\n{models_toml}")
+    return str(path)
+
+
+def _fails_cleanly(capsys, out_dir, *argv) -> str:
+    code = main(["run", "--out", str(out_dir), "--no-progress", "--in-process", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("lm-lineage: error: ")
+    assert not out_dir.exists(), "a refused run must not write anything"
+    return err
+
+
+def test_run_refuses_bad_vectors_before_writing(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    bad = _write(tmp_path, "few.txt", BAD["too few values"][1])
+    matrix = _matrix(tmp_path, f'[model.mine]\nkind = "vectors"\npath = "{bad}"\n', ["mine"])
+    assert "model.mine: " in _fails_cleanly(capsys, tmp_path / "out", "--matrix", matrix)
+    assert "line 3: expected a word and 3 values" in _fails_cleanly(capsys, tmp_path / "out", "--matrix", matrix,
+                                                                     "--models", "gensim-cbow", "--vectors", str(bad))
+    unknown_kind = _matrix(tmp_path, '[model.mine]\nkind = "magic"\n', ["mine"])
+    assert "kind: expected one of vectors" in _fails_cleanly(capsys, tmp_path / "out", "--matrix", unknown_kind)
+    built_in = _matrix(tmp_path, f'[model.lstm]\nkind = "vectors"\npath = "{bad}"\n', ["lstm"])
+    assert "built-in model" in _fails_cleanly(capsys, tmp_path / "out", "--matrix", built_in)
+    missing = _matrix(tmp_path, '[model.mine]\nkind = "vectors"\n', ["mine"])
+    assert "path: expected the vectors file" in _fails_cleanly(capsys, tmp_path / "out", "--matrix", missing)
+    bad_format = _matrix(tmp_path, f'[model.mine]\nkind = "vectors"\npath = "{bad}"\nformat = "csv"\n', ["mine"])
+    assert "format: expected one of" in _fails_cleanly(capsys, tmp_path / "out", "--matrix", bad_format)
+
+
+def _cell(out_dir, model: str) -> dict:
+    [path] = (out_dir / "cells").glob(f"{model}__*.json")
+    return json.loads(path.read_text())
+
+
+def _scores(cell: dict) -> tuple:
+    return ([(row["benchmark"], row["pairs"], row["oov_pairs"], row["spearman"]) for row in cell["metrics"]["wordsim"]],
+            [(row["method"], row["section"], row["questions"], row["correct"]) for row in cell["metrics"]["analogy"]])
+
+
+def test_vectors_rows_score_like_any_embedding_model(tmp_path, capsys, monkeypatch):
+    """Every format of the same vectors scores the same; the row's data is the file's sha256."""
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    paths = [_write(tmp_path, FILES[kind][0], FILES[kind][1]) for kind in ("word2vec-text", "glove-text")]
+    kv = KeyedVectors(3)
+    kv.add_vectors(WORDS, VALUES)
+    kv.save(str(tmp_path / "native.kv"))
+    matrix = _matrix(tmp_path, f'[model.native]\nkind = "vectors"\npath = "{tmp_path / "native.kv"}"\n'
+                               f'format = "gensim"\n', ["native"])
+    out = tmp_path / "out"
+    assert main(["run", "--matrix", matrix, "--vectors", ",".join(map(str, paths)), "--out", str(out),
+                 "--no-progress", "--in-process"]) == 0, capsys.readouterr().err
+    cells = {name: _cell(out, name) for name in ("native", "w2v", "headerless")}
+    for name, cell in cells.items():
+        assert cell["status"] == "ok" and cell["cell"]["family"] == "embedding"
+        assert cell["vectors"] == {"words": 4, "dims": 3}
+        assert _scores(cell) == _scores(cells["native"])
+    assert cells["w2v"]["dataset"]["model_files"]["vectors"]["sha256"] == vectors.file_sha256(paths[0])
+    assert cells["headerless"]["dataset"]["model_files"]["vectors"]["format"] == "glove-text"
+    assert "w2v" in (out / "report.md").read_text()
