@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.data.datasets import resolve_data_dir
-from bench.data.prepared import prepare_corpus
+from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.errors import BenchError
 from bench.eval import metrics
 from bench.run.cell import CellJob, EvalData, config_block, expected_key, probe_corpus_of
@@ -64,8 +64,11 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
              if matrix.spec(model).trains or seed == matrix.seeds[0]]
     # Every corpus, the similarity sets, the probe's tagged corpus and pretrained configs are
     # read before anything is written: bad data stops the run with one line and no partial results.
-    fingerprints = {corpus: prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab).fingerprint
-                    for corpus in matrix.corpora}
+    fingerprints = {}
+    for corpus in matrix.corpora:
+        prepared = prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab)
+        check_lm_splits(matrix, prepared)
+        fingerprints[corpus] = prepared.fingerprint
     eval_data = EvalData(metrics.similarity_sets(data_root), probe_corpus_of(matrix, data_root))
     for model in matrix.models:
         if matrix.spec(model).check is not None:
@@ -88,6 +91,23 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
             failed.append(path)
         write_json_atomic(path, result)
     return failed
+
+
+# A language model trains on train, is guided by validation and scored on validation and test.
+LM_SPLITS = ("train", "validation", "test")
+
+
+def check_lm_splits(matrix: Matrix, prepared: PreparedCorpus) -> None:
+    """Refuse, before anything runs, a corpus that lacks a split the matrix's language models
+    need: their cells would otherwise score fewer splits than they report, or fail."""
+    language_models = [m for m in matrix.models if matrix.spec(m).family in ("lm", "bilm")]
+    missing = [split for split in LM_SPLITS if split not in prepared.streams]
+    if language_models and missing:
+        source = prepared.fingerprint.get("source")
+        where = f"corpus '{prepared.name}'" + (f" ({source})" if source and source != prepared.name else "")
+        raise BenchError(f"{where} has no {' and no '.join(missing)} split, which the language models "
+                         f"{', '.join(language_models)} need: expected train, validation and test "
+                         f"({', '.join(f'{split}.txt' for split in LM_SPLITS)} in a corpus folder)")
 
 
 @dataclass
