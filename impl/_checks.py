@@ -33,6 +33,13 @@ def need(config: Any, ok: bool, field: str, expected: str) -> None:
         raise ValueError(f"{type(config).__name__}.{field}={getattr(config, field)!r}: expected {expected}")
 
 
+def need_ints(config: Any, *fields: str, minimum: int = 1) -> None:
+    """``need`` an int >= ``minimum`` in each of ``fields`` (sizes, counts, epochs)."""
+    for field in fields:
+        value = getattr(config, field)
+        need(config, is_int(value) and value >= minimum, field, f"an int >= {minimum}")
+
+
 def check_flat_corpus(ids, offsets, counts, n_words: int, *, positive_counts: bool = False):
     """The flat corpus every static-vector trainer takes, as validated arrays.
 

@@ -40,6 +40,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from impl._checks import is_int, is_num, need, need_ints
+
 # Sentence-boundary tokens; `char_ids` gives them their own characters, so no word collides.
 BOS, EOS = "<S>", "</S>"
 # Character ids: 0 pads a word (and an all-zero word pads a sentence), byte b is b + 1, then
@@ -63,22 +65,15 @@ class ELMoConfig:
     def __post_init__(self):
         # Lists from a config file become the tuples the default uses.
         self.filters = tuple(tuple(f) for f in self.filters)
-        for name in ("char_dim", "projection_dim", "hidden", "layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.highway_layers < 0:
-            raise ValueError(f"highway_layers must be >= 0, got {self.highway_layers}")
-        if self.max_chars < 3:
-            raise ValueError(f"max_chars must be >= 3 (markers plus one byte), got {self.max_chars}")
-        if not self.filters or any(len(f) != 2 or f[0] < 1 or f[1] < 1 for f in self.filters):
-            raise ValueError(f"filters must be a non-empty list of (width >= 1, count >= 1) pairs, got {self.filters}")
-        if max(width for width, _ in self.filters) > self.max_chars:
-            raise ValueError(f"every filter width must be <= max_chars={self.max_chars}, got {self.filters}")
-        if self.projection_dim > self.hidden:
-            raise ValueError(f"projection_dim must be <= hidden, got projection_dim={self.projection_dim}, "
-                             f"hidden={self.hidden}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        need_ints(self, "char_dim", "projection_dim", "hidden", "layers")
+        need_ints(self, "highway_layers", minimum=0)
+        need(self, is_int(self.max_chars) and self.max_chars >= 3, "max_chars", "an int >= 3 (markers plus one byte)")
+        pairs_ok = all(len(f) == 2 and all(is_int(n) and n >= 1 for n in f) for f in self.filters)
+        need(self, bool(self.filters) and pairs_ok, "filters", "a non-empty list of (width >= 1, count >= 1) int pairs")
+        need(self, max(width for width, _ in self.filters) <= self.max_chars, "filters",
+             f"every filter width <= max_chars={self.max_chars}")
+        need(self, self.projection_dim <= self.hidden, "projection_dim", f"<= hidden={self.hidden}")
+        need(self, is_num(self.dropout) and 0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)")
 
 
 def char_ids(words: list[str], max_chars: int) -> torch.Tensor:

@@ -36,7 +36,7 @@ import scipy.sparse as sp
 import torch
 from gensim.models import KeyedVectors
 
-from impl._checks import check_flat_corpus, is_bool, is_int, is_num, need
+from impl._checks import check_flat_corpus, is_bool, is_num, need, need_ints
 from impl._cooccurrence import cooccurrence
 
 # glove.c clips each coordinate of a per-entry gradient to [-100, 100].
@@ -63,17 +63,13 @@ class GloVeConfig:
     not_shared: ClassVar[frozenset[str]] = frozenset({"alpha"})
 
     def __post_init__(self) -> None:
-        need(self, is_int(self.vector_size) and self.vector_size >= 1, "vector_size", "an int >= 1")
-        need(self, is_int(self.window) and self.window >= 1, "window", "an int >= 1")
+        need_ints(self, "vector_size", "window", "epochs", "batch_size", "threads")
         need(self, is_num(self.x_max) and self.x_max > 0, "x_max", "a number > 0")
         need(self, is_num(self.alpha) and self.alpha >= 0, "alpha", "a number >= 0")
-        need(self, is_int(self.epochs) and self.epochs >= 1, "epochs", "an int >= 1")
         need(self, is_num(self.learning_rate) and self.learning_rate > 0, "learning_rate", "a number > 0")
-        need(self, is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "an int >= 1")
         need(self, is_bool(self.symmetric), "symmetric", "a bool")
         need(self, is_num(self.max_vocab_memory_gb) and self.max_vocab_memory_gb > 0, "max_vocab_memory_gb",
              "a number > 0")
-        need(self, is_int(self.threads) and self.threads >= 1, "threads", "an int >= 1")
 
 
 def glove_weight(x, x_max: float, alpha: float):

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from impl._checks import is_num, need, need_ints
 
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -49,14 +50,13 @@ class KNConfig:
     discount_fallback: tuple[float, float, float] | None = None
 
     def __post_init__(self):
-        if self.order < 1:
-            raise ValueError(f"ngram.order must be >= 1, got {self.order}")
-        if self.discount_fallback is not None:
-            fallback = tuple(float(d) for d in self.discount_fallback)
-            if len(fallback) != 3 or not all(0.0 <= d <= r for r, d in enumerate(fallback, start=1)):
-                raise ValueError(f"ngram.discount_fallback must be (D1, D2, D3+) with 0 <= Dr <= r, "
-                                 f"got {self.discount_fallback!r}")
-            self.discount_fallback = fallback
+        need_ints(self, "order")
+        fallback = self.discount_fallback
+        if fallback is not None:
+            need(self, isinstance(fallback, (tuple, list)) and len(fallback) == 3
+                 and all(is_num(d) and 0.0 <= d <= r for r, d in enumerate(fallback, start=1)),
+                 "discount_fallback", "(D1, D2, D3+) with 0 <= Dr <= r, or unset")
+            self.discount_fallback = tuple(float(d) for d in fallback)
 
 
 def estimate_discounts(count_of_counts) -> tuple[float, float, float] | None:

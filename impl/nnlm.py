@@ -27,6 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from impl._checks import is_bool, is_int, is_num, need, need_ints
+
 
 @dataclass
 class NNLMConfig:
@@ -37,16 +39,13 @@ class NNLMConfig:
     dropout: float = 0.0  # on x and on the hidden activations; not in the paper
 
     def __post_init__(self):
-        if self.n < 2:
-            raise ValueError(f"n must be >= 2 (at least one context word), got {self.n}")
-        if self.m < 1:
-            raise ValueError(f"m must be >= 1, got {self.m}")
-        if self.h < 0:
-            raise ValueError(f"h must be >= 0 (0 = no hidden layer), got {self.h}")
-        if self.h == 0 and not self.direct:
-            raise ValueError("h=0 needs direct=True: without both, the output would be the bias alone")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        need(self, is_int(self.n) and self.n >= 2, "n", "an int >= 2 (at least one context word)")
+        need_ints(self, "m")
+        need(self, is_int(self.h) and self.h >= 0, "h", "an int >= 0 (0 = no hidden layer)")
+        need(self, is_bool(self.direct), "direct", "a bool")
+        need(self, self.h > 0 or self.direct, "direct",
+             "True when h=0: without a hidden layer or direct connections, the output would be the bias alone")
+        need(self, is_num(self.dropout) and 0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)")
 
 
 class NNLM(nn.Module):

@@ -31,6 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from impl._checks import is_bool, is_num, need, need_ints
+
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 # An LSTM's state is (h, c), each (layers, B, hidden); the RNN's and GRU's is h alone.
@@ -47,15 +49,12 @@ class RNNLMConfig:
     tie_weights: bool = False  # output matrix = embedding table; needs emb == hidden
 
     def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
-        for name in ("emb", "hidden", "layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.tie_weights and self.emb != self.hidden:
-            raise ValueError(f"tie_weights needs emb == hidden, got emb={self.emb}, hidden={self.hidden}")
+        need(self, self.cell in CELLS, "cell", f"one of {', '.join(CELLS)}")
+        need_ints(self, "emb", "hidden", "layers")
+        need(self, is_num(self.dropout) and 0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)")
+        need(self, is_bool(self.tie_weights), "tie_weights", "a bool")
+        need(self, not self.tie_weights or self.emb == self.hidden, "tie_weights",
+             f"False unless emb == hidden (emb={self.emb}, hidden={self.hidden})")
 
 
 class RNNLM(nn.Module):

@@ -34,7 +34,7 @@ import torch
 from gensim.models import KeyedVectors
 from scipy.sparse.linalg import svds
 
-from impl._checks import check_flat_corpus, is_bool, is_int, is_num, need
+from impl._checks import check_flat_corpus, is_bool, is_num, need, need_ints
 from impl._cooccurrence import cooccurrence
 
 
@@ -51,8 +51,7 @@ class SVDConfig:
     normalize: bool = True  # unit-length output rows
 
     def __post_init__(self) -> None:
-        need(self, is_int(self.vector_size) and self.vector_size >= 1, "vector_size", "an int >= 1")
-        need(self, is_int(self.window) and self.window >= 1, "window", "an int >= 1")
+        need_ints(self, "vector_size", "window")
         need(self, is_bool(self.distance_weighting), "distance_weighting", "a bool")
         need(self, is_num(self.cds_alpha) and self.cds_alpha > 0, "cds_alpha", "a number > 0")
         need(self, is_num(self.neg_shift) and self.neg_shift >= 1, "neg_shift", "a number >= 1")

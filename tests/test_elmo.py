@@ -140,8 +140,10 @@ def test_any_word_gets_a_finite_vector():
 
 
 def test_bad_config_raises():
-    with pytest.raises(ValueError, match="projection_dim must be <= hidden"):
+    with pytest.raises(ValueError, match=r"^ELMoConfig\.projection_dim=64: expected <= hidden=32$"):
         ELMoConfig(projection_dim=64, hidden=32)
+    with pytest.raises(ValueError, match=r"^ELMoConfig\.highway_layers=-1: expected an int >= 0$"):
+        ELMoConfig(highway_layers=-1)
     with pytest.raises(ValueError, match="filter width"):
         ELMoConfig(max_chars=4, filters=((5, 8),))
     assert ELMoConfig(filters=[[1, 4], [2, 4]]).filters == ((1, 4), (2, 4))

@@ -61,10 +61,12 @@ def test_parameter_counts_by_hand():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"n": 1}, "n must be >= 2"),
-    ({"h": -1}, "h must be >= 0"),
-    ({"h": 0, "direct": False}, "h=0 needs direct=True"),
-    ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+    ({"n": 1}, r"^NNLMConfig\.n=1: expected an int >= 2"),
+    ({"n": 3.0}, r"^NNLMConfig\.n=3\.0: expected an int >= 2"),
+    ({"m": 0}, r"^NNLMConfig\.m=0: expected an int >= 1$"),
+    ({"h": -1}, r"^NNLMConfig\.h=-1: expected an int >= 0"),
+    ({"h": 0, "direct": False}, r"^NNLMConfig\.direct=False: expected True when h=0"),
+    ({"dropout": 1.0}, r"^NNLMConfig\.dropout=1\.0: expected a number in \[0, 1\)$"),
 ])
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):

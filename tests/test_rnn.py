@@ -46,10 +46,12 @@ def test_tie_weights_shares_one_tensor():
     assert model.decoder.weight is model.embed.weight
     assert sum(p.numel() for p in model.parameters()) < sum(
         p.numel() for p in RNNLM(RNNLMConfig(emb=8, hidden=8), vocab_size=17).parameters())
-    with pytest.raises(ValueError, match="tie_weights needs emb == hidden"):
+    with pytest.raises(ValueError, match=r"^RNNLMConfig\.tie_weights=True: expected False unless emb == hidden"):
         RNNLMConfig(emb=8, hidden=16, tie_weights=True)
-    with pytest.raises(ValueError, match="cell must be one of rnn, lstm, gru"):
+    with pytest.raises(ValueError, match=r"^RNNLMConfig\.cell='transformer': expected one of rnn, lstm, gru$"):
         RNNLMConfig(cell="transformer")
+    with pytest.raises(ValueError, match=r"^RNNLMConfig\.layers=0: expected an int >= 1$"):
+        RNNLMConfig(layers=0)
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])

@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from bench.errors import BenchError
 from bench.timing import synchronize
+from impl._checks import need, need_ints
 
 DTYPES = ("float32", "bfloat16", "float16")
 GGUF_MAGIC = b"GGUF"
@@ -58,17 +59,11 @@ class PretrainedLMConfig:
     start_token: str = "<|endoftext|>"  # read before the text's first subword: GPT-2's and SmolLM2's document separator
 
     def __post_init__(self):
-        for name in ("context_length", "stride", "windows_per_batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.context_length < 2:
-            raise ValueError(f"context_length must be >= 2 (the start token and one subword), "
-                             f"got {self.context_length}")
-        if self.stride > self.context_length:
-            raise ValueError(f"stride must be <= context_length ({self.context_length}), got {self.stride}: "
-                             f"a larger stride would leave subwords unscored")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        need_ints(self, "stride", "windows_per_batch")
+        need_ints(self, "context_length", minimum=2)  # the start token and one subword
+        need(self, self.stride <= self.context_length, "stride",
+             f"<= context_length={self.context_length} (a larger stride would leave subwords unscored)")
+        need(self, self.dtype in DTYPES, "dtype", f"one of {', '.join(DTYPES)}")
 
 
 def resolve_source(source: str, where: str) -> tuple[str, str | None]:

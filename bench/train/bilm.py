@@ -42,6 +42,7 @@ from tqdm import tqdm
 from bench.train import lm
 from bench.errors import BenchError
 from bench.data.prepared import PreparedCorpus
+from impl._checks import is_int, need
 from impl.elmo import BOS, EOS, IGNORE, ELMo, ELMoConfig, batch_char_ids, bilm_targets, char_ids
 
 # Batches whose sentences are sorted by length together: large enough that neighbours in
@@ -58,8 +59,8 @@ class BiLMConfig(ELMoConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if not 1 <= self.type_vector_layer <= self.layers:
-            raise ValueError(f"type_vector_layer must be a biLSTM layer 1..{self.layers}, got {self.type_vector_layer}")
+        need(self, is_int(self.type_vector_layer) and 1 <= self.type_vector_layer <= self.layers, "type_vector_layer",
+             f"a biLSTM layer 1..{self.layers}")
 
 
 @dataclass

@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from bench.errors import BenchError
 from bench.timing import synchronize
+from impl._checks import is_num, need, need_ints
 
 CONTEXT_KINDS = ("window", "recurrent")
 PRECISIONS = ("fp32", "bf16")
@@ -57,23 +58,14 @@ class LMTrainConfig:
     eval_batch_size: int = 1  # validation rows for recurrent models (1: state carried across the split)
 
     def __post_init__(self):
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        for name in ("batch_size", "bptt", "epochs", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.clip < 0:
-            raise ValueError(f"clip must be >= 0 (0 = no clipping), got {self.clip}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
-        if self.patience < 1:
-            raise ValueError(f"patience must be >= 1, got {self.patience}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ValueError(f"max_minutes must be > 0 or unset, got {self.max_minutes}")
+        need(self, self.optimizer in ("adam", "sgd"), "optimizer", "'adam' or 'sgd'")
+        need_ints(self, "batch_size", "bptt", "epochs", "eval_batch_size", "patience")
+        need(self, is_num(self.lr) and self.lr > 0, "lr", "a number > 0")
+        need(self, is_num(self.clip) and self.clip >= 0, "clip", "a number >= 0 (0 = no clipping)")
+        need(self, is_num(self.lr_decay) and 0 < self.lr_decay <= 1, "lr_decay", "a number in (0, 1]")
+        need(self, is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        need(self, self.max_minutes is None or (is_num(self.max_minutes) and self.max_minutes > 0), "max_minutes",
+             "a number > 0, or unset")
 
 
 def autocast(device: torch.device, precision: str):
