@@ -37,6 +37,7 @@ from gensim.models import KeyedVectors
 
 from bench.data.datasets import CORPORA, SPLITS, load_folder_dataset, local_folder
 from bench.errors import BenchError
+from impl._checks import is_bool, is_int, is_num, need, need_ints
 from impl.elmo import ScalarMix
 
 # Suffixes of the Brown tag set that mark where a word stands, not what it is.
@@ -76,28 +77,22 @@ class ProbeConfig:
     wsd_batch_size: int = 64  # instances per step
 
     def __post_init__(self):
-        if self.task not in PROBE_TASKS:
-            raise ValueError(f"task must be one of {', '.join(map(repr, PROBE_TASKS))}, got {self.task!r}")
-        if self.corpus is not None and (not isinstance(self.corpus, str) or not self.corpus):
-            raise ValueError(f"corpus must be a corpus name or folder, or unset, got {self.corpus!r}")
-        if self.task == "pos+wsd" and self.corpus is None:
-            raise ValueError("task 'pos+wsd' needs corpus: the tagged POS corpus, e.g. \"brown-pos\"")
-        if self.task == "wsd" and self.corpus is not None:
-            raise ValueError(f"corpus {self.corpus!r} is the POS probe's corpus, which task 'wsd' does not run: "
-                             f"set task = \"pos+wsd\" or drop corpus (the WSD corpus is wsd_corpus)")
-        if not isinstance(self.wsd_corpus, str) or not self.wsd_corpus:
-            raise ValueError(f"wsd_corpus must be a corpus name or folder, got {self.wsd_corpus!r}")
-        for name in ("epochs", "batch_size", "feature_batch", "wsd_window", "wsd_epochs", "wsd_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        need(self, self.task in PROBE_TASKS, "task", f"one of {', '.join(map(repr, PROBE_TASKS))}")
+        need(self, self.corpus is None or (isinstance(self.corpus, str) and self.corpus != ""), "corpus",
+             "a corpus name or folder, or unset")
+        need(self, self.task != "pos+wsd" or self.corpus is not None, "corpus",
+             "the tagged POS corpus (e.g. \"brown-pos\") for task 'pos+wsd'")
+        need(self, self.task != "wsd" or self.corpus is None, "corpus",
+             "unset for task 'wsd' (corpus is the POS probe's; set task = \"pos+wsd\" to run both, "
+             "the WSD corpus is wsd_corpus)")
+        need(self, isinstance(self.wsd_corpus, str) and self.wsd_corpus != "", "wsd_corpus", "a corpus name or folder")
+        need(self, is_bool(self.strip_tags), "strip_tags", "a bool")
+        need_ints(self, "epochs", "batch_size", "feature_batch", "wsd_window", "wsd_epochs", "wsd_batch_size")
+        need(self, is_num(self.lr) and self.lr > 0, "lr", "a number > 0")
+        need(self, is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a number >= 0")
         for name in ("max_train_sentences", "max_eval_sentences", "wsd_max_train_per_word", "wsd_max_eval_per_word"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"{name} must be an integer >= 1 or unset, got {value!r}")
+            need(self, value is None or (is_int(value) and value >= 1), name, "an int >= 1, or unset")
 
     @property
     def runs_pos(self) -> bool:
