@@ -76,6 +76,18 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("results", help="folder of result JSON (searched recursively for cells/*.json)")
     migrate.add_argument("--data-dir", help="the data root the cells were scored with (default: $LM_LINEAGE_DATA)")
 
+    vectors = commands.add_parser(
+        "eval-vectors", help="how good are my vectors? score files on the similarity sets and analogies, "
+                             "beside glove-6b-50d")
+    vectors.add_argument("files", nargs="+", metavar="FILE",
+                         help="word-vector files (word2vec text/binary, GloVe text, fastText .vec, gensim "
+                              "KeyedVectors; format detected), each row named after its file stem")
+    vectors.add_argument("--out", default="runs/eval-vectors", help="output folder (default: runs/eval-vectors)")
+    vectors.add_argument("--data-dir", help="data root: score every similarity set in its wordsim/ (default: "
+                                            "$LM_LINEAGE_DATA; without one, gensim's WS-353 and SimLex-999)")
+    vectors.add_argument("--force", action="store_true", help="score files that already have a result again")
+    vectors.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     commands.add_parser("list", help="list models, corpora, matrices and metrics")
     return parser
 
@@ -133,6 +145,44 @@ def _run(args) -> int:
     finally:
         executor.close()
     path = report.render(out_dir)
+    print(f"results: {out_dir}/cells, tables and report: {path}")
+    if failed:
+        print(f"{len(failed)} cell(s) failed (reasons in their JSON and in the report): "
+              + ", ".join(p.stem for p in failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+REFERENCE_VECTORS = "glove-6b-50d"  # the row eval-vectors prints beside the user's files
+
+
+def _eval_vectors(args) -> int:
+    """A run of a matrix made here: one `kind = "vectors"` row per file plus glove-6b-50d, on
+    the embedded Lee corpus (which vectors read from files ignore: it only labels the cells)."""
+    from bench.report import render as report
+    from bench.report.render import tables
+    from bench.run.config import add_vectors_model, matrix_from_dict
+    from bench.run.executors import LocalExecutor
+    from bench.run.results import load_results
+    from bench.run.runner import run_matrix
+
+    raw = {"description": "eval-vectors: word-vector files scored beside " + REFERENCE_VECTORS,
+           "models": [REFERENCE_VECTORS], "corpora": ["lee"], "seeds": 1}
+    names = [add_vectors_model(raw, path) for path in args.files]
+    matrix = matrix_from_dict(raw, "eval-vectors", "eval-vectors")
+    out_dir = _output_folder(args.out, "--out")
+    executor = LocalExecutor()
+    failed = run_matrix(matrix, out_dir, args.data_dir, executor.resolve_device("auto"), force=args.force,
+                        progress=not args.no_progress, executor=executor)
+    path = report.render(out_dir)
+    frames = tables(load_results(out_dir / "cells"))
+    order = [*names, REFERENCE_VECTORS]
+    wordsim = frames["wordsim"].pivot_table(index="model", columns="benchmark", values="spearman")
+    analogy = frames["analogy"][frames["analogy"]["section"] == "total"].pivot_table(
+        index="model", columns="method", values="accuracy")
+    table = wordsim.join(analogy.rename(columns=lambda method: f"{method} (Google analogies)"))
+    print("Spearman rho per similarity set (covered pairs; the report lists pair counts), analogy accuracy:")
+    print(table.reindex([name for name in order if name in table.index]).to_string(float_format="%.3f"))
     print(f"results: {out_dir}/cells, tables and report: {path}")
     if failed:
         print(f"{len(failed)} cell(s) failed (reasons in their JSON and in the report): "
@@ -249,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             path = report.render(Path(args.results), out)
             print(f"tables and report: {path} and {path.with_suffix('.html')}")
             return 0
+        if args.command == "eval-vectors":
+            return _eval_vectors(args)
         if args.command == "gradient-flow":
             return _gradient_flow(args)
         if args.command == "migrate":

@@ -22,7 +22,7 @@ from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.eval import metrics, probe
 from bench.models.registry import ModelSpec
 from bench.run.config import EvalConfig, Matrix
-from bench.run.keys import cell_key, data_identity, similarity_identity
+from bench.run.keys import SCORED_FAMILIES, cell_key, data_identity, similarity_identity
 from bench.run.results import SCHEMA, device_info, git_commit, library_versions
 from bench.timing import measure
 from bench.train import lm
@@ -70,9 +70,6 @@ def run_cell(matrix: Matrix, model: str, corpus: str, seed: int, data_root: Path
     return result
 
 
-SCORED_FAMILIES = ("embedding", "bilm")  # the families scored on similarity sets and probed
-
-
 class EvalData(NamedTuple):
     """The evaluation data a cell reads besides its corpus: the similarity sets and the tagged
     probe corpus (embedding and biLM cells; language models read neither)."""
@@ -105,7 +102,7 @@ def config_block(matrix: Matrix, model: str, precision: str) -> dict:
 def expected_key(matrix: Matrix, model: str, precision: str, corpus_fingerprint: dict, eval_data: EvalData) -> dict:
     """The key of the cell these settings and this data make (see bench.run.keys)."""
     probe_fingerprint = eval_data.probe_corpus.fingerprint if eval_data.probe_corpus is not None else None
-    return cell_key(config_block(matrix, model, precision), data_identity(corpus_fingerprint),
+    return cell_key(matrix.spec(model).family, config_block(matrix, model, precision), data_identity(corpus_fingerprint),
                     data_identity(probe_fingerprint), similarity_identity(eval_data.similarity_sets))
 
 

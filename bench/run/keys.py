@@ -41,9 +41,28 @@ def similarity_identity(similarity_sets: list | None) -> dict | None:
     return {sim_set.name: digest([list(pair) for pair in sim_set.pairs]) for sim_set in similarity_sets}
 
 
-def cell_key(config: dict, corpus: dict | None, probe: dict | None, similarity: dict | None) -> dict:
+# The families scored on similarity sets and analogies and probed: only their cells read the
+# eval and probe settings.
+SCORED_FAMILIES = ("embedding", "bilm")
+
+
+def relevant_config(config: dict, family: str) -> dict:
+    """The config blocks that can change what a cell of `family` makes: a language model
+    reads no eval or probe settings, and a cell that runs no probe reads no probe settings
+    (so a new probe option does not orphan every cell that never probed)."""
+    relevant = dict(config)
+    probe = relevant.get("probe") or {}
+    probes = probe.get("corpus") is not None or probe.get("task", "pos") != "pos"
+    if family not in SCORED_FAMILIES:
+        relevant["eval"] = relevant["probe"] = None
+    elif not probes:
+        relevant["probe"] = None
+    return relevant
+
+
+def cell_key(family: str, config: dict, corpus: dict | None, probe: dict | None, similarity: dict | None) -> dict:
     """`config`: the result's config block; the others: `data_identity`/`similarity_identity`."""
-    parts = {f"config.{name}": digest(value) for name, value in sorted(config.items())}
+    parts = {f"config.{name}": digest(value) for name, value in sorted(relevant_config(config, family).items())}
     parts.update({"data.corpus": digest(corpus), "data.probe": digest(probe), "data.similarity": digest(similarity)})
     return {"hash": digest(parts), "parts": parts}
 
