@@ -5,16 +5,11 @@ results come back to the runner's process, which writes them.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
 import signal
 import socket
-import sys
-import threading
-import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Iterator
 
@@ -24,6 +19,7 @@ from bench.data.vocab import CACHE_ENV
 from bench.errors import BenchError
 from bench.run.cell import CellJob, run_cell
 from bench.run.results import SCHEMA
+from bench.run.worker import worker_main
 
 
 # A Ray task's process gets the environment of its node, not ours: these carry this run's
@@ -89,75 +85,38 @@ class LocalExecutor:
 
 # How long a worker gets to end after SIGTERM before it is killed.
 WORKER_STOP_TIMEOUT_S = 5.0
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def run_in_worker(job: CellJob) -> dict:
-    """`run_cell(*job)` in a fresh spawned process; an exception it raises is raised here.
+    """`run_cell(*job)` in a fresh spawned process (`bench.run.worker`); an exception it
+    raises is raised here.
 
     The worker never outlives this call: when it returns or raises (Ctrl-C, the SIGTERM the
     CLI turns into an exception), a worker still running is terminated, then killed. If
-    this process dies without unwinding (SIGKILL), the worker learns it from the kernel
-    (`_die_with_parent`) and dies too, and with both gone multiprocessing's resource
-    tracker reads the end of its pipe and exits.
+    this process dies without unwinding (SIGKILL), the worker learns it from the kernel and
+    dies too (`bench.run.worker.die_with_parent`), and with both gone multiprocessing's
+    resource tracker reads the end of its pipe and exits.
     """
     context = multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    worker = context.Process(target=_worker_main, args=(send, os.getpid(), job),
+    conn, worker_conn = context.Pipe()
+    worker = context.Process(target=worker_main, args=(worker_conn, os.getpid()),
                              name=f"lm-lineage cell {job.model} {job.corpus} seed {job.seed}")
     try:
         worker.start()
-        send.close()  # the worker holds the only write end: end-of-file here means it died
+        worker_conn.close()  # the worker holds the only other end: end-of-file here means it died
         try:
-            succeeded, payload = receive.recv()
-        except EOFError:
+            conn.send(job)
+            succeeded, payload = conn.recv()
+        except (EOFError, BrokenPipeError):
             worker.join()
             return _failed_result(job, f"the worker process died ({_exit_reason(worker.exitcode)})")
     finally:
-        send.close()
-        receive.close()
+        worker_conn.close()
+        conn.close()
         _stop(worker)
     if not succeeded:
         raise payload
     return payload
-
-
-def _worker_main(send: Connection, parent_pid: int, job: CellJob) -> None:
-    """The worker: one cell, its result (or the exception it raised) sent back through `send`."""
-    _die_with_parent(parent_pid)
-    try:
-        reply = (True, run_cell(*job))
-    except BaseException as exc:  # raised again in the runner, as a call in its own process would
-        reply = (False, exc)
-    try:
-        send.send(reply)
-    except Exception as exc:  # an exception object that does not pickle: its text still reaches the runner
-        send.send((False, RuntimeError(f"{type(reply[1]).__name__}: {reply[1]} (and sending it failed: {exc})")))
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """End this process when `parent_pid`, its parent, dies, however it dies.
-
-    On Linux the kernel sends SIGKILL at the parent's death (prctl PR_SET_PDEATHSIG), even
-    while this process is inside a long native call; elsewhere a daemon thread checks the
-    parent every second. The parent may have died before this ran: then the parent pid has
-    changed (the orphan was adopted), and this process ends at once.
-    """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    else:
-        threading.Thread(target=_watch_parent, args=(parent_pid,), name="lm-lineage parent watch",
-                         daemon=True).start()
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-
-def _watch_parent(parent_pid: int) -> None:
-    while os.getppid() == parent_pid:
-        time.sleep(1.0)
-    os._exit(1)
 
 
 def _stop(worker: multiprocessing.process.BaseProcess) -> None:

@@ -8,6 +8,7 @@ this process writes every result, so the files, resuming and `force` do not depe
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +40,17 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return name
 
 
+# A corpus given as a folder path can be longer than a file name may be (255 bytes, and the
+# atomic write's temp name adds 14): past this length the cell file keeps the path's end
+# and a hash of the whole.
+MAX_CORPUS_IN_FILE_NAME = 120
+
+
 def cell_path(out_dir: Path, model: str, corpus: str, seed: int) -> Path:
     safe_corpus = corpus.strip("/").replace("/", "_")
+    if len(safe_corpus.encode()) > MAX_CORPUS_IN_FILE_NAME:
+        digest = hashlib.sha256(corpus.encode()).hexdigest()[:16]
+        safe_corpus = f"{safe_corpus.encode()[-80:].decode(errors='ignore')}-{digest}"
     return out_dir / "cells" / f"{model}__{safe_corpus}__seed{seed}.json"
 
 
