@@ -15,7 +15,6 @@ import base64
 import functools
 import math
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +55,9 @@ METRICS: dict[str, Metric] = {
         Metric("pos_accuracy", "higher", "fraction",
                "fraction of held-out tokens whose part-of-speech tag a linear probe on frozen representations "
                "(or a baseline) gets right"),
+        Metric("wsd_accuracy", "higher", "fraction",
+               "fraction of held-out instances of an ambiguous word whose sense a classifier on frozen "
+               "representations of the target (or a baseline) gets right"),
         Metric("tokens_per_s", "higher", "tokens/s", "training or inference throughput"),
         Metric("wall_s", "lower", "s", "wall-clock time"),
         Metric("peak_mem_mb", "lower", "MiB", "peak memory (resident set or accelerator allocation)"),
@@ -526,30 +528,3 @@ def _accuracy_rows(method: str, is_syntactic: np.ndarray, answerable: np.ndarray
         })
     return rows
 
-
-def analogy_speed_comparison(kv: KeyedVectors, restrict_vocab: int = 300000) -> dict:
-    """Time gensim's `evaluate_word_analogies` against ours (3CosAdd, CPU) on the Google set.
-
-    Ours runs once untimed first (file parse, torch kernel set-up), so the timed run is what a
-    benchmark pays per model. gensim's run is its first call on `kv` (it then caches norms). Also
-    returns both total accuracies, which must agree for the comparison to mean anything.
-    """
-    path = datapath("questions-words.txt")
-    evaluate_analogies(kv, path, restrict_vocab=restrict_vocab, methods=("3cosadd",))
-
-    start = time.perf_counter()
-    ours = evaluate_analogies(kv, path, restrict_vocab=restrict_vocab, methods=("3cosadd",))
-    ours_s = time.perf_counter() - start
-
-    start = time.perf_counter()
-    gensim_accuracy, _ = kv.evaluate_word_analogies(path, restrict_vocab=restrict_vocab)
-    gensim_s = time.perf_counter() - start
-
-    return {
-        "restrict_vocab": restrict_vocab,
-        "ours_s": ours_s,
-        "gensim_s": gensim_s,
-        "speedup": gensim_s / ours_s,
-        "ours_accuracy": next(row["accuracy"] for row in ours if row["section"] == "total"),
-        "gensim_accuracy": float(gensim_accuracy),
-    }
