@@ -1,0 +1,325 @@
+"""Fault injection: what a new user gets wrong, and what stops a run from outside.
+
+Bad input ends with one line that names the flag, file or key and says what was expected,
+exit code 2, and nothing written (no output folder, no cells, no report). A runner stopped
+by SIGTERM, SIGINT or SIGKILL sent to its own PID (not its process group: its cell's worker
+gets no signal of its own) leaves no process behind within seconds, keeps the cells it
+finished, and a re-run goes on from there.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench.cli import main
+from bench.run.config import MATRIX_DIR
+from tests.conftest import write_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _files(folder: Path) -> dict[str, int]:
+    """Every file and folder under `folder`, with its modification time."""
+    return {str(path.relative_to(folder)): path.stat().st_mtime_ns for path in folder.rglob("*")}
+
+
+def _refused(capsys, tmp_path: Path, *argv: str) -> str:
+    """`lm-lineage ARGV` in this process: exit code 2, one line on stderr, and no file made
+    or touched under tmp_path. Returns the line, without its "lm-lineage: error: " prefix."""
+    before = _files(tmp_path)
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("lm-lineage: error: "), err
+    assert _files(tmp_path) == before, "a refused command must not write anything"
+    return err.removeprefix("lm-lineage: error: ")
+
+
+def _run(tmp_path: Path, *argv: str) -> list[str]:
+    return ["run", "--out", str(tmp_path / "out"), "--no-progress", *argv]
+
+
+# --- empty lists -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flag, value", [("--models", ","), ("--corpus", ""), ("--models", ""), ("--corpus", " , ")])
+def test_an_empty_list_is_an_error_not_everything(tmp_path, capsys, flag, value):
+    err = _refused(capsys, tmp_path, *_run(tmp_path, flag, value))
+    assert err == f"{flag} {value!r}: expected a comma-separated list of names, got none"
+
+
+# --- output folders ----------------------------------------------------------------------
+
+def test_out_naming_a_file_is_refused(tmp_path, capsys):
+    mine = tmp_path / "notes.md"
+    mine.write_text("my own notes")
+    assert _refused(capsys, tmp_path, "run", "--out", str(mine)).startswith(
+        f"--out {mine}: {mine} is a file; expected a folder")
+    assert _refused(capsys, tmp_path, "run", "--out", str(mine / "sub")).startswith(
+        f"--out {mine / 'sub'}: {mine} is a file; expected a folder")
+    (tmp_path / "results").mkdir()
+    assert _refused(capsys, tmp_path, "report", "--results", str(tmp_path / "results"), "--out", str(mine)).startswith(
+        f"--out {mine}: {mine} is a file; expected a folder")
+    assert _refused(capsys, tmp_path, "run", "--out", "").startswith("--out '': expected a folder path")
+    assert mine.read_text() == "my own notes"
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder this process cannot write in: read-only by its mode for a user, a read-only
+    tmpfs mounted on it for root (whom modes do not stop), or, where root may not mount,
+    /proc (which refuses new entries)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True)
+    if mount.returncode != 0:
+        yield Path("/proc")
+        return
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_out_on_a_read_only_file_system_is_refused(tmp_path, capsys, read_only_folder):
+    for out in (read_only_folder / "run", read_only_folder / "run" / "deeper"):
+        err = _refused(capsys, tmp_path, "run", "--out", str(out), "--no-progress")
+        assert err.startswith(f"--out {out}: cannot write in {read_only_folder} (")
+        assert err.endswith("); expected a writable folder")
+    (tmp_path / "results").mkdir()
+    err = _refused(capsys, tmp_path, "report", "--results", str(tmp_path / "results"),
+                   "--out", str(read_only_folder / "tables"))
+    assert err.startswith(f"--out {read_only_folder / 'tables'}: cannot write in {read_only_folder} (")
+
+
+# --- corpora -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("split, content, expected", [
+    ("train", b"", "split 'train' is empty ({path} holds no text)"),
+    ("train", b" \n\n", "split 'train' is empty ({path} holds no text)"),
+    ("train", b"caf\xc3\xa9 ok\nna\xefve\n", "{path} is not UTF-8 (line 2, byte 11: invalid continuation byte); "
+                                              "expected UTF-8 text"),
+    ("validation", b"ok\n\xff\n", "{path} is not UTF-8 (line 2, byte 3: invalid start byte); expected UTF-8 text"),
+    ("test", b"caf\xc3", "{path} is not UTF-8 (it ends inside a character); expected UTF-8 text"),
+], ids=["empty", "blank", "latin-1-in-utf-8", "bad-byte", "cut-character"])
+def test_empty_or_non_utf8_split_file_is_named(tmp_path, capsys, split, content, expected):
+    corpus = write_corpus(tmp_path / "corpus", "the cat sat\n")
+    path = corpus / f"{split}.txt"
+    path.write_bytes(content)
+    err = _refused(capsys, tmp_path, *_run(tmp_path, "--models", "gensim-cbow", "--corpus", str(corpus)))
+    assert err == f"corpus '{corpus}': " + expected.format(path=path)
+
+
+def test_hub_corpus_offline_says_how_to_allow_the_hub(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    err = _refused(capsys, tmp_path, *_run(tmp_path, "--models", "gensim-cbow", "--corpus", "wikitext-2"))
+    assert err.startswith("corpus 'wikitext-2' is on the Hugging Face hub (Salesforce/wikitext wikitext-2-raw-v1)")
+    assert "pass --allow-hub to download it" in err and "pass that folder as the corpus" in err
+
+
+def _lm_matrix(tmp_path: Path, model: str) -> Path:
+    """A matrix of one language model with the closed vocabulary LMs need."""
+    path = tmp_path / "lm.toml"
+    path.write_text(f'models = ["{model}"]\ncorpora = ["lee"]\n[vocab]\nmin_count = 1\nunk = "<unk>"\n')
+    return path
+
+
+@pytest.mark.parametrize("model, splits, missing", [
+    ("kn3", ["train"], "validation and no test"),  # was: status ok and no perplexity
+    ("kn3", ["train", "validation"], "test"),  # was: validation scored alone, silently
+    ("rnn", ["train", "test"], "validation"),  # was: KeyError: 'validation'
+    ("elmo", ["train", "validation"], "test"),
+])
+def test_language_model_refuses_a_corpus_without_its_splits(tmp_path, capsys, model, splits, missing):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for split in splits:
+        (corpus / f"{split}.txt").write_text("the cat sat on the mat\nthe dog sat\n")
+    matrix = _lm_matrix(tmp_path, model)
+    before = _files(tmp_path)
+    err = _refused(capsys, tmp_path, *_run(tmp_path, "--matrix", str(matrix), "--corpus", str(corpus)))
+    assert err == (f"corpus '{corpus}' has no {missing} split, which the language models {model} need: expected "
+                   f"train, validation and test (train.txt, validation.txt, test.txt in a corpus folder)")
+    assert _files(tmp_path) == before
+
+
+def test_a_word_vector_model_beside_a_language_model_does_not_lift_the_check(tmp_path, capsys):
+    corpus = tmp_path / "train-only"
+    corpus.mkdir()
+    (corpus / "train.txt").write_text("the cat sat on the mat\n")
+    err = _refused(capsys, tmp_path, *_run(tmp_path, "--matrix", "brown-lm", "--models", "gensim-cbow,kn3",
+                                           "--corpus", str(corpus), "--set", "vocab.min_count=1"))
+    assert err.startswith(f"corpus '{corpus}' has no validation and no test split, which the language models kn3 need")
+
+
+# --- --set ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("assignment, expected", [
+    ("vocab.colour=1", "unknown key(s) colour in [vocab]; expected some of eos, max_size, min_count, unk"),
+    ("vocab.min_count=abc", "vocab.min_count: expected int, got 'abc'"),
+    ("train.epochz=1", "train.epochz applies to none of the models ['gensim-cbow']"),
+    ("model.gensim-cbow.dimz=3", "unknown key(s) dimz for model 'gensim-cbow'; expected some of "),
+    ("model.gensim-cbow.vector_size=1.5", "model.gensim-cbow.vector_size: expected int, got 1.5"),
+    ("model.bert.epochs=1", "unknown model 'bert': expected one of "),
+    ("tokeniser.lowercase=false", "unknown section 'tokeniser'; expected one of tokenizer, vocab, eval, probe, "
+                                  "train or model.NAME"),
+])
+def test_set_typos_are_blamed_on_set_not_on_the_matrix_file(tmp_path, capsys, assignment, expected):
+    err = _refused(capsys, tmp_path, *_run(tmp_path, "--models", "gensim-cbow", "--set", assignment))
+    assert err.startswith(f"--set {assignment}: {expected}"), err
+    assert ".toml" not in err and str(MATRIX_DIR) not in err
+
+
+# --- list ----------------------------------------------------------------------------------
+
+def test_list_shows_each_matrix_with_its_description(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for path in sorted(MATRIX_DIR.glob("*.toml")):
+        description = tomllib.loads(path.read_text())["description"]
+        assert re.search(rf"^  {re.escape(path.stem)} +{re.escape(description)}$", out, re.MULTILINE), path.stem
+
+
+# --- a corpus given as any folder path -------------------------------------------------------
+
+@pytest.mark.slow
+def test_corpus_path_too_long_for_a_file_name_and_with_html_in_it(tmp_path, capsys, monkeypatch):
+    """The cell file name (and the token cache's) outgrew 255 bytes after the cell ran, and
+    report.md carried the name as raw HTML."""
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)  # gensim's similarity sets
+    corpus = write_corpus(tmp_path.joinpath(*["d" * 100] * 3, "<b>corpus</b>"),
+                          "the cat sat on the mat\nthe dog sat on the log\n" * 20)
+    out = tmp_path / "out"
+    code = main(_run(tmp_path, "--models", "gensim-cbow", "--corpus", str(corpus), "--in-process",
+                     "--set", "vocab.min_count=1", "--set", "train.epochs=1"))
+    assert code == 0, capsys.readouterr().err
+    [cell] = (out / "cells").glob("*.json")
+    assert len(f".{cell.name}.12345678.tmp".encode()) <= 255
+    assert cell.name.startswith("gensim-cbow__") and "_<b>corpus<_b>-" in cell.name
+    report = (out / "report.md").read_text()
+    assert "&lt;b&gt;corpus&lt;/b&gt;" in report
+    outside_code = re.sub(r"`[^`\n]*`", "", report)
+    assert "<b>" not in outside_code, "a corpus name reached report.md as HTML"
+
+
+# --- processes -------------------------------------------------------------------------------
+
+MODELS = "gensim-cbow,gensim-sg"
+FIRST_CELL, SECOND_CELL = "gensim-cbow__lee__seed0.json", "gensim-sg__lee__seed0.json"
+TIMEOUT_S = 900  # a cell takes seconds on 2 idle cores, minutes on a loaded machine
+GONE_WITHIN_S = 10  # how soon a stopped runner's processes must all be gone
+
+
+def _environment(cache: Path) -> dict:
+    env = {**os.environ, "LM_LINEAGE_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop("LM_LINEAGE_DATA", None)  # the embedded Lee corpus and gensim's similarity sets
+    return env
+
+
+def _start(out: Path, env: dict, stderr) -> subprocess.Popen:
+    """`lm-lineage run` of two cells in its own session (so that whatever is left of it can be
+    found and cleaned up), with SIGINT's default disposition (a background job of a
+    non-interactive shell inherits it ignored)."""
+    command = [sys.executable, "-m", "bench", "run", "--matrix", "quick", "--models", MODELS,
+               "--set", "train.epochs=1", "--out", str(out), "--no-progress"]
+    return subprocess.Popen(command, cwd=out.parent, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _kill_session(run: subprocess.Popen, others: list[psutil.Process]) -> None:
+    """Whatever a failed test left running."""
+    if run.poll() is None:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    for process in others:
+        if _running(process):
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> tuple[Path, dict]:
+    """A folder where the two-cell run finished, and the environment it ran in."""
+    base = tmp_path_factory.mktemp("finished")
+    env = _environment(base / "cache")
+    with open(base / "stderr.txt", "w") as stderr:
+        run = _start(base / "out", env, stderr)
+        try:
+            assert run.wait(timeout=TIMEOUT_S) == 0, (base / "stderr.txt").read_text()
+        finally:
+            _kill_session(run, [])
+    return base / "out", env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_runner_stopped_mid_cell_leaves_no_process_and_keeps_its_cells(tmp_path, finished_run, stop_signal):
+    """The runner's PID alone gets the signal, in its second cell (the first is kept from a
+    finished run, as a resumed run has it); its worker and multiprocessing's resource
+    tracker must be gone within seconds, the first cell untouched; a re-run then finishes."""
+    finished, env = finished_run
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    (out / "cells" / SECOND_CELL).unlink()
+    first = out / "cells" / FIRST_CELL
+    kept = (first.read_bytes(), first.stat().st_mtime_ns)
+    stderr_path = tmp_path / "stderr.txt"
+    descendants: list[psutil.Process] = []
+    with open(stderr_path, "w") as stderr:
+        run = _start(out, env, stderr)
+        try:
+            runner, deadline = psutil.Process(run.pid), time.monotonic() + TIMEOUT_S
+            while not any("spawn_main" in " ".join(child.cmdline()) for child in runner.children()):
+                assert run.poll() is None, f"the run ended before its second cell: {stderr_path.read_text()}"
+                assert time.monotonic() < deadline, "no cell worker started in time"
+                time.sleep(0.05)
+            time.sleep(1.0)  # into the cell
+            descendants = runner.children(recursive=True)
+            os.kill(run.pid, stop_signal)
+            code = run.wait(timeout=TIMEOUT_S)
+            deadline = time.monotonic() + GONE_WITHIN_S
+            while any(_running(p) for p in descendants) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            alive = [" ".join(p.cmdline())[:120] for p in descendants if _running(p)]
+        finally:
+            _kill_session(run, descendants)
+    assert len(descendants) >= 2, "expected the cell's worker and the resource tracker"
+    assert not alive, f"left running {GONE_WITHIN_S} s after the runner stopped: {alive}"
+    err = stderr_path.read_text()
+    if stop_signal == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+    else:
+        assert code == 128 + stop_signal, err
+        assert "; finished cells are kept, re-run to continue" in err.splitlines()[-1], err
+    assert (first.read_bytes(), first.stat().st_mtime_ns) == kept
+    assert not (out / "cells" / SECOND_CELL).exists()
+    assert not [p for p in (out / "cells").iterdir() if p.name != FIRST_CELL], "a partial file was left"
+
+    if stop_signal == signal.SIGKILL:  # resumed: the second cell is made, the first is not redone
+        with open(stderr_path, "w") as stderr:
+            rerun = _start(out, env, stderr)
+            try:
+                assert rerun.wait(timeout=TIMEOUT_S) == 0, stderr_path.read_text()
+            finally:
+                _kill_session(rerun, [])
+        assert sorted(p.name for p in (out / "cells").iterdir()) == [FIRST_CELL, SECOND_CELL]
+        assert (first.read_bytes(), first.stat().st_mtime_ns) == kept
