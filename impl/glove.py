@@ -78,6 +78,55 @@ def glove_weight(x, x_max: float, alpha: float):
     return w.clamp(max=1.0) if isinstance(w, torch.Tensor) else np.minimum(w, 1.0)
 
 
+def _nonzero_entries(X: sp.spmatrix, config: GloVeConfig, device: torch.device):
+    """The nonzero entries of X [V, V] as tensors on ``device``: rows, cols [nnz] (int64) and
+    log X_ij, f(X_ij) [nnz] (float32, computed in float64)."""
+    X = sp.csr_matrix(X, dtype=np.float64, copy=True)
+    X.sum_duplicates()  # one entry per (row, col), then only the nonzero ones
+    X.eliminate_zeros()
+    X = X.tocoo()
+    if X.shape[0] != X.shape[1] or (X.data < 0).any():
+        raise ValueError(f"X: expected a square matrix of positive counts, got shape {X.shape}")
+    rows = torch.from_numpy(X.row.astype(np.int64)).to(device)  # [nnz]
+    cols = torch.from_numpy(X.col.astype(np.int64)).to(device)  # [nnz]
+    x = torch.from_numpy(X.data.astype(np.float64))
+    log_x = torch.log(x).float().to(device)  # [nnz]
+    f_x = glove_weight(x, config.x_max, config.alpha).float().to(device)  # [nnz]
+    return rows, cols, log_x, f_x
+
+
+def _adagrad_step(P: torch.Tensor, G: torch.Tensor, entries, idx: torch.Tensor, lr: float) -> torch.Tensor:
+    """One mini-batch update of P and G [2V, D + 1] in place from the entries ``idx`` [b].
+
+    Returns the batch's cost 0.5 * sum f(X_ij) (w_i . w~_j + b_i + b~_j - log X_ij)^2
+    (float64), computed before the update.
+    """
+    rows, cols, log_x, f_x = entries
+    V, D, b = P.shape[0] // 2, P.shape[1] - 1, len(idx)
+    both = torch.cat([rows.index_select(0, idx), cols.index_select(0, idx) + V])  # [2b] word, context rows
+    p = P.index_select(0, both)  # [2b, D + 1]
+    w, c = p[:b], p[b:]
+    diff = (w[:, :D] * c[:, :D]).sum(1) + w[:, D] + c[:, D] - log_x.index_select(0, idx)  # [b]
+    fdiff = f_x.index_select(0, idx) * diff  # [b] half the gradient of J with respect to the score
+    cost = 0.5 * (fdiff * diff).sum(dtype=torch.float64)
+    # Negated per-entry gradients [2b, D + 1]: each side's vector gradient
+    # is fdiff times the other side's vector, clipped, times the learning
+    # rate (folded into the factor and the clip); the bias gradient is
+    # fdiff itself, not scaled by the learning rate, as in glove.c.
+    neg_grad = torch.empty_like(p)
+    factor = (-lr * fdiff)[:, None]  # [b, 1]
+    torch.mul(c[:, :D], factor, out=neg_grad[:b, :D])
+    torch.mul(w[:, :D], factor, out=neg_grad[b:, :D])
+    neg_grad[:, :D].clamp_(-lr * _GRAD_CLIP, lr * _GRAD_CLIP)
+    neg_grad[:b, D] = -fdiff
+    neg_grad[b:, D] = -fdiff
+    # Steps use the accumulators from before this batch; the accumulators
+    # then grow by every per-entry squared gradient.
+    P.index_add_(0, both, G.index_select(0, both).rsqrt_().mul_(neg_grad))
+    G.index_add_(0, both, neg_grad.square_())
+    return cost
+
+
 def fit_glove(
     X: sp.spmatrix,
     config: GloVeConfig,
@@ -95,19 +144,8 @@ def fit_glove(
     device = torch.device(device)
     if device.type == "cpu":
         torch.set_num_threads(config.threads)
-    X = sp.csr_matrix(X, dtype=np.float64, copy=True)
-    X.sum_duplicates()  # one entry per (row, col), then only the nonzero ones
-    X.eliminate_zeros()
-    X = X.tocoo()
-    V, D = X.shape[0], config.vector_size
-    if X.shape != (V, V) or (X.data < 0).any():
-        raise ValueError(f"X: expected a square matrix of positive counts, got shape {X.shape}")
-    rows = torch.from_numpy(X.row.astype(np.int64)).to(device)  # [nnz]
-    cols = torch.from_numpy(X.col.astype(np.int64)).to(device)  # [nnz]
-    x = torch.from_numpy(X.data.astype(np.float64))
-    log_x = torch.log(x).float().to(device)  # [nnz]
-    f_x = glove_weight(x, config.x_max, config.alpha).float().to(device)  # [nnz]
-    nnz = len(log_x)
+    entries = _nonzero_entries(X, config, device)
+    V, D, nnz = X.shape[0], config.vector_size, len(entries[0])
 
     # Parameters P [2V, D + 1]: rows 0..V-1 are the word vectors w_i, rows
     # V..2V-1 the context vectors w~_j, each with its bias in the last column
@@ -117,7 +155,6 @@ def fit_glove(
     P = torch.from_numpy(init).to(device)
     G = torch.ones_like(P)
     gen = torch.Generator(device=device).manual_seed(seed)
-    lr = config.learning_rate
 
     bar = None
     if progress:
@@ -130,30 +167,9 @@ def fit_glove(
         cost = torch.zeros((), dtype=torch.float64, device=device)
         for b0 in range(0, nnz, config.batch_size):
             idx = order[b0 : b0 + config.batch_size]  # [b]
-            b = len(idx)
-            both = torch.cat([rows.index_select(0, idx), cols.index_select(0, idx) + V])  # [2b] word, context rows
-            p = P.index_select(0, both)  # [2b, D + 1]
-            w, c = p[:b], p[b:]
-            diff = (w[:, :D] * c[:, :D]).sum(1) + w[:, D] + c[:, D] - log_x.index_select(0, idx)  # [b]
-            fdiff = f_x.index_select(0, idx) * diff  # [b] half the gradient of J with respect to the score
-            cost += 0.5 * (fdiff * diff).sum(dtype=torch.float64)
-            # Negated per-entry gradients [2b, D + 1]: each side's vector gradient
-            # is fdiff times the other side's vector, clipped, times the learning
-            # rate (folded into the factor and the clip); the bias gradient is
-            # fdiff itself, not scaled by the learning rate, as in glove.c.
-            neg_grad = torch.empty_like(p)
-            factor = (-lr * fdiff)[:, None]  # [b, 1]
-            torch.mul(c[:, :D], factor, out=neg_grad[:b, :D])
-            torch.mul(w[:, :D], factor, out=neg_grad[b:, :D])
-            neg_grad[:, :D].clamp_(-lr * _GRAD_CLIP, lr * _GRAD_CLIP)
-            neg_grad[:b, D] = -fdiff
-            neg_grad[b:, D] = -fdiff
-            # Steps use the accumulators from before this batch; the accumulators
-            # then grow by every per-entry squared gradient.
-            P.index_add_(0, both, G.index_select(0, both).rsqrt_().mul_(neg_grad))
-            G.index_add_(0, both, neg_grad.square_())
+            cost += _adagrad_step(P, G, entries, idx, config.learning_rate)
             if bar is not None:
-                bar.update(b)
+                bar.update(len(idx))
         losses.append(cost.item() / max(nnz, 1))
         if bar is not None:
             bar.set_postfix(cost=f"{losses[-1]:.4f}")
