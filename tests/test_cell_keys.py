@@ -230,3 +230,24 @@ def test_the_unpickling_check_finds_what_it_looks_for():
     planted = "import pickle, numpy as np, torch\npickle.load(f)\nnp.load(p, allow_pickle=True)\ntorch.load(p)\n" \
               "torch.load(p, weights_only=True)\nKeyedVectors.load(p)\nnp.load(p)\n"
     assert [line for line, _ in _unpickling_calls(ast.parse(planted))] == [2, 3, 4, 6]
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_the_committed_standard_vectors_command_skips_every_cell_and_a_changed_setting_is_named(
+        tmp_path, data_root, capsys):
+    """The committed results are what the committed code and data make: re-running their
+    command into a copy trains nothing; changing one setting is refused, naming it."""
+    import shutil
+
+    copy = tmp_path / "standard-vectors"
+    shutil.copytree(REPO / "results" / "standard-vectors", copy)
+    before = _snapshot(copy / "cells")
+    assert main(["run", "--matrix", "standard-vectors", "--out", str(copy), "--no-progress",
+                 "--data-dir", str(data_root)]) == 0
+    assert _snapshot(copy / "cells") == before, "every cell has the same key: none is redone"
+    capsys.readouterr()
+    assert main(["run", "--matrix", "standard-vectors", "--out", str(copy), "--no-progress",
+                 "--data-dir", str(data_root), "--set", "train.window=6"]) == 2
+    assert "model.window 5 -> 6" in capsys.readouterr().err
+    assert _snapshot(copy / "cells") == before
