@@ -40,6 +40,13 @@ def need_ints(config: Any, *fields: str, minimum: int = 1) -> None:
         need(config, is_int(value) and value >= minimum, field, f"an int >= {minimum}")
 
 
+def check_int(name: str, value: object, minimum: int = 1) -> None:
+    """Raise ``ValueError`` ``name=value: expected an int >= minimum`` for a function argument
+    (a vocabulary size, a window) that is not such an int."""
+    if not is_int(value) or value < minimum:
+        raise ValueError(f"{name}={value!r}: expected an int >= {minimum}")
+
+
 def check_flat_corpus(ids, offsets, counts, n_words: int, *, positive_counts: bool = False):
     """The flat corpus every static-vector trainer takes, as validated arrays.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from impl._checks import is_int
+from impl._checks import check_int
 
 # Peak bytes per nonzero while counting: the float64 + int32 CSR accumulator
 # (12 bytes) exists up to three times at once (accumulator, chunk sum, and the
@@ -39,8 +39,7 @@ def cooccurrence(
     ValueError as soon as the estimated peak memory, from the nonzeros counted
     so far, exceeds ``max_memory_gb``.
     """
-    if not is_int(window) or window < 1:
-        raise ValueError(f"window={window!r}: expected an int >= 1")
+    check_int("window", window)
     ids = np.asarray(ids, dtype=np.int64)
     offsets = np.asarray(offsets, dtype=np.int64)
     V, N = int(vocab_size), len(ids)

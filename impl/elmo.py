@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from impl._checks import is_int, is_num, need, need_ints
+from impl._checks import check_int, is_int, is_num, need, need_ints
 
 # Sentence-boundary tokens; `char_ids` gives them their own characters, so no word collides.
 BOS, EOS = "<S>", "</S>"
@@ -82,8 +82,7 @@ def char_ids(words: list[str], max_chars: int) -> torch.Tensor:
     Bytes past max_chars - 2 are dropped, so the EOW marker is always there. BOS and EOS
     are one special character each between the markers.
     """
-    if max_chars < 3:
-        raise ValueError(f"max_chars must be >= 3, got {max_chars}")
+    check_int("max_chars", max_chars, minimum=3)
     ids = torch.zeros(len(words), max_chars, dtype=torch.long)
     for i, word in enumerate(words):
         if word == BOS:
@@ -182,8 +181,7 @@ class ELMo(nn.Module):
 
     def __init__(self, config: ELMoConfig, vocab_size: int):
         super().__init__()
-        if vocab_size < 1:
-            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
+        check_int("vocab_size", vocab_size)
         self.config = config
         self.vocab_size = vocab_size
         self.token_encoder = CharCNN(config)
@@ -271,8 +269,7 @@ class ScalarMix(nn.Module):
 
     def __init__(self, n_layers: int):
         super().__init__()
-        if n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        check_int("n_layers", n_layers)
         self.weights = nn.Parameter(torch.zeros(n_layers))  # w
         self.gamma = nn.Parameter(torch.ones(()))
 

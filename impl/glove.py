@@ -192,10 +192,8 @@ def train_glove(
 ) -> KeyedVectors:
     """Count co-occurrences in a flat corpus, fit GloVe, return word + context vectors.
 
-    ``ids`` holds the token ids of the whole corpus, sentence i being
-    ``ids[offsets[i]:offsets[i+1]]``; ``words`` is the vocabulary sorted by
-    descending count and ``counts`` its corpus frequencies (unused by GloVe
-    itself, checked for consistency).
+    ``ids``, ``offsets``, ``counts``: the flat corpus of ``impl._checks.check_flat_corpus``
+    (``counts`` is only checked); ``words``: the vocabulary, by descending count.
     """
     V = len(words)
     ids, offsets, counts = check_flat_corpus(ids, offsets, counts, V)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from impl._checks import is_num, need, need_ints
+from impl._checks import check_int, is_num, need, need_ints
 
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -122,8 +122,7 @@ class KneserNey:
 
     def fit(self, train_ids: np.ndarray, vocab_size: int) -> KneserNey:
         """Count every order on one stream of ids in [0, vocab_size) and estimate its discounts."""
-        if vocab_size < 1:
-            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
+        check_int("vocab_size", vocab_size)
         ids = _check_ids(train_ids, vocab_size, "train_ids")
         if ids.size == 0:
             raise ValueError("train_ids is empty: nothing to count")

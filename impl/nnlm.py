@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from impl._checks import is_bool, is_int, is_num, need, need_ints
+from impl._checks import check_int, is_bool, is_int, is_num, need, need_ints
 
 
 @dataclass
@@ -54,8 +54,7 @@ class NNLM(nn.Module):
 
     def __init__(self, config: NNLMConfig, vocab_size: int):
         super().__init__()
-        if vocab_size < 1:
-            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
+        check_int("vocab_size", vocab_size)
         self.config = config
         self.vocab_size = vocab_size
         x_dim = (config.n - 1) * config.m

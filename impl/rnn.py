@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from impl._checks import is_bool, is_num, need, need_ints
+from impl._checks import check_int, is_bool, is_num, need, need_ints
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -63,8 +63,7 @@ class RNNLM(nn.Module):
 
     def __init__(self, config: RNNLMConfig, vocab_size: int):
         super().__init__()
-        if vocab_size < 1:
-            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
+        check_int("vocab_size", vocab_size)
         self.config = config
         self.vocab_size = vocab_size
         self.embed = nn.Embedding(vocab_size, config.emb)

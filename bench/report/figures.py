@@ -287,3 +287,31 @@ def layer_probe(frame: pd.DataFrame) -> bytes | None:
     axes.set_title("Linear POS probe per layer (mean over seeds)", fontsize=10)
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return _png(figure)
+
+
+def probe_depth(frame: pd.DataFrame) -> bytes | None:
+    """Probe accuracy against relative depth (layer / the model's number of layers), one line
+    per model and task, mean over seeds: do models of different depth put each task at the
+    same relative height? `frame`: model, task, layer (numeric strings; "mix" and the like are
+    left out), accuracy, seed. Color per model, line style per task."""
+    frame = frame[frame["layer"].astype(str).str.fullmatch(r"\d+")].dropna(subset=["accuracy"])
+    if frame.empty:
+        return None
+    frame = frame.assign(layer=frame["layer"].astype(int))
+    depth = frame.groupby("model")["layer"].transform("max")  # the model's number of layers (0 = embeddings)
+    frame = frame.assign(relative=frame["layer"] / depth.where(depth > 0, 1))
+    styles = _model_styles(list(dict.fromkeys(frame["model"])))
+    dashes = ["-", "--", ":", "-."]
+    tasks = list(dict.fromkeys(frame["task"]))
+    figure = Figure(figsize=WIDE_IN)
+    axes = figure.add_subplot()
+    for (model, task), sub in frame.groupby(["model", "task"], sort=False):
+        curve = sub.groupby("relative")["accuracy"].mean() * 100
+        color, marker = styles[model]
+        axes.plot(curve.index, curve.values, color=color, marker=marker, markersize=3,
+                  linestyle=dashes[tasks.index(task) % len(dashes)], label=f"{model}: {task}")
+    axes.set_xlabel("relative depth (layer / number of layers; 0 = embeddings)")
+    axes.set_ylabel("probe accuracy (%)")
+    axes.set_title("Layer-wise probes against relative depth (mean over seeds)", fontsize=10)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    return _png(figure)

@@ -76,8 +76,13 @@ POS_PROBE = Diagnostic("pos_probe.csv", ("model", "corpus", "seed", "layer", "ac
                        "writes it: run a matrix with a `[probe]` section, e.g. `lm-lineage run --matrix elmo`")
 
 
+WSD_PROBE_COLUMNS = ("model", "corpus", "seed", "layer", "word", "method", "accuracy")
+WSD_FILE = "wsd_probe.csv"
+
+
 def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
     wordsim, analogy, perplexity, throughput, failed, pos_probe, pair_scores = [], [], [], [], [], [], []
+    wsd_probe = []
     for r in results:
         cell = r["cell"]
         key = {"model": cell["model"], "corpus": cell["corpus"], "seed": cell["seed"], "matrix": cell["matrix"]}
@@ -101,6 +106,10 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
             # corpus: the tagged corpus probed; train_corpus: the one the model was trained on.
             pos_probe.append({**key, "model": row["model"], "corpus": row["probe_corpus"], "layer": str(row["layer"]),
                               "accuracy": row["accuracy"], "train_corpus": cell["corpus"]})
+        for row in r["metrics"].get("wsd_probe", []):
+            wsd_probe.append({**key, "model": row["model"], "corpus": row["probe_corpus"], "layer": str(row["layer"]),
+                              "word": row["word"], "method": row["method"], "accuracy": row["accuracy"],
+                              "train_corpus": cell["corpus"]})
         for phase, t in r["timings"].items():
             peak = t["peak_cuda_mb"] if t.get("peak_cuda_mb") is not None else t["peak_rss_mb"]
             throughput.append({**key, "device": t["device"], "phase": phase, "tokens_per_s": t["tokens_per_s"],
@@ -117,14 +126,16 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
                        "matrix"],
         "failed": ["model", "corpus", "seed", "error", "matrix"],
         "pos_probe": [*POS_PROBE.columns, "train_corpus", "matrix"],
+        "wsd_probe": [*WSD_PROBE_COLUMNS, "train_corpus", "matrix"],
         # scores: (gold, cosine) per pair of the set, or None for a row that did not keep them
         "pair_scores": ["model", "corpus", "seed", "benchmark", "scores", "matrix"],
     }
     frames = {"wordsim": wordsim, "analogy": analogy, "perplexity": perplexity, "throughput": throughput,
-              "failed": failed, "pos_probe": pos_probe, "pair_scores": pair_scores}
+              "failed": failed, "pos_probe": pos_probe, "pair_scores": pair_scores, "wsd_probe": wsd_probe}
     built = {name: pd.DataFrame(rows, columns=columns[name]) for name, rows in frames.items()}
     # Every probing cell adds the most-frequent-tag baseline of the same sentences: keep one copy.
     built["pos_probe"] = built["pos_probe"].drop_duplicates(ignore_index=True)
+    built["wsd_probe"] = built["wsd_probe"].drop_duplicates(ignore_index=True)  # the same for the WSD references
     return built
 
 
@@ -492,6 +503,76 @@ def _layer_probe_section(probe: pd.DataFrame | None) -> list[Block]:
             *_layer_one_against_two(probe)]
 
 
+def _wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame | None) -> list[Block]:
+    """The word-sense probe per model, layer and method (per word and micro-averaged), the best
+    layer of every layered model per task, and the figure of accuracy against relative depth."""
+    heading = "Word-sense probe and layers against depth"
+    if wsd.empty:
+        return _absent(heading, "No word-sense probe rows in this folder: run a matrix with `[probe] task = "
+                                "\"wsd\"` or `\"pos+wsd\"`, e.g. `lm-lineage run --matrix probes --out DIR`.")
+    lines = [f"## {heading} (accuracy in percent, mean ± sd over seeds)", "",
+             "For each ambiguous word apart, classifiers fit on the train instances and scored on the test "
+             "instances of the frozen representation of the target token: `centroid` (Peters et al. 2018: the "
+             "nearest sense centroid by cosine) and `linear` (softmax regression; `mix`: through a learned scalar "
+             "mix of the layers). `all` is micro-averaged over every test instance. References without a model: "
+             "`most-frequent-sense`, `naive-bayes` (bag of words of the instance, add-one smoothing) and "
+             "`most-frequent-sense-per-form`. Static word vectors get the `bag-of-context` layer: the mean of the "
+             "vectors of the words within ±k of the target. A static vector of the target word alone is the same "
+             "in every context, so it is not run: a classifier on it gives every occurrence of a word form one "
+             "sense and can do no better than `most-frequent-sense-per-form`.", ""]
+    for corpus, frame in wsd.groupby("corpus", sort=False):
+        words = [w for w in dict.fromkeys(frame["word"]) if w != "all"]
+        rows = []
+        for (model, layer, method), sub in frame.groupby(["model", "layer", "method"], sort=False):
+            rows.append({"model": model, "layer": layer, "method": method, "seeds": sub["seed"].nunique(),
+                         "all": _mean_sd(sub[sub["word"] == "all"]["accuracy"] * 100, 1),
+                         **{word: _mean_sd(sub[sub["word"] == word]["accuracy"] * 100, 1) for word in words}})
+        lines += [f"### corpus `{corpus}`", "", pd.DataFrame(rows), ""]
+    tasks = _depth_frame(wsd, pos)
+    best = _best_layers(tasks)
+    if not best.empty:
+        lines += ["Best layer per model and task (mean over seeds; relative depth = layer / number of layers, "
+                  "0 = the embeddings):", "", best, "",
+                  Figure(figures.probe_depth(tasks), "probe accuracy against relative depth, one line per model "
+                                                     "and task"), ""]
+    return lines
+
+
+def _depth_frame(wsd: pd.DataFrame, pos: pd.DataFrame | None) -> pd.DataFrame:
+    """model, task, layer, accuracy, seed rows of the layered models: POS (linear), WSD by the
+    linear probe and by the centroid (micro-averaged). A model run by several matrices is
+    labelled with its matrix."""
+    parts = [wsd[(wsd["word"] == "all") & (wsd["method"] == method)].assign(task=f"WSD ({method})")
+             for method in ("linear", "centroid")]
+    if pos is not None and "matrix" in pos:
+        parts.append(pos.assign(task="POS (linear)"))
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame.assign(layer=frame["layer"].astype(str))
+    layered = frame.groupby("model")["layer"].transform(lambda layers: layers.str.fullmatch(r"\d+").sum() > 1)
+    frame = frame[layered]
+    several = frame.groupby("model")["matrix"].transform("nunique") > 1
+    model = frame["model"].where(~several, frame["model"] + " (" + frame["matrix"].astype(str) + ")")
+    return frame.assign(model=model)[["model", "task", "layer", "accuracy", "seed"]]
+
+
+def _best_layers(tasks: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (model, task), sub in tasks.groupby(["model", "task"], sort=False):
+        means = sub.groupby("layer", sort=False)["accuracy"].mean()
+        numeric = means[means.index.str.fullmatch(r"\d+")]
+        if numeric.empty:
+            continue
+        depth = max(int(layer) for layer in numeric.index)
+        layer = numeric.idxmax()
+        rows.append({"model": model, "task": task, "best layer": layer, "relative depth": f"{int(layer) / depth:.2f}",
+                     "accuracy": f"{numeric.max() * 100:.1f}",
+                     "layer 0": f"{numeric.get('0', float('nan')) * 100:.1f}",
+                     "top layer": f"{numeric[str(depth)] * 100:.1f}",
+                     "mix": _number(means.get("mix", float("nan")) * 100, ".1f"),
+                     "seeds": sub["seed"].nunique()})
+    return pd.DataFrame(rows)
+
+
 def _layer_one_against_two(probe: pd.DataFrame) -> list[Block]:
     """One sentence per model probed at layers 1 and 2: does layer 1 beat layer 2 here?"""
     lines = []
@@ -660,6 +741,10 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     if not frames["pos_probe"].empty:
         frames["pos_probe"].to_csv(out_dir / POS_PROBE.file, index=False, float_format="%.6g")
+    if frames["wsd_probe"].empty:
+        (out_dir / WSD_FILE).unlink(missing_ok=True)  # no stale file from an earlier render
+    else:
+        frames["wsd_probe"].to_csv(out_dir / WSD_FILE, index=False, float_format="%.6g")
     for name in ("wordsim", "analogy", "perplexity", "throughput"):
         path = out_dir / f"{name}.csv"
         if frames[name].empty:
@@ -672,7 +757,7 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
     # The cells' probe rows; without any, a pos_probe.csv made apart.
     probe = frames["pos_probe"] if not frames["pos_probe"].empty else _diagnostic_table(results_dir, POS_PROBE)
     blocks += _result_sections(results, frames)
-    blocks += _gradient_flow_section(flow) + _layer_probe_section(probe)
+    blocks += _gradient_flow_section(flow) + _layer_probe_section(probe) + _wsd_probe_section(frames["wsd_probe"], probe)
     blocks += _environment_section(results, results_dir)
     report = out_dir / "report.md"
     write_text_atomic(report, _to_markdown(blocks))

@@ -19,7 +19,7 @@ import torch
 from gensim.models import KeyedVectors
 
 from bench.data.prepared import PreparedCorpus, prepare_corpus
-from bench.eval import metrics, probe
+from bench.eval import metrics, probe, wsd
 from bench.models.registry import ModelSpec
 from bench.run.config import EvalConfig, Matrix
 from bench.run.keys import SCORED_FAMILIES, cell_key, data_identity, similarity_identity
@@ -29,6 +29,7 @@ from bench.train import lm
 
 
 MOST_FREQUENT_TAG = "most-frequent-tag"  # the model name of the POS baseline's rows
+BAG_OF_CONTEXT = "bag-of-context"  # the layer of static vectors' WSD rows
 
 
 class CellJob(NamedTuple):
@@ -64,28 +65,52 @@ def run_cell(matrix: Matrix, model: str, corpus: str, seed: int, data_root: Path
             result.update(run_bilm_cell(spec, config, train_config, prepared, seed, device, matrix, precision,
                                         eval_data.similarity_sets, eval_data.probe_corpus))
         else:
-            result.update(run_lm_cell(spec, config, train_config, prepared, seed, device, matrix, precision))
+            result.update(run_lm_cell(spec, config, train_config, prepared, seed, device, matrix, precision,
+                                      eval_data.probe_corpus))
     except Exception as exc:  # recorded, not hidden: the cell is marked failed with its reason
         result.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
     return result
 
 
+class ProbeCorpora(NamedTuple):
+    """The data of a run's probes: the tagged POS corpus and the word-sense corpus, each None
+    when its task does not run (bench.eval.probe.ProbeConfig.task)."""
+
+    pos: probe.TaggedCorpus | None
+    wsd: wsd.SenseCorpus | None
+
+    @property
+    def fingerprint(self) -> dict:
+        """One identity for the cell key: a single corpus' own fingerprint (so cells that only
+        POS-probed keep their keys), else both names and hashes joined."""
+        if self.wsd is None or self.pos is None:
+            return (self.pos or self.wsd).fingerprint
+        pos, sense = self.pos.fingerprint, self.wsd.fingerprint
+        return {"name": f"{pos['name']}+{sense['name']}", "sha256": f"{pos['sha256']}+{sense['sha256']}",
+                "tags_stripped": pos["tags_stripped"]}
+
+
+def reads_probes(spec: ModelSpec) -> bool:
+    """Cells that probe: the scored families, and pretrained LMs with layers to probe."""
+    return spec.family in SCORED_FAMILIES or spec.encoder is not None
+
+
 class EvalData(NamedTuple):
-    """The evaluation data a cell reads besides its corpus: the similarity sets and the tagged
-    probe corpus (embedding and biLM cells; language models read neither)."""
+    """The evaluation data a cell reads besides its corpus: the similarity sets (embedding and
+    biLM cells) and the probe corpora (those and the LMs with an encoder)."""
 
     similarity_sets: list
-    probe_corpus: probe.TaggedCorpus | None
+    probe_corpus: ProbeCorpora | None
 
     @classmethod
     def load(cls, matrix: Matrix, spec: ModelSpec, data_root: Path | None) -> "EvalData":
-        if spec.family not in SCORED_FAMILIES:
-            return cls([], None)
-        return cls(metrics.similarity_sets(data_root), probe_corpus_of(matrix, data_root))
+        return cls(metrics.similarity_sets(data_root) if spec.family in SCORED_FAMILIES else [],
+                   probe_corpus_of(matrix, data_root) if reads_probes(spec) else None)
 
     def select(self, spec: ModelSpec) -> "EvalData":
         """What a cell of `spec` reads of this run's evaluation data."""
-        return self if spec.family in SCORED_FAMILIES else EvalData([], None)
+        return EvalData(self.similarity_sets if spec.family in SCORED_FAMILIES else [],
+                        self.probe_corpus if reads_probes(spec) else None)
 
 
 def config_block(matrix: Matrix, model: str, precision: str) -> dict:
@@ -102,8 +127,10 @@ def config_block(matrix: Matrix, model: str, precision: str) -> dict:
 def expected_key(matrix: Matrix, model: str, precision: str, corpus_fingerprint: dict, eval_data: EvalData) -> dict:
     """The key of the cell these settings and this data make (see bench.run.keys)."""
     probe_fingerprint = eval_data.probe_corpus.fingerprint if eval_data.probe_corpus is not None else None
-    return cell_key(matrix.spec(model).family, config_block(matrix, model, precision), data_identity(corpus_fingerprint),
-                    data_identity(probe_fingerprint), similarity_identity(eval_data.similarity_sets))
+    spec = matrix.spec(model)
+    return cell_key(spec.family, config_block(matrix, model, precision), data_identity(corpus_fingerprint),
+                    data_identity(probe_fingerprint), similarity_identity(eval_data.similarity_sets),
+                    probed=reads_probes(spec))
 
 
 def _trained_by_lm_loops(spec: ModelSpec) -> bool:
@@ -141,11 +168,15 @@ def _phase_row(phase, tokens: int | None, device: torch.device) -> dict:
             "peak_rss_mb": phase.peak_rss_mb, "peak_cuda_mb": phase.peak_cuda_mb}
 
 
-def probe_corpus_of(matrix: Matrix, data_root: Path | None) -> probe.TaggedCorpus | None:
-    """The matrix's tagged probe corpus, None when it asks for no probe."""
-    if matrix.probe.corpus is None:
+def probe_corpus_of(matrix: Matrix, data_root: Path | None) -> ProbeCorpora | None:
+    """The matrix's probe corpora, None when it asks for no probe. A corpus that lacks its
+    task's fields is refused here with one line (the runner calls this before writing)."""
+    config = matrix.probe
+    if not (config.runs_pos or config.runs_wsd):
         return None
-    return probe.load_tagged_corpus(matrix.probe.corpus, data_root, matrix.probe.strip_tags)
+    return ProbeCorpora(probe.load_tagged_corpus(config.corpus, data_root, config.strip_tags) if config.runs_pos
+                        else None,
+                        wsd.load_sense_corpus(config.wsd_corpus, data_root) if config.runs_wsd else None)
 
 
 def _probe_rows(model: str, accuracies: dict[str, float], probed: dict, corpus: probe.TaggedCorpus,
@@ -162,10 +193,84 @@ def _probe_rows(model: str, accuracies: dict[str, float], probed: dict, corpus: 
     return rows
 
 
+def _wsd_rows(model: str, layers: dict[str, list[dict]], probed: dict, corpus: wsd.SenseCorpus,
+              config: probe.ProbeConfig, **extra) -> list[dict]:
+    """wsd_probe rows: per layer probed (or BAG_OF_CONTEXT), one per method and word ("all":
+    micro-averaged), then the model-free references on the same instances (most frequent
+    sense, per word and per target form, and naive Bayes: every probing cell adds them; the
+    report drops the copies). The caps travel with every row."""
+    common = {"probe_corpus": corpus.name, "eval_split": "test", "train_instances": probed["train_instances"],
+              "eval_instances": probed["eval_instances"], "max_train_per_word": config.wsd_max_train_per_word,
+              "max_eval_per_word": config.wsd_max_eval_per_word}
+    rows = [{"model": model, "layer": layer, **row, **common, **extra}
+            for layer, layer_rows in layers.items() for row in layer_rows]
+    rows += [{"model": row["method"], "layer": "-", **row, **common} for row in probed["baselines"]]
+    return rows
+
+
+def _static_probes(vectors: KeyedVectors, name: str, probes: ProbeCorpora, matrix: Matrix, seed: int,
+                   device: torch.device, timings: dict) -> dict:
+    """A static vector set's probe rows: POS on each token's own vector, WSD on the bag of context."""
+    cell_metrics = {}
+    if probes.pos is not None:
+        with measure(device) as probe_phase:
+            probed = probe.run_probe(probe.static_featurizer(vectors), probes.pos, matrix.probe, seed=seed,
+                                     device=device)
+        timings["pos_probe"] = _phase_row(probe_phase, probed["train_tokens"] + probed["eval_tokens"], device)
+        scored_sentences = probe.probe_splits(probes.pos, matrix.probe, "test")[1].tokens
+        cell_metrics["pos_probe"] = _probe_rows(name, {"static": probed["accuracy"]}, probed, probes.pos,
+                                                coverage=probe.static_coverage(vectors, scored_sentences))
+    if probes.wsd is not None:
+        with measure(device) as probe_phase:
+            probed = wsd.run_static_probe(vectors, probes.wsd, matrix.probe, seed=seed, device=device)
+        timings["wsd_probe"] = _phase_row(probe_phase, None, device)
+        cell_metrics["wsd_probe"] = _wsd_rows(name, {BAG_OF_CONTEXT: probed["rows"]}, probed, probes.wsd,
+                                              matrix.probe, window=matrix.probe.wsd_window)
+    return cell_metrics
+
+
+def _layer_probes(name: str, featurize: probe.Featurizer, n_layers: int, probes: ProbeCorpora, matrix: Matrix,
+                  seed: int, device: torch.device, timings: dict, training: dict) -> dict:
+    """A layered representation's probe rows: every layer (0 first) and a learned scalar mix of
+    them, on POS and WSD as the matrix asks; the POS mix weights go into `training`."""
+    cell_metrics = {}
+    if probes.pos is not None:
+        with measure(device) as probe_phase:
+            probed = probe.run_layer_probes(featurize, n_layers, probes.pos, matrix.probe, seed=seed, device=device)
+        timings["pos_probe"] = _phase_row(probe_phase, probed["train_tokens"] + probed["eval_tokens"], device)
+        cell_metrics["pos_probe"] = _probe_rows(name, probed["layers"], probed, probes.pos,
+                                                max_train_sentences=matrix.probe.max_train_sentences,
+                                                max_eval_sentences=matrix.probe.max_eval_sentences)
+        training["probe_scalar_mix"] = {"weights": probed["mix_weights"], "gamma": probed["mix_gamma"]}
+    if probes.wsd is not None:
+        with measure(device) as probe_phase:
+            probed = wsd.run_layer_probes(featurize, n_layers, probes.wsd, matrix.probe, seed=seed, device=device)
+        timings["wsd_probe"] = _phase_row(probe_phase, None, device)
+        cell_metrics["wsd_probe"] = _wsd_rows(name, probed["layers"], probed, probes.wsd, matrix.probe)
+    return cell_metrics
+
+
+def _encoder_probes(spec: ModelSpec, config, probes: ProbeCorpora | None, matrix: Matrix, seed: int,
+                    device: torch.device, timings: dict, training: dict) -> dict:
+    """A pretrained transformer's layer-wise probe rows (none without probes or an encoder)."""
+    if probes is None or spec.encoder is None:
+        return {}
+    with measure(device) as load_phase:
+        encoder = spec.encoder(config, device)
+    timings["load_encoder"] = _phase_row(load_phase, None, device)
+    training["encoder"] = {"layers": encoder.n_layers, "dim": encoder.dim,
+                           "space_before_words": encoder.space_before_words}
+    return _layer_probes(spec.name, encoder, encoder.n_layers, probes, matrix, seed, device, timings, training)
+
+
+PROBE_METRICS = ("pos_accuracy", "wsd_accuracy")
+
+
 def run_embedding_cell(spec: ModelSpec, config, prepared: PreparedCorpus, seed: int, device: torch.device,
-                       matrix: Matrix, similarity_sets: list, probe_corpus: probe.TaggedCorpus | None = None) -> dict:
-    """Build the vectors, then score word similarity and analogies and, with a probe corpus,
-    POS-probe the vectors (one static vector per word type); time each phase apart."""
+                       matrix: Matrix, similarity_sets: list, probe_corpus: ProbeCorpora | None = None) -> dict:
+    """Build the vectors, then score word similarity and analogies and, with probe corpora,
+    probe the vectors (POS: one static vector per word type; WSD: the bag of context) and,
+    for a pretrained transformer, its every layer; time each phase apart."""
     train_device = device if spec.runs_on_device else torch.device("cpu")
     with measure(train_device) as train_phase:
         vectors = spec.build(prepared, config, seed, train_device)
@@ -176,18 +281,17 @@ def run_embedding_cell(spec: ModelSpec, config, prepared: PreparedCorpus, seed: 
     scored = _vector_metrics(vectors, matrix.eval, similarity_sets, device)
     timings.update(scored["timings"])
     cell_metrics = {"wordsim": scored["wordsim"], "analogy": scored["analogy"]}
+    training = {}
     if probe_corpus is not None:
-        with measure(device) as probe_phase:
-            probed = probe.run_probe(probe.static_featurizer(vectors), probe_corpus, matrix.probe, seed=seed,
-                                     device=device)
-        timings["pos_probe"] = _phase_row(probe_phase, probed["train_tokens"] + probed["eval_tokens"], device)
-        scored_sentences = probe.probe_splits(probe_corpus, matrix.probe, "test")[1].tokens
-        cell_metrics["pos_probe"] = _probe_rows(spec.name, {"static": probed["accuracy"]}, probed, probe_corpus,
-                                                coverage=probe.static_coverage(vectors, scored_sentences))
+        static = _static_probes(vectors, spec.name, probe_corpus, matrix, seed, device, timings)
+        layered = _encoder_probes(spec, config, probe_corpus, matrix, seed, device, timings, training)
+        # The static rows and the layers' share each metric list, told apart by their layer.
+        cell_metrics.update({key: static.get(key, []) + layered.get(key, []) for key in {*static, *layered}})
     return {"metrics": cell_metrics,
             "metric_defs": {name: dataclasses.asdict(metrics.METRICS[name])
-                            for name in ("spearman", "pearson", "analogy_accuracy", "pos_accuracy")},
+                            for name in ("spearman", "pearson", "analogy_accuracy", *PROBE_METRICS)},
             "vectors": {"words": len(vectors.index_to_key), "dims": int(vectors.vector_size)},
+            **({"training": training} if training else {}),
             "timings": timings}
 
 
@@ -235,14 +339,23 @@ def _lm_protocol(matrix: Matrix, prepared: PreparedCorpus) -> dict:
 
 
 def run_lm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpus, seed: int, device: torch.device,
-                matrix: Matrix, precision: str) -> dict:
-    """Fit the LM on train (validation guides training), then score validation and test.
+                matrix: Matrix, precision: str, probe_corpus: ProbeCorpora | None = None) -> dict:
+    """Fit the LM on train (validation guides training), then score validation and test;
+    with probe corpora, a pretrained transformer's layers are probed too.
 
     Every perplexity row carries its protocol: tokenization, vocabulary rule and size,
     unknown-token rate of the scored split, whether sentence ends are scored, and the
-    context the model had.
+    context the model had. A pretrained LM on a corpus without validation and test splits
+    has nothing to score and is not loaded for it (only its probes run).
     """
     train_device = device if spec.runs_on_device else torch.device("cpu")
+    if not spec.trains and not {"validation", "test"} & set(prepared.streams):
+        timings, training = {}, {}
+        cell_metrics = {"perplexity": [],
+                        **_encoder_probes(spec, config, probe_corpus, matrix, seed, device, timings, training)}
+        return {"metrics": cell_metrics,
+                "metric_defs": {name: dataclasses.asdict(metrics.METRICS[name]) for name in PROBE_METRICS},
+                "training": training, "timings": timings}
     with measure(train_device) as train_phase:
         if _trained_by_lm_loops(spec):
             trained = spec.build(prepared, config, train_config, seed, train_device, precision)
@@ -261,15 +374,17 @@ def run_lm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpus,
         timings[f"eval_{split}"] = _phase_row(phase, scored["scored_tokens"], train_device)
         # An open-vocabulary model's score states its own tokenization, vocabulary and unknown rate.
         rows.append({"split": split, **protocol, "unk_rate": prepared.unk_rates[split], **scored})
-    return {"metrics": {"perplexity": rows},
-            "metric_defs": {"word_perplexity": dataclasses.asdict(metrics.METRICS["word_perplexity"])},
+    probed = _encoder_probes(spec, config, probe_corpus, matrix, seed, device, timings, trained.training)
+    return {"metrics": {"perplexity": rows, **probed},
+            "metric_defs": {name: dataclasses.asdict(metrics.METRICS[name])
+                            for name in ("word_perplexity", *(PROBE_METRICS if probed else ()))},
             "training": trained.training,
             "timings": timings}
 
 
 def run_bilm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpus, seed: int, device: torch.device,
                   matrix: Matrix, precision: str, similarity_sets: list,
-                  probe_corpus: probe.TaggedCorpus | None) -> dict:
+                  probe_corpus: ProbeCorpora | None) -> dict:
     """Train the biLM once, then read every row from that one model (each row names its model):
 
     - perplexity of validation and test for NAME-forward, NAME-backward and NAME-mean, with
@@ -277,8 +392,8 @@ def run_bilm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpu
     - word similarity and analogies of two type-level vector sets: NAME, each vocabulary
       word's contextual vectors averaged over its train occurrences, and NAME-token, the
       token encoder's vectors of the vocabulary plus every similarity-set word;
-    - with a probe corpus, the POS probe of every layer (0 = token encoder) and of their
-      learned scalar mix ("mix"), plus the most-frequent-tag baseline.
+    - with probe corpora, the POS and WSD probes of every layer (0 = token encoder) and of
+      their learned scalar mix ("mix"), plus the model-free baselines.
     """
     with measure(device) as train_phase:
         trained = spec.build(prepared, config, train_config, seed, device, precision)
@@ -311,15 +426,12 @@ def run_bilm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpu
         timings.update({f"{phase}_{name}": row for phase, row in scored["timings"].items()})
 
     if probe_corpus is not None:
-        with measure(device) as probe_phase:
-            probed = probe.run_layer_probes(trained.featurize, trained.n_layers, probe_corpus, matrix.probe,
-                                            seed=seed, device=device)
-        timings["pos_probe"] = _phase_row(probe_phase, probed["train_tokens"] + probed["eval_tokens"], device)
-        cell_metrics["pos_probe"] = _probe_rows(spec.name, probed["layers"], probed, probe_corpus)
-        trained.training["probe_scalar_mix"] = {"weights": probed["mix_weights"], "gamma": probed["mix_gamma"]}
+        cell_metrics.update(_layer_probes(spec.name, trained.featurize, trained.n_layers, probe_corpus, matrix, seed,
+                                          device, timings, trained.training))
     return {"metrics": cell_metrics,
             "metric_defs": {name: dataclasses.asdict(metrics.METRICS[name])
-                            for name in ("word_perplexity", "spearman", "pearson", "analogy_accuracy", "pos_accuracy")},
+                            for name in ("word_perplexity", "spearman", "pearson", "analogy_accuracy",
+                                         *PROBE_METRICS)},
             "training": trained.training,
             "vectors": {name: {"words": len(kv.index_to_key), "dims": int(kv.vector_size)}
                         for name, kv in vectors.items()},

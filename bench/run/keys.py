@@ -46,23 +46,27 @@ def similarity_identity(similarity_sets: list | None) -> dict | None:
 SCORED_FAMILIES = ("embedding", "bilm")
 
 
-def relevant_config(config: dict, family: str) -> dict:
+def relevant_config(config: dict, family: str, probed: bool | None = None) -> dict:
     """The config blocks that can change what a cell of `family` makes: a language model
     reads no eval or probe settings, and a cell that runs no probe reads no probe settings
-    (so a new probe option does not orphan every cell that never probed)."""
+    (so a new probe option does not orphan every cell that never probed). `probed`: whether
+    the model's cells probe when asked (default: the scored families; a pretrained LM with
+    layers to probe, bench.run.cell.reads_probes, does too)."""
     relevant = dict(config)
     probe = relevant.get("probe") or {}
     probes = probe.get("corpus") is not None or probe.get("task", "pos") != "pos"
     if family not in SCORED_FAMILIES:
-        relevant["eval"] = relevant["probe"] = None
-    elif not probes:
+        relevant["eval"] = None
+    if not probes or not (family in SCORED_FAMILIES if probed is None else probed):
         relevant["probe"] = None
     return relevant
 
 
-def cell_key(family: str, config: dict, corpus: dict | None, probe: dict | None, similarity: dict | None) -> dict:
+def cell_key(family: str, config: dict, corpus: dict | None, probe: dict | None, similarity: dict | None,
+             probed: bool | None = None) -> dict:
     """`config`: the result's config block; the others: `data_identity`/`similarity_identity`."""
-    parts = {f"config.{name}": digest(value) for name, value in sorted(relevant_config(config, family).items())}
+    parts = {f"config.{name}": digest(value)
+             for name, value in sorted(relevant_config(config, family, probed).items())}
     parts.update({"data.corpus": digest(corpus), "data.probe": digest(probe), "data.similarity": digest(similarity)})
     return {"hash": digest(parts), "parts": parts}
 

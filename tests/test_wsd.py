@@ -1,0 +1,318 @@
+"""Word-sense probe (bench.eval.wsd) and layer-wise transformer features (bench.models.hf_encoder):
+classifiers and baselines on hand-computed cases, per-layer shapes, subword pooling, bad input."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from gensim.models import KeyedVectors
+
+from bench.errors import BenchError
+from bench.eval import wsd
+from bench.eval.probe import ProbeConfig
+from bench.models import hf_encoder
+
+CPU = torch.device("cpu")
+# PyTorch's oneDNN LSTM has no projection; its default kernel is used (the tiny ELMo below).
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    torch.set_num_threads(1)
+
+
+def split_of(rows: list[tuple[str, list[str], int, str]]) -> wsd.SenseSplit:
+    """(word, tokens, head, sense) rows as a SenseSplit."""
+    return wsd.SenseSplit([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
+
+
+def test_nearest_centroid_on_two_senses_by_hand():
+    # Every point shares the offset (10, 10); centred on the train mean (11.5, 11.5) the
+    # centroids are (1.5, -1.5) for sense 0 and (-1.5, 1.5) for sense 1.
+    train_x = torch.tensor([[12.0, 10.0], [14.0, 10.0], [10.0, 12.0], [10.0, 14.0]])
+    train_y = torch.tensor([0, 0, 1, 1])
+    test_x = torch.tensor([[13.0, 11.5],  # centred (1.5, 0): cosine 0.71 with sense 0, -0.71 with 1
+                           [11.0, 12.0],  # centred (-0.5, 0.5): sense 1
+                           [15.0, 14.0]])  # centred (3.5, 2.5): closer to sense 0 (dot 1.5 against -1.5)
+    assert wsd.nearest_centroid(train_x, train_y, test_x).tolist() == [0, 1, 0]
+
+
+def test_score_features_per_word_and_micro_average():
+    train = split_of([("w", ["a", "w"], 1, "s1"), ("w", ["b", "w"], 1, "s2"), ("v", ["v"], 0, "t1"),
+                      ("v", ["v"], 0, "t2")])
+    test = split_of([("w", ["a", "w"], 1, "s1"), ("w", ["b", "w"], 1, "s1"), ("v", ["v"], 0, "t2")])
+    train_x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    test_x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])  # right, wrong (s2's place), right
+    rows = wsd.score_features(train_x, test_x, train, test, ProbeConfig(task="wsd"), seed=0, device=CPU,
+                              methods=("centroid",))
+    by_word = {row["word"]: row for row in rows}
+    assert by_word["w"]["accuracy"] == 0.5 and by_word["v"]["accuracy"] == 1.0
+    assert by_word["all"]["correct"] == 2 and by_word["all"]["instances"] == 3
+    assert by_word["all"]["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_bag_of_context_by_hand():
+    kv = KeyedVectors(2)
+    kv.add_vectors(["a", "b", "c"], np.array([[1.0, 0.0], [0.0, 2.0], [4.0, 4.0]], dtype=np.float32))
+    split = split_of([("t", ["A", "b", "t", "c", "zz", "a"], 2, "s"),  # "A" is found lower-cased
+                      ("t", ["zz", "t", "yy"], 1, "s")])  # no context word has a vector
+    # window 1: b and c -> ((0, 2) + (4, 4)) / 2; the target itself is left out.
+    assert wsd.bag_of_context(kv, split, 1).tolist() == [[2.0, 3.0], [0.0, 0.0]]
+    # window 5: A, b, c, a (zz has no vector) -> ((1, 0) + (0, 2) + (4, 4) + (1, 0)) / 4
+    assert wsd.bag_of_context(kv, split, 5).tolist() == [[1.5, 1.5], [0.0, 0.0]]
+
+
+def test_naive_bayes_by_hand():
+    train = split_of([("w", ["a", "a", "w", "b"], 2, "X"), ("w", ["b", "w", "c"], 1, "Y"), ("w", ["w", "a"], 0, "X")])
+    # V = {a, b, c}; X: a 3, b 1 (4 tokens), prior 2/3; Y: b 1, c 1 (2 tokens), prior 1/3.
+    test = split_of([("w", ["c", "w", "c"], 1, "Y"), ("w", ["a", "w"], 1, "X"), ("w", ["b", "w", "zz"], 1, "Y")])
+    # [c c]: X log 2/3 + 2 log 1/7 = -4.30, Y log 1/3 + 2 log 2/5 = -2.93 -> Y (right)
+    # [a]:   X log 2/3 + log 4/7 = -0.97,   Y log 1/3 + log 1/5 = -2.71   -> X (right)
+    # [b] (zz unseen, skipped): X log 2/3 + log 2/7 = -1.66, Y log 1/3 + log 2/5 = -2.01 -> X (wrong)
+    assert math.log(2 / 3) + math.log(2 / 7) > math.log(1 / 3) + math.log(2 / 5)
+    rows = {row["word"]: row for row in wsd.naive_bayes(train, test)}
+    assert rows["w"]["correct"] == 2 and rows["all"]["accuracy"] == pytest.approx(2 / 3)
+    assert rows["all"]["method"] == wsd.NAIVE_BAYES
+
+
+def test_most_frequent_sense_per_word_and_per_form():
+    train = split_of([("serve", ["serve"], 0, "A"), ("serve", ["serve"], 0, "A"), ("serve", ["served"], 0, "B"),
+                      ("serve", ["served"], 0, "B"), ("serve", ["served"], 0, "A")])
+    test = split_of([("serve", ["serve"], 0, "A"), ("serve", ["served"], 0, "B"), ("serve", ["serves"], 0, "B")])
+    # Per word: A (3 of 5) -> right once. Per form: serve -> A, served -> B, serves (unseen) -> the word's A.
+    assert wsd.most_frequent_sense(train, test)[-1]["accuracy"] == pytest.approx(1 / 3)
+    assert wsd.most_frequent_sense(train, test, by_form=True)[-1]["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_cap_per_word_is_a_fixed_sample_in_file_order():
+    split = split_of([("w" if i % 2 else "v", ["x"], 0, str(i)) for i in range(40)])
+    capped = wsd.cap_per_word(split, 5)
+    assert len(capped) == 10 and capped.words.count("w") == 5
+    assert [int(s) for s in capped.senses] == sorted(int(s) for s in capped.senses)
+    assert wsd.cap_per_word(split, 5).senses == capped.senses  # the same instances every time
+    assert wsd.cap_per_word(split, None) is split
+
+
+def write_sense_corpus(folder, train_rows, test_rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train", train_rows), ("test", test_rows)):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+GOOD = {"word": "hard", "tokens": ["a", "hard", "time"], "head": 1, "sense": "HARD1"}
+
+
+def test_loads_a_folder_and_refuses_bad_lines_with_one_line(tmp_path):
+    corpus = wsd.load_sense_corpus(str(write_sense_corpus(tmp_path / "ok", [GOOD, GOOD], [GOOD])))
+    assert len(corpus.splits["train"]) == 2 and corpus.splits["test"].forms() == ["hard"]
+
+    no_sense = {k: v for k, v in GOOD.items() if k not in ("head", "sense")}
+    folder = write_sense_corpus(tmp_path / "tagged", [GOOD, no_sense], [GOOD])
+    with pytest.raises(BenchError, match=r"train.jsonl line 2 has no 'head', 'sense' field\(s\)") as error:
+        wsd.load_sense_corpus(str(folder))
+    assert "\n" not in str(error.value)
+
+    folder = write_sense_corpus(tmp_path / "outside", [GOOD], [GOOD, {**GOOD, "head": 3}])
+    with pytest.raises(BenchError, match=r"test.jsonl line 2: 'head' 3 is outside its sentence of 3 tokens"):
+        wsd.load_sense_corpus(str(folder))
+    folder = write_sense_corpus(tmp_path / "negative", [{**GOOD, "head": -1}], [GOOD])
+    with pytest.raises(BenchError, match=r"train.jsonl line 1: 'head' -1 is outside"):
+        wsd.load_sense_corpus(str(folder))
+    with pytest.raises(BenchError, match=r"test word\(s\) line have no train instances"):
+        wsd.load_sense_corpus(str(write_sense_corpus(tmp_path / "unseen", [GOOD], [{**GOOD, "word": "line"}])))
+    with pytest.raises(BenchError, match="unknown word-sense corpus"):
+        wsd.load_sense_corpus(str(tmp_path / "absent"))
+
+
+@pytest.mark.data
+def test_senseval2_loads_and_a_tagged_corpus_is_refused(data_root):
+    corpus = wsd.load_sense_corpus("senseval2", data_root)
+    assert (len(corpus.splits["train"]), len(corpus.splits["test"])) == (12180, 3045)
+    mfs = {row["word"]: row["accuracy"] for row in wsd.most_frequent_sense(*wsd.probe_splits(
+        corpus, ProbeConfig(task="wsd")))}
+    assert set(mfs) == {"hard", "interest", "line", "serve", "all"}
+    assert abs(mfs["hard"] - 0.797) < 0.01 and abs(mfs["serve"] - 0.414) < 0.01  # the README's rates
+    with pytest.raises(BenchError, match=r"brown-pos.*train.jsonl line 1 has no .word., .head., .sense. field"):
+        wsd.load_sense_corpus("brown-pos", data_root)
+
+
+def test_probe_config_tasks():
+    assert ProbeConfig().runs_pos is False and ProbeConfig(task="wsd").runs_wsd
+    both = ProbeConfig(task="pos+wsd", corpus="brown-pos")
+    assert both.runs_pos and both.runs_wsd
+    with pytest.raises(ValueError, match="task"):
+        ProbeConfig(task="ner")
+    with pytest.raises(ValueError, match="corpus"):
+        ProbeConfig(task="pos+wsd")
+    with pytest.raises(ValueError, match="corpus"):
+        ProbeConfig(task="wsd", corpus="brown-pos")
+
+
+def test_layer_probes_find_the_sense_layer():
+    # Two words, two senses each; layer 1 holds the sense (the first context word names it), layer 0 is noise.
+    rng = np.random.default_rng(0)
+    centers = {"s1": torch.tensor([3.0, 0.0, 0.0, 0.0]), "s2": torch.tensor([0.0, 3.0, 0.0, 0.0])}
+
+    def split(n: int) -> wsd.SenseSplit:
+        rows = []
+        for i in range(n):
+            sense = str(rng.choice(["s1", "s2"]))
+            rows.append(("w" if i % 2 else "v", [sense, "x", "target", "y"], 2, f"{sense}-{i % 2}"))
+        return split_of(rows)
+
+    generator = torch.Generator().manual_seed(0)
+
+    def featurize(batch):
+        out = []
+        for words in batch:
+            layers = torch.randn(len(words), 2, 4, generator=generator)
+            layers[:, 1] += centers[words[0]]
+            out.append(layers.flatten(1))  # (len, 2 * 4)
+        return out
+
+    corpus = wsd.SenseCorpus("toy", {"train": split(120), "test": split(60)}, {})
+    result = wsd.run_layer_probes(featurize, 2, corpus, ProbeConfig(task="wsd", wsd_epochs=20, lr=0.05), seed=0,
+                                  device=CPU)
+    micro = {layer: {row["method"]: row["accuracy"] for row in rows if row["word"] == "all"}
+             for layer, rows in result["layers"].items()}
+    assert set(micro) == {"0", "1", "mix"} and set(micro["mix"]) == {"linear"}
+    assert micro["1"]["centroid"] > 0.9 and micro["1"]["linear"] > 0.9 and micro["mix"]["linear"] > 0.9
+    assert micro["0"]["centroid"] < 0.75 and micro["0"]["linear"] < 0.75
+    assert result["train_instances"] == 120 and result["eval_instances"] == 60
+    assert {row["method"] for row in result["baselines"]} == {wsd.MFS, wsd.NAIVE_BAYES, wsd.MFS_FORM}
+
+
+def test_pool_words_averages_each_words_subwords():
+    hidden = torch.arange(2 * 5 * 2, dtype=torch.float32).view(2, 5, 2)  # (L=2, T=5, D=2)
+    pooled = hf_encoder.pool_words(hidden, [None, 0, 1, 1, None], 2)  # [CLS] w0 w1a w1b [SEP]
+    assert pooled.shape == (2, 2, 2)
+    assert torch.equal(pooled[:, 0], hidden[:, 1])
+    assert torch.equal(pooled[:, 1], (hidden[:, 2] + hidden[:, 3]) / 2)
+    with pytest.raises(ValueError, match="every word 0..2"):
+        hf_encoder.pool_words(hidden, [None, 0, 1, 1, None], 3)  # word 2 owns no subword
+
+
+def tiny_bert_encoder():
+    """MiniLM's own WordPiece tokenizer (a local folder) over a randomly initialized 2-layer BERT."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(hf_encoder_minilm_path())
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=8, num_hidden_layers=2,
+                                 num_attention_heads=2, intermediate_size=16))
+    return hf_encoder.LayeredEncoder(model, tokenizer, CPU)
+
+
+def hf_encoder_minilm_path():
+    from bench.models.baselines import minilm_path
+
+    return minilm_path()
+
+
+def tiny_byte_level_encoder():
+    """A byte-level BPE tokenizer trained on a few words (GPT-2's and SmolLM2's kind) over a
+    randomly initialized 2-layer Llama."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaModel, PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.train_from_iterator(["the cat sat on the mat", "a hard line to serve"] * 5,
+                                trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                                                    initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<|endoftext|>")
+    torch.manual_seed(0)
+    model = LlamaModel(LlamaConfig(vocab_size=backend.get_vocab_size(), hidden_size=8, num_hidden_layers=2,
+                                   num_attention_heads=2, num_key_value_heads=2, intermediate_size=16))
+    return hf_encoder.LayeredEncoder(model, tokenizer, CPU, start_token="<|endoftext|>")
+
+
+def test_layered_encoder_shapes_and_the_leading_space_convention():
+    sentences = [["The", "cat", "sat", "unbelievably"], ["a"]]
+    bert = tiny_bert_encoder()
+    assert (bert.n_layers, bert.dim, bert.space_before_words) == (3, 8, False)
+    assert [tuple(f.shape) for f in bert(sentences)] == [(4, 24), (1, 24)]  # (len, 3 layers * 8)
+    # A word BERT's tokenizer drops (a zero-width space) is read as [UNK], so it still gets a vector.
+    assert bert([["a", "\u200b", "b"]])[0].shape == (3, 24)
+
+    gpt = tiny_byte_level_encoder()
+    assert (gpt.n_layers, gpt.space_before_words) == (3, True)
+    encoded = gpt._encode([["the", "cat", "sat"]])
+    # Every word after the first gets its leading space: the subwords of "the cat sat" as text.
+    assert encoded["input_ids"][0] == gpt.tokenizer("the cat sat", add_special_tokens=False)["input_ids"]
+    layers = gpt.layers(sentences)
+    assert [tuple(x.shape) for x in layers] == [(3, 4, 8), (3, 1, 8)]  # (layers, len, D)
+    # Right padding changes nothing: "a" alone and beside a longer sentence get the same states.
+    np.testing.assert_allclose(layers[1].numpy(), gpt.layers([["a"]])[0].numpy(), atol=1e-5)
+
+
+def test_elmo_layers_through_the_wsd_probe(tmp_path):
+    """A tiny untrained ELMo's featurize: (len, 3 * 2D) per sentence, probed per layer and mix."""
+    from bench.data.prepared import prepare_corpus
+    from bench.data.vocab import TokenizerConfig, VocabConfig
+    from bench.train import bilm, lm
+    from impl.elmo import ELMo
+    from tests.conftest import write_corpus
+
+    folder = write_corpus(tmp_path / "toy", "the hard line\nserve a hard ball\n" * 5)
+    prepared = prepare_corpus(str(folder), None, TokenizerConfig(pattern=r"\S+"), VocabConfig(min_count=1,
+                                                                                               unk="<unk>"))
+    data = bilm.BiLMData(prepared, max_chars=8)
+    config = bilm.BiLMConfig(char_dim=4, max_chars=8, filters=((1, 8), (2, 8)), highway_layers=1, projection_dim=8,
+                             hidden=16, layers=2, dropout=0.0)
+    torch.manual_seed(0)
+    trained = bilm.TrainedBiLM(ELMo(config, data.softmax_size), data, config, lm.LMTrainConfig(batch_size=4), CPU,
+                               "fp32", {"history": []})
+    assert [tuple(f.shape) for f in trained.featurize([["a", "hard", "line"], ["serve"]])] == [(3, 48), (1, 48)]
+    train = split_of([("hard", ["a", "hard", "line"], 1, "H1"), ("hard", ["hard", "ball"], 0, "H2")] * 3)
+    test = split_of([("hard", ["the", "hard", "line"], 1, "H1")])
+    result = wsd.run_layer_probes(trained.featurize, trained.n_layers, wsd.SenseCorpus("toy", {"train": train,
+                                                                                               "test": test}, {}),
+                                  ProbeConfig(task="wsd", wsd_epochs=2), seed=0, device=CPU)
+    assert set(result["layers"]) == {"0", "1", "2", "mix"}
+    assert all(len(rows) == 2 * 2 for layer, rows in result["layers"].items() if layer != "mix")  # 2 methods x (hard, all)
+
+
+@pytest.mark.slow  # loads the packaged MiniLM (a few seconds; more on a busy machine)
+def test_minilm_every_layer_on_a_tiny_input():
+    encoder = hf_encoder.load_encoder(hf_encoder_minilm_path(), CPU)
+    assert (encoder.n_layers, encoder.dim) == (7, 384)
+    features = encoder([["a", "hard", "line"], ["serve"]])
+    assert [tuple(f.shape) for f in features] == [(3, 7 * 384), (1, 7 * 384)]
+
+
+@pytest.mark.slow  # dequantizes the 135M-parameter GGUF and converts its tokenizer (a minute or more)
+def test_smollm2_every_layer_on_a_tiny_input():
+    pytest.importorskip("gguf")
+    from bench.models.registry import MODELS
+    from bench.run.config import matrix_from_dict
+
+    matrix = matrix_from_dict({"models": ["smollm2-135m"], "corpora": ["lee"], "vocab": {"unk": "<unk>"}}, "t", "t")
+    encoder = MODELS["smollm2-135m"].encoder(matrix.model_config("smollm2-135m"), CPU)
+    assert (encoder.n_layers, encoder.dim, encoder.space_before_words) == (31, 576, True)
+    features = encoder([["a", "hard", "line"], ["serve"]])
+    assert [tuple(f.shape) for f in features] == [(3, 31 * 576), (1, 31 * 576)]
+    assert all(torch.isfinite(f).all() for f in features)
+
+
+def test_report_writes_wsd_probe_csv_columns(tmp_path):
+    from bench.report.render import WSD_FILE, tables
+
+    rows = [{"model": "minilm", "probe_corpus": "senseval2", "layer": layer, "word": "all", "method": "linear",
+             "accuracy": accuracy} for layer, accuracy in (("0", 0.6), ("6", 0.8))]
+    rows.append({"model": wsd.MFS, "probe_corpus": "senseval2", "layer": "-", "word": "all", "method": wsd.MFS,
+                 "accuracy": 0.55})
+    result = {"cell": {"model": "minilm", "corpus": "movie-reviews", "seed": 0, "matrix": "probes"}, "status": "ok",
+              "metrics": {"wsd_probe": rows}, "timings": {}}
+    frame = tables([result, {**result, "metrics": {"wsd_probe": rows[2:]}}])["wsd_probe"]
+    assert list(frame.columns) == ["model", "corpus", "seed", "layer", "word", "method", "accuracy", "train_corpus",
+                                   "matrix"]
+    assert len(frame) == 3  # the second cell's copy of the baseline row is dropped
+    assert WSD_FILE == "wsd_probe.csv"
+    assert pd.api.types.is_float_dtype(frame["accuracy"])
