@@ -246,6 +246,13 @@ def _running(process: psutil.Process) -> bool:
         return False
 
 
+def _is_worker(process: psutil.Process) -> bool:
+    try:
+        return "spawn_main" in " ".join(process.cmdline())
+    except psutil.Error:  # ended meanwhile
+        return False
+
+
 def _kill_session(run: subprocess.Popen, others: list[psutil.Process]) -> None:
     """Whatever a failed test left running."""
     if run.poll() is None:
@@ -288,7 +295,7 @@ def test_runner_stopped_mid_cell_leaves_no_process_and_keeps_its_cells(tmp_path,
         run = _start(out, env, stderr)
         try:
             runner, deadline = psutil.Process(run.pid), time.monotonic() + TIMEOUT_S
-            while not any("spawn_main" in " ".join(child.cmdline()) for child in runner.children()):
+            while not any(_is_worker(child) for child in runner.children()):
                 assert run.poll() is None, f"the run ended before its second cell: {stderr_path.read_text()}"
                 assert time.monotonic() < deadline, "no cell worker started in time"
                 time.sleep(0.05)
@@ -323,3 +330,36 @@ def test_runner_stopped_mid_cell_leaves_no_process_and_keeps_its_cells(tmp_path,
                 _kill_session(rerun, [])
         assert sorted(p.name for p in (out / "cells").iterdir()) == [FIRST_CELL, SECOND_CELL]
         assert (first.read_bytes(), first.stat().st_mtime_ns) == kept
+
+
+# The worker's tie to its parent, on its own: bench.run.worker imports only the standard
+# library, so these start in a fraction of a second.
+CHILD = ("import sys, time; from bench.run.worker import die_with_parent; die_with_parent(int(sys.argv[1])); "
+         "print('tied', flush=True); time.sleep(600)")
+PARENT = ("import os, subprocess, sys; child = subprocess.Popen([sys.executable, '-c', sys.argv[1], str(os.getpid())], "
+          "stdout=subprocess.PIPE, text=True); assert child.stdout.readline() == 'tied\\n'; "
+          "print(child.pid, flush=True); import time; time.sleep(600)")
+
+
+def test_a_worker_dies_within_seconds_of_its_parent_s_sigkill():
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, CHILD], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        child = psutil.Process(int(parent.stdout.readline()))
+        assert _running(child)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while _running(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(child), "the worker outlived its parent's SIGKILL"
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)
+
+
+def test_a_worker_whose_parent_died_before_it_was_tied_ends_at_once():
+    """Its parent pid is then another one (it was adopted): the pid it was given is not its parent's."""
+    not_its_parent = os.getpid() + 1 if os.getpid() + 1 != os.getppid() else os.getpid() + 2
+    child = subprocess.run([sys.executable, "-c", CHILD, str(not_its_parent)], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+    assert child.returncode == 1 and child.stdout == ""

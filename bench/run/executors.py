@@ -106,7 +106,7 @@ def run_in_worker(job: CellJob) -> dict:
         worker_conn.close()  # the worker holds the only other end: end-of-file here means it died
         try:
             conn.send(job)
-            succeeded, payload = conn.recv()
+            outcome, payload = conn.recv()
         except (EOFError, BrokenPipeError):
             worker.join()
             return _failed_result(job, f"the worker process died ({_exit_reason(worker.exitcode)})")
@@ -114,9 +114,9 @@ def run_in_worker(job: CellJob) -> dict:
         worker_conn.close()
         conn.close()
         _stop(worker)
-    if not succeeded:
+    if outcome == "raised":
         raise payload
-    return payload
+    return _failed_result(job, payload) if outcome == "failed" else payload
 
 
 def _stop(worker: multiprocessing.process.BaseProcess) -> None:

@@ -22,20 +22,24 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def worker_main(conn: Connection, parent_pid: int) -> None:
-    """Receive one job through `conn`, run it, and send back (True, result) or (False, the
-    exception it raised)."""
+    """Receive one job through `conn`, run it, and send back ("result", the result dict),
+    ("raised", the exception `run_cell` raised) or ("failed", why the job could not start:
+    receiving it imports the models, which can fail)."""
     die_with_parent(parent_pid)
-    job = conn.recv()
-    from bench.run.cell import run_cell
-
     try:
-        reply = (True, run_cell(*job))
+        job = conn.recv()
+        from bench.run.cell import run_cell
+    except Exception as exc:
+        conn.send(("failed", f"the worker could not start the cell: {type(exc).__name__}: {exc}"))
+        return
+    try:
+        reply = ("result", run_cell(*job))
     except BaseException as exc:  # raised again in the runner, as a call in its own process would
-        reply = (False, exc)
+        reply = ("raised", exc)
     try:
         conn.send(reply)
     except Exception as exc:  # an exception object that does not pickle: its text still reaches the runner
-        conn.send((False, RuntimeError(f"{type(reply[1]).__name__}: {reply[1]} (and sending it failed: {exc})")))
+        conn.send(("raised", RuntimeError(f"{type(reply[1]).__name__}: {reply[1]} (and sending it failed: {exc})")))
 
 
 def die_with_parent(parent_pid: int) -> None:
