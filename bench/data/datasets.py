@@ -38,6 +38,7 @@ class CorpusSpec:
     folder: str | None = None  # local: relative to the data root
     text_field: str = "text"  # the column holding a line of text (or a token list)
     parts: tuple[str, ...] = ()  # composite: the local corpora whose train splits are joined
+    held_out: str | None = None  # composite: the part whose validation and test splits it keeps
     hub_id: str | None = None
     hub_config: str | None = None
 
@@ -68,6 +69,14 @@ CORPORA: dict[str, CorpusSpec] = {
             "composite",
             "train splits of brown + reuters + gutenberg + movie-reviews: the word-vector corpus",
             parts=("brown", "reuters", "gutenberg", "movie-reviews"),
+        ),
+        CorpusSpec(
+            "brown-reuters",
+            "composite",
+            "train splits of brown + reuters (1.7M words), with Brown's validation and test: more text for a "
+            "language model scored as on brown",
+            parts=("brown", "reuters"),
+            held_out="brown",
         ),
         CorpusSpec("wikitext-2", "hub", "WikiText-2 (raw)", hub_id="Salesforce/wikitext",
                    hub_config="wikitext-2-raw-v1"),
@@ -294,8 +303,11 @@ def _load_local(spec: CorpusSpec, data_dir: str | Path | None) -> RawCorpus:
 def _load_composite(spec: CorpusSpec, data_dir: str | Path | None) -> RawCorpus:
     root = _data_root_for(spec.name, data_dir)
     parts = [_load_local(CORPORA[part], root) for part in spec.parts]
-    train = [line for part in parts for line in part.splits["train"]]
+    splits = {"train": [line for part in parts for line in part.splits["train"]]}
+    if spec.held_out is not None:  # already fingerprinted: the held-out part is one of the parts
+        held_out = parts[spec.parts.index(spec.held_out)]
+        splits.update({split: held_out.splits[split] for split in ("validation", "test") if split in held_out.splits})
     digest = hashlib.sha256("".join(part.fingerprint["sha256"] for part in parts).encode()).hexdigest()
-    return RawCorpus(spec.name, {"train": train},
+    return RawCorpus(spec.name, splits,
                      {"name": spec.name, "source": " + ".join(f"{p.fingerprint['source']}:train" for p in parts),
                       "sha256": digest})
