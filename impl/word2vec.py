@@ -12,66 +12,90 @@ The training semantics follow gensim's ``word2vec_inner.pyx`` (itself a port of
 the original ``word2vec.c``): per-epoch subsampling with gensim's keep
 probability applied before windowing, a dynamic window drawn per centre word,
 contexts that never cross sentence boundaries, the unigram^ns_exponent noise
-table, a Huffman tree built exactly like gensim's, a learning rate decaying
+distribution, a Huffman tree built exactly like gensim's, a learning rate decaying
 linearly from ``alpha`` to ``min_alpha`` over all epochs, gensim's input-vector
 initialisation (uniform(-1, 1) / vector_size; output vectors zero), gensim's
 skip of any dot product outside [-6, 6], and gensim's CBOW quirk of giving
 every context word the full error when ``cbow_mean`` is on (and error/count
 when it is off).
 
-What differs, on purpose, so that batched tensor ops rather than Python carry
-the cost:
-  * Updates are computed for a batch of ``batch_size`` consecutive centre
-    positions at a time instead of by Hogwild per-pair SGD, where every pair
-    sees the updates of the pairs before it. CBOW scores every centre of the
-    batch against one parameter snapshot and sums the steps (scatter-add).
-    Skip-gram (``sg_update_order="slot"``, the default) goes through the window
-    one slot at a time: the batch's pairs with their context word at slot j are
-    scored against the matrices as the slots before left them, so a centre's
-    output rows and a token's input row change between the pairs that use them,
-    as in gensim's loop. Scoring the whole window against one snapshot
-    (``sg_update_order="batch"``) trains about 1.5x faster but lands elsewhere:
-    on offline-mix (standard-vectors settings, 3 seeds) MEN-TR-3k 0.38 where
-    gensim gets 0.35, whatever the batch size (64 or 1024 centres); the slot
-    order gets gensim's 0.35. (Per-centre private copies of the rows do not
-    close that gap: the frequent words' shared rows need the updates of the
-    other centres between slots too.)
-  * Skip-gram with negative sampling draws ``negative`` noise words per centre
-    word and shares them among that centre's context pairs
-    (``sg_shared_negatives=True``, the default); gensim draws fresh ones per
-    (centre, context) pair, which ``sg_shared_negatives=False`` reproduces.
-    Each context-noise interaction count is the same in expectation. Measured on
+Two implementations of those semantics (``Word2VecConfig.backend``; "auto" takes
+the kernel on the CPU and the torch path on CUDA):
+
+``"numba"``, the CPU kernel: gensim's design. Compiled functions (``_train_job``)
+process a job of whole sentences with per-pair SGD, each pair seeing the updates of
+the pairs before it, and ``threads`` Python threads run jobs Hogwild on the shared
+matrices (the kernel releases the GIL; no spinning pool, so a thread that loses its
+core only slows its own jobs). What differs from gensim, on purpose:
+  * With hierarchical softmax and negative sampling together, a pair (skip-gram)
+    or centre (CBOW) scores its Huffman path and its noise targets from one input
+    vector and takes one input step, as ``word2vec.c`` does; gensim 4 runs the two
+    objectives one after the other, each with its own input step.
+  * Skip-gram shares one draw of ``negative`` noise words among a centre's context
+    pairs (``sg_shared_negatives=True``, the default, as the torch path must for
+    speed); ``sg_shared_negatives=False`` draws per pair as gensim does.
+  * Noise words come from a Walker alias table (two random numbers, two table
+    reads) instead of a binary search of gensim's cumulative table.
+  * The learning rate is set per sentence rather than per job of ~10k words, and
+    each job's random stream (gensim's 48-bit linear congruential generator) is
+    seeded from ``seed``, so one thread gives the same vectors on every run.
+    With ``threads`` > 1, as with gensim's workers, the interleaving of the
+    threads' updates (and so the vectors) varies from run to run.
+
+``"torch"``, the batched path (CUDA, or the CPU on request): updates are computed
+for a batch of ``batch_size`` consecutive centre positions at a time, so that
+batched tensor ops rather than Python carry the cost:
+  * CBOW scores every centre of the batch against one parameter snapshot and
+    sums the steps (scatter-add). Skip-gram (``sg_update_order="slot"``, the
+    default) goes through the window one slot at a time: the batch's pairs with
+    their context word at slot j are scored against the matrices as the slots
+    before left them, so a centre's output rows and a token's input row change
+    between the pairs that use them, as in the kernel's loop. Scoring the whole
+    window against one snapshot (``sg_update_order="batch"``) trains about 1.5x
+    faster but lands elsewhere: on offline-mix (standard-vectors settings, 3
+    seeds) MEN-TR-3k 0.38 where gensim gets 0.35, whatever the batch size (64 or
+    1024 centres); the slot order gets gensim's 0.35. (Per-centre private copies
+    of the rows do not close that gap: the frequent words' shared rows need the
+    updates of the other centres between slots too.)
+  * Skip-gram noise is shared per centre by default as above; measured on
     offline-mix (seed 0, standard-vectors settings, batch order), per-pair draws
-    did not close the +0.03 MEN-TR-3k gap to gensim (0.373 vs gensim's 0.347; WS-353
-    0.332, SimLex 0.241) and cost several times the training time, so sharing
-    stays the default.
+    did not close the +0.03 MEN-TR-3k gap to gensim (0.373 vs gensim's 0.347;
+    WS-353 0.332, SimLex 0.241) and cost several times the training time.
   * CPU parallelism: ``threads`` Python threads split each batch's centres
     (CBOW and batch-order skip-gram) and the calling thread applies the summed
     steps in a fixed order, so results do not depend on thread timing;
     ``intra_op_threads`` sizes torch's own pool for the duration of training
-    (the slot order's only parallelism, as its slots run in sequence). gensim
-    instead runs Hogwild workers.
-  * Exact sigmoid instead of gensim's 1000-entry lookup table, and torch's
-    random generators instead of gensim's linear congruential one, so results
-    match gensim statistically, not bit for bit.
+    (the slot order's only parallelism, as its slots run in sequence).
+  * torch's random generators draw the subsampling, windows and noise words.
+
+Both use the exact sigmoid instead of gensim's 1000-entry lookup table, so results
+match gensim statistically, not bit for bit.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from gensim.models import KeyedVectors
+from numba import njit
+
+from impl._checks import check_flat_corpus, is_bool, is_int, is_num, need
 
 # gensim (word2vec.c) ignores a pair whose score lies outside [-MAX_EXP, MAX_EXP].
 _MAX_EXP = 6.0
-# Raw tokens per sentence-aligned chunk whose subsampling, windows and noise
-# words are drawn in one vectorized go (memory: a few dozen bytes per token).
+# Torch path: raw tokens per sentence-aligned chunk whose subsampling, windows and
+# noise words are drawn in one vectorized go (memory: a few dozen bytes per token).
 _CHUNK_TOKENS = 1 << 18
+# Kernel: raw tokens per job a thread takes at a time (gensim's batch_words is 10k).
+# Small enough that threads share the last jobs of a run evenly, large enough that
+# the ~20 us of Python per job stay below 1% of its time.
+_JOB_TOKENS = 1 << 14
 
 
 @dataclass
@@ -90,57 +114,58 @@ class Word2VecConfig:
     # class defaults to 0.025 for both).
     alpha: float | None = None
     min_alpha: float = 1e-4
-    batch_size: int = 1024  # centre positions per update
-    # CPU parallelism, two kinds (measured on 2 idle cores, offline-mix): Python workers
-    # that split each batch (see _Workers) suit batch-order skip-gram's many small bmm's
-    # (2 workers 504k tok/s vs 377k with torch threads); torch's intra-op pool suits CBOW's
-    # few large element-wise ops (batch 2048: 1.26M tok/s vs 0.96M with 2 workers) and is
-    # all the slot order uses (2 intra-op threads 450k tok/s vs 322k with 1). torch's
-    # OpenMP pool busy-waits, so on a loaded machine prefer workers where they apply.
-    threads: int = 2  # Python worker threads per batch
-    intra_op_threads: int = 1  # torch.set_num_threads during training (restored after)
+    # "auto": the numba kernel on the CPU, the torch path on CUDA (module docstring).
+    backend: str = "auto"  # "auto" | "numba" | "torch"
+    # Worker threads: the kernel's Hogwild threads, or the torch path's per-batch workers.
+    # "auto": one per core this process may run on (os.sched_getaffinity).
+    threads: int | str = "auto"
     cbow_mean: bool = True
     sg_shared_negatives: bool = True  # skip-gram: one noise draw per centre, shared by its window
-    # Skip-gram: "slot" applies the steps after each window slot (gensim's quality on
-    # offline-mix; runs on torch's intra-op pool, so give it intra_op_threads, not threads);
-    # "batch" scores every slot of the batch against one parameter snapshot and sums the
-    # steps (about 1.5x faster, +0.03 MEN-TR-3k over gensim; see the module docstring).
+    # Torch path only. Centre positions per update.
+    batch_size: int = 1024
+    # Torch path only: torch.set_num_threads during training (restored after). torch's
+    # OpenMP pool busy-waits, so it is worth more than 1 only on otherwise idle cores
+    # (the slot order's only parallelism).
+    intra_op_threads: int = 1
+    # Torch path only, skip-gram: "slot" applies the steps after each window slot
+    # (gensim's quality on offline-mix); "batch" scores every slot of the batch against
+    # one parameter snapshot and sums the steps (about 1.5x faster, +0.03 MEN-TR-3k over
+    # gensim; see the module docstring).
     sg_update_order: str = "slot"
 
     def __post_init__(self) -> None:
-        def need(ok: bool, field: str, expected: str) -> None:
-            if not ok:
-                raise ValueError(f"Word2VecConfig.{field}={getattr(self, field)!r}: expected {expected}")
-
-        def is_int(v: object) -> bool:
-            return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-        def is_num(v: object) -> bool:
-            return (is_int(v) or isinstance(v, (float, np.floating))) and math.isfinite(v)
-
-        need(self.arch in ("cbow", "sg"), "arch", "'cbow' or 'sg'")
-        need(is_int(self.vector_size) and self.vector_size >= 1, "vector_size", "an int >= 1")
-        need(is_int(self.window) and self.window >= 1, "window", "an int >= 1")
-        need(isinstance(self.hs, (bool, np.bool_)), "hs", "a bool")
-        need(is_int(self.negative) and self.negative >= 0, "negative", "an int >= 0")
-        need(self.hs or self.negative > 0, "negative", "an int >= 1 when hs is False")
-        need(is_num(self.ns_exponent), "ns_exponent", "a finite number")
-        need(is_num(self.sample) and self.sample >= 0, "sample", "a number >= 0")
-        need(is_int(self.epochs) and self.epochs >= 1, "epochs", "an int >= 1")
-        need(is_int(self.intra_op_threads) and self.intra_op_threads >= 1, "intra_op_threads", "an int >= 1")
-        need(self.alpha is None or (is_num(self.alpha) and self.alpha > 0), "alpha", "None or a number > 0")
-        need(is_num(self.min_alpha) and self.min_alpha >= 0, "min_alpha", "a number >= 0")
-        need(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "an int >= 1")
-        need(is_int(self.threads) and self.threads >= 1, "threads", "an int >= 1")
-        need(isinstance(self.cbow_mean, (bool, np.bool_)), "cbow_mean", "a bool")
-        need(isinstance(self.sg_shared_negatives, (bool, np.bool_)), "sg_shared_negatives", "a bool")
-        need(self.sg_update_order in ("batch", "slot"), "sg_update_order", "'batch' or 'slot'")
+        need(self, self.arch in ("cbow", "sg"), "arch", "'cbow' or 'sg'")
+        need(self, is_int(self.vector_size) and self.vector_size >= 1, "vector_size", "an int >= 1")
+        need(self, is_int(self.window) and self.window >= 1, "window", "an int >= 1")
+        need(self, is_bool(self.hs), "hs", "a bool")
+        need(self, is_int(self.negative) and self.negative >= 0, "negative", "an int >= 0")
+        need(self, self.hs or self.negative > 0, "negative", "an int >= 1 when hs is False")
+        need(self, is_num(self.ns_exponent), "ns_exponent", "a finite number")
+        need(self, is_num(self.sample) and self.sample >= 0, "sample", "a number >= 0")
+        need(self, is_int(self.epochs) and self.epochs >= 1, "epochs", "an int >= 1")
+        need(self, self.alpha is None or (is_num(self.alpha) and self.alpha > 0), "alpha", "None or a number > 0")
+        need(self, is_num(self.min_alpha) and self.min_alpha >= 0, "min_alpha", "a number >= 0")
+        need(self, self.backend in ("auto", "numba", "torch"), "backend", "'auto', 'numba' or 'torch'")
+        need(self, self.threads == "auto" or (is_int(self.threads) and self.threads >= 1), "threads",
+             "'auto' or an int >= 1")
+        need(self, is_bool(self.cbow_mean), "cbow_mean", "a bool")
+        need(self, is_bool(self.sg_shared_negatives), "sg_shared_negatives", "a bool")
+        need(self, is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "an int >= 1")
+        need(self, is_int(self.intra_op_threads) and self.intra_op_threads >= 1, "intra_op_threads", "an int >= 1")
+        need(self, self.sg_update_order in ("batch", "slot"), "sg_update_order", "'batch' or 'slot'")
 
     @property
     def start_alpha(self) -> float:
         if self.alpha is not None:
             return float(self.alpha)
         return 0.025 if self.arch == "sg" else 0.05
+
+    @property
+    def n_threads(self) -> int:
+        """``threads`` resolved: "auto" is the number of cores this process may run on."""
+        if self.threads != "auto":
+            return int(self.threads)
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class _HeapNode(tuple):
@@ -181,6 +206,21 @@ def huffman_codes(counts: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray
             stack.append((node[2], code + [0], point))
             stack.append((node[3], code + [1], point))
     return codes, points
+
+
+def huffman_table(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``huffman_codes`` as padded arrays: ``(points [V, depth] int64, codes [V, depth]
+    uint8, lengths [V] int64)``, word i's path being ``points[i, :lengths[i]]``;
+    depth >= 1 so that an empty tree (one word) still has a column."""
+    codes, points = huffman_codes(counts)
+    lengths = np.array([len(c) for c in codes], dtype=np.int64)
+    depth = max(1, int(lengths.max()))
+    point_table = np.zeros((len(counts), depth), np.int64)
+    code_table = np.zeros((len(counts), depth), np.uint8)
+    for i, (c, p) in enumerate(zip(codes, points)):
+        point_table[i, : len(p)] = p
+        code_table[i, : len(c)] = c
+    return point_table, code_table, lengths
 
 
 def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
@@ -252,126 +292,381 @@ def train_word2vec(
     descending count and ``counts`` its corpus frequencies.
     """
     device = torch.device(device)
-    ids = np.asarray(ids)
-    offsets = np.asarray(offsets, dtype=np.int64)
-    counts = np.asarray(counts, dtype=np.int64)
-    V, D, W = len(words), config.vector_size, config.window
-    if counts.shape != (V,) or V == 0:
-        raise ValueError(f"counts: expected one count per word ({V} words, >= 1), got shape {counts.shape}")
-    if (counts <= 0).any():
-        raise ValueError("counts: expected every count >= 1")
-    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"ids: expected a 1-d integer array, got {ids.dtype} with shape {ids.shape}")
-    if len(ids) and (ids.min() < 0 or ids.max() >= V):
-        raise ValueError(f"ids: expected every id in [0, {V}), got range [{ids.min()}, {ids.max()}]")
-    if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(ids) or (np.diff(offsets) < 0).any():
-        raise ValueError(f"offsets: expected non-decreasing int offsets from 0 to len(ids)={len(ids)}")
+    V, D = len(words), config.vector_size
+    ids, offsets, counts = check_flat_corpus(ids, offsets, counts, V, positive_counts=True)
+    backend = config.backend
+    if backend == "auto":
+        backend = "numba" if device.type == "cpu" else "torch"
+    if backend == "numba" and device.type != "cpu":
+        raise ValueError(f"Word2VecConfig.backend='numba' runs on the CPU, not on device {device}")
+
+    # Input vectors as gensim's prep_vectors: uniform(-1, 1) / vector_size. [V, D]
+    syn0 = (np.random.default_rng(seed).random((V, D), dtype=np.float32) * 2 - 1) / D
+    # One output matrix [n_out, D] holds the Huffman inner nodes (rows 0..V-2)
+    # followed by the negative-sampling word vectors, so both objectives share
+    # one scoring path. Targets per centre: [path..., word, noise...].
+    n_inner = V - 1 if config.hs else 0
+    syn_out = np.zeros((n_inner + (V if config.negative else 0), D), np.float32)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.epochs * len(ids), unit="tok", desc=f"word2vec {config.arch}")
+    try:
+        if backend == "numba":
+            _train_numba(ids, offsets, counts, syn0, syn_out, config, seed, bar)
+        else:
+            syn0 = _train_torch(ids, offsets, counts, syn0, syn_out, config, seed, device, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    kv = KeyedVectors(vector_size=D)
+    kv.add_vectors(list(words), syn0)
+    return kv
+
+
+# --- the numba kernel -----------------------------------------------------------------------
+
+# fastmath without "nnan"/"ninf": reassociation lets LLVM vectorize the dot products and
+# the row updates, while the [-MAX_EXP, MAX_EXP] test still sees NaN and inf as they are.
+_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# gensim's random_int32: a 48-bit linear congruential generator (java.util.Random's),
+# whose bits 16..47 are the 32-bit draw. uint64 constants keep numba in unsigned ints.
+_LCG_MUL, _LCG_ADD, _LCG_MASK = np.uint64(25214903917), np.uint64(11), np.uint64((1 << 48) - 1)
+_U16, _U32 = np.uint64(16), np.uint64(32)
+_ONE = np.float32(1.0)
+
+
+@njit(nogil=True, cache=True)
+def _next(state):
+    """One LCG step: (new state, 32 random bits), both uint64."""
+    state = (state * _LCG_MUL + _LCG_ADD) & _LCG_MASK
+    return state, state >> _U16
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _score_and_step(inputs, i, syn_out, rows, labels, n, alpha, work):
+    """gensim's inner loop for one input vector x = ``inputs[i]`` [D] against the output
+    rows ``rows[:n]`` with labels ``labels[:n]``, in order: each row with a score f inside
+    [-MAX_EXP, MAX_EXP] adds g * row to ``work`` [D] (the input's step, applied by the
+    caller) and then takes its own step g * x, g = (label - sigmoid(f)) * alpha.
+    (A matrix and a row index rather than a row view: a view's reference count is one
+    atomic counter for the whole matrix, which the threads would fight over.)"""
+    D = inputs.shape[1]
+    for t in range(n):
+        r = rows[t]
+        f = np.float32(0.0)
+        for d in range(D):
+            f += inputs[i, d] * syn_out[r, d]
+        if f <= -_MAX_EXP or f >= _MAX_EXP:
+            continue
+        g = (labels[t] - _ONE / (_ONE + math.exp(-f))) * alpha
+        for d in range(D):
+            work[d] += g * syn_out[r, d]
+            syn_out[r, d] += g * inputs[i, d]
+
+
+@njit(nogil=True, cache=True)
+def _centre_targets(word, points, codes, lengths, hs, negative, n_inner, rows, labels):
+    """Write the fixed output targets of centre ``word`` to rows/labels: its Huffman path
+    (label 1 - code, gensim's) and, with negative sampling, the word itself (label 1).
+    Returns how many were written."""
+    n = 0
+    if hs:
+        for b in range(lengths[word]):
+            rows[n] = points[word, b]
+            labels[n] = _ONE - codes[word, b]
+            n += 1
+    if negative:
+        rows[n] = n_inner + word
+        labels[n] = _ONE
+        n += 1
+    return n
+
+
+@njit(nogil=True, cache=True)
+def _draw_noise(word, negative, n_inner, accept, alias, rows, labels, n, state):
+    """Append ``negative`` noise draws to rows/labels from position n (label 0), skipping
+    any draw equal to the centre ``word`` as gensim does. ``accept`` [V] uint64 holds the
+    alias table's keep probabilities scaled to 2^32. Returns (new n, new state)."""
+    V = np.uint64(accept.shape[0])
+    for _ in range(negative):
+        state, r = _next(state)
+        k = np.int64((r * V) >> _U32)  # uniform in [0, V): the high bits of r * V
+        state, u = _next(state)
+        if u >= accept[k]:
+            k = alias[k]
+        if k != word:
+            rows[n] = n_inner + k
+            labels[n] = np.float32(0.0)
+            n += 1
+    return n, state
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _cbow_centre(syn0, syn_out, sent, i, lo, hi, rows, labels, n, cbow_mean, alpha, neu1, work):
+    """One CBOW centre ``sent[i]`` with context ``sent[lo:hi]`` minus position i, as
+    gensim's fast_sentence_cbow_*: the context's summed (or mean) input vector neu1 [D]
+    scores the targets rows[:n], and every context word takes the whole step.
+    ``neu1`` [1, D] and ``work`` [D] are scratch."""
+    count = hi - lo - 1
+    if count == 0:
+        return
+    D = syn0.shape[1]
+    scale = _ONE / np.float32(count) if cbow_mean else _ONE
+    for d in range(D):
+        neu1[0, d] = 0.0
+        work[d] = 0.0
+    for m in range(lo, hi):
+        if m != i:
+            for d in range(D):
+                neu1[0, d] += syn0[sent[m], d]
+    for d in range(D):
+        neu1[0, d] *= scale
+    _score_and_step(neu1, 0, syn_out, rows, labels, n, alpha, work)
+    if not cbow_mean:
+        for d in range(D):
+            work[d] /= np.float32(count)
+    for m in range(lo, hi):
+        if m != i:
+            for d in range(D):
+                syn0[sent[m], d] += work[d]
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _sg_centre(syn0, syn_out, sent, i, lo, hi, rows, labels, n, per_pair_noise, negative, n_inner,
+               accept, alias, alpha, work, state):
+    """One skip-gram centre ``sent[i]`` with context ``sent[lo:hi]`` minus position i, as
+    gensim's fast_sentence_sg_*: pair by pair, the context word's input vector scores the
+    centre's targets rows[:n] (plus fresh noise words per pair when ``per_pair_noise``)
+    and then takes its step. Returns the random state."""
+    D = syn0.shape[1]
+    for m in range(lo, hi):
+        if m == i:
+            continue
+        n_pair = n
+        if per_pair_noise:
+            n_pair, state = _draw_noise(sent[i], negative, n_inner, accept, alias, rows, labels, n, state)
+        for d in range(D):
+            work[d] = 0.0
+        _score_and_step(syn0, sent[m], syn_out, rows, labels, n_pair, alpha, work)
+        for d in range(D):  # the input's step comes after every target has been scored
+            syn0[sent[m], d] += work[d]
+    return state
+
+
+@njit(nogil=True, cache=True)
+def _train_job(ids, offsets, s0, s1, syn0, syn_out, keep, accept, alias, points, codes, lengths,
+               sg, hs, negative, shared_negatives, cbow_mean, window, alpha0, alpha1, done, total, state):
+    """Train on sentences s0..s1-1 of the flat corpus (``ids`` [n_tokens] int32,
+    ``offsets`` [n_sentences + 1]) in place on ``syn0`` [V, D] and ``syn_out``
+    [n_inner + V or 0, D]. ``keep`` [V] and ``accept`` [V] are keep probabilities
+    scaled to 2^32 (uint64), ``alias`` [V] the alias table's other word, ``points``/
+    ``codes`` [V, depth] and ``lengths`` [V] the Huffman table. The learning rate
+    falls linearly from alpha0 (raw token 0 of epoch 0) to alpha1 (the end, ``total``
+    raw tokens later); this job starts ``done`` raw tokens in. ``state`` seeds the
+    job's LCG."""
+    V, D = syn0.shape
+    n_inner = V - 1 if hs else 0
+    r0 = offsets[s0]
+    sent = np.empty(offsets[s1] - r0, np.int32)  # the kept tokens of one sentence
+    rows = np.empty(points.shape[1] + 1 + negative, np.int64)  # [path..., word, noise...]
+    labels = np.empty(rows.shape[0], np.float32)
+    neu1 = np.empty((1, D), np.float32)  # CBOW's context vector, as a matrix row
+    work = np.empty(D, np.float32)
+    per_pair_noise = sg and not shared_negatives and negative > 0
+    for s in range(s0, s1):
+        alpha = np.float32(alpha0 - (alpha0 - alpha1) * (done + offsets[s] - r0) / total)
+        n_kept = 0
+        for t in range(offsets[s], offsets[s + 1]):
+            state, r = _next(state)
+            if r < keep[ids[t]]:
+                sent[n_kept] = ids[t]
+                n_kept += 1
+        for i in range(n_kept):
+            state, r = _next(state)
+            b = np.int64((r * np.uint64(window)) >> _U32) + 1  # effective window in 1..window
+            lo, hi = max(0, i - b), min(n_kept, i + b + 1)
+            n = _centre_targets(sent[i], points, codes, lengths, hs, negative, n_inner, rows, labels)
+            if negative and not per_pair_noise:
+                n, state = _draw_noise(sent[i], negative, n_inner, accept, alias, rows, labels, n, state)
+            if sg:
+                state = _sg_centre(syn0, syn_out, sent, i, lo, hi, rows, labels, n, per_pair_noise, negative,
+                                   n_inner, accept, alias, alpha, work, state)
+            else:
+                _cbow_centre(syn0, syn_out, sent, i, lo, hi, rows, labels, n, cbow_mean, alpha, neu1, work)
+
+
+def _scaled_to_2_32(p: np.ndarray) -> np.ndarray:
+    """Probabilities as uint64 thresholds for a 32-bit draw r: ``r < result`` has probability p."""
+    return np.round(np.asarray(p, dtype=np.float64) * 2.0**32).astype(np.uint64)
+
+
+def _jobs(offsets: np.ndarray) -> list[tuple[int, int]]:
+    """Sentence ranges (s0, s1) of about _JOB_TOKENS raw tokens each, covering the corpus."""
+    cuts = np.unique(np.searchsorted(offsets, np.arange(0, offsets[-1], _JOB_TOKENS), side="right") - 1)
+    cuts = np.append(cuts, len(offsets) - 1)
+    return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
+def _train_numba(ids, offsets, counts, syn0, syn_out, config: Word2VecConfig, seed: int, bar) -> None:
+    """The kernel's training loop: every epoch's jobs in order, each taken by the next
+    free thread of ``config.n_threads`` (the calling thread alone for 1), updating syn0
+    and syn_out in place."""
+    keep = _scaled_to_2_32(keep_probabilities(counts, config.sample))
+    accept, alias = alias_table(counts.astype(np.float64) ** config.ns_exponent)
+    accept = _scaled_to_2_32(accept)
+    points, codes, lengths = huffman_table(counts) if config.hs else (
+        np.zeros((len(counts), 1), np.int64), np.zeros((len(counts), 1), np.uint8), np.zeros(len(counts), np.int64))
+    ids32 = ids.astype(np.int32)
+    jobs = _jobs(offsets)
+    # A random stream of its own (the init drew from default_rng(seed)); LCG states are 48-bit.
+    states = np.random.default_rng([seed, 1]).integers(1, 1 << 48, size=(config.epochs, len(jobs)), dtype=np.uint64)
+    n_tokens = len(ids)
+    total = float(config.epochs * n_tokens)
+
+    def run(epoch: int, k: int) -> int:
+        s0, s1 = jobs[k]
+        _train_job(ids32, offsets, s0, s1, syn0, syn_out, keep, accept, alias, points, codes, lengths,
+                   config.arch == "sg", config.hs, config.negative, config.sg_shared_negatives, config.cbow_mean,
+                   config.window, config.start_alpha, config.min_alpha, float(epoch * n_tokens + offsets[s0]),
+                   total, states[epoch, k])
+        return int(offsets[s1] - offsets[s0])
+
+    work = [(epoch, k) for epoch in range(config.epochs) for k in range(len(jobs))]
+    threads = config.n_threads
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    try:
+        results = pool.map(run, *zip(*work)) if pool else (run(e, k) for e, k in work)
+        for n_raw in results:
+            if bar is not None:
+                bar.update(n_raw)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+# --- the torch path -------------------------------------------------------------------------
+
+
+@dataclass
+class _TorchTables:
+    """Per-word tables of the torch path, on the training device."""
+
+    keep_prob: torch.Tensor  # [V] float64 subsampling keep probability
+    noise_accept: torch.Tensor  # [V] float64 alias table: keep the uniform draw k with this probability
+    noise_alias: torch.Tensor  # [V] int64 ... else take this word
+    hs_points: torch.Tensor | None  # [V, depth] int64 inner-node rows of each word's path
+    hs_labels: torch.Tensor | None  # [V, depth] gensim's label 1 - code
+    hs_mask: torch.Tensor | None  # [V, depth] 1 where the path is real
+    neg_labels: torch.Tensor  # [1 + noise per centre]: the word (1), then its noise words (0)
+    noise_per_centre: int  # K, or span * K for skip-gram's per-pair noise (span blocks of K)
+
+
+def _torch_tables(counts: np.ndarray, config: Word2VecConfig, device: torch.device) -> _TorchTables:
+    hs_points = hs_labels = hs_mask = None
+    if config.hs:
+        points, codes, lengths = huffman_table(counts)
+        real = np.arange(points.shape[1])[None, :] < lengths[:, None]  # [V, depth]
+        hs_points = torch.from_numpy(points).to(device)
+        hs_labels = torch.from_numpy(np.where(real, 1.0 - codes, 0.0).astype(np.float32)).to(device)
+        hs_mask = torch.from_numpy(real.astype(np.float32)).to(device)
+    accept, alias = alias_table(counts.astype(np.float64) ** config.ns_exponent)
+    # Skip-gram draws noise per (centre, slot) pair unless told to share it per centre.
+    per_pair_noise = config.arch == "sg" and not config.sg_shared_negatives
+    noise_per_centre = config.negative * ((2 * config.window + 1) if per_pair_noise else 1)
+    neg_labels = torch.zeros(noise_per_centre + 1, device=device)
+    neg_labels[0] = 1
+    return _TorchTables(torch.from_numpy(keep_probabilities(counts, config.sample)).to(device),
+                        torch.from_numpy(accept).to(device), torch.from_numpy(alias).to(device),
+                        hs_points, hs_labels, hs_mask, neg_labels, noise_per_centre)
+
+
+def _train_torch(ids, offsets, counts, syn0_np, syn_out_np, config: Word2VecConfig, seed: int,
+                 device: torch.device, bar) -> np.ndarray:
+    """The batched torch loop over epochs and sentence-aligned chunks; returns syn0 [V, D]."""
     # Restored on the way out: evaluation after training keeps the caller's thread count.
     torch_threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(config.intra_op_threads)
-
     gen = torch.Generator(device=device).manual_seed(seed)
-    # Input vectors as gensim's prep_vectors: uniform(-1, 1) / vector_size. [V, D]
-    init = np.random.default_rng(seed).random((V, D), dtype=np.float32) * 2 - 1
-    syn0 = torch.from_numpy(init / D).to(device)
-
-    # One output matrix [n_out, D] holds the Huffman inner nodes (rows 0..V-2)
-    # followed by the negative-sampling word vectors, so both objectives share
-    # one gather/score/scatter path. Targets per centre: [paths..., word, noise...].
-    n_inner = V - 1 if config.hs else 0
-    syn_out = torch.zeros((n_inner + (V if config.negative else 0), D), device=device)
-    hs_points = hs_labels = hs_mask = None
-    if config.hs:
-        codes, points = huffman_codes(counts)
-        depth = max(1, max(len(c) for c in codes))
-        hs_points = torch.zeros((V, depth), dtype=torch.int64)  # [V, depth] inner-node rows
-        hs_labels = torch.zeros((V, depth))  # [V, depth] gensim's label 1 - code
-        hs_mask = torch.zeros((V, depth))  # [V, depth] 1 where the path is real
-        for i, (c, p) in enumerate(zip(codes, points)):
-            hs_points[i, : len(p)] = torch.from_numpy(p)
-            hs_labels[i, : len(c)] = torch.from_numpy(1.0 - c.astype(np.float32))
-            hs_mask[i, : len(c)] = 1
-        hs_points, hs_labels, hs_mask = hs_points.to(device), hs_labels.to(device), hs_mask.to(device)
-    accept, alias = alias_table(counts.astype(np.float64) ** config.ns_exponent)
-    noise_accept, noise_alias = torch.from_numpy(accept).to(device), torch.from_numpy(alias).to(device)
-    span = 2 * W + 1
-    # Skip-gram draws noise per (centre, slot) pair unless told to share it per centre;
-    # the per-pair noise of centre c sits in its target row as span blocks of K.
-    per_pair_noise = config.arch == "sg" and not config.sg_shared_negatives
-    noise_per_centre = config.negative * (span if per_pair_noise else 1)
-    neg_labels = torch.zeros(noise_per_centre + 1, device=device)
-    neg_labels[0] = 1
-
-    keep_prob = torch.from_numpy(keep_probabilities(counts, config.sample)).to(device)
+    syn0, syn_out = torch.from_numpy(syn0_np).to(device), torch.from_numpy(syn_out_np).to(device)
+    tables = _torch_tables(counts, config, device)
     ids_t = torch.from_numpy(ids.astype(np.int64, copy=False)).to(device)
     # Sentence-aligned chunk boundaries (sentence indices), ~_CHUNK_TOKENS raw tokens each.
     cuts = np.unique(np.searchsorted(offsets, np.arange(0, len(ids), _CHUNK_TOKENS), side="right") - 1)
     cuts = np.append(cuts, len(offsets) - 1)
     sent_len = torch.from_numpy(np.diff(offsets)).to(device)
-
     total = config.epochs * len(ids)
-    a0, a1 = config.start_alpha, config.min_alpha
-    step = _sg_step if config.arch == "sg" else _cbow_step
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, unit="tok", desc=f"word2vec {config.arch}")
-    workers = _Workers(config.threads if device.type == "cpu" else 1)
+    workers = _Workers(config.n_threads if device.type == "cpu" else 1)
     done = 0
     try:
         for _ in range(config.epochs):
             for s0, s1 in zip(cuts[:-1], cuts[1:]):
                 r0, r1 = int(offsets[s0]), int(offsets[s1])
-                chunk = ids_t[r0:r1]  # [m] raw tokens of sentences s0..s1-1
                 sent = torch.repeat_interleave(torch.arange(s1 - s0, device=device), sent_len[s0:s1])
-                kept = torch.rand(len(chunk), generator=gen, device=device, dtype=torch.float64) < keep_prob[chunk]
-                w, sent = chunk[kept], sent[kept]  # [n] kept tokens, windows span them
-                n = len(w)
-                reduced = torch.randint(1, W + 1, (n,), generator=gen, device=device)
-                valid = context_mask(sent, reduced, W).to(syn0.dtype)  # [n, 2W+1]
-                w_pad = torch.cat([w.new_zeros(W), w, w.new_zeros(W)])  # [n + 2W]
-                if config.negative:
-                    pick = torch.randint(0, V, (n, noise_per_centre), generator=gen, device=device)  # [n, K or span*K]
-                    u = torch.rand((n, noise_per_centre), generator=gen, device=device, dtype=torch.float64)
-                    noise = torch.where(u < noise_accept[pick], pick, noise_alias[pick])  # noise words, as pick
-                for b0 in range(0, n, config.batch_size):
-                    b1 = min(n, b0 + config.batch_size)
-                    centre = w[b0:b1]  # [b]
-                    parts_t, parts_l, parts_m = [], [], []
-                    if config.hs:
-                        parts_t.append(hs_points[centre])
-                        parts_l.append(hs_labels[centre])
-                        parts_m.append(hs_mask[centre])
-                    if config.negative:
-                        tgt = torch.cat([centre[:, None], noise[b0:b1]], 1)  # [b, K+1]
-                        parts_t.append(tgt + n_inner)
-                        parts_l.append(neg_labels.expand(b1 - b0, -1))
-                        # gensim skips a noise word equal to the centre word.
-                        m = tgt != centre[:, None]
-                        m[:, 0] = True
-                        parts_m.append(m.to(syn0.dtype))
-                    targets = torch.cat(parts_t, 1) if len(parts_t) > 1 else parts_t[0]  # [b, T]
-                    labels = torch.cat(parts_l, 1) if len(parts_l) > 1 else parts_l[0]  # [b, T]
-                    tmask = torch.cat(parts_m, 1) if len(parts_m) > 1 else parts_m[0]  # [b, T]
-                    alpha = a0 - (a0 - a1) * (done + (r1 - r0) * b0 / n) / total
-                    if config.arch == "sg" and config.sg_update_order == "slot":
-                        _sg_slot_steps(syn0, syn_out, w_pad[b0 : b1 + 2 * W], valid[b0:b1], targets, labels, tmask, alpha, config)
-                    else:
-                        workers.step(step, syn0, syn_out, w_pad[b0 : b1 + 2 * W], valid[b0:b1], targets, labels, tmask, alpha, config)
+                alphas = (done, r1 - r0, total)
+                _torch_chunk(syn0, syn_out, ids_t[r0:r1], sent, tables, config, gen, alphas, workers)
                 done += r1 - r0
                 if bar is not None:
                     bar.update(r1 - r0)
     finally:
         workers.close()
         torch.set_num_threads(torch_threads)
-        if bar is not None:
-            bar.close()
+    return syn0.cpu().numpy()
 
-    kv = KeyedVectors(vector_size=D)
-    kv.add_vectors(list(words), syn0.cpu().numpy())
-    return kv
+
+def _torch_chunk(syn0, syn_out, chunk, sent, tables: _TorchTables, config: Word2VecConfig, gen, alphas,
+                 workers) -> None:
+    """One chunk of whole sentences: ``chunk`` [m] raw token ids and ``sent`` [m] their
+    sentence index. Draws the subsampling, windows and noise words in one go, then steps
+    batch by batch; ``alphas`` = (raw tokens done before the chunk, chunk size, total)."""
+    device, W = syn0.device, config.window
+    done, size, total = alphas
+    kept = torch.rand(len(chunk), generator=gen, device=device, dtype=torch.float64) < tables.keep_prob[chunk]
+    w, sent = chunk[kept], sent[kept]  # [n] kept tokens, windows span them
+    n, V = len(w), syn0.shape[0]
+    reduced = torch.randint(1, W + 1, (n,), generator=gen, device=device)
+    valid = context_mask(sent, reduced, W).to(syn0.dtype)  # [n, 2W+1]
+    w_pad = torch.cat([w.new_zeros(W), w, w.new_zeros(W)])  # [n + 2W]
+    noise = None
+    if config.negative:
+        shape = (n, tables.noise_per_centre)  # [n, K or span*K]
+        pick = torch.randint(0, V, shape, generator=gen, device=device)
+        u = torch.rand(shape, generator=gen, device=device, dtype=torch.float64)
+        noise = torch.where(u < tables.noise_accept[pick], pick, tables.noise_alias[pick])  # noise words, as pick
+    a0, a1 = config.start_alpha, config.min_alpha
+    for b0 in range(0, n, config.batch_size):
+        b1 = min(n, b0 + config.batch_size)
+        targets, labels, tmask = _torch_targets(w[b0:b1], None if noise is None else noise[b0:b1], tables,
+                                                syn0.shape[0] - 1 if config.hs else 0, syn0.dtype)
+        alpha = a0 - (a0 - a1) * (done + size * b0 / n) / total
+        args = (syn0, syn_out, w_pad[b0 : b1 + 2 * W], valid[b0:b1], targets, labels, tmask, alpha, config)
+        if config.arch == "sg" and config.sg_update_order == "slot":
+            _sg_slot_steps(*args)
+        else:
+            workers.step(_sg_step if config.arch == "sg" else _cbow_step, *args)
+
+
+def _torch_targets(centre, noise, tables: _TorchTables, n_inner: int, dtype):
+    """Output rows, labels and slot mask [b, T] of the centres ``centre`` [b]: their
+    Huffman paths, then (with ``noise`` [b, K or span*K]) the word and its noise words."""
+    parts_t, parts_l, parts_m = [], [], []
+    if tables.hs_points is not None:
+        parts_t.append(tables.hs_points[centre])
+        parts_l.append(tables.hs_labels[centre])
+        parts_m.append(tables.hs_mask[centre])
+    if noise is not None:
+        tgt = torch.cat([centre[:, None], noise], 1)  # [b, K+1]
+        parts_t.append(tgt + n_inner)
+        parts_l.append(tables.neg_labels.expand(len(centre), -1))
+        # gensim skips a noise word equal to the centre word.
+        m = tgt != centre[:, None]
+        m[:, 0] = True
+        parts_m.append(m.to(dtype))
+    return torch.cat(parts_t, 1), torch.cat(parts_l, 1), torch.cat(parts_m, 1)
 
 
 class _Workers:
@@ -492,9 +787,8 @@ def _sg_step(syn0, syn_out, ctx_ids, valid, targets, labels, tmask, alpha, confi
     As in gensim, the input is the context word and the output side is the
     centre word: its Huffman path and/or itself, shared by all pairs of the
     centre's window, then the noise words. A target row is [shared | noise]:
-    with per-pair noise (the default) the noise part holds span blocks of K
-    words, block j for context slot j; with ``sg_shared_negatives`` it holds K
-    words shared by every slot.
+    with ``sg_shared_negatives`` (the default) the noise part holds K words shared
+    by every slot; without it, span blocks of K words, block j for context slot j.
     """
     b, span = valid.shape
     D = syn0.shape[1]
