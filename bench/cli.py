@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="data root holding corpora/ and wordsim/ (default: $LM_LINEAGE_DATA)")
     run.add_argument("--out", default=None, help="output folder (default: runs/MATRIX)")
     run.add_argument("--force", action="store_true", help="redo cells that already have a result")
+    run.add_argument("--save-models", action="store_true",
+                     help="save what each cell trains under OUT/models/<cell>/: word vectors as word2vec binary, "
+                          "LM and biLM weights as safetensors with their config (checkpoint.json)")
     run.add_argument("--allow-hub", action="store_true",
                      help="let datasets/transformers reach the Hugging Face hub (hub corpora need it)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -138,7 +141,8 @@ def _run(args) -> int:
     try:
         device = executor.resolve_device(args.device)
         failed = run_matrix(matrix, out_dir, args.data_dir, device, force=args.force, progress=not args.no_progress,
-                            executor=executor, precision=resolve_precision(args.precision, device))
+                            executor=executor, precision=resolve_precision(args.precision, device),
+                            save_models=args.save_models)
     except KeyboardInterrupt:
         _render_finished_cells(report, out_dir)  # the tables then match the cells kept
         raise

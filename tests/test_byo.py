@@ -2,6 +2,7 @@
 `torch-lm` modules, plugins, and the export round trips of `run --save-models`."""
 
 import json
+from pathlib import Path
 import pickle
 import struct
 
@@ -129,7 +130,8 @@ def test_a_value_that_is_not_a_number_is_found_by_the_read(tmp_path):
 
 
 def _matrix(tmp_path, models_toml: str, models: list[str]) -> str:
-    corpus = write_corpus(tmp_path / "corpus", "the king and the queen\nthe man and the woman\n" * 20)
+    # "zebra" is seen once: below min_count 2, it makes <unk> a word of train too.
+    corpus = write_corpus(tmp_path / "corpus", "the king and the queen\nthe man and the woman\n" * 20 + "a zebra\n")
     path = tmp_path / "m.toml"
     path.write_text(f"models = {json.dumps(models)}\ncorpora = [{json.dumps(str(corpus))}]\n{models_toml}")
     return str(path)
@@ -191,3 +193,60 @@ def test_vectors_rows_score_like_any_embedding_model(tmp_path, capsys, monkeypat
     assert cells["w2v"]["dataset"]["model_files"]["vectors"]["sha256"] == vectors.file_sha256(paths[0])
     assert cells["headerless"]["dataset"]["model_files"]["vectors"]["format"] == "glove-text"
     assert "w2v" in (out / "report.md").read_text()
+
+
+LM_SETTINGS = """
+[vocab]
+min_count = 2
+unk = "<unk>"
+[model.word2vec-sg]
+vector_size = 8
+epochs = 1
+[model.lstm]
+emb = 8
+hidden = 8
+layers = 1
+epochs = 1
+batch_size = 2
+bptt = 8
+"""
+
+
+def test_saved_models_read_back_score_identically(tmp_path, capsys, monkeypatch):
+    """run --save-models: a word2vec-sg cell's vectors (word2vec binary) read back as kind =
+    "vectors", and an lstm cell's weights (safetensors) loaded with checkpoint =, score
+    exactly what their cells scored."""
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    matrix = _matrix(tmp_path, LM_SETTINGS, ["word2vec-sg", "lstm"])
+    first = tmp_path / "first"
+    assert main(["run", "--matrix", matrix, "--save-models", "--out", str(first), "--no-progress",
+                 "--in-process"]) == 0, capsys.readouterr().err
+    sg, lstm = _cell(first, "word2vec-sg"), _cell(first, "lstm")
+    [sg_dir], [lstm_dir] = (first / "models").glob("word2vec-sg__*"), (first / "models").glob("lstm__*")
+    assert sorted(p.name for p in sg_dir.iterdir()) == ["vectors.bin"]
+    assert sorted(p.name for p in lstm_dir.iterdir()) == ["checkpoint.json", "model.safetensors"]
+    for cell, folder in ((sg, sg_dir), (lstm, lstm_dir)):
+        assert cell["saved"]["folder"] == str(folder)
+        for name, entry in cell["saved"]["files"].items():
+            assert entry["sha256"] == vectors.file_sha256(folder / name)
+    back = KeyedVectors.load_word2vec_format(str(sg_dir / "vectors.bin"), binary=True)  # gensim reads it as is
+    assert back.vector_size == 8
+
+    reread = tmp_path / "reread.toml"
+    reread.write_text(Path(matrix).read_text().replace('models = ["word2vec-sg", "lstm"]', 'models = ["sg-back", "lstm"]')
+                      + f'checkpoint = "{lstm_dir}"\n[model.sg-back]\nkind = "vectors"\npath = "{sg_dir / "vectors.bin"}"\n')
+    second = tmp_path / "second"
+    assert main(["run", "--matrix", str(reread), "--out", str(second), "--no-progress", "--in-process"]) == 0, \
+        capsys.readouterr().err
+    assert _scores(_cell(second, "sg-back")) == _scores(sg)
+    loaded = _cell(second, "lstm")
+    assert loaded["training"]["history"] == [] and loaded["training"]["checkpoint"]["folder"] == str(lstm_dir)
+    assert [(row["split"], row["perplexity"], row["nll_sum"]) for row in loaded["metrics"]["perplexity"]] == \
+        [(row["split"], row["perplexity"], row["nll_sum"]) for row in lstm["metrics"]["perplexity"]]
+
+    # A checkpoint loads only into the config it was trained with: one line, nothing written.
+    err = _fails_cleanly(capsys, tmp_path / "out", "--matrix", str(reread), "--set", "model.lstm.hidden=16")
+    assert "checkpoint" in err and "hidden 8 (saved) vs 16" in err
+    err = _fails_cleanly(capsys, tmp_path / "out", "--matrix", str(reread), "--set", "model.gru.checkpoint=" + str(lstm_dir),
+                         "--models", "gru")
+    assert "saved by model 'lstm', expected a checkpoint of 'gru'" in err

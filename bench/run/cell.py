@@ -20,6 +20,7 @@ from gensim.models import KeyedVectors
 
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.eval import metrics, probe, wsd
+from bench.models import checkpoints
 from bench.models.registry import ModelSpec
 from bench.run.config import EvalConfig, Matrix
 from bench.run.keys import SCORED_FAMILIES, cell_key, data_identity, similarity_identity
@@ -44,13 +45,16 @@ class CellJob(NamedTuple):
     progress: bool
     command: str
     precision: str
+    save_dir: Path | None = None  # run --save-models: where this cell's trained model goes
 
 
 def run_cell(matrix: Matrix, model: str, corpus: str, seed: int, data_root: Path | None, device: torch.device,
-             progress: bool, command: str, precision: str = "fp32") -> dict:
+             progress: bool, command: str, precision: str = "fp32", save_dir: Path | None = None) -> dict:
     """One cell, start to finish: prepare the data (from the tokenization cache), run the
-    family's loop, and return the result; an exception becomes a failed result."""
-    spec = matrix.spec(model)
+    family's loop, and return the result; an exception becomes a failed result. With
+    `save_dir`, what the cell trained is saved there (bench.models.checkpoints)."""
+    built = []  # what the model's build returned
+    spec = _loading_and_keeping(matrix.spec(model), matrix.checkpoint(model), built)
     prepared = prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab, progress)
     config, train_config = matrix.model_config(model), matrix.train_config(model)
     eval_data = EvalData.load(matrix, spec, data_root)
@@ -67,9 +71,26 @@ def run_cell(matrix: Matrix, model: str, corpus: str, seed: int, data_root: Path
         else:
             result.update(run_lm_cell(spec, config, train_config, prepared, seed, device, matrix, precision,
                                       eval_data.probe_corpus))
+        if save_dir is not None and spec.trains and built:
+            saved = checkpoints.save_trained(built[0], spec.name, config, prepared, save_dir)
+            if saved is not None:
+                result["saved"] = saved
     except Exception as exc:  # recorded, not hidden: the cell is marked failed with its reason
         result.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
     return result
+
+
+def _loading_and_keeping(spec: ModelSpec, checkpoint: str | None, built: list) -> ModelSpec:
+    """`spec` whose build loads `checkpoint` ([model.NAME] checkpoint, instead of training)
+    and appends what it returns to `built`, so the cell can save it after scoring (saving
+    inside the build would count in the train phase's time)."""
+
+    def build(*args):
+        trained = spec.build(*args, **({} if checkpoint is None else {"checkpoint": checkpoint}))
+        built.append(trained)
+        return trained
+
+    return dataclasses.replace(spec, build=build)
 
 
 class ProbeCorpora(NamedTuple):

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.models import checkpoints
 from bench.models.registry import MODELS, ModelSpec, user_model
 from bench.eval.probe import ProbeConfig
 from bench.data.vocab import TokenizerConfig, VocabConfig
@@ -76,6 +77,10 @@ class Matrix:
     def spec(self, name: str) -> ModelSpec:
         """The model's spec: a built-in one, or the one its [model.NAME] `kind` defines."""
         return _spec_of(name, self.model_overrides)
+
+    def checkpoint(self, name: str) -> str | None:
+        """[model.NAME] checkpoint: a folder `run --save-models` wrote, loaded instead of training."""
+        return self.model_overrides.get(name, {}).get("checkpoint")
 
     def model_config(self, name: str):
         """The resolved model config: defaults < variant preset < [train] < [model.NAME].
@@ -247,9 +252,9 @@ def _check_assignment(text: str, raw: dict) -> None:
         if not _is_model(name, overrides):
             raise BenchError(f"{where}: unknown model '{name}': expected one of {', '.join(MODELS)}, or a model "
                              f"of your own defined with model.{name}.kind")
-        if key == "kind":  # checked with the rest of the model's table
-            return
         spec = _spec_of(name, overrides)
+        if key == "kind" or (key == "checkpoint" and spec.checkpoints):  # checked with the rest of the model's table
+            return
         classes = [cls for cls in _config_classes(spec) if key in _class_fields(cls)]
         if not classes:
             expected = sorted(_field_names(spec))
@@ -319,7 +324,9 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
     if stray:
         raise BenchError(f"{where}.train: key(s) {', '.join(stray)} apply to none of the models {checked_models}")
     for model, values in overrides.items():
-        allowed = _field_names(_spec_of(model, overrides)) | ({"kind"} if model in defined else set())
+        spec = _spec_of(model, overrides)
+        allowed = (_field_names(spec) | ({"kind"} if model in defined else set())
+                   | ({"checkpoint"} if spec.checkpoints else set()))
         unknown = sorted(set(values) - allowed)
         if unknown:
             raise BenchError(f"{where}: [model.{model}] unknown key(s) {', '.join(unknown)}; "
@@ -344,6 +351,11 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
     for model in matrix.models:  # resolve every config now: errors before any work
         matrix.model_config(model)
         matrix.train_config(model)
+        checkpoint = matrix.checkpoint(model)
+        if checkpoint is not None:
+            if not isinstance(checkpoint, str):
+                raise BenchError(f"{where}: [model.{model}] checkpoint: expected a folder path, got {checkpoint!r}")
+            checkpoints.check_matches(checkpoint, model, matrix.model_config(model), f"{where}: [model.{model}]")
     return matrix
 
 

@@ -106,7 +106,7 @@ def remove_stale_temp_files(folder: Path) -> None:
 
 # JSON files of the suite that are not cell results: a run's matrix, and the quality-gate
 # record kept in results/ (bench.run.gates).
-NOT_RESULTS = {"matrix.json", "quality_gates.json"}
+NOT_RESULTS = {"matrix.json", "quality_gates.json", "checkpoint.json"}  # checkpoint: bench.models.checkpoints
 
 
 def load_results(folder: Path) -> list[dict]:

@@ -54,9 +54,14 @@ def cell_path(out_dir: Path, model: str, corpus: str, seed: int) -> Path:
     return out_dir / "cells" / f"{model}__{safe_corpus}__seed{seed}.json"
 
 
+def model_dir(out_dir: Path, model: str, corpus: str, seed: int) -> Path:
+    """Where `run --save-models` puts what a cell trained: OUT/models/<the cell file's stem>/."""
+    return out_dir / "models" / cell_path(out_dir, model, corpus, seed).stem
+
+
 def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torch.device,
                force: bool = False, progress: bool = True, executor: LocalExecutor | RayExecutor | None = None,
-               precision: str = "fp32") -> list[Path]:
+               precision: str = "fp32", save_models: bool = False) -> list[Path]:
     """Run every cell with `executor` (default: a LocalExecutor); returns the result paths
     of cells that failed. `precision` is the run's, checked by `resolve_precision`.
 
@@ -92,7 +97,8 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
     remove_stale_temp_files(out_dir)
     remove_stale_temp_files(out_dir / "cells")
     write_json_atomic(out_dir / "matrix.json", {"matrix": matrix.to_dict(), "command": command_line()})
-    jobs = {cell_path(out_dir, *cell): CellJob(matrix, *cell, data_root, device, progress, command_line(), precision)
+    jobs = {cell_path(out_dir, *cell): CellJob(matrix, *cell, data_root, device, progress, command_line(), precision,
+                                               model_dir(out_dir, *cell) if save_models else None)
             for cell in plan.to_run}
     failed = []
     for path, result in tqdm(executor.run(jobs), total=len(cells), initial=len(cells) - len(jobs),
