@@ -131,7 +131,8 @@ def test_a_value_that_is_not_a_number_is_found_by_the_read(tmp_path):
 
 def _matrix(tmp_path, models_toml: str, models: list[str]) -> str:
     # "zebra" is seen once: below min_count 2, it makes <unk> a word of train too.
-    corpus = write_corpus(tmp_path / "corpus", "the king and the queen\nthe man and the woman\n" * 20 + "a zebra\n")
+    corpus = write_corpus(tmp_path / "corpus", "the king and the queen\nthe man and the woman\n" * 20 + "a zebra\n",
+                          validation="the king and the queen\n", test="the man and the woman\n")
     path = tmp_path / "m.toml"
     path.write_text(f"models = {json.dumps(models)}\ncorpora = [{json.dumps(str(corpus))}]\n{models_toml}")
     return str(path)
@@ -250,3 +251,108 @@ def test_saved_models_read_back_score_identically(tmp_path, capsys, monkeypatch)
     err = _fails_cleanly(capsys, tmp_path / "out", "--matrix", str(reread), "--set", "model.gru.checkpoint=" + str(lstm_dir),
                          "--models", "gru")
     assert "saved by model 'lstm', expected a checkpoint of 'gru'" in err
+
+
+TOY_MODULE = '''
+import torch
+import torch.nn as nn
+
+
+class Bigram(nn.Module):
+    """Stateless: each token's logits from the token alone."""
+
+    def __init__(self, vocab_size, dim=8):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, dim)
+        self.out = nn.Linear(dim, vocab_size)
+
+    def forward(self, ids):  # (B, T) -> (B, T, V)
+        return self.out(self.embed(ids))
+
+
+class TinyGRU(nn.Module):
+    """Stateful: the suite carries its state from one chunk to the next."""
+
+    def __init__(self, vocab_size, hidden=8):
+        super().__init__()
+        self.hidden = hidden
+        self.embed = nn.Embedding(vocab_size, hidden)
+        self.gru = nn.GRU(hidden, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, vocab_size)
+
+    def init_state(self, batch_size, device):
+        return torch.zeros(1, batch_size, self.hidden, device=device)
+
+    def forward(self, ids, state):
+        out, state = self.gru(self.embed(ids), state)
+        return self.out(out), state
+
+
+class WrongShape(Bigram):
+    def forward(self, ids):
+        return super().forward(ids)[:, -1]  # (B, V): the last step only
+
+
+class NotAModule:
+    def __init__(self, vocab_size):
+        pass
+'''
+
+TORCH_LM_SETTINGS = """
+[vocab]
+min_count = 2
+unk = "<unk>"
+[train]
+epochs = 2
+batch_size = 2
+bptt = 8
+lr = 0.05
+"""
+
+
+def _toy_package(tmp_path, monkeypatch):
+    (tmp_path / "toy_lms.py").write_text(TOY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers get this sys.path too
+
+
+def _torch_lm(name: str, cls: str, kwargs: str = "{}") -> str:
+    return f'[model.{name}]\nkind = "torch-lm"\nmodule = "toy_lms:{cls}"\nkwargs = {kwargs}\n'
+
+
+def test_torch_lm_modules_train_with_the_suites_loop(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    _toy_package(tmp_path, monkeypatch)
+    matrix = _matrix(tmp_path, TORCH_LM_SETTINGS + _torch_lm("bigram", "Bigram", "{ dim = 6 }")
+                     + _torch_lm("tiny-gru", "TinyGRU"), ["bigram", "tiny-gru", "lstm"])
+    out = tmp_path / "out"
+    assert main(["run", "--matrix", matrix, "--set", "model.lstm.emb=8", "--set", "model.lstm.hidden=8", "--out",
+                 str(out), "--no-progress", "--in-process"]) == 0, capsys.readouterr().err
+    cells = {name: _cell(out, name) for name in ("bigram", "tiny-gru", "lstm")}
+    vocab_size = cells["lstm"]["dataset"]["vocab_size"]
+    for name, cell in cells.items():
+        assert cell["status"] == "ok" and cell["cell"]["family"] == "lm"
+        assert len(cell["training"]["history"]) == 2
+        rows = {row["split"]: row for row in cell["metrics"]["perplexity"]}
+        # The same protocol as lstm: the same splits, tokens scored and vocabulary.
+        assert {split: (row["scored_tokens"], row["vocab_size"]) for split, row in rows.items()} == \
+            {split: (row["scored_tokens"], row["vocab_size"])
+             for split, row in ((r["split"], r) for r in cells["lstm"]["metrics"]["perplexity"])}
+        assert 1 < rows["validation"]["perplexity"] < vocab_size  # learned something: below uniform
+    assert cells["bigram"]["config"]["model"] == {"module": "toy_lms:Bigram", "kwargs": {"dim": 6}}
+    assert cells["bigram"]["training"]["parameters"] == vocab_size * 6 + 6 * vocab_size + vocab_size
+    assert "keeps no state" in cells["bigram"]["metrics"]["perplexity"][0]["context"]
+    assert "state carried" in cells["tiny-gru"]["metrics"]["perplexity"][0]["context"]
+
+
+@pytest.mark.parametrize("module, expected", [
+    ("no_such_package:Model", "no_such_package fails to import (ModuleNotFoundError"),
+    ("toy_lms:Missing", "toy_lms has no Missing"),
+    ("toy_lms:NotAModule", "NotAModule is not a torch.nn.Module subclass"),
+    ("toy_lms:WrongShape", "returned (2, 11) for token ids of shape (2, 3); expected logits of shape (2, 3, 11)"),
+])
+def test_bad_torch_lm_modules_are_refused_before_writing(tmp_path, capsys, monkeypatch, module, expected):
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    _toy_package(tmp_path, monkeypatch)
+    table = f'[model.mine]\nkind = "torch-lm"\nmodule = "{module}"\n'
+    err = _fails_cleanly(capsys, tmp_path / "out", "--matrix", _matrix(tmp_path, TORCH_LM_SETTINGS + table, ["mine"]))
+    assert "model.mine" in err and expected in err

@@ -22,7 +22,8 @@ run with a `[probe]` section probes layer by layer besides the model's own rows.
 
 Besides the built-in MODELS, a matrix defines its own models with `[model.NAME]` and
 `kind =` one of KINDS (`user_model` builds their spec): `vectors` (word vectors read from a
-file, bench.models.vectors).
+file, bench.models.vectors) and `torch-lm` (your nn.Module, trained by the suite's LM loop,
+bench.models.torch_lm).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from bench.models import baselines, hf_encoder
 from bench.train import bilm
 from bench.train import lm
 from impl import kneser_ney
-from bench.models import checkpoints, pretrained_lm
+from bench.models import checkpoints, pretrained_lm, torch_lm
 from bench.models import vectors as vector_files
 from bench.errors import BenchError
 from bench.data.prepared import PreparedCorpus
@@ -225,6 +226,22 @@ def _nnlm_mix(prepared: PreparedCorpus, config: nnlm.NNLMConfig, train_config: l
     return TrainedLM(score, _trained_tokens(record) + prepared.train.n_tokens, record, model)
 
 
+def _torch_lm(prepared: PreparedCorpus, config: torch_lm.TorchLMConfig, train_config: lm.LMTrainConfig, seed: int,
+              device: torch.device, precision: str, checkpoint: str | None = None) -> TrainedLM:
+    """A user's nn.Module (bench.models.torch_lm) trained and scored like `lstm`."""
+    trained = _neural_lm(torch_lm.make_model)(prepared, config, train_config, seed, device, precision, checkpoint)
+    if trained.module.stateful:
+        return trained
+    bptt = train_config.bptt
+
+    def score(split: str) -> dict:  # the loop's context line assumes a carried state, which this module lacks
+        return {**trained.score(split),
+                "context": f"bptt={bptt}: the split read in chunks of {bptt} tokens, each without what came before "
+                           f"(the module keeps no state); every token scored"}
+
+    return dataclasses.replace(trained, score=score)
+
+
 def _elmo(prepared: PreparedCorpus, config: bilm.BiLMConfig, train_config: lm.LMTrainConfig, seed: int,
           device: torch.device, precision: str, checkpoint: str | None = None) -> bilm.TrainedBiLM:
     """bilm.build_elmo, or with `checkpoint` the saved biLM (nothing trained)."""
@@ -330,6 +347,9 @@ KINDS: dict[str, ModelSpec] = {
         ModelSpec("vectors", "embedding", vector_files.VectorsConfig, _vectors_file,
                   "word vectors read from a file", trains=False, runs_on_device=False, check=_check_vectors_file,
                   files=_vectors_fingerprint),
+        ModelSpec("torch-lm", "lm", torch_lm.TorchLMConfig, _torch_lm,
+                  "your nn.Module LM, trained by the suite's loop", train_cls=lm.LMTrainConfig, check=torch_lm.check,
+                  checkpoints=True),
     ]
 }
 
@@ -342,5 +362,6 @@ def user_model(name: str, settings: dict, where: str) -> ModelSpec:
     if name in MODELS:
         raise BenchError(f"{where}: '{name}' is a built-in model; a model with `kind =` needs a new name")
     template = KINDS[kind]
-    described = {"vectors": f"word vectors from {settings.get('path')}"}
+    described = {"vectors": f"word vectors from {settings.get('path')}",
+                 "torch-lm": f"{settings.get('module')} (your LM), trained by the suite's loop"}
     return dataclasses.replace(template, name=name, description=described.get(kind, template.description))
