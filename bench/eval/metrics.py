@@ -212,7 +212,7 @@ def evaluate_similarity(
     model = np.zeros(len(gold), dtype=np.float64)  # (pairs,)
     model[covered] = np.einsum("pd,pd->p", unit_a, unit_b)
 
-    pair_scores = _encode_pair_scores(gold, np.where(covered, model, np.nan))
+    per_pair = _encode_pair_scores(gold, np.where(covered, model, np.nan))  # before `oov` drops pairs
     if oov == "skip":
         gold, model = gold[covered], model[covered]
     if len(gold) < 2:
@@ -226,7 +226,7 @@ def evaluate_similarity(
         "oov_pairs": int((~covered).sum()),
         "spearman": spearman,
         "pearson": pearson,
-        "pair_scores": pair_scores,
+        "pair_scores": per_pair,
     }
 
 

@@ -20,6 +20,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,8 @@ class Figure:
     caption: str = ""  # under the image, e.g. which corpus and matrix it shows
 
 
-def _figures_by_corpus(frame: pd.DataFrame, draw, alt: str) -> list[Figure]:
+def _figures_by_corpus(frame: pd.DataFrame, draw: Callable[[pd.DataFrame], bytes | None],
+                       alt: str) -> list[Figure]:
     """One figure per corpus (and matrix) of `frame`: `draw(rows of that corpus)` -> PNG or None."""
     return [Figure(draw(sub), f"{alt}, corpus {corpus}", f"corpus `{corpus}`")
             for corpus, sub in frame.groupby("corpus", sort=False)]
