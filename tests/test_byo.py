@@ -174,6 +174,7 @@ def _scores(cell: dict) -> tuple:
             [(row["method"], row["section"], row["questions"], row["correct"]) for row in cell["metrics"]["analogy"]])
 
 
+@pytest.mark.slow
 def test_vectors_rows_score_like_any_embedding_model(tmp_path, capsys, monkeypatch):
     """Every format of the same vectors scores the same; the row's data is the file's sha256."""
     monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
@@ -213,6 +214,7 @@ bptt = 8
 """
 
 
+@pytest.mark.slow
 def test_saved_models_read_back_score_identically(tmp_path, capsys, monkeypatch):
     """run --save-models: a word2vec-sg cell's vectors (word2vec binary) read back as kind =
     "vectors", and an lstm cell's weights (safetensors) loaded with checkpoint =, score
@@ -319,6 +321,7 @@ def _torch_lm(name: str, cls: str, kwargs: str = "{}") -> str:
     return f'[model.{name}]\nkind = "torch-lm"\nmodule = "toy_lms:{cls}"\nkwargs = {kwargs}\n'
 
 
+@pytest.mark.slow
 def test_torch_lm_modules_train_with_the_suites_loop(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
     _toy_package(tmp_path, monkeypatch)
@@ -356,3 +359,56 @@ def test_bad_torch_lm_modules_are_refused_before_writing(tmp_path, capsys, monke
     table = f'[model.mine]\nkind = "torch-lm"\nmodule = "{module}"\n'
     err = _fails_cleanly(capsys, tmp_path / "out", "--matrix", _matrix(tmp_path, TORCH_LM_SETTINGS + table, ["mine"]))
     assert "model.mine" in err and expected in err
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli(*argv, pythonpath: Path, cwd: Path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(pythonpath), str(REPO)])}
+    env.pop("LM_LINEAGE_DATA", None)
+    return subprocess.run([sys.executable, "-m", "bench", *argv], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.slow
+def test_example_plugin_installs_lists_and_runs(tmp_path):
+    """examples/plugin installed (into a folder of its own, not the venv) adds example-bigram,
+    which `list` shows and a run trains and scores end to end."""
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(REPO / "examples" / "plugin")], check=True, timeout=600)
+    listed = _cli("list", pythonpath=site, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    [line] = [line for line in listed.stdout.splitlines() if "example-bigram" in line]
+    assert "[lm]" in line and "(plugin lm-lineage-example-plugin)" in line
+    matrix = _matrix(tmp_path, TORCH_LM_SETTINGS, ["example-bigram"])
+    out = tmp_path / "out"
+    ran = _cli("run", "--matrix", matrix, "--out", str(out), "--no-progress", pythonpath=site, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    cell = _cell(out, "example-bigram")
+    assert cell["status"] == "ok" and cell["config"]["model"] == {"module": "lm_lineage_example:BigramLM",
+                                                                   "kwargs": {"dim": 32}}
+    rows = {row["split"]: row for row in cell["metrics"]["perplexity"]}
+    assert 1 < rows["test"]["perplexity"] < cell["dataset"]["vocab_size"]
+
+
+def test_a_plugin_that_fails_to_import_is_one_line_naming_it(tmp_path):
+    # An installed distribution is its .dist-info folder: this one's entry point names a missing module.
+    info = tmp_path / "site" / "broken_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[lm_lineage.models]\nbroken = no_such_module_here:spec\n")
+    listed = _cli("list", pythonpath=tmp_path / "site", cwd=tmp_path)
+    assert listed.returncode == 2
+    err = listed.stderr.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("lm-lineage: error: plugin 'broken' "
+                                                         "(no_such_module_here:spec, entry-point group lm_lineage.models)")
+    assert "ModuleNotFoundError" in err

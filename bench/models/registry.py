@@ -24,12 +24,19 @@ Besides the built-in MODELS, a matrix defines its own models with `[model.NAME]`
 `kind =` one of KINDS (`user_model` builds their spec): `vectors` (word vectors read from a
 file, bench.models.vectors) and `torch-lm` (your nn.Module, trained by the suite's LM loop,
 bench.models.torch_lm).
+
+Plugins: an installed package adds models through the entry-point group `lm_lineage.models`
+(PLUGIN_GROUP): each entry point names a function that takes no arguments and returns a
+ModelSpec, or a dict: with `kind`, a model of that kind whose other keys are its fixed
+settings (`{"name": "my-lm", "kind": "torch-lm", "module": "pkg:Class"}`), else ModelSpec's
+fields. They join MODELS when this module is imported; one that fails is one line naming it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Callable
 
 import numpy as np
@@ -365,3 +372,53 @@ def user_model(name: str, settings: dict, where: str) -> ModelSpec:
     described = {"vectors": f"word vectors from {settings.get('path')}",
                  "torch-lm": f"{settings.get('module')} (your LM), trained by the suite's loop"}
     return dataclasses.replace(template, name=name, description=described.get(kind, template.description))
+
+
+PLUGIN_GROUP = "lm_lineage.models"
+_SPEC_FIELDS = {f.name for f in dataclasses.fields(ModelSpec)}
+
+
+def plugin_models() -> dict[str, ModelSpec]:
+    """The models of every installed entry point of PLUGIN_GROUP, by name."""
+    found: dict[str, ModelSpec] = {}
+    for entry in metadata.entry_points(group=PLUGIN_GROUP):
+        where = f"plugin '{entry.name}' ({entry.value}, entry-point group {PLUGIN_GROUP})"
+        try:
+            made = entry.load()()
+        except Exception as exc:  # anything the plugin raises on import or call: one line naming it
+            raise BenchError(f"{where} fails: {type(exc).__name__}: {exc}") from exc
+        spec = _plugin_spec(made, where)
+        if spec.name in MODELS or spec.name in found:
+            raise BenchError(f"{where}: its model '{spec.name}' is already a model; expected a new name")
+        dist = getattr(entry, "dist", None)
+        found[spec.name] = dataclasses.replace(
+            spec, description=f"{spec.description} (plugin {dist.name if dist else entry.name})")
+    return found
+
+
+def _plugin_spec(made, where: str) -> ModelSpec:
+    if isinstance(made, ModelSpec):
+        return made
+    if not isinstance(made, dict) or not isinstance(made.get("name"), str):
+        raise BenchError(f"{where}: returned {type(made).__name__}; expected a ModelSpec or a dict with a 'name'")
+    if "kind" in made:
+        kind, name = made["kind"], made["name"]
+        if kind not in KINDS:
+            raise BenchError(f"{where}: kind {kind!r}; expected one of {', '.join(KINDS)}")
+        template = KINDS[kind]
+        settings = {key: value for key, value in made.items() if key not in ("name", "kind", "description")}
+        unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(template.config_cls)})
+        if unknown:
+            raise BenchError(f"{where}: unknown setting(s) {', '.join(unknown)} for kind {kind!r}")
+        return dataclasses.replace(template, name=name, preset=settings,
+                                   description=made.get("description", template.description))
+    unknown = sorted(set(made) - _SPEC_FIELDS)
+    if unknown:
+        raise BenchError(f"{where}: unknown ModelSpec field(s) {', '.join(unknown)}")
+    try:
+        return ModelSpec(**made)
+    except TypeError as exc:
+        raise BenchError(f"{where}: not a model spec ({exc})") from exc
+
+
+MODELS.update(plugin_models())
