@@ -175,15 +175,15 @@ def test_layer_probes_find_the_sense_layer():
             out.append(layers.flatten(1))  # (len, 2 * 4)
         return out
 
-    corpus = wsd.SenseCorpus("toy", {"train": split(120), "test": split(60)}, {})
-    result = wsd.run_layer_probes(featurize, 2, corpus, ProbeConfig(task="wsd", wsd_epochs=20, lr=0.05), seed=0,
+    corpus = wsd.SenseCorpus("toy", {"train": split(80), "test": split(40)}, {})
+    result = wsd.run_layer_probes(featurize, 2, corpus, ProbeConfig(task="wsd", wsd_epochs=10, lr=0.05), seed=0,
                                   device=CPU)
     micro = {layer: {row["method"]: row["accuracy"] for row in rows if row["word"] == "all"}
              for layer, rows in result["layers"].items()}
     assert set(micro) == {"0", "1", "mix"} and set(micro["mix"]) == {"linear"}
     assert micro["1"]["centroid"] > 0.9 and micro["1"]["linear"] > 0.9 and micro["mix"]["linear"] > 0.9
     assert micro["0"]["centroid"] < 0.75 and micro["0"]["linear"] < 0.75
-    assert result["train_instances"] == 120 and result["eval_instances"] == 60
+    assert result["train_instances"] == 80 and result["eval_instances"] == 40
     assert {row["method"] for row in result["baselines"]} == {wsd.MFS, wsd.NAIVE_BAYES, wsd.MFS_FORM}
 
 

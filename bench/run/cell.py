@@ -251,14 +251,15 @@ def _static_probes(vectors: KeyedVectors, name: str, probes: ProbeCorpora, matri
 
 
 def _layer_probes(name: str, featurize: probe.Featurizer, n_layers: int, probes: ProbeCorpora, matrix: Matrix,
-                  seed: int, device: torch.device, timings: dict, training: dict) -> dict:
+                  seed: int, device: torch.device, timings: dict, training: dict, phase: str = "") -> dict:
     """A layered representation's probe rows: every layer (0 first) and a learned scalar mix of
-    them, on POS and WSD as the matrix asks; the POS mix weights go into `training`."""
+    them, on POS and WSD as the matrix asks; the POS mix weights go into `training`. `phase`
+    suffixes the timing rows (a cell that also probes static vectors keeps both)."""
     cell_metrics = {}
     if probes.pos is not None:
         with measure(device) as probe_phase:
             probed = probe.run_layer_probes(featurize, n_layers, probes.pos, matrix.probe, seed=seed, device=device)
-        timings["pos_probe"] = _phase_row(probe_phase, probed["train_tokens"] + probed["eval_tokens"], device)
+        timings[f"pos_probe{phase}"] = _phase_row(probe_phase, probed["train_tokens"] + probed["eval_tokens"], device)
         cell_metrics["pos_probe"] = _probe_rows(name, probed["layers"], probed, probes.pos,
                                                 max_train_sentences=matrix.probe.max_train_sentences,
                                                 max_eval_sentences=matrix.probe.max_eval_sentences)
@@ -266,7 +267,7 @@ def _layer_probes(name: str, featurize: probe.Featurizer, n_layers: int, probes:
     if probes.wsd is not None:
         with measure(device) as probe_phase:
             probed = wsd.run_layer_probes(featurize, n_layers, probes.wsd, matrix.probe, seed=seed, device=device)
-        timings["wsd_probe"] = _phase_row(probe_phase, None, device)
+        timings[f"wsd_probe{phase}"] = _phase_row(probe_phase, None, device)
         cell_metrics["wsd_probe"] = _wsd_rows(name, probed["layers"], probed, probes.wsd, matrix.probe)
     return cell_metrics
 
@@ -281,7 +282,8 @@ def _encoder_probes(spec: ModelSpec, config, probes: ProbeCorpora | None, matrix
     timings["load_encoder"] = _phase_row(load_phase, None, device)
     training["encoder"] = {"layers": encoder.n_layers, "dim": encoder.dim,
                            "space_before_words": encoder.space_before_words}
-    return _layer_probes(spec.name, encoder, encoder.n_layers, probes, matrix, seed, device, timings, training)
+    return _layer_probes(spec.name, encoder, encoder.n_layers, probes, matrix, seed, device, timings, training,
+                         phase="_layers")
 
 
 PROBE_METRICS = ("pos_accuracy", "wsd_accuracy")
