@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.benchmarks.harness import BENCH_THREADS
 from tests.corpora import encode
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -15,9 +16,12 @@ def device(request) -> torch.device:
 
 
 @pytest.fixture(autouse=True)
-def restored_torch_threads():
-    """fit_glove sets torch's thread count and keeps it; later benchmarks must not inherit it."""
+def pinned_torch_threads():
+    """Each benchmark starts on BENCH_THREADS torch threads (see harness), whatever the
+    machine's cores or the benchmark before it left set (fit_glove sets the count and
+    keeps it); the count the session started with is restored after."""
     threads = torch.get_num_threads()
+    torch.set_num_threads(BENCH_THREADS)
     yield
     torch.set_num_threads(threads)
 
