@@ -303,7 +303,7 @@ def probe_depth(frame: pd.DataFrame) -> bytes | None:
     styles = _model_styles(list(dict.fromkeys(frame["model"])))
     dashes = ["-", "--", ":", "-."]
     tasks = list(dict.fromkeys(frame["task"]))
-    figure = Figure(figsize=WIDE_IN)
+    figure = Figure(figsize=(9.0, 4.0))
     axes = figure.add_subplot()
     for (model, task), sub in frame.groupby(["model", "task"], sort=False):
         curve = sub.groupby("relative")["accuracy"].mean() * 100
