@@ -7,6 +7,7 @@ gets no signal of its own) leaves no process behind within seconds, keeps the ce
 finished, and a re-run goes on from there.
 """
 
+import json
 import os
 import re
 import shutil
@@ -330,6 +331,34 @@ def test_runner_stopped_mid_cell_leaves_no_process_and_keeps_its_cells(tmp_path,
                 _kill_session(rerun, [])
         assert sorted(p.name for p in (out / "cells").iterdir()) == [FIRST_CELL, SECOND_CELL]
         assert (first.read_bytes(), first.stat().st_mtime_ns) == kept
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_cell_is_a_failed_cell_and_the_run_goes_on(tmp_path, finished_run):
+    """SIGKILL to the worker alone (as the OOM killer sends it): the runner records the cell
+    as failed with the reason, writes the tables and report, and exits with code 1."""
+    finished, env = finished_run
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    (out / "cells" / SECOND_CELL).unlink()
+    stderr_path = tmp_path / "stderr.txt"
+    with open(stderr_path, "w") as stderr:
+        run = _start(out, env, stderr)
+        try:
+            runner, deadline = psutil.Process(run.pid), time.monotonic() + TIMEOUT_S
+            while not (workers := [child for child in runner.children() if _is_worker(child)]):
+                assert run.poll() is None, f"the run ended before its second cell: {stderr_path.read_text()}"
+                assert time.monotonic() < deadline, "no cell worker started in time"
+                time.sleep(0.05)
+            workers[0].kill()
+            code = run.wait(timeout=TIMEOUT_S)
+        finally:
+            _kill_session(run, [])
+    assert code == 1, stderr_path.read_text()
+    failed = json.loads((out / "cells" / SECOND_CELL).read_text())
+    assert failed["status"] == "failed"
+    assert failed["error"] == "the worker process died (killed by SIGKILL: out of memory, or killed from outside)"
+    assert "| gensim-sg | lee | 0 | the worker process died (killed by SIGKILL" in (out / "report.md").read_text()
 
 
 # The worker's tie to its parent, on its own: bench.run.worker imports only the standard

@@ -107,7 +107,7 @@ def run_in_worker(job: CellJob) -> dict:
         try:
             conn.send(job)
             outcome, payload = conn.recv()
-        except (EOFError, BrokenPipeError):
+        except (EOFError, ConnectionError):  # a socket pair: a worker killed before reading its job resets it
             worker.join()
             return _failed_result(job, f"the worker process died ({_exit_reason(worker.exitcode)})")
     finally:
