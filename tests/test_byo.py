@@ -412,3 +412,27 @@ def test_a_plugin_that_fails_to_import_is_one_line_naming_it(tmp_path):
     assert len(err.splitlines()) == 1 and err.startswith("lm-lineage: error: plugin 'broken' "
                                                          "(no_such_module_here:spec, entry-point group lm_lineage.models)")
     assert "ModuleNotFoundError" in err
+
+
+@pytest.mark.slow
+def test_hf_encoder_reads_any_encoder_as_minilm_reads_minilm(tmp_path, capsys, monkeypatch):
+    """kind = "hf-encoder" with the offline MiniLM's folder scores exactly the minilm row."""
+    from bench.models.baselines import minilm_path
+
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    matrix = _matrix(tmp_path, f'[model.my-encoder]\nkind = "hf-encoder"\nsource = "{minilm_path()}"\n',
+                     ["minilm", "my-encoder"])
+    out = tmp_path / "out"
+    assert main(["run", "--matrix", matrix, "--out", str(out), "--no-progress", "--in-process"]) == 0, \
+        capsys.readouterr().err
+    mine, minilm = _cell(out, "my-encoder"), _cell(out, "minilm")
+    assert mine["status"] == "ok" and mine["vectors"] == minilm["vectors"]
+    assert _scores(mine) == _scores(minilm)
+
+
+def test_hf_encoder_source_that_does_not_load_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    matrix = _matrix(tmp_path, f'[model.my-encoder]\nkind = "hf-encoder"\nsource = "{tmp_path / "nowhere"}"\n',
+                     ["my-encoder"])
+    err = _fails_cleanly(capsys, tmp_path / "out", "--matrix", matrix)
+    assert "model.my-encoder.source" in err and "transformers cannot read it" in err

