@@ -25,6 +25,9 @@ def worker_main(conn: Connection, parent_pid: int) -> None:
     """Receive one job through `conn`, run it, and send back ("result", the result dict),
     ("raised", the exception `run_cell` raised) or ("failed", why the job could not start:
     receiving it imports the models, which can fail)."""
+    # Ctrl-C reaches the terminal's whole process group: the runner alone handles it, and
+    # stops this worker (SIGTERM) on its way out, without a traceback from here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent_pid)
     try:
         job = conn.recv()
