@@ -111,7 +111,7 @@ def test_a_matrix_narrowed_to_some_of_its_models_keeps_its_train_section_valid()
     narrowed = load_matrix("brown-lm", models=["kn3"])
     assert narrowed.models == ["kn3"] and narrowed.model_config("kn3").order == 3
     # A key that fits none of the file's own models is still refused.
-    with pytest.raises(BenchError, match=r"brown-lm.toml.train: key\(s\) bogus apply to none of the models"):
+    with pytest.raises(BenchError, match=r"--set train.bogus=1: train.bogus applies to none of the models"):
         load_matrix("brown-lm", assignments=["train.bogus=1"], models=["kn3"])
 
 
