@@ -57,6 +57,11 @@ def test_an_empty_list_is_an_error_not_everything(tmp_path, capsys, flag, value)
     assert err == f"{flag} {value!r}: expected a comma-separated list of names, got none"
 
 
+def test_an_empty_data_root_is_an_error_not_no_data_root(tmp_path, capsys):
+    err = _refused(capsys, tmp_path, *_run(tmp_path, "--models", "gensim-cbow", "--data-dir", ""))
+    assert err == "--data-dir '': expected the data root folder (or no --data-dir)"
+
+
 # --- output folders ----------------------------------------------------------------------
 
 def test_out_naming_a_file_is_refused(tmp_path, capsys):

@@ -105,6 +105,8 @@ class RawCorpus:
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
     """The data root: the explicit argument, else $LM_LINEAGE_DATA, else None."""
+    if data_dir is not None and not str(data_dir):  # `--data-dir "$UNSET"`: not the same as no --data-dir
+        raise BenchError("--data-dir '': expected the data root folder (or no --data-dir)")
     value = data_dir if data_dir is not None else os.environ.get(DATA_ENV)
     if not value:
         return None
