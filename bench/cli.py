@@ -322,5 +322,5 @@ def main(argv: list[str] | None = None) -> int:
         print("lm-lineage: interrupted; finished cells are kept, re-run to continue", file=sys.stderr)
         return 128 + signal.SIGINT
     finally:
-        if in_main_thread:
+        if previous_sigterm is not None:  # None: not ours to set (another thread), or set outside Python
             signal.signal(signal.SIGTERM, previous_sigterm)
