@@ -4,14 +4,16 @@ it, and the fixed sizes.
 A benchmark's raw median moves with the machine: another process on the same cores can
 double it. So every round of a benchmark is bracketed by a fixed calibration kernel (the
 same kinds of work the benchmarks do: torch matmul, gather and index_add on the CPU,
-numpy sorting and counting, a Python loop), timed right before and right after it, and
-the figure the speed gate compares is the median over rounds of
+numpy sorting and counting, a Python loop), timed CALIBRATION_REPEATS times right before
+each round and after the last, and the figure the speed gate compares is
 
-    round time / mean(calibration before, calibration after)
+    normalized_median = median(round times) / median(calibration times)
 
-(`extra_info["normalized_median"]`, with the calibration's own median in
-`extra_info["calibration_s"]`). Load that slows the whole machine slows both; a change
-that slows only the benchmarked code moves the ratio.
+(`extra_info`, with the calibration's median as `calibration_s`). Load that slows the
+whole machine slows both; a change that slows only the benchmarked code moves the ratio.
+Medians of the many samples, not per-round ratios: one 10-30 ms calibration run on a
+loaded machine scatters by a quarter (interquartile range over its median, load 12), and a
+ratio of two single runs carries both scatters.
 
 Test-only fault injection: LM_LINEAGE_BENCH_SLOWDOWN=k (an integer >= 1) makes every
 timed round run its work k times and leaves the calibration alone: a real k-fold slowdown
@@ -33,7 +35,8 @@ from bench.timing import synchronize
 # Each benchmark times about this much work: a 10 ms call gets 100 rounds, so its median
 # holds still on a 2-core machine; a slow call still gets MIN_ROUNDS.
 TARGET_SECONDS = 1.0
-MIN_ROUNDS = 5
+MIN_ROUNDS = 7
+CALIBRATION_REPEATS = 3  # calibration runs per bracket
 VOCAB = 5000  # output size of the neural LMs
 SLOWDOWN_ENV = "LM_LINEAGE_BENCH_SLOWDOWN"
 
@@ -54,6 +57,9 @@ def _calibration_inputs():
         "matrix": torch.randn(160, 160, generator=generator),  # (160, 160) matmul operand
         "table": torch.randn(20_000, 64, generator=generator),  # (rows, dim) embedding table
         "rows": torch.randint(20_000, (8192,), generator=generator),  # (8192,) rows gathered
+        # preallocated outputs: the kernel times work, not the allocator's page faults
+        "gathered": torch.empty(8192, 64),
+        "grad": torch.empty(20_000, 64),
         "floats": rng.standard_normal(40_000),
         "tokens": rng.integers(2_000, size=6_000).tolist(),  # a Python list, counted in a loop
     }
@@ -73,8 +79,8 @@ def calibration_kernel() -> float:
     torch.set_num_threads(BENCH_THREADS)
     try:
         product = c["matrix"] @ c["matrix"] @ c["matrix"]  # (160, 160)
-        gathered = c["table"].index_select(0, c["rows"])  # (8192, 64)
-        grad = torch.zeros_like(c["table"]).index_add_(0, c["rows"], gathered)  # (20000, 64)
+        gathered = torch.index_select(c["table"], 0, c["rows"], out=c["gathered"])  # (8192, 64)
+        grad = c["grad"].zero_().index_add_(0, c["rows"], gathered)  # (20000, 64)
     finally:
         torch.set_num_threads(threads)
     order = np.argsort(c["floats"])  # (40000,)
@@ -108,9 +114,10 @@ def time_on_device(benchmark, device: torch.device, work):
     calibrations = []
 
     def calibrate():
-        started = time.perf_counter()
-        calibration_kernel()
-        calibrations.append(time.perf_counter() - started)
+        for _ in range(CALIBRATION_REPEATS):
+            started = time.perf_counter()
+            calibration_kernel()
+            calibrations.append(time.perf_counter() - started)
 
     calibrate()  # the first call loads numpy's and torch's code paths; not kept
     calibrations.clear()
@@ -122,11 +129,10 @@ def time_on_device(benchmark, device: torch.device, work):
     if benchmark.stats is None:  # --benchmark-disable: one plain call, nothing timed
         return result
     calibrate()  # after the last round
-    times = benchmark.stats.stats.data  # (rounds,) seconds, in order; calibrations: (rounds + 1,)
-    ratios = [t / ((calibrations[i] + calibrations[i + 1]) / 2) for i, t in enumerate(times)]
+    calibration_s = statistics.median(calibrations)  # over (rounds + 1) * CALIBRATION_REPEATS runs
     benchmark.extra_info.update({
-        "calibration_s": statistics.median(calibrations),
-        "normalized_median": statistics.median(ratios),
+        "calibration_s": calibration_s,
+        "normalized_median": benchmark.stats.stats.median / calibration_s,
         "injected_slowdown": repeat,
     })
     return result
