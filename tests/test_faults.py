@@ -284,7 +284,7 @@ def finished_run(tmp_path_factory) -> tuple[Path, dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
 def test_runner_stopped_mid_cell_leaves_no_process_and_keeps_its_cells(tmp_path, finished_run, stop_signal):
     """The runner's PID alone gets the signal, in its second cell (the first is kept from a
     finished run, as a resumed run has it); its worker and multiprocessing's resource
