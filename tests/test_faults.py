@@ -3,8 +3,9 @@
 Bad input ends with one line that names the flag, file or key and says what was expected,
 exit code 2, and nothing written (no output folder, no cells, no report). A runner stopped
 by SIGTERM, SIGINT or SIGKILL sent to its own PID (not its process group: its cell's worker
-gets no signal of its own) leaves no process behind within seconds, keeps the cells it
-finished, and a re-run goes on from there.
+gets no signal of its own) leaves no process behind within seconds (neither the worker nor
+multiprocessing's resource tracker), keeps the cells it finished, and a re-run goes on from
+there; a worker killed on its own (the OOM killer) is a failed cell and the run goes on.
 """
 
 import json
