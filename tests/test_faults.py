@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from bench.cli import main
-from bench.run.config import MATRIX_DIR
+from bench.run.config import MATRIX_DIR, load_matrix
 from tests.conftest import write_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,6 +188,13 @@ def test_set_typos_are_blamed_on_set_not_on_the_matrix_file(tmp_path, capsys, as
     err = _refused(capsys, tmp_path, *_run(tmp_path, "--models", "gensim-cbow", "--set", assignment))
     assert err.startswith(f"--set {assignment}: {expected}"), err
     assert ".toml" not in err and str(MATRIX_DIR) not in err
+
+
+def test_a_folder_named_like_a_shipped_matrix_does_not_hide_it(tmp_path, monkeypatch):
+    """`--matrix quick` run where the default output folder's parent holds `quick/` (cd runs)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quick").mkdir()
+    assert load_matrix("quick").name == "quick"
 
 
 # --- list ----------------------------------------------------------------------------------

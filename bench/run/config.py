@@ -165,7 +165,7 @@ def _as_seeds(value, where: str) -> list[int]:
 
 def find_matrix(name_or_path: str) -> Path:
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file():  # a folder named like a shipped matrix (runs/quick) is not one
         if not path.is_file():
             raise BenchError(f"matrix file {path} does not exist")
         return path
