@@ -81,7 +81,8 @@ def test_unusable_input_exits_2_with_one_line(tmp_path):
     cases = {
         old: "has no extra_info.normalized_median",
         tmp_path / "missing.json": "expected a pytest-benchmark JSON file",
-        run_file(tmp_path / "injected.json", {BENCH: (0.040, 0.010)}, injected=2): "expected a baseline without injection",
+        run_file(tmp_path / "injected.json", {BENCH: (0.040, 0.010)}, injected=2):
+            "expected a baseline without injection",
         run_file(tmp_path / "other.json", {"tests/x.py::test_y": (0.02, 0.01)}): "no benchmark is in both",
     }
     for baseline, message in cases.items():

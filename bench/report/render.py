@@ -367,13 +367,14 @@ def _parity_section(wordsim: pd.DataFrame, throughput: pd.DataFrame) -> list[Blo
                              "gensim value": f"{speed['gensim_tokens_per_s']:,.0f}",
                              "difference": f"{speed['median']:.2f}× ({speed['min']:.2f}–{speed['max']:.2f}, "
                                            f"{speed['pairs']} seed pair{'s' if speed['pairs'] > 1 else ''})",
-                             "target": f"≥ {SPEED_TARGET}×", "met": "yes" if speed["median"] >= SPEED_TARGET else "no"})
+                             "target": f"≥ {SPEED_TARGET}×",
+                             "met": "yes" if speed["median"] >= SPEED_TARGET else "no"})
         if rows:
             lines += [f"## Ours against gensim at matched settings (corpus `{corpus}`)", "",
-                      "Spearman ρ: means over seeds. Speed: each seed's ours / gensim ratio of training tokens/s "
-                      "(the runner trains each seed's models in turn, so ours and gensim runs alternate and a "
-                      "pair shares the machine's load), median over seeds with its min–max range; the tokens/s shown are "
-                      "medians over the same seeds.", "", pd.DataFrame(rows), ""]
+                      "Spearman ρ: means over seeds. Speed: each seed's ours / gensim ratio of training "
+                      "tokens/s (the runner trains each seed's models in turn, so ours and gensim runs alternate "
+                      "and a pair shares the machine's load), median over seeds with its min–max range; the "
+                      "tokens/s shown are medians over the same seeds.", "", pd.DataFrame(rows), ""]
     return lines
 
 
@@ -384,8 +385,9 @@ def interleaved_speed_ratio(train: pd.DataFrame, ours: str, theirs: str) -> dict
     The runner runs a matrix seed by seed, each seed's models in matrix order, so ours and
     gensim alternate (seed 0: ours, gensim; seed 1: ours, gensim; ...) and the two runs of
     a pair are minutes apart: the ratio within a pair cancels the slow load swings of a
-    shared machine that a ratio of means over the whole run keeps. Returns the median, min and max of the per-seed ratios, the number of pairs and
-    each side's median tokens/s over the paired seeds."""
+    shared machine that a ratio of means over the whole run keeps. Returns the median, min
+    and max of the per-seed ratios, the number of pairs and each side's median tokens/s over
+    the paired seeds."""
     keys = ["matrix", "corpus", "seed"]
     runs = {model: train[train["model"] == model][[*keys, "tokens_per_s"]] for model in (ours, theirs)}
     for model, rows in runs.items():
