@@ -164,7 +164,9 @@ def _eval_vectors(args) -> int:
     """A run of a matrix made here: one `kind = "vectors"` row per file plus glove-6b-50d, on
     the embedded Lee corpus (which vectors read from files ignore: it only labels the cells)."""
     from bench.report import render as report
-    from bench.report.render import tables
+    import pandas as pd
+
+    from bench.report.render import MIN_SCORED_PAIRS, tables
     from bench.run.config import add_vectors_model, matrix_from_dict
     from bench.run.executors import LocalExecutor
     from bench.run.results import load_results
@@ -180,13 +182,19 @@ def _eval_vectors(args) -> int:
                         progress=not args.no_progress, executor=executor)
     path = report.render(out_dir)
     frames = tables(load_results(out_dir / "cells"))
-    order = [*names, REFERENCE_VECTORS]
-    wordsim = frames["wordsim"].pivot_table(index="model", columns="benchmark", values="spearman")
-    analogy = frames["analogy"][frames["analogy"]["section"] == "total"].pivot_table(
-        index="model", columns="method", values="accuracy")
-    table = wordsim.join(analogy.rename(columns=lambda method: f"{method} (Google analogies)"))
-    print("Spearman rho per similarity set (covered pairs; the report lists pair counts), analogy accuracy:")
-    print(table.reindex([name for name in order if name in table.index]).to_string(float_format="%.3f"))
+    wordsim = frames["wordsim"].assign(scored=lambda f: f["pairs"] - f["oov_pairs"])
+    # Each model on the pairs it covers, with their count; too few pairs give no correlation.
+    wordsim["cell"] = [f"{rho:.3f} ({n})" if n >= MIN_SCORED_PAIRS else f"– ({n})"
+                       for rho, n in zip(wordsim["spearman"], wordsim["scored"])]
+    analogy = frames["analogy"][frames["analogy"]["section"] == "total"].assign(
+        cell=lambda f: [f"{100 * a:.1f}%" if a == a else "–" for a in f["accuracy"]],
+        method=lambda f: f["method"] + " (Google analogies)")
+    table = pd.concat([wordsim.pivot(index="model", columns="benchmark", values="cell"),
+                       analogy.pivot(index="model", columns="method", values="cell")], axis=1)
+    order = [name for name in [*names, REFERENCE_VECTORS] if name in table.index]
+    print(f"Spearman rho per similarity set (pairs the model covers; fewer than {MIN_SCORED_PAIRS}: –), "
+          f"analogy accuracy:")
+    print(table.reindex(order).rename_axis(index=None, columns=None).fillna("–").to_string())
     print(f"results: {out_dir}/cells, tables and report: {path}")
     if failed:
         print(f"{len(failed)} cell(s) failed (reasons in their JSON and in the report): "
@@ -299,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from bench.report import render as report
 
-            out = None if args.out is None else _output_folder(args.out, "--out")
+            # The tables go to --out, else into the results folder: either must take them.
+            out = _output_folder(args.results, "--results") if args.out is None else _output_folder(args.out, "--out")
             path = report.render(Path(args.results), out)
             print(f"tables and report: {path} and {path.with_suffix('.html')}")
             return 0

@@ -110,6 +110,8 @@ def test_out_on_a_read_only_file_system_is_refused(tmp_path, capsys, read_only_f
     err = _refused(capsys, tmp_path, "report", "--results", str(tmp_path / "results"),
                    "--out", str(read_only_folder / "tables"))
     assert err.startswith(f"--out {read_only_folder / 'tables'}: cannot write in {read_only_folder} (")
+    err = _refused(capsys, tmp_path, "report", "--results", str(read_only_folder))  # the tables' default place
+    assert err.startswith(f"--results {read_only_folder}: cannot write in {read_only_folder} (")
 
 
 # --- corpora -----------------------------------------------------------------------------
