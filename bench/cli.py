@@ -187,13 +187,14 @@ def _eval_vectors(args) -> int:
     wordsim["cell"] = [f"{rho:.3f} ({n})" if n >= MIN_SCORED_PAIRS else f"– ({n})"
                        for rho, n in zip(wordsim["spearman"], wordsim["scored"])]
     analogy = frames["analogy"][frames["analogy"]["section"] == "total"].assign(
-        cell=lambda f: [f"{100 * a:.1f}%" if a == a else "–" for a in f["accuracy"]],
+        cell=lambda f: [f"{100 * a:.1f}% ({q - oov})" if a == a else f"– ({q - oov})"
+                        for a, q, oov in zip(f["accuracy"], f["questions"], f["oov_questions"])],
         method=lambda f: f["method"] + " (Google analogies)")
     table = pd.concat([wordsim.pivot(index="model", columns="benchmark", values="cell"),
                        analogy.pivot(index="model", columns="method", values="cell")], axis=1)
     order = [name for name in [*names, REFERENCE_VECTORS] if name in table.index]
     print(f"Spearman rho per similarity set (pairs the model covers; fewer than {MIN_SCORED_PAIRS}: –), "
-          f"analogy accuracy:")
+          f"analogy accuracy (questions it covers):")
     print(table.reindex(order).rename_axis(index=None, columns=None).fillna("–").to_string())
     print(f"results: {out_dir}/cells, tables and report: {path}")
     if failed:

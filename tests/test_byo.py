@@ -436,3 +436,22 @@ def test_hf_encoder_source_that_does_not_load_is_one_line(tmp_path, capsys, monk
                      ["my-encoder"])
     err = _fails_cleanly(capsys, tmp_path / "out", "--matrix", matrix)
     assert "model.my-encoder.source" in err and "transformers cannot read it" in err
+
+
+@pytest.mark.slow
+def test_eval_vectors_scores_files_beside_glove(tmp_path, capsys, monkeypatch):
+    """eval-vectors: one row per file and glove-6b-50d, printed and written as a run's CSVs and report."""
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    text = _write(tmp_path, "mine.txt", FILES["word2vec-text"][1])
+    binary = _write(tmp_path, "mine_binary.bin", FILES["word2vec-binary"][1])
+    out = tmp_path / "out"
+    assert main(["eval-vectors", str(text), str(binary), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    table = printed[printed.index("Spearman"):].splitlines()
+    assert [line.split()[0] for line in table[2:5]] == ["mine", "mine_binary", "glove-6b-50d"]
+    assert "WS-353-ALL" in table[1] and "3cosadd (Google analogies)" in printed
+    assert _scores(_cell(out, "mine")) == _scores(_cell(out, "mine_binary"))
+    assert _cell(out, "glove-6b-50d")["status"] == "ok"
+    for name in ("wordsim.csv", "analogy.csv", "report.md", "report.html"):
+        assert (out / name).exists()
+    assert "mine_binary" in (out / "wordsim.csv").read_text()
