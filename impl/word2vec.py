@@ -35,7 +35,8 @@ core only slows its own jobs). What differs from gensim, on purpose:
     pairs (``sg_shared_negatives=True``, the default, as the torch path must for
     speed); ``sg_shared_negatives=False`` draws per pair as gensim does.
   * Noise words come from a Walker alias table (two random numbers, two table
-    reads) instead of a binary search of gensim's cumulative table.
+    reads: 10-16 ns a draw for 11k-50k words) instead of a binary search of
+    gensim's cumulative table (52-76 ns).
   * The learning rate is set per sentence rather than per job of ~10k words, and
     each job's random stream (gensim's 48-bit linear congruential generator) is
     seeded from ``seed``, so one thread gives the same vectors on every run.
@@ -83,7 +84,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from gensim.models import KeyedVectors
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from impl._checks import check_flat_corpus, is_bool, is_int, is_num, need
 
@@ -339,6 +343,35 @@ _U16, _U32 = np.uint64(16), np.uint64(32)
 _ONE = np.float32(1.0)
 
 
+@intrinsic
+def _prefetch(typingctx, matrix, row, col):
+    """Hint the CPU to fetch the cache line of ``matrix[row, col]`` (LLVM's prefetch: for a
+    write, into all cache levels); no effect on results."""
+
+    def codegen(context, builder, signature, args):
+        array_type, row_type, col_type = signature.args
+        array = context.make_array(array_type)(context, builder, args[0])
+        index = [context.cast(builder, args[1], row_type, types.intp),
+                 context.cast(builder, args[2], col_type, types.intp)]
+        pointer = builder.bitcast(cgutils.get_item_pointer(context, builder, array_type, array, index),
+                                  ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]), "llvm.prefetch.p0")
+        builder.call(prefetch, [pointer, ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(matrix, row, col), codegen
+
+
+@njit(nogil=True, cache=True)
+def _prefetch_row(matrix, row):
+    """Prefetch every cache line (16 floats) of ``matrix[row]``, its last one included."""
+    for d in range(0, matrix.shape[1], 16):
+        _prefetch(matrix, row, d)
+    _prefetch(matrix, row, matrix.shape[1] - 1)
+
+
 @njit(nogil=True, cache=True)
 def _next(state):
     """One LCG step: (new state, 32 random bits), both uint64."""
@@ -492,6 +525,14 @@ def _train_job(ids, offsets, s0, s1, syn0, syn_out, keep, accept, alias, points,
             n = _centre_targets(sent[i], points, codes, lengths, hs, negative, n_inner, rows, labels)
             if negative and not per_pair_noise:
                 n, state = _draw_noise(sent[i], negative, n_inner, accept, alias, rows, labels, n, state)
+            # The centre's output rows and the input row that just entered its window are the
+            # likely cache misses: fetched together, their misses overlap instead of stalling
+            # the loops one by one (Brown train, 11k words, 1 thread: CPU time per epoch CBOW
+            # 1.87 -> 1.59 s, skip-gram 2.47 -> 2.19 s; prefetching the next centre's rows
+            # instead measured 1.67 and 2.39 s).
+            for t in range(n):
+                _prefetch_row(syn_out, rows[t])
+            _prefetch_row(syn0, sent[hi - 1])
             if sg:
                 state = _sg_centre(syn0, syn_out, sent, i, lo, hi, rows, labels, n, per_pair_noise, negative,
                                    n_inner, accept, alias, alpha, work, state)
