@@ -196,6 +196,12 @@ def test_vectors_rows_score_like_any_embedding_model(tmp_path, capsys, monkeypat
     assert cells["headerless"]["dataset"]["model_files"]["vectors"]["format"] == "glove-text"
     assert "w2v" in (out / "report.md").read_text()
 
+    # The file's sha256 is part of the cell's key: the same path with other vectors is another cell.
+    paths[0].write_bytes(paths[0].read_bytes().replace(b"king 0.5", b"king 0.625"))
+    assert main(["run", "--matrix", matrix, "--vectors", ",".join(map(str, paths)), "--out", str(out),
+                 "--no-progress", "--in-process"]) == 2
+    assert "model_files.vectors.sha256" in capsys.readouterr().err
+
 
 LM_SETTINGS = """
 [vocab]
@@ -382,9 +388,12 @@ def test_example_plugin_installs_lists_and_runs(tmp_path):
     import subprocess
     import sys
 
-    site = tmp_path / "site"
+    import shutil
+
+    site, source = tmp_path / "site", tmp_path / "plugin"
+    shutil.copytree(REPO / "examples" / "plugin", source)  # the build leaves its build/ folder there, not in the repo
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(REPO / "examples" / "plugin")], check=True, timeout=600)
+                    "--target", str(site), str(source)], check=True, timeout=600)
     listed = _cli("list", pythonpath=site, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     [line] = [line for line in listed.stdout.splitlines() if "example-bigram" in line]

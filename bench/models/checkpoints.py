@@ -119,6 +119,12 @@ def check_matches(path: str | Path, model: str, config, where: str) -> None:
                          + ", ".join(changes[:4]) + "; set the same config (or train anew)")
 
 
+def identity(path: str | Path, where: str) -> dict:
+    """What identifies a checkpoint: its folder and the sha256 of its weights."""
+    folder = _folder(path, where)
+    return {"folder": str(folder), "sha256": file_sha256(folder / WEIGHTS)}
+
+
 def load_module(module: torch.nn.Module, path: str | Path, prepared: PreparedCorpus, where: str) -> dict:
     """Load the checkpoint's weights into `module` (built from the same config); returns what
     the training record keeps of it. The vocabulary must be the one it was trained on."""
@@ -134,7 +140,7 @@ def load_module(module: torch.nn.Module, path: str | Path, prepared: PreparedCor
     except (SafetensorError, RuntimeError, OSError) as exc:
         raise BenchError(f"{folder / WEIGHTS}: the weights do not load into '{header['model']}' "
                          f"({str(exc).splitlines()[0]})") from exc
-    return {"checkpoint": {"folder": str(folder), "sha256": file_sha256(folder / WEIGHTS)}}
+    return {"checkpoint": identity(folder, where)}
 
 
 def save_trained(trained, model: str, config, prepared: PreparedCorpus, folder: Path) -> dict | None:

@@ -60,8 +60,8 @@ def run_cell(matrix: Matrix, model: str, corpus: str, seed: int, data_root: Path
     eval_data = EvalData.load(matrix, spec, data_root)
     result = _result_header(matrix, spec, prepared, eval_data, seed, device, command, precision)
     try:
-        if spec.files is not None:  # a model's own files are data it reads: their sha256 identify the row
-            result["dataset"]["model_files"] = spec.files(config)
+        if "model_files" in result["config"]:  # a model's own files are data it reads: their sha256 identify the row
+            result["dataset"]["model_files"] = result["config"]["model_files"]
         if spec.family == "embedding":
             result.update(run_embedding_cell(spec, config, prepared, seed, device, matrix,
                                              eval_data.similarity_sets, eval_data.probe_corpus))
@@ -137,12 +137,20 @@ class EvalData(NamedTuple):
 def config_block(matrix: Matrix, model: str, precision: str) -> dict:
     """The resolved config of one cell, as its result stores it and its key hashes it."""
     config, train_config = matrix.model_config(model), matrix.train_config(model)
-    return {"model": dataclasses.asdict(config),
-            "train": dataclasses.asdict(train_config) if train_config is not None else None,
-            "tokenizer": dataclasses.asdict(matrix.tokenizer),
-            "vocab": dataclasses.asdict(matrix.vocab), "eval": dataclasses.asdict(matrix.eval),
-            "probe": dataclasses.asdict(matrix.probe),
-            "precision": precision}
+    block = {"model": dataclasses.asdict(config),
+             "train": dataclasses.asdict(train_config) if train_config is not None else None,
+             "tokenizer": dataclasses.asdict(matrix.tokenizer),
+             "vocab": dataclasses.asdict(matrix.vocab), "eval": dataclasses.asdict(matrix.eval),
+             "probe": dataclasses.asdict(matrix.probe),
+             "precision": precision}
+    # The files a model reads (a vectors file, saved weights) made the cell as much as its
+    # settings: by their sha256, a changed file is another cell. Absent for other models.
+    spec = matrix.spec(model)
+    if spec.files is not None:
+        block["model_files"] = spec.files(config)
+    if matrix.checkpoint(model) is not None:
+        block["checkpoint"] = checkpoints.identity(matrix.checkpoint(model), f"model.{model}")
+    return block
 
 
 def expected_key(matrix: Matrix, model: str, precision: str, corpus_fingerprint: dict, eval_data: EvalData) -> dict:
