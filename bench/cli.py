@@ -270,10 +270,13 @@ def _list() -> int:
     from bench.run.config import MATRIX_DIR
     from bench.data.datasets import CORPORA
     from bench.eval.metrics import METRICS
-    from bench.models.registry import MODELS
+    from bench.models.registry import KINDS, MODELS
 
     print("models:")
     for spec in MODELS.values():
+        print(f"  {spec.name:18} [{spec.family}] {spec.description}")
+    print("kinds (a model of your own: [model.NAME] with kind = ...; see the README's Bring your own model):")
+    for spec in KINDS.values():
         print(f"  {spec.name:18} [{spec.family}] {spec.description}")
     print("corpora:")
     for spec in CORPORA.values():
