@@ -334,7 +334,7 @@ def train_word2vec(
 # --- the numba kernel -----------------------------------------------------------------------
 
 # fastmath without "nnan"/"ninf": reassociation lets LLVM vectorize the dot products and
-# the row updates, while the [-MAX_EXP, MAX_EXP] test still sees NaN and inf as they are.
+# the row updates, while the MAX_EXP test still sees NaN and inf as they are.
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # gensim's random_int32: a 48-bit linear congruential generator (java.util.Random's),
 # whose bits 16..47 are the 32-bit draw. uint64 constants keep numba in unsigned ints.
@@ -383,7 +383,7 @@ def _next(state):
 def _score_and_step(inputs, i, syn_out, rows, labels, n, alpha, work):
     """gensim's inner loop for one input vector x = ``inputs[i]`` [D] against the output
     rows ``rows[:n]`` with labels ``labels[:n]``, in order: each row with a score f inside
-    [-MAX_EXP, MAX_EXP] adds g * row to ``work`` [D] (the input's step, applied by the
+    (-MAX_EXP, MAX_EXP) adds g * row to ``work`` [D] (the input's step, applied by the
     caller) and then takes its own step g * x, g = (label - sigmoid(f)) * alpha.
     (A matrix and a row index rather than a row view: a view's reference count is one
     atomic counter for the whole matrix, which the threads would fight over.)"""
@@ -448,7 +448,8 @@ def _cbow_centre(syn0, syn_out, sent, i, lo, hi, rows, labels, n, cbow_mean, alp
     if count == 0:
         return
     D = syn0.shape[1]
-    scale = _ONE / np.float32(count) if cbow_mean else _ONE
+    inv_count = _ONE / np.float32(count)
+    scale = inv_count if cbow_mean else _ONE
     for d in range(D):
         neu1[0, d] = 0.0
         work[d] = 0.0
@@ -461,7 +462,7 @@ def _cbow_centre(syn0, syn_out, sent, i, lo, hi, rows, labels, n, cbow_mean, alp
     _score_and_step(neu1, 0, syn_out, rows, labels, n, alpha, work)
     if not cbow_mean:
         for d in range(D):
-            work[d] /= np.float32(count)
+            work[d] *= inv_count
     for m in range(lo, hi):
         if m != i:
             for d in range(D):
@@ -568,7 +569,8 @@ def _train_numba(ids, offsets, counts, syn0, syn_out, config: Word2VecConfig, se
     n_tokens = len(ids)
     total = float(config.epochs * n_tokens)
 
-    def run(epoch: int, k: int) -> int:
+    def run(job: tuple[int, int]) -> int:
+        epoch, k = job
         s0, s1 = jobs[k]
         _train_job(ids32, offsets, s0, s1, syn0, syn_out, keep, accept, alias, points, codes, lengths,
                    config.arch == "sg", config.hs, config.negative, config.sg_shared_negatives, config.cbow_mean,
@@ -578,10 +580,10 @@ def _train_numba(ids, offsets, counts, syn0, syn_out, config: Word2VecConfig, se
 
     work = [(epoch, k) for epoch in range(config.epochs) for k in range(len(jobs))]
     threads = config.n_threads
+    # No pool for one thread: the calling thread trains, in job order, reproducibly.
     pool = ThreadPoolExecutor(threads) if threads > 1 else None
     try:
-        results = pool.map(run, *zip(*work)) if pool else (run(e, k) for e, k in work)
-        for n_raw in results:
+        for n_raw in pool.map(run, work) if pool else map(run, work):
             if bar is not None:
                 bar.update(n_raw)
     finally:

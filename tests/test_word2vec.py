@@ -138,6 +138,13 @@ def test_no_update_without_context(arch, hs, negative, backend):
     np.testing.assert_array_equal(kv.vectors, init)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_corpus_keeps_the_init(backend):
+    cfg = Word2VecConfig(vector_size=4, epochs=2, threads=2, backend=backend)
+    kv = train_word2vec(np.zeros(0, np.int64), np.zeros(1, np.int64), ["a"], np.array([1]), cfg, seed=1)
+    np.testing.assert_array_equal(kv.vectors, (np.random.default_rng(1).random((1, 4), dtype=np.float32) * 2 - 1) / 4)
+
+
 # --- config and input validation ----------------------------------------------------------
 
 
