@@ -464,3 +464,37 @@ def test_eval_vectors_scores_files_beside_glove(tmp_path, capsys, monkeypatch):
     for name in ("wordsim.csv", "analogy.csv", "report.md", "report.html"):
         assert (out / name).exists()
     assert "mine_binary" in (out / "wordsim.csv").read_text()
+
+
+ELMO_SETTINGS = """
+[vocab]
+min_count = 2
+unk = "<unk>"
+[model.elmo]
+char_dim = 4
+filters = [[1, 4], [2, 4]]
+highway_layers = 1
+projection_dim = 4
+hidden = 4
+layers = 1
+epochs = 1
+batch_size = 4
+"""
+
+
+@pytest.mark.slow
+def test_saved_elmo_reads_back_scoring_identically(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    matrix = _matrix(tmp_path, ELMO_SETTINGS, ["elmo"])
+    first = tmp_path / "first"
+    assert main(["run", "--matrix", matrix, "--save-models", "--out", str(first), "--no-progress",
+                 "--in-process"]) == 0, capsys.readouterr().err
+    trained = _cell(first, "elmo")
+    [folder] = (first / "models").glob("elmo__*")
+    second = tmp_path / "second"
+    assert main(["run", "--matrix", matrix, "--set", f"model.elmo.checkpoint={folder}", "--out", str(second),
+                 "--no-progress", "--in-process"]) == 0, capsys.readouterr().err
+    loaded = _cell(second, "elmo")
+    assert loaded["training"]["history"] == [] and loaded["config"]["checkpoint"]["folder"] == str(folder)
+    assert loaded["metrics"]["perplexity"] == trained["metrics"]["perplexity"]
+    assert _scores(loaded) == _scores(trained)
