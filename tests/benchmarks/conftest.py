@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 from tests.benchmarks.harness import BENCH_THREADS
 from tests.corpora import encode
@@ -16,13 +17,15 @@ def device(request) -> torch.device:
 
 
 @pytest.fixture(autouse=True)
-def pinned_torch_threads():
-    """Each benchmark starts on BENCH_THREADS torch threads (see harness), whatever the
-    machine's cores or the benchmark before it left set (fit_glove sets the count and
-    keeps it); the count the session started with is restored after."""
+def pinned_threads():
+    """Each benchmark starts on BENCH_THREADS torch threads and BLAS threads (numpy's and
+    scipy's pool, apart from torch's; see harness), whatever the machine's cores or the
+    benchmark before it left set (fit_glove sets torch's count and keeps it); torch's count
+    the session started with is restored after."""
     threads = torch.get_num_threads()
     torch.set_num_threads(BENCH_THREADS)
-    yield
+    with threadpool_limits(limits=BENCH_THREADS, user_api="blas"):
+        yield
     torch.set_num_threads(threads)
 
 

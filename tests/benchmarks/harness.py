@@ -40,13 +40,14 @@ CALIBRATION_REPEATS = 3  # calibration runs per bracket
 VOCAB = 5000  # output size of the neural LMs
 SLOWDOWN_ENV = "LM_LINEAGE_BENCH_SLOWDOWN"
 
-# torch's intra-op pool size for every benchmark (conftest pins it) and for the calibration.
-# One thread: on a shared machine each runnable thread gets its share of a core, so one-
-# thread work slows in proportion to the load and the calibration follows it; a pool of
-# two on two busy cores waits at every op for a descheduled thread (10-250x, measured
-# under a load of 12) and no calibration could follow that. It also makes the normalised
-# figure mean the same on a machine with more cores. Benchmarks whose config names a
-# thread count (word2vec's threads, GloVe's) keep it.
+# torch's intra-op pool and numpy's BLAS pool size for every benchmark (conftest pins both)
+# and for the calibration. One thread: on a shared machine each runnable thread gets its
+# share of a core, so one-thread work slows in proportion to the load and the calibration
+# follows it; a pool of two on two busy cores waits at every op for a descheduled thread
+# (10-250x under a load of 12: a GloVe epoch on 2 threads took 26.6 s a round, 104 ms idle)
+# and no calibration could follow that. It also makes the normalised figure mean more
+# nearly the same on a machine with more cores. word2vec's benchmark keeps the threads its
+# config names (its kernel's Python threads do not spin).
 BENCH_THREADS = 1
 
 

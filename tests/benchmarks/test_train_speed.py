@@ -15,7 +15,7 @@ from impl import kneser_ney as ngram
 from bench.models.registry import MODELS
 from impl import elmo, glove, nnlm, rnn, svd, word2vec
 from impl._cooccurrence import cooccurrence
-from tests.benchmarks.harness import VOCAB, time_on_device
+from tests.benchmarks.harness import BENCH_THREADS, VOCAB, time_on_device
 
 LM_MODELS = {"nnlm-mlp1": nnlm.NNLM, "rnn": rnn.RNNLM, "lstm": rnn.RNNLM, "gru": rnn.RNNLM}
 # brown-lm's recurrent shapes, halved so five rounds of every model stay within seconds.
@@ -41,7 +41,7 @@ def test_word2vec_epoch(benchmark, device, zipf_corpus, arch):
 def test_glove_adagrad_epoch(benchmark, device, zipf_corpus):
     ids, offsets, words, _ = zipf_corpus
     counts = cooccurrence(ids, offsets, len(words), window=10)
-    config = glove.GloVeConfig(epochs=1)
+    config = glove.GloVeConfig(epochs=1, threads=BENCH_THREADS)  # not 2: see BENCH_THREADS
     vectors, losses = time_on_device(benchmark, device, lambda: glove.fit_glove(counts, config, seed=0,
                                                                                   device=device))
     assert vectors.shape == (len(words), config.vector_size) and len(losses) == 1
