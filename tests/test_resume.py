@@ -90,3 +90,61 @@ def test_killed_run_resumes_without_losing_or_redoing_cells(tmp_path, monkeypatc
         path = out / "cells" / name
         assert path.read_bytes() == content and path.stat().st_mtime_ns == mtime_ns, f"{name} was redone"
     assert not _leftovers(out)
+
+
+# Deterministic models (gensim with one worker and a fixed hash seed, SVD, Kneser-Ney), so an
+# interrupted-and-resumed folder must hold the same numbers as an uninterrupted one.
+STEADY_MODELS = ["gensim-cbow", "svd-ppmi", "kn3"]
+STEADY_TABLES = {"wordsim.csv": ["model", "corpus", "seed", "benchmark", "pairs", "spearman"],
+                 "analogy.csv": ["model", "corpus", "seed", "method", "section", "questions", "accuracy"],
+                 "perplexity.csv": ["model", "corpus", "seed", "split", "perplexity"]}
+
+
+def _steady_run(out: Path, stderr) -> subprocess.Popen:
+    command = [sys.executable, "-m", "bench", "run", "--matrix", "quick", "--models", ",".join(STEADY_MODELS),
+               "--set", "train.epochs=1", "--set", "model.gensim-cbow.workers=1", "--set", "vocab.unk=<unk>",
+               "--seeds", "2",
+               "--out", str(out), "--no-progress"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+                            env={**os.environ, "PYTHONHASHSEED": "0"})
+
+
+def _tables(out: Path) -> dict:
+    import pandas as pd
+
+    return {name: pd.read_csv(out / name)[columns].sort_values(columns[:5]).reset_index(drop=True)
+            for name, columns in STEADY_TABLES.items()}
+
+
+@pytest.mark.slow
+def test_many_random_kills_leave_intact_cells_and_the_tables_of_an_uninterrupted_run(tmp_path, monkeypatch):
+    """SIGKILL or SIGTERM to the runner at random moments, resuming after each: every cell
+    that was finished stays byte for byte, no worker outlives its runner, and the final
+    tables equal those of a run that was never interrupted."""
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    import pandas as pd
+
+    rng = random.Random(7)
+    clean, resumed = tmp_path / "clean", tmp_path / "resumed"
+    with open(tmp_path / "clean.txt", "w") as stderr:
+        assert _steady_run(clean, stderr).wait(timeout=TIMEOUT_S) == 0, (tmp_path / "clean.txt").read_text()
+    finished: dict[str, bytes] = {}
+    for kill in range(4):
+        with open(tmp_path / "stderr.txt", "w") as stderr:
+            run = _steady_run(resumed, stderr)
+            time.sleep(rng.uniform(1.0, 8.0))
+            if run.poll() is None:
+                os.killpg(run.pid, rng.choice([signal.SIGKILL, signal.SIGTERM]))
+            run.wait(timeout=TIMEOUT_S)
+            time.sleep(0.5)
+            with pytest.raises(ProcessLookupError):  # nothing of the run's process group survives it
+                os.killpg(run.pid, 0)
+        for name, content in finished.items():
+            assert (resumed / "cells" / name).read_bytes() == content, f"{name} changed after kill {kill}"
+        finished = {path.name: path.read_bytes() for path in (resumed / "cells").glob("*.json")}
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        assert _steady_run(resumed, stderr).wait(timeout=TIMEOUT_S) == 0, (tmp_path / "stderr.txt").read_text()
+    assert not _leftovers(resumed)
+    assert _finished(resumed) == _finished(clean)
+    for name, table in _tables(clean).items():
+        pd.testing.assert_frame_equal(_tables(resumed)[name], table, check_exact=False, rtol=1e-9)
