@@ -52,7 +52,7 @@ def test_a_spinning_pool_slowdown_of_65x_fails_however_the_calibration_moved(tmp
     current = run_file(tmp_path / "now.json", {BENCH: (0.020 * 65, 0.010 * calibration_change)})
     code, output = run_gate(baseline, current)
     assert code == 1, output
-    assert f"speed gate FAILED: 1 of 1 benchmarks slower than 1.5x" in output and BENCH in output
+    assert "speed gate FAILED: 1 of 1 benchmarks slower than 1.5x" in output and BENCH in output
 
 
 def test_only_the_benchmarks_over_the_limit_are_named(tmp_path):
