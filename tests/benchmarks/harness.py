@@ -13,7 +13,9 @@ each round and after the last, and the figure the speed gate compares is
 whole machine slows both; a change that slows only the benchmarked code moves the ratio.
 Medians of the many samples, not per-round ratios: one 10-30 ms calibration run on a
 loaded machine scatters by a quarter (interquartile range over its median, load 12), and a
-ratio of two single runs carries both scatters.
+ratio of two single runs carries both scatters. The calibration is CPU work: a CUDA
+benchmark's round is mostly device time, which CPU load moves less, so its normalised
+figure drifts the other way with load (read GPU rows with that in mind).
 
 Test-only fault injection: LM_LINEAGE_BENCH_SLOWDOWN=k (an integer >= 1) makes every
 timed round run its work k times and leaves the calibration alone: a real k-fold slowdown

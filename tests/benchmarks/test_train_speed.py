@@ -18,7 +18,7 @@ from impl._cooccurrence import cooccurrence
 from tests.benchmarks.harness import BENCH_THREADS, VOCAB, time_on_device
 
 LM_MODELS = {"nnlm-mlp1": nnlm.NNLM, "rnn": rnn.RNNLM, "lstm": rnn.RNNLM, "gru": rnn.RNNLM}
-# brown-lm's recurrent shapes, halved so five rounds of every model stay within seconds.
+# brown-lm's recurrent shapes, halved so the rounds of every model stay within seconds.
 RNN_SHAPE = {"emb": 128, "hidden": 128, "layers": 2, "dropout": 0.2}
 NNLM_BATCH = 256  # windows per step, as brown-lm
 RNN_BATCH, BPTT = 20, 35  # rows x steps per step, LMTrainConfig's defaults
