@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.data.datasets import cache_dir, load_corpus
+from bench.data.datasets import cache_dir, load_corpus, resolve_data_dir
 from bench.data.prepared import prepare_corpus
 from bench.data.vocab import TokenizerConfig, VocabConfig, _cache_key
 from bench.run.keys import cell_key, describe_difference, relevant_config
@@ -181,10 +181,11 @@ def test_migration_gives_a_schema_1_cell_the_key_a_fresh_run_gives(tmp_path, cor
     old = {name: value for name, value in fresh.items() if name != "key"}
     path.write_text(json.dumps({**old, "schema": UNKEYED_SCHEMA}))
     assert main(["report", "--results", str(out)]) == 2  # unkeyed: refused until migrated
-    assert migrate_folder(out, None) == [path]
+    data_root = resolve_data_dir(None)  # the one the run scored with ($LM_LINEAGE_DATA in CI)
+    assert migrate_folder(out, data_root) == [path]
     migrated = json.loads(path.read_text())
     assert migrated["schema"] == SCHEMA and migrated["key"] == fresh["key"]
-    assert migrate_folder(out, None) == []  # once
+    assert migrate_folder(out, data_root) == []  # once
     assert _run(out, corpus, "--set", "train.epochs=1") == 0
     assert json.loads(path.read_text())["started"] == fresh["started"], "same key: skipped, not redone"
 
