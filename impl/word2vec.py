@@ -534,9 +534,9 @@ def _train_job(ids, offsets, s0, s1, syn0, syn_out, keep, accept, alias, points,
                 n, state = _draw_noise(sent[i], negative, n_inner, accept, alias, rows, labels, n, state)
             # The centre's output rows and the input row that just entered its window are the
             # likely cache misses: fetched together, their misses overlap instead of stalling
-            # the loops one by one (Brown train, 11k words, 1 thread: CPU time per epoch CBOW
-            # 1.87 -> 1.59 s, skip-gram 2.47 -> 2.19 s; prefetching the next centre's rows
-            # instead measured 1.67 and 2.39 s).
+            # the loops one by one (Brown train, 11k words, 1 thread, median CPU time per epoch
+            # of 4: CBOW 0.79 -> 0.67 s, skip-gram 1.96 -> 1.80 s; prefetching the next
+            # centre's rows instead was slower than this, measured on an earlier build).
             for t in range(n):
                 _prefetch_row(syn_out, rows[t])
             _prefetch_row(syn0, sent[hi - 1])
