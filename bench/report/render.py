@@ -34,7 +34,7 @@ from bench.run.results import load_results, write_text_atomic
 PARITY_PAIRS = (("word2vec-cbow", "gensim-cbow"), ("word2vec-sg", "gensim-sg"))
 PARITY_BENCHMARKS = ("WS-353-ALL", "SIMLEX-999", "MEN-TR-3k")
 PARITY_TOLERANCE = 0.02
-SPEED_TARGET = 0.5
+SPEED_TARGET = 1.0  # ours at or above gensim's training tokens/s (median of interleaved seed pairs)
 GLOVE_BENCHMARKS = ("MEN-TR-3k", "WS-353-ALL")
 GLOVE_TOLERANCE = 0.03
 # The GloVeConfig fields that make two glove cells the same experiment (threads and batch
