@@ -150,11 +150,7 @@ def _run(args) -> int:
         executor.close()
     path = report.render(out_dir)
     print(f"results: {out_dir}/cells, tables and report: {path}")
-    if failed:
-        print(f"{len(failed)} cell(s) failed (reasons in their JSON and in the report): "
-              + ", ".join(p.stem for p in failed), file=sys.stderr)
-        return 1
-    return 0
+    return _exit_code(failed)
 
 
 REFERENCE_VECTORS = "glove-6b-50d"  # the row eval-vectors prints beside the user's files
@@ -197,11 +193,16 @@ def _eval_vectors(args) -> int:
           f"analogy accuracy (questions it covers):")
     print(table.reindex(order).rename_axis(index=None, columns=None).fillna("–").to_string())
     print(f"results: {out_dir}/cells, tables and report: {path}")
-    if failed:
-        print(f"{len(failed)} cell(s) failed (reasons in their JSON and in the report): "
-              + ", ".join(p.stem for p in failed), file=sys.stderr)
-        return 1
-    return 0
+    return _exit_code(failed)
+
+
+def _exit_code(failed: list[Path]) -> int:
+    """1, naming them, when cells failed (their reasons are in their JSON and the report); else 0."""
+    if not failed:
+        return 0
+    print(f"{len(failed)} cell(s) failed (reasons in their JSON and in the report): "
+          + ", ".join(path.stem for path in failed), file=sys.stderr)
+    return 1
 
 
 def _render_finished_cells(report, out_dir: Path) -> None:
