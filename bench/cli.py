@@ -127,9 +127,7 @@ def _run(args) -> int:
     if args.allow_hub:
         for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
             os.environ[name] = "0"
-    from bench.report import render as report
     from bench.run.config import load_matrix
-    from bench.run.runner import resolve_precision, run_matrix
 
     if args.seeds is not None and args.seeds < 1:
         raise BenchError(f"--seeds must be >= 1, got {args.seeds}")
@@ -137,20 +135,31 @@ def _run(args) -> int:
                          corpora=_split(args.corpus, "--corpus"), seeds=args.seeds,
                          vectors=_split(args.vectors, "--vectors"))
     out_dir = _output_folder(f"runs/{matrix.name}" if args.out is None else args.out, "--out")
-    executor = _executor(args)
+    failed, path = _run_and_render(matrix, out_dir, args, _executor(args), args.device, precision=args.precision,
+                                   save_models=args.save_models)
+    print(f"results: {out_dir}/cells, tables and report: {path}")
+    return _exit_code(failed)
+
+
+def _run_and_render(matrix, out_dir: Path, args, executor, device: str, precision: str = "fp32",
+                    save_models: bool = False) -> tuple[list[Path], Path]:
+    """run_matrix, then the tables and report: (failed cells, report path). Interrupted
+    (Ctrl-C, SIGTERM), it re-renders the tables from the cells kept before it re-raises, so
+    they match the cells; the executor is closed either way."""
+    from bench.report import render as report
+    from bench.run.runner import resolve_precision, run_matrix
+
     try:
-        device = executor.resolve_device(args.device)
-        failed = run_matrix(matrix, out_dir, args.data_dir, device, force=args.force, progress=not args.no_progress,
-                            executor=executor, precision=resolve_precision(args.precision, device),
-                            save_models=args.save_models)
+        resolved = executor.resolve_device(device)
+        failed = run_matrix(matrix, out_dir, args.data_dir, resolved, force=args.force, progress=not args.no_progress,
+                            executor=executor, precision=resolve_precision(precision, resolved),
+                            save_models=save_models)
     except KeyboardInterrupt:
-        _render_finished_cells(report, out_dir)  # the tables then match the cells kept
+        _render_finished_cells(report, out_dir)
         raise
     finally:
         executor.close()
-    path = report.render(out_dir)
-    print(f"results: {out_dir}/cells, tables and report: {path}")
-    return _exit_code(failed)
+    return failed, report.render(out_dir)
 
 
 REFERENCE_VECTORS = "glove-6b-50d"  # the row eval-vectors prints beside the user's files
@@ -159,24 +168,19 @@ REFERENCE_VECTORS = "glove-6b-50d"  # the row eval-vectors prints beside the use
 def _eval_vectors(args) -> int:
     """A run of a matrix made here: one `kind = "vectors"` row per file plus glove-6b-50d, on
     the embedded Lee corpus (which vectors read from files ignore: it only labels the cells)."""
-    from bench.report import render as report
     import pandas as pd
 
     from bench.report.render import MIN_SCORED_PAIRS, tables
     from bench.run.config import add_vectors_model, matrix_from_dict
     from bench.run.executors import LocalExecutor
     from bench.run.results import load_results
-    from bench.run.runner import run_matrix
 
     raw = {"description": "eval-vectors: word-vector files scored beside " + REFERENCE_VECTORS,
            "models": [REFERENCE_VECTORS], "corpora": ["lee"], "seeds": 1}
     names = [add_vectors_model(raw, path) for path in args.files]
     matrix = matrix_from_dict(raw, "eval-vectors", "eval-vectors")
     out_dir = _output_folder(args.out, "--out")
-    executor = LocalExecutor()
-    failed = run_matrix(matrix, out_dir, args.data_dir, executor.resolve_device("auto"), force=args.force,
-                        progress=not args.no_progress, executor=executor)
-    path = report.render(out_dir)
+    failed, path = _run_and_render(matrix, out_dir, args, LocalExecutor(), "auto")
     frames = tables(load_results(out_dir / "cells"))
     wordsim = frames["wordsim"].assign(scored=lambda f: f["pairs"] - f["oov_pairs"])
     # Each model on the pairs it covers, with their count; too few pairs give no correlation.

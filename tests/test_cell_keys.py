@@ -163,6 +163,11 @@ def test_keys_hash_contents_not_paths_and_only_the_blocks_a_cell_reads():
     # A probe option added later does not change the key of a cell that never probed ...
     probed_later = {**config, "probe": {"corpus": None, "task": "pos", "wsd_window": 5}}
     assert cell_key("embedding", probed_later, corpus, None, None) == key
+    # ... nor, left unset, `layers` (added after the probed results were keyed) that of one that did.
+    probing = {**config, "probe": {"corpus": "brown-pos", "task": "pos"}}
+    assert (cell_key("bilm", {**probing, "probe": {**probing["probe"], "layers": None}}, corpus, None, None)
+            == cell_key("bilm", probing, corpus, None, None)
+            != cell_key("bilm", {**probing, "probe": {**probing["probe"], "layers": [1]}}, corpus, None, None))
     # ... and a language model reads no eval settings at all.
     assert relevant_config(config, "lm")["eval"] is None
     other = {**config, "model": {"epochs": 3}}

@@ -407,3 +407,26 @@ def test_a_worker_whose_parent_died_before_it_was_tied_ends_at_once():
     child = subprocess.run([sys.executable, "-c", CHILD, str(not_its_parent)], cwd=ROOT, capture_output=True,
                            text=True, timeout=60)
     assert child.returncode == 1 and child.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["run", "eval-vectors"])
+def test_an_interrupted_run_or_eval_vectors_re_renders_the_tables_of_the_cells_kept(tmp_path, capsys, monkeypatch,
+                                                                                     command):
+    """Both commands go through one wrapper: Ctrl-C (or SIGTERM, raised as its subclass) in
+    run_matrix re-renders the output folder's tables before the exit code 130."""
+    import bench.cli
+    import bench.run.runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    rendered = []
+    monkeypatch.setattr(bench.run.runner, "run_matrix", interrupted)
+    monkeypatch.setattr(bench.cli, "_render_finished_cells", lambda report, out_dir: rendered.append(out_dir))
+    vectors = tmp_path / "mine.txt"
+    vectors.write_text("2 2\na 1 0\nb 0 1\n")
+    out = tmp_path / "out"
+    argv = (["run", "--matrix", "quick", "--models", "glove-6b-50d"] if command == "run"
+            else ["eval-vectors", str(vectors)])
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 130
+    assert rendered == [out]

@@ -14,6 +14,7 @@ from bench.errors import BenchError
 from bench.eval import wsd
 from bench.eval.probe import ProbeConfig
 from bench.models import hf_encoder
+from tests.conftest import write_corpus
 
 CPU = torch.device("cpu")
 # PyTorch's oneDNN LSTM has no projection; its default kernel is used (the tiny ELMo below).
@@ -151,6 +152,67 @@ def test_probe_config_tasks():
         ProbeConfig(task="pos+wsd")
     with pytest.raises(ValueError, match="corpus"):
         ProbeConfig(task="wsd", corpus="brown-pos")
+    assert ProbeConfig(layers=[2, 0]).layers == [2, 0]
+    for layers in ([], [1, 1], [-1], [0.5], "1", [True]):
+        with pytest.raises(ValueError, match="layers"):
+            ProbeConfig(layers=layers)
+
+
+def test_only_the_chosen_layers_are_probed_and_keep_their_numbers():
+    from bench.run.cell import _only_layers, _renumbered
+
+    # 3 layers of D = 2 side by side: layer k of word i holds (10 k + i, -(10 k + i)).
+    def featurize(sentences):
+        return [torch.tensor([[value for k in range(3) for value in (10.0 * k + i, -(10.0 * k + i))]
+                              for i in range(len(words))]) for words in sentences]
+
+    (picked,) = _only_layers(featurize, 3, [2, 0])([["a", "b"]])
+    assert picked.tolist() == [[20, -20, 0, 0], [21, -21, 1, -1]]
+    assert _renumbered({"0": 0.9, "1": 0.7, "mix": 0.95}, [2, 0]) == {"2": 0.9, "0": 0.7, "mix": 0.95}
+
+
+def _layers_matrix(tmp_path, models, layers, extra=""):
+    corpus = write_corpus(tmp_path / "toy", "the hard line\nserve a hard ball\n" * 5)
+    senses = write_sense_corpus(tmp_path / "senses", [GOOD, {**GOOD, "sense": "HARD2"}], [GOOD])
+    matrix = tmp_path / "layers.toml"
+    matrix.write_text(f'description = "t"\nmodels = {json.dumps(models)}\ncorpora = ["{corpus}"]\nseeds = 1\n'
+                      f'[vocab]\nmin_count = 1\nunk = "<unk>"\n'
+                      f'[probe]\ntask = "wsd"\nwsd_corpus = "{senses}"\nlayers = {json.dumps(layers)}\n{extra}')
+    return str(matrix)
+
+
+TINY_ELMO = ('[model.elmo]\nchar_dim = 4\nmax_chars = 8\nfilters = [[1, 8], [2, 8]]\nhighway_layers = 1\n'
+             'projection_dim = 8\nhidden = 16\ndropout = 0.0\nepochs = 1\nbatch_size = 4\n')
+
+
+@pytest.mark.parametrize("model, layers, expected", [
+    ("elmo", [0, 3], "probe.layers: elmo has layers 0..2 (0 = the embeddings); it has no layer 3"),
+    ("minilm", [7, 9], "probe.layers: minilm has layers 0..6 (0 = the embeddings); it has no layer 7, 9"),
+])
+def test_a_layer_the_model_does_not_have_is_refused_before_writing(tmp_path, capsys, monkeypatch, model, layers,
+                                                                    expected):
+    from bench.cli import main
+
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    matrix = _layers_matrix(tmp_path, [model], layers, TINY_ELMO)
+    out = tmp_path / "out"
+    assert main(["run", "--matrix", matrix, "--out", str(out), "--no-progress", "--in-process"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"lm-lineage: error: {expected}" and not out.exists()
+
+
+def test_a_run_probes_the_chosen_elmo_layers(tmp_path, capsys, monkeypatch):
+    from bench.cli import main
+
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    out = tmp_path / "out"
+    matrix = _layers_matrix(tmp_path, ["elmo"], [2, 0], TINY_ELMO)
+    assert main(["run", "--matrix", matrix, "--out", str(out), "--no-progress", "--in-process"]) == 0, \
+        capsys.readouterr().err
+    (cell,) = [json.loads(path.read_text()) for path in (out / "cells").glob("elmo__*.json")]
+    assert cell["status"] == "ok", cell.get("error")
+    probed = {row["layer"] for row in cell["metrics"]["wsd_probe"] if row["model"] == "elmo"}
+    assert probed == {"0", "2", "mix"}
 
 
 def test_layer_probes_find_the_sense_layer():
@@ -258,7 +320,6 @@ def test_elmo_layers_through_the_wsd_probe(tmp_path):
     from bench.data.vocab import TokenizerConfig, VocabConfig
     from bench.train import bilm, lm
     from impl.elmo import ELMo
-    from tests.conftest import write_corpus
 
     folder = write_corpus(tmp_path / "toy", "the hard line\nserve a hard ball\n" * 5)
     prepared = prepare_corpus(str(folder), None, TokenizerConfig(pattern=r"\S+"), VocabConfig(min_count=1,

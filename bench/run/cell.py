@@ -19,6 +19,7 @@ import torch
 from gensim.models import KeyedVectors
 
 from bench.data.prepared import PreparedCorpus, prepare_corpus
+from bench.errors import BenchError
 from bench.eval import metrics, probe, wsd
 from bench.models import checkpoints
 from bench.models.registry import ModelSpec
@@ -258,15 +259,52 @@ def _static_probes(vectors: KeyedVectors, name: str, probes: ProbeCorpora, matri
     return cell_metrics
 
 
+def _only_layers(featurize: probe.Featurizer, n_layers: int, layers: list[int]) -> probe.Featurizer:
+    """featurize, keeping `layers` of its n_layers: per sentence (len, len(layers) * D)."""
+
+    def selected(sentences: list[list[str]]) -> list[torch.Tensor]:
+        return [features.view(len(features), n_layers, -1)[:, layers].flatten(1) for features in featurize(sentences)]
+
+    return selected
+
+
+def _renumbered(by_layer: dict, layers: list[int]) -> dict:
+    """Results keyed by position among the probed layers ("0", "1", ..., "mix") -> by layer number."""
+    return {(str(layers[int(key)]) if key.isdigit() else key): value for key, value in by_layer.items()}
+
+
+def check_probe_layers(matrix: Matrix) -> None:
+    """`[probe] layers` names only layers that every probed layered model has (read from
+    their configs, not their weights; the runner calls this before writing)."""
+    config = matrix.probe
+    if config.layers is None or not (config.runs_pos or config.runs_wsd):
+        return
+    for model in matrix.models:
+        spec = matrix.spec(model)
+        if spec.layer_count is None:
+            continue
+        count = spec.layer_count(matrix.model_config(model), f"model.{model}")
+        missing = [layer for layer in config.layers if layer >= count]
+        if missing:
+            raise BenchError(f"probe.layers: {model} has layers 0..{count - 1} (0 = the embeddings); "
+                             f"it has no layer {', '.join(map(str, missing))}")
+
+
 def _layer_probes(name: str, featurize: probe.Featurizer, n_layers: int, probes: ProbeCorpora, matrix: Matrix,
                   seed: int, device: torch.device, timings: dict, training: dict, phase: str = "") -> dict:
     """A layered representation's probe rows: every layer (0 first) and a learned scalar mix of
     them, on POS and WSD as the matrix asks; the POS mix weights go into `training`. `phase`
     suffixes the timing rows (a cell that also probes static vectors keeps both)."""
+    layers = matrix.probe.layers or list(range(n_layers))
+    if max(layers) >= n_layers:  # the runner checks before writing; a model whose layer_count is wrong lands here
+        raise BenchError(f"probe.layers: {name} has layers 0..{n_layers - 1}; got {layers}")
+    if len(layers) < n_layers:
+        featurize, n_layers = _only_layers(featurize, n_layers, layers), len(layers)
     cell_metrics = {}
     if probes.pos is not None:
         with measure(device) as probe_phase:
             probed = probe.run_layer_probes(featurize, n_layers, probes.pos, matrix.probe, seed=seed, device=device)
+        probed["layers"] = _renumbered(probed["layers"], layers)
         timings[f"pos_probe{phase}"] = _phase_row(probe_phase, probed["train_tokens"] + probed["eval_tokens"], device)
         cell_metrics["pos_probe"] = _probe_rows(name, probed["layers"], probed, probes.pos,
                                                 max_train_sentences=matrix.probe.max_train_sentences,
@@ -275,6 +313,7 @@ def _layer_probes(name: str, featurize: probe.Featurizer, n_layers: int, probes:
     if probes.wsd is not None:
         with measure(device) as probe_phase:
             probed = wsd.run_layer_probes(featurize, n_layers, probes.wsd, matrix.probe, seed=seed, device=device)
+        probed["layers"] = _renumbered(probed["layers"], layers)
         timings[f"wsd_probe{phase}"] = _phase_row(probe_phase, None, device)
         cell_metrics["wsd_probe"] = _wsd_rows(name, probed["layers"], probed, probes.wsd, matrix.probe)
     return cell_metrics

@@ -59,6 +59,9 @@ def relevant_config(config: dict, family: str, probed: bool | None = None) -> di
         relevant["eval"] = None
     if not probes or not (family in SCORED_FAMILIES if probed is None else probed):
         relevant["probe"] = None
+    elif probe.get("layers") is None:
+        # `layers` came after the first keyed results; unset, it probes every layer as they did.
+        relevant["probe"] = {name: value for name, value in probe.items() if name != "layers"}
     return relevant
 
 

@@ -21,7 +21,7 @@ from bench.data.datasets import resolve_data_dir
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.errors import BenchError
 from bench.eval import metrics
-from bench.run.cell import CellJob, EvalData, config_block, expected_key, probe_corpus_of
+from bench.run.cell import CellJob, EvalData, check_probe_layers, config_block, expected_key, probe_corpus_of
 from bench.run.config import Matrix
 from bench.run.executors import LocalExecutor, RayExecutor
 from bench.run.keys import describe_difference
@@ -88,6 +88,7 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
     for model in matrix.models:
         if matrix.spec(model).check is not None:
             matrix.spec(model).check(matrix.model_config(model), f"model.{model}")
+    check_probe_layers(matrix)
     expected = {(model, corpus): Expected(config_block(matrix, model, precision),
                                           expected_key(matrix, model, precision, fingerprints[corpus],
                                                        eval_data.select(matrix.spec(model))))
