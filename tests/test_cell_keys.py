@@ -238,30 +238,21 @@ def test_the_unpickling_check_finds_what_it_looks_for():
     assert [line for line, _ in _unpickling_calls(ast.parse(planted))] == [2, 3, 4, 6]
 
 
-# The standard-vectors cells whose settings the current code still resolves to: our word2vec
-# cells there were made with its torch backend, before the numba kernel became the default
-# (their keys name `model.backend`, which did not exist), so they are re-run elsewhere.
-UNCHANGED_STANDARD_VECTORS = "gensim-cbow,gensim-sg,gensim-fasttext,glove-6b-50d,minilm"
-
-
 @pytest.mark.data
 @pytest.mark.slow
 def test_the_committed_standard_vectors_command_skips_every_cell_and_a_changed_setting_is_named(
         tmp_path, data_root, capsys):
     """The committed results are what the committed code and data make: re-running their
-    command into a copy trains nothing; changing one setting is refused, naming it; and our
-    word2vec cells made before the numba kernel are refused, not silently resumed."""
+    command into a copy trains nothing, and changing one setting is refused, naming it."""
     import shutil
 
     copy = tmp_path / "standard-vectors"
     shutil.copytree(REPO / "results" / "standard-vectors", copy)
     before = _snapshot(copy / "cells")
     command = ["run", "--matrix", "standard-vectors", "--out", str(copy), "--no-progress", "--data-dir", str(data_root)]
-    assert main([*command, "--models", UNCHANGED_STANDARD_VECTORS]) == 0
+    assert main(command) == 0
     assert _snapshot(copy / "cells") == before, "every cell has the same key: none is redone"
     capsys.readouterr()
-    assert main([*command, "--models", UNCHANGED_STANDARD_VECTORS, "--set", "train.window=6"]) == 2
+    assert main([*command, "--set", "train.window=6"]) == 2
     assert "model.window 5 -> 6" in capsys.readouterr().err
-    assert main([*command, "--models", "word2vec-cbow"]) == 2
-    assert "model.backend None -> 'auto'" in capsys.readouterr().err
     assert _snapshot(copy / "cells") == before
