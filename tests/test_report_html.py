@@ -217,3 +217,42 @@ def test_glove_settings_are_compared_with_skipgram_at_the_same_window(tmp_path):
         "| offline-mix | 100 | 10 | 100 | 0.75 | 25 | 0.05 | 2 | 0.250 | 0.400 | -0.150 | 0.300 | 0.320 | -0.020 | no "
         "| 1 | glove-parity |",
     ]
+
+
+def _elmo_cell(matrix: str, seed: int, tokens: float, pos: dict, wsd: dict) -> dict:
+    """A biLM cell of `matrix` that read `tokens` in training: POS accuracy per layer, and WSD
+    accuracy (micro-averaged, both methods) per layer."""
+    cell = _vector_cell("elmo", seed)
+    cell["cell"].update(family="bilm", corpus="brown", matrix=matrix)
+    timing = {"device": "cpu", "wall_s": 100.0, "tokens": tokens, "tokens_per_s": tokens / 100.0,
+              "peak_rss_mb": 1000.0, "peak_cuda_mb": None}
+    cell["timings"] = {"train": timing}
+    cell["metrics"] = {
+        "pos_probe": [{"model": "elmo", "probe_corpus": "brown-pos", "layer": layer, "accuracy": accuracy}
+                      for layer, accuracy in pos.items()],
+        "wsd_probe": [{"model": "elmo", "probe_corpus": "senseval2", "layer": layer, "word": "all",
+                       "method": method, "accuracy": accuracy} for layer, accuracy in wsd.items()
+                      for method in ("linear", "centroid")]}
+    return cell
+
+
+def test_elmo_layer_claims_are_stated_with_seeds_and_probes_drawn_against_training_tokens(tmp_path):
+    # elmo-seeds: 2 seeds that read 1M tokens, layer 1 ahead on POS in both and layer 2 on WSD in
+    # one of two; elmo: one seed that read 4M tokens.
+    runs = [("elmo-seeds", 0, 1e6, {"0": 0.80, "1": 0.92, "2": 0.90, "mix": 0.93}, {"0": 0.6, "1": 0.70, "2": 0.74}),
+            ("elmo-seeds", 1, 1e6, {"0": 0.80, "1": 0.94, "2": 0.91, "mix": 0.94}, {"0": 0.6, "1": 0.72, "2": 0.70}),
+            ("elmo", 0, 4e6, {"0": 0.85, "1": 0.95, "2": 0.96, "mix": 0.96}, {"0": 0.6, "1": 0.75, "2": 0.78})]
+    for matrix, seed, tokens, pos, wsd in runs:
+        folder = tmp_path / matrix / "cells"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"elmo__brown__seed{seed}.json").write_text(json.dumps(_elmo_cell(matrix, seed, tokens, pos, wsd)))
+    report = render(tmp_path).read_text()
+    assert ("POS, `elmo` on `brown-pos · elmo-seeds`: layer 1 scores higher, 93.0 ± 1.4% (layer 1) against "
+            "90.5 ± 0.7% (layer 2), higher in 2 of 2 seed(s); Peters et al. 2018 found layer 1") in report
+    assert ("WSD (linear, micro-averaged), `elmo` on `senseval2 · elmo-seeds`: layer 2 scores higher, 71.0 ± 1.4% "
+            "(layer 1) against 72.0 ± 2.8% (layer 2), higher in 1 of 2 seed(s)") in report
+    assert "POS, `elmo` on `brown-pos · elmo`: layer 2 scores higher, 95.0% (layer 1) against 96.0%" in report
+    section = report[report.index("## ELMo's probes against the text its biLM read"):]
+    assert "| elmo | elmo-seeds | 2 | 1.00 ± 0.00 | 93.0 ± 1.4 | 90.5 ± 0.7 | 71.0 ± 1.4 | 72.0 ± 2.8 |" in section
+    assert "| elmo | elmo | 1 | 4.00 | 95.0 | 96.0 | 75.0 | 78.0 |" in section
+    assert "ELMo probe accuracy against training tokens read" in (tmp_path / "report.html").read_text()

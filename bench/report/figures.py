@@ -315,3 +315,40 @@ def probe_depth(frame: pd.DataFrame) -> bytes | None:
     axes.set_title("Layer-wise probes against relative depth (mean over seeds)", fontsize=10)
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return _png(figure)
+
+
+def probes_against_tokens(frame: pd.DataFrame) -> bytes | None:
+    """Probe accuracy of ELMo's layers against the tokens its biLM read in training: one panel
+    per task (POS, WSD by the linear probe), one line per layer through the per-matrix means,
+    each seed a point; the POS panel marks the 95% target. `frame`: matrix, seed, tokens,
+    task, layer, accuracy."""
+    frame = frame.dropna(subset=["accuracy", "tokens"])
+    frame = frame[frame["tokens"] > 0]
+    tasks = [task for task in ("POS (linear)", "WSD (linear)") if task in set(frame["task"])]
+    if not tasks:
+        return None
+    layers = [layer for layer in ("0", "1", "2", "mix") if layer in set(frame["layer"].astype(str))]
+    styles = _model_styles([f"layer {layer}" for layer in layers])
+    figure = Figure(figsize=(9.0, 3.8))
+    for index, task in enumerate(tasks):
+        axes = figure.add_subplot(1, len(tasks), index + 1)
+        sub = frame[frame["task"] == task]
+        for layer in layers:
+            points = sub[sub["layer"].astype(str) == layer]
+            color, marker = styles[f"layer {layer}"]
+            axes.scatter(points["tokens"], points["accuracy"] * 100, color=color, marker=marker, s=14, alpha=0.6)
+            curve = points.groupby("matrix").agg(tokens=("tokens", "mean"), accuracy=("accuracy", "mean"))
+            curve = curve.sort_values("tokens")
+            axes.plot(curve["tokens"], curve["accuracy"] * 100, color=color,
+                      label="scalar mix" if layer == "mix" else f"layer {layer}")
+        if task.startswith("POS"):
+            axes.axhline(95, color="grey", linestyle="--", linewidth=1, label="target 95%")
+        axes.set_xscale("log")
+        _log_ticks(axes.xaxis)
+        axes.set_xlabel("tokens read in training (log scale)")
+        axes.set_ylabel(f"{task} accuracy (%)")
+        axes.set_title(task, fontsize=10)
+        axes.legend(fontsize=7, frameon=False)
+    figure.suptitle("ELMo's layer probes against the text its biLM read (lines: means per matrix)", fontsize=10)
+    figure.tight_layout()
+    return _png(figure)

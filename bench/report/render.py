@@ -534,7 +534,7 @@ def _layer_probe_section(probe: pd.DataFrame | None) -> list[Block]:
     return [f"## {heading} (percent, mean ± sd over seeds)", "",
             *_figures_by_corpus(probe, figures.layer_probe, "POS probe accuracy per layer and model"),
             pd.DataFrame(rows), "",
-            *_layer_one_against_two(probe)]
+            *_layer_one_against_two(probe, "POS", peters_better="1")]
 
 
 def _wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame | None) -> list[Block]:
@@ -562,6 +562,9 @@ def _wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame | None) -> list[Bloc
                          "all": _mean_sd(sub[sub["word"] == "all"]["accuracy"] * 100, 1),
                          **{word: _mean_sd(sub[sub["word"] == word]["accuracy"] * 100, 1) for word in words}})
         lines += [f"### corpus `{corpus}`", "", pd.DataFrame(rows), ""]
+        for method in ("linear", "centroid"):
+            micro = frame[(frame["word"] == "all") & (frame["method"] == method)]
+            lines += _layer_one_against_two(micro, f"WSD ({method}, micro-averaged)", peters_better="2")
     tasks = _depth_frame(wsd, pos)
     best = _best_layers(tasks)
     if not best.empty:
@@ -607,18 +610,69 @@ def _best_layers(tasks: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _layer_one_against_two(probe: pd.DataFrame) -> list[Block]:
-    """One sentence per model probed at layers 1 and 2: does layer 1 beat layer 2 here?"""
+def _layer_one_against_two(probe: pd.DataFrame, task: str, peters_better: str) -> list[Block]:
+    """One sentence per model shaped like ELMo's biLM (layers 0, 1, 2) and probe corpus: which of
+    layers 1 and 2 scores higher on `task`, mean ± sd over seeds and in how many seeds.
+    Peters et al. (2018) found layer 1 the better one for POS and layer 2 for word sense."""
     lines = []
     probe = probe.assign(layer=probe["layer"].astype(str))  # a CSV read back may hold the layers as numbers
     for (model, corpus), sub in probe.groupby(["model", "corpus"], sort=False):
-        one, two = (sub[sub["layer"] == layer]["accuracy"].mean() for layer in ("1", "2"))
-        if pd.isna(one) or pd.isna(two):
+        numeric = sub["layer"][sub["layer"].str.fullmatch(r"\d+")].astype(int)
+        by_seed = sub[sub["layer"].isin(["1", "2"])].pivot_table(index="seed", columns="layer", values="accuracy")
+        if numeric.empty or numeric.max() != 2 or list(by_seed.columns) != ["1", "2"]:
             continue
-        verdict = "beats" if one > two else "does not beat"
-        lines += [f"Layer 1 {verdict} layer 2 for `{model}` on `{corpus}`: {one:.1%} against {two:.1%} (means over "
-                  f"{sub['seed'].nunique()} seed(s); Peters et al. 2018 found layer 1 the better one for POS).", ""]
+        one, two = by_seed["1"].dropna() * 100, by_seed["2"].dropna() * 100
+        higher, lower = ("1", "2") if one.mean() > two.mean() else ("2", "1")
+        seeds_higher = int((by_seed[higher] > by_seed[lower]).sum())
+        lines += [f"{task}, `{model}` on `{corpus}`: layer {higher} scores higher, {_mean_sd(one, 1)}% (layer 1) "
+                  f"against {_mean_sd(two, 1)}% (layer 2), higher in {seeds_higher} of {len(by_seed)} seed(s); "
+                  f"Peters et al. 2018 found layer {peters_better} the better one for this task.", ""]
     return lines
+
+
+def _probes_against_training(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """matrix, seed, tokens (read in training), task, layer, accuracy of every trained model probed
+    at layers 0, 1, 2 (ELMo's biLMs): how far its probes move with the text it has read."""
+    train = frames["throughput"][frames["throughput"]["phase"] == "train"]
+    train = train.assign(tokens=train["tokens_per_s"] * train["wall_s"])[["model", "corpus", "seed", "matrix",
+                                                                          "tokens"]]
+    wsd = frames["wsd_probe"]
+    parts = [frames["pos_probe"].assign(task="POS (linear)"),
+             *(wsd[(wsd["word"] == "all") & (wsd["method"] == method)].assign(task=f"WSD ({method})")
+               for method in ("linear", "centroid"))]
+    probed = pd.concat(parts, ignore_index=True)
+    probed = probed[probed["layer"].astype(str).isin(["0", "1", "2", "mix"])]
+    joined = probed.merge(train, left_on=["model", "train_corpus", "seed", "matrix"],
+                          right_on=["model", "corpus", "seed", "matrix"], suffixes=("", "_trained"))
+    columns = ["model", "matrix", "seed", "tokens", "task", "layer", "accuracy"]
+    if joined.empty:
+        return pd.DataFrame(columns=columns)
+    # ELMo's shape: layers 0, 1 and 2 and no others (a pretrained transformer reads nothing in training).
+    numbered = joined["layer"].astype(str).where(joined["layer"].astype(str).str.fullmatch(r"\d+"))
+    shaped = numbered.groupby(joined["model"]).transform(lambda layers: set(layers.dropna()) == {"0", "1", "2"})
+    return joined[shaped.astype(bool) & (joined["tokens"] > 0)][columns]
+
+
+def _training_tokens_section(trained: pd.DataFrame) -> list[Block]:
+    """ELMo's probes against the tokens its biLM read, when the folder holds biLMs that read
+    different amounts (several matrices or budgets); nothing otherwise."""
+    if trained.empty or trained.groupby(["model", "matrix"]).ngroups < 2:
+        return []
+    rows = []
+    for (model, matrix), sub in trained.groupby(["model", "matrix"], sort=False):
+        row = {"model": model, "matrix": matrix, "seeds": sub["seed"].nunique(),
+               "training tokens (M)": _mean_sd(sub.drop_duplicates("seed")["tokens"] / 1e6, 2)}
+        for task, layer in (("POS (linear)", "1"), ("POS (linear)", "2"), ("WSD (linear)", "1"),
+                            ("WSD (linear)", "2"), ("WSD (centroid)", "2")):
+            row[f"{task.split()[0]} {task.split()[1][1:-1]} L{layer}"] = _mean_sd(
+                sub[(sub["task"] == task) & (sub["layer"] == layer)]["accuracy"] * 100, 1)
+        rows.append(row)
+    return ["## ELMo's probes against the text its biLM read", "",
+            "Each biLM trained to its time budget; the tokens it read (all epochs) against its probe accuracies "
+            "(percent, mean ± sd over seeds; each matrix probes its own capped slices, recorded in its cells). "
+            "POS: 95% is the target for layer 1.", "",
+            pd.DataFrame(rows), "",
+            Figure(figures.probes_against_tokens(trained), "ELMo probe accuracy against training tokens read"), ""]
 
 
 def _diagnostic_table(results_dir: Path, diagnostic: Diagnostic) -> pd.DataFrame | None:
@@ -788,11 +842,13 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
             frames[name].to_csv(path, index=False, float_format="%.6g")
     blocks = ["# lm-lineage report", "",
               f"Rendered from {len(results)} result files in `{results_dir}` by `lm-lineage report`.", ""]
+    trained_probes = _probes_against_training(frames)  # joined on the unlabelled corpus names
     frames = _label_corpora_by_matrix(frames)  # the CSVs above keep corpus and matrix apart
     # The cells' probe rows; without any, a pos_probe.csv made apart.
     probe = frames["pos_probe"] if not frames["pos_probe"].empty else _diagnostic_table(results_dir, POS_PROBE)
     blocks += _result_sections(results, frames)
     blocks += _gradient_flow_section(flow) + _layer_probe_section(probe) + _wsd_probe_section(frames["wsd_probe"], probe)
+    blocks += _training_tokens_section(trained_probes)
     blocks += _environment_section(results, results_dir)
     report = out_dir / "report.md"
     write_text_atomic(report, _to_markdown(blocks))
