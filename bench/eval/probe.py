@@ -76,7 +76,8 @@ class ProbeConfig:
     wsd_epochs: int = 50  # the WSD linear probe: a few thousand instances per word need more passes
     wsd_batch_size: int = 64  # instances per step
     # The layers of a layered model (ELMo, the transformers) to probe, 0 = the embeddings; unset:
-    # every layer. The scalar mix mixes the probed layers. Static rows do not read it.
+    # every layer. The scalar mix mixes the probed layers; the report's relative depth takes
+    # the highest layer probed as the top. Static rows do not read it.
     layers: list[int] | None = None
 
     def __post_init__(self):
