@@ -1,5 +1,6 @@
 """Unit tests for impl/word2vec.py; the Lee-corpus training runs are marked slow."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -523,3 +524,33 @@ def test_torch_intra_op_threads_stay_deterministic_and_are_restored(lee):
     b = train_word2vec(ids, offsets, words, counts, cfg, seed=3).vectors
     np.testing.assert_array_equal(a, b)
     assert torch.get_num_threads() == before
+
+
+# --- warm-up ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings", [{"arch": "cbow"}, {"arch": "sg"}, {"arch": "sg", "hs": True, "negative": 0}])
+def test_warm_up_runs_the_configs_code_path_and_the_cell_calls_it_before_its_timed_build(settings, monkeypatch):
+    """A fresh checkout compiles the kernel on its first call (seconds, where Lee trains in
+    under one): the embedding cell runs the spec's warm_up before it starts the train clock."""
+    from bench.models import registry
+    from bench.run import cell
+
+    config = Word2VecConfig(vector_size=8, **settings)
+    word2vec.warm_up(config, "cpu")  # compiles or loads every kernel this config calls; no error
+    events = []
+    real_measure = cell.measure
+
+    def measure(device):
+        events.append("clock starts")
+        return real_measure(device)
+
+    def build(prepared, config, seed, device):
+        raise StopIteration  # the order is all this test needs
+
+    spec = registry.MODELS[f"word2vec-{settings['arch']}"]
+    spy = dataclasses.replace(spec, warm_up=lambda config, device: events.append("warm up"), build=build)
+    monkeypatch.setattr(cell, "measure", measure)
+    with pytest.raises(StopIteration):
+        cell.run_embedding_cell(spy, config, None, 0, torch.device("cpu"), None, [])
+    assert events == ["warm up", "clock starts"]

@@ -70,6 +70,7 @@ class ModelSpec:
     checkpoints: bool = False  # build takes checkpoint=FOLDER: load saved weights (bench.models.checkpoints), no training
     encoder: Callable | None = None  # pretrained transformer: (config, device) -> hf_encoder.LayeredEncoder
     layer_count: Callable | None = None  # layered model: (config, where) -> the layers its probes see, no weights read
+    warm_up: Callable | None = None  # (config, device): compile what build runs, before its timed region
 
 
 @dataclass
@@ -323,10 +324,10 @@ MODELS: dict[str, ModelSpec] = {
     for spec in [
         ModelSpec("word2vec-cbow", "embedding", word2vec.Word2VecConfig, _impl_vectors(word2vec.train_word2vec),
                   "ours: Word2Vec CBOW (Mikolov et al. 2013), numba kernel on CPU, PyTorch on CUDA",
-                  preset={"arch": "cbow"}),
+                  preset={"arch": "cbow"}, warm_up=word2vec.warm_up),
         ModelSpec("word2vec-sg", "embedding", word2vec.Word2VecConfig, _impl_vectors(word2vec.train_word2vec),
                   "ours: Word2Vec skip-gram (Mikolov et al. 2013), numba kernel on CPU, PyTorch on CUDA",
-                  preset={"arch": "sg"}),
+                  preset={"arch": "sg"}, warm_up=word2vec.warm_up),
         ModelSpec("gensim-cbow", "embedding", baselines.GensimWord2VecConfig, _gensim_w2v,
                   "gensim Word2Vec CBOW", runs_on_device=False, preset={"sg": False}),
         ModelSpec("gensim-sg", "embedding", baselines.GensimWord2VecConfig, _gensim_w2v,

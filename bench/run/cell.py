@@ -342,6 +342,8 @@ def run_embedding_cell(spec: ModelSpec, config, prepared: PreparedCorpus, seed: 
     probe the vectors (POS: one static vector per word type; WSD: the bag of context) and,
     for a pretrained transformer, its every layer; time each phase apart."""
     train_device = device if spec.runs_on_device else torch.device("cpu")
+    if spec.warm_up is not None:  # setup out of the timed region (a fresh checkout compiles word2vec's kernel)
+        spec.warm_up(config, train_device)
     with measure(train_device) as train_phase:
         vectors = spec.build(prepared, config, seed, train_device)
     _check_finite(vectors, spec.name)
