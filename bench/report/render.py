@@ -641,16 +641,18 @@ def _probes_against_training(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
              *(wsd[(wsd["word"] == "all") & (wsd["method"] == method)].assign(task=f"WSD ({method})")
                for method in ("linear", "centroid"))]
     probed = pd.concat(parts, ignore_index=True)
-    probed = probed[probed["layer"].astype(str).isin(["0", "1", "2", "mix"])]
+    columns = ["model", "matrix", "seed", "tokens", "task", "layer", "accuracy"]
+    if probed.empty:
+        return pd.DataFrame(columns=columns)
+    layer = probed["layer"].astype(str)
+    # ELMo's shape, judged on every layer probed: 0, 1 and 2 and no others (a transformer's
+    # first three layers are not a biLM's).
+    shaped = layer.where(layer.str.fullmatch(r"\d+")).groupby(probed["model"]).transform(
+        lambda layers: set(layers.dropna()) == {"0", "1", "2"})
+    probed = probed[shaped.astype(bool) & layer.isin(["0", "1", "2", "mix"])]
     joined = probed.merge(train, left_on=["model", "train_corpus", "seed", "matrix"],
                           right_on=["model", "corpus", "seed", "matrix"], suffixes=("", "_trained"))
-    columns = ["model", "matrix", "seed", "tokens", "task", "layer", "accuracy"]
-    if joined.empty:
-        return pd.DataFrame(columns=columns)
-    # ELMo's shape: layers 0, 1 and 2 and no others (a pretrained transformer reads nothing in training).
-    numbered = joined["layer"].astype(str).where(joined["layer"].astype(str).str.fullmatch(r"\d+"))
-    shaped = numbered.groupby(joined["model"]).transform(lambda layers: set(layers.dropna()) == {"0", "1", "2"})
-    return joined[shaped.astype(bool) & (joined["tokens"] > 0)][columns]
+    return joined[joined["tokens"] > 0][columns]
 
 
 def _training_tokens_section(trained: pd.DataFrame) -> list[Block]:
