@@ -21,9 +21,11 @@ TOKENS_PER_S = {  # (model, seed) -> training tokens/s
 }
 
 
-def result(model: str, seed: int, tokens_per_s: float, matrix: str = "m", corpus: str = "toy") -> dict:
+def result(model: str, seed: int, tokens_per_s: float, matrix: str = "m", corpus: str = "toy",
+           started: str | None = None) -> dict:
     """One cell's result as the runner writes it, reduced to what the report's tables read."""
     return {
+        **({"started": started} if started else {}),
         "cell": {"model": model, "corpus": corpus, "seed": seed, "matrix": matrix},
         "status": "ok",
         "metrics": {"wordsim": [{"benchmark": "WS-353-ALL", "pairs": 353, "oov_pairs": 0,
@@ -74,3 +76,29 @@ def test_parity_table_reports_the_median_ratio_its_range_and_pairs():
     assert (speed["ours value"], speed["gensim value"]) == ("900", "1,000")
     assert speed["met"] == ("yes" if 0.8 >= SPEED_TARGET else "no")
     assert any(isinstance(block, str) and "median over seeds" in block for block in blocks)
+
+
+def test_a_pair_re_run_hours_later_is_left_out_and_named():
+    """Seed 0's cells ran 10 minutes apart; seed 1's ours cell was re-run (--models ... --force)
+    five hours after its gensim cell: its ratio would compare two different machine loads."""
+    results = [result("word2vec-cbow", 0, 1000.0, started="2026-11-30T10:10:00+0000"),
+               result("gensim-cbow", 0, 1250.0, started="2026-11-30T10:00:00+0000"),
+               result("word2vec-cbow", 1, 300.0, started="2026-11-30T15:00:00+0000"),
+               result("gensim-cbow", 1, 1000.0, started="2026-11-30T10:05:00+0000")]
+    speed = interleaved_speed_ratio(train_rows(results), "word2vec-cbow", "gensim-cbow")
+    assert (speed["pairs"], speed["apart"], speed["median"]) == (1, 1, pytest.approx(0.8))
+    frames = tables(results)
+    table = next(b for b in _parity_section(frames["wordsim"], frames["throughput"]) if isinstance(b, pd.DataFrame))
+    row = table[table["measure"] == "train tokens/s"].iloc[0]
+    assert row["difference"] == "0.80× (0.80–0.80, 1 seed pair; 1 pair made over an hour apart left out)"
+
+
+def test_no_interleaved_pair_gives_no_ratio_and_no_verdict():
+    results = [result("word2vec-cbow", 0, 3000.0, started="2026-11-30T15:00:00+0000"),
+               result("gensim-cbow", 0, 1000.0, started="2026-11-25T03:00:00+0000")]
+    assert interleaved_speed_ratio(train_rows(results), "word2vec-cbow", "gensim-cbow") == {"pairs": 0, "apart": 1}
+    frames = tables(results)
+    table = next(b for b in _parity_section(frames["wordsim"], frames["throughput"]) if isinstance(b, pd.DataFrame))
+    row = table[table["measure"] == "train tokens/s"].iloc[0]
+    assert (row["difference"], row["met"], row["ours value"]) == (
+        "no interleaved pair; 1 pair made over an hour apart left out", "–", "–")

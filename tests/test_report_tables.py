@@ -6,7 +6,9 @@ Spearman ρ follows from 1 - 6 Σd² / (n (n² - 1)) by hand. Last, the committe
 to the committed tables, number for number.
 """
 
+import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +125,17 @@ def test_rerendering_the_committed_results_leaves_their_tables_unchanged(tmp_pat
         shared = [column for column in committed.columns if column in rendered.columns]
         assert len(shared) >= 5, (name, shared)
         pd.testing.assert_frame_equal(committed[shared], rendered[shared], obj=f"{name}.csv")
+
+
+def test_environment_names_every_command_that_made_the_cells(tmp_path):
+    # standard-all's word2vec and minilm cells were re-run with --models ... --force, which
+    # rewrote matrix.json; the report must still name the command behind the other cells.
+    folder = RESULTS / "standard-all"
+    cells = sorted((folder / "cells").glob("*.json"))
+    commands = {json.loads(path.read_text())["command"] for path in cells}
+    assert len(commands) >= 2
+    assert main(["report", "--results", str(folder), "--out", str(tmp_path)]) == 0
+    environment = (tmp_path / "report.md").read_text().split("## Environment")[1]
+    listed = re.findall(r"^- matrix `standard-all`: `(.*)` \((\d+) cells?\)$", environment, flags=re.M)
+    assert {command for command, _ in listed} == commands
+    assert sum(int(count) for _, count in listed) == len(cells)

@@ -320,8 +320,8 @@ def probe_depth(frame: pd.DataFrame) -> bytes | None:
 def probes_against_tokens(frame: pd.DataFrame) -> bytes | None:
     """Probe accuracy of ELMo's layers against the tokens its biLM read in training: one panel
     per task (POS, WSD by the linear probe), one line per layer through the per-matrix means,
-    each seed a point; the POS panel marks the 95% target. `frame`: matrix, seed, tokens,
-    task, layer, accuracy."""
+    each seed a point, each matrix named; the POS panel marks the 95% target. `frame`: matrix,
+    seed, tokens, task, layer, accuracy."""
     frame = frame.dropna(subset=["accuracy", "tokens"])
     frame = frame[frame["tokens"] > 0]
     tasks = [task for task in ("POS (linear)", "WSD (linear)") if task in set(frame["task"])]
@@ -341,6 +341,13 @@ def probes_against_tokens(frame: pd.DataFrame) -> bytes | None:
             curve = curve.sort_values("tokens")
             axes.plot(curve["tokens"], curve["accuracy"] * 100, color=color,
                       label="scalar mix" if layer == "mix" else f"layer {layer}")
+        # Which cells a mean comes from: the matrices differ in budget and, for elmo-more-text, in
+        # the text read, so each group of means is named above its highest point.
+        tops = sub.groupby(["matrix", "layer"])[["tokens", "accuracy"]].mean().groupby("matrix").max()
+        for matrix, top in tops.iterrows():
+            axes.annotate(str(matrix), (top["tokens"], top["accuracy"] * 100), textcoords="offset points",
+                          xytext=(0, 6), ha="center", fontsize=7, color="dimgrey")
+        axes.margins(x=0.15, y=0.12)  # room for the names at the panel's edges
         if task.startswith("POS"):
             axes.axhline(95, color="grey", linestyle="--", linewidth=1, label="target 95%")
         axes.set_xscale("log")

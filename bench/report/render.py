@@ -18,6 +18,7 @@ import base64
 import html
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -35,6 +36,10 @@ PARITY_PAIRS = (("word2vec-cbow", "gensim-cbow"), ("word2vec-sg", "gensim-sg"))
 PARITY_BENCHMARKS = ("WS-353-ALL", "SIMLEX-999", "MEN-TR-3k")
 PARITY_TOLERANCE = 0.02
 SPEED_TARGET = 1.0  # ours at or above gensim's training tokens/s (median of interleaved seed pairs)
+# Two cells of a seed pair that started further apart than this were not interleaved (one
+# was re-run later, e.g. with --models ... --force): the machine's load may differ between
+# them, so the pair is left out of the speed ratio. A whole standard-all seed takes minutes.
+INTERLEAVED_WITHIN = pd.Timedelta(hours=1)
 GLOVE_BENCHMARKS = ("MEN-TR-3k", "WS-353-ALL")
 GLOVE_TOLERANCE = 0.03
 # The GloVeConfig fields that make two glove cells the same experiment (threads and batch
@@ -115,7 +120,7 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
         for phase, t in r["timings"].items():
             peak = t["peak_cuda_mb"] if t.get("peak_cuda_mb") is not None else t["peak_rss_mb"]
             throughput.append({**key, "device": t["device"], "phase": phase, "tokens_per_s": t["tokens_per_s"],
-                               "wall_s": t["wall_s"], "peak_mem_mb": peak})
+                               "wall_s": t["wall_s"], "peak_mem_mb": peak, "started": r.get("started")})
     # `matrix` comes last: the same model, corpus and seed may be a cell of two matrices
     # (brown-lm and brown-lm-sentences score different tokens) in a combined folder.
     columns = {
@@ -125,7 +130,7 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
         "perplexity": ["model", "corpus", "seed", "split", "perplexity", "scored_tokens", "vocab_size", "unk_rate",
                        "sentence_ends_scored", "context", "matrix"],
         "throughput": ["model", "corpus", "seed", "device", "phase", "tokens_per_s", "wall_s", "peak_mem_mb",
-                       "matrix"],
+                       "started", "matrix"],
         "failed": ["model", "corpus", "seed", "error", "matrix"],
         "pos_probe": [*POS_PROBE.columns, "train_corpus", "matrix"],
         "wsd_probe": [*WSD_PROBE_COLUMNS, "train_corpus", "matrix"],
@@ -361,20 +366,27 @@ def _parity_section(wordsim: pd.DataFrame, throughput: pd.DataFrame) -> list[Blo
                              "target": f"|diff| ≤ {PARITY_TOLERANCE}",
                              "met": "yes" if abs(a - b) <= PARITY_TOLERANCE else "no"})
             speed = interleaved_speed_ratio(train[train["corpus"] == corpus], ours, theirs)
-            if speed is not None:
+            apart = "" if speed is None or not speed["apart"] else (
+                f"; {speed['apart']} pair{'s' if speed['apart'] > 1 else ''} made over an hour apart left out")
+            if speed is not None and speed["pairs"] == 0:
+                rows.append({"ours": ours, "gensim": theirs, "measure": "train tokens/s", "ours value": "–",
+                             "gensim value": "–", "difference": f"no interleaved pair{apart}",
+                             "target": f"≥ {SPEED_TARGET}×", "met": "–"})
+            elif speed is not None:
                 rows.append({"ours": ours, "gensim": theirs, "measure": "train tokens/s",
                              "ours value": f"{speed['ours_tokens_per_s']:,.0f}",
                              "gensim value": f"{speed['gensim_tokens_per_s']:,.0f}",
                              "difference": f"{speed['median']:.2f}× ({speed['min']:.2f}–{speed['max']:.2f}, "
-                                           f"{speed['pairs']} seed pair{'s' if speed['pairs'] > 1 else ''})",
+                                           f"{speed['pairs']} seed pair{'s' if speed['pairs'] > 1 else ''}{apart})",
                              "target": f"≥ {SPEED_TARGET}×",
                              "met": "yes" if speed["median"] >= SPEED_TARGET else "no"})
         if rows:
             lines += [f"## Ours against gensim at matched settings (corpus `{corpus}`)", "",
                       "Spearman ρ: means over seeds. Speed: each seed's ours / gensim ratio of training "
                       "tokens/s (the runner trains each seed's models in turn, so ours and gensim runs alternate "
-                      "and a pair shares the machine's load), median over seeds with its min–max range; the "
-                      "tokens/s shown are medians over the same seeds.", "", pd.DataFrame(rows), ""]
+                      "and a pair shares the machine's load; a pair whose cells started over an hour apart, one "
+                      "re-run later, is left out), median over seeds with its min–max range; the tokens/s shown "
+                      "are medians over the same seeds.", "", pd.DataFrame(rows), ""]
     return lines
 
 
@@ -385,11 +397,14 @@ def interleaved_speed_ratio(train: pd.DataFrame, ours: str, theirs: str) -> dict
     The runner runs a matrix seed by seed, each seed's models in matrix order, so ours and
     gensim alternate (seed 0: ours, gensim; seed 1: ours, gensim; ...) and the two runs of
     a pair are minutes apart: the ratio within a pair cancels the slow load swings of a
-    shared machine that a ratio of means over the whole run keeps. Returns the median, min
-    and max of the per-seed ratios, the number of pairs and each side's median tokens/s over
-    the paired seeds."""
+    shared machine that a ratio of means over the whole run keeps. A pair whose runs started
+    more than INTERLEAVED_WITHIN apart (`started`, where the rows have it) was not
+    interleaved and is left out, counted in `apart`. Returns the median, min and max of the
+    per-seed ratios, the number of pairs (0 when every pair was apart) and each side's median
+    tokens/s over the paired seeds."""
     keys = ["matrix", "corpus", "seed"]
-    runs = {model: train[train["model"] == model][[*keys, "tokens_per_s"]] for model in (ours, theirs)}
+    columns = [*keys, "tokens_per_s", *(["started"] if "started" in train else [])]
+    runs = {model: train[train["model"] == model][columns] for model in (ours, theirs)}
     for model, rows in runs.items():
         twice = rows[rows.duplicated(keys)]
         if not twice.empty:
@@ -399,10 +414,18 @@ def interleaved_speed_ratio(train: pd.DataFrame, ours: str, theirs: str) -> dict
     pairs = runs[ours].merge(runs[theirs], on=keys, suffixes=("_ours", "_gensim"))
     if pairs.empty:
         return None
-    ratios = pairs["tokens_per_s_ours"] / pairs["tokens_per_s_gensim"]
+    apart = pd.Series(False, index=pairs.index)
+    if "started" in train:
+        gap = (pd.to_datetime(pairs["started_ours"], utc=True) - pd.to_datetime(pairs["started_gensim"], utc=True))
+        apart = gap.abs() > INTERLEAVED_WITHIN  # NaT (a start not recorded) compares False: kept
+    kept = pairs[~apart]
+    if kept.empty:
+        return {"pairs": 0, "apart": int(apart.sum())}
+    ratios = kept["tokens_per_s_ours"] / kept["tokens_per_s_gensim"]
     return {"median": float(ratios.median()), "min": float(ratios.min()), "max": float(ratios.max()),
-            "pairs": len(pairs), "ours_tokens_per_s": float(pairs["tokens_per_s_ours"].median()),
-            "gensim_tokens_per_s": float(pairs["tokens_per_s_gensim"].median())}
+            "pairs": len(kept), "apart": int(apart.sum()),
+            "ours_tokens_per_s": float(kept["tokens_per_s_ours"].median()),
+            "gensim_tokens_per_s": float(kept["tokens_per_s_gensim"].median())}
 
 
 def _glove_against_skipgram_section(results: list[dict]) -> list[Block]:
@@ -703,11 +726,13 @@ def _hardware(device: dict) -> str:
             f"on {host}")
 
 
-def _environment_section(results: list[dict], results_dir: Path) -> list[Block]:
+def _environment_section(results: list[dict]) -> list[Block]:
     lines = ["## Environment: how these numbers were made", ""]
-    for matrix_file in sorted(results_dir.rglob("matrix.json")):
-        info = json.loads(matrix_file.read_text())
-        lines.append(f"- matrix `{info['matrix']['name']}`: `{info['command']}`")
+    # The commands that made the cells, not the folder's matrix.json alone: a re-run of some
+    # models (--models ... --force) rewrites matrix.json, and the other cells keep theirs.
+    commands = Counter((str(r.get("cell", {}).get("matrix")), str(r.get("command"))) for r in results)
+    for (matrix, command), cells in sorted(commands.items()):
+        lines.append(f"- matrix `{matrix}`: `{command}` ({cells} cell{'s' if cells > 1 else ''})")
     commits = sorted({str(r.get("git_commit")) for r in results})
     # A cell whose worker died before it returned (bench.run.executors) has no device or versions.
     hardware = sorted({_hardware(r["device"]) for r in results if "device" in r})
@@ -851,7 +876,7 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
     blocks += _result_sections(results, frames)
     blocks += _gradient_flow_section(flow) + _layer_probe_section(probe) + _wsd_probe_section(frames["wsd_probe"], probe)
     blocks += _training_tokens_section(trained_probes)
-    blocks += _environment_section(results, results_dir)
+    blocks += _environment_section(results)
     report = out_dir / "report.md"
     write_text_atomic(report, _to_markdown(blocks))
     write_text_atomic(out_dir / "report.html", _to_html(blocks))
