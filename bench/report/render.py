@@ -367,7 +367,7 @@ def _parity_section(wordsim: pd.DataFrame, throughput: pd.DataFrame) -> list[Blo
                              "met": "yes" if abs(a - b) <= PARITY_TOLERANCE else "no"})
             speed = interleaved_speed_ratio(train[train["corpus"] == corpus], ours, theirs)
             apart = "" if speed is None or not speed["apart"] else (
-                f"; {speed['apart']} pair{'s' if speed['apart'] > 1 else ''} made over an hour apart left out")
+                f"; {_count(speed['apart'], 'pair')} made over an hour apart left out")
             if speed is not None and speed["pairs"] == 0:
                 rows.append({"ours": ours, "gensim": theirs, "measure": "train tokens/s", "ours value": "–",
                              "gensim value": "–", "difference": f"no interleaved pair{apart}",
@@ -377,7 +377,7 @@ def _parity_section(wordsim: pd.DataFrame, throughput: pd.DataFrame) -> list[Blo
                              "ours value": f"{speed['ours_tokens_per_s']:,.0f}",
                              "gensim value": f"{speed['gensim_tokens_per_s']:,.0f}",
                              "difference": f"{speed['median']:.2f}× ({speed['min']:.2f}–{speed['max']:.2f}, "
-                                           f"{speed['pairs']} seed pair{'s' if speed['pairs'] > 1 else ''}{apart})",
+                                           f"{_count(speed['pairs'], 'seed pair')}{apart})",
                              "target": f"≥ {SPEED_TARGET}×",
                              "met": "yes" if speed["median"] >= SPEED_TARGET else "no"})
         if rows:
@@ -398,13 +398,12 @@ def interleaved_speed_ratio(train: pd.DataFrame, ours: str, theirs: str) -> dict
     gensim alternate (seed 0: ours, gensim; seed 1: ours, gensim; ...) and the two runs of
     a pair are minutes apart: the ratio within a pair cancels the slow load swings of a
     shared machine that a ratio of means over the whole run keeps. A pair whose runs started
-    more than INTERLEAVED_WITHIN apart (`started`, where the rows have it) was not
+    more than INTERLEAVED_WITHIN apart (`started`) was not
     interleaved and is left out, counted in `apart`. Returns the median, min and max of the
     per-seed ratios, the number of pairs (0 when every pair was apart) and each side's median
     tokens/s over the paired seeds."""
     keys = ["matrix", "corpus", "seed"]
-    columns = [*keys, "tokens_per_s", *(["started"] if "started" in train else [])]
-    runs = {model: train[train["model"] == model][columns] for model in (ours, theirs)}
+    runs = {model: train[train["model"] == model][[*keys, "tokens_per_s", "started"]] for model in (ours, theirs)}
     for model, rows in runs.items():
         twice = rows[rows.duplicated(keys)]
         if not twice.empty:
@@ -414,10 +413,8 @@ def interleaved_speed_ratio(train: pd.DataFrame, ours: str, theirs: str) -> dict
     pairs = runs[ours].merge(runs[theirs], on=keys, suffixes=("_ours", "_gensim"))
     if pairs.empty:
         return None
-    apart = pd.Series(False, index=pairs.index)
-    if "started" in train:
-        gap = (pd.to_datetime(pairs["started_ours"], utc=True) - pd.to_datetime(pairs["started_gensim"], utc=True))
-        apart = gap.abs() > INTERLEAVED_WITHIN  # NaT (a start not recorded) compares False: kept
+    gap = pd.to_datetime(pairs["started_ours"], utc=True) - pd.to_datetime(pairs["started_gensim"], utc=True)
+    apart = gap.abs() > INTERLEAVED_WITHIN  # NaT (a start not recorded) compares False: kept
     kept = pairs[~apart]
     if kept.empty:
         return {"pairs": 0, "apart": int(apart.sum())}
@@ -726,13 +723,18 @@ def _hardware(device: dict) -> str:
             f"on {host}")
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 cell', '3 cells'."""
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 def _environment_section(results: list[dict]) -> list[Block]:
     lines = ["## Environment: how these numbers were made", ""]
     # The commands that made the cells, not the folder's matrix.json alone: a re-run of some
     # models (--models ... --force) rewrites matrix.json, and the other cells keep theirs.
     commands = Counter((str(r.get("cell", {}).get("matrix")), str(r.get("command"))) for r in results)
     for (matrix, command), cells in sorted(commands.items()):
-        lines.append(f"- matrix `{matrix}`: `{command}` ({cells} cell{'s' if cells > 1 else ''})")
+        lines.append(f"- matrix `{matrix}`: `{command}` ({_count(cells, 'cell')})")
     commits = sorted({str(r.get("git_commit")) for r in results})
     # A cell whose worker died before it returned (bench.run.executors) has no device or versions.
     hardware = sorted({_hardware(r["device"]) for r in results if "device" in r})
