@@ -366,14 +366,41 @@ def test_report_writes_wsd_probe_csv_columns(tmp_path):
     from bench.report.render import WSD_FILE, tables
 
     rows = [{"model": "minilm", "probe_corpus": "senseval2", "layer": layer, "word": "all", "method": "linear",
-             "accuracy": accuracy} for layer, accuracy in (("0", 0.6), ("6", 0.8))]
+             "accuracy": accuracy, "instances": 400} for layer, accuracy in (("0", 0.6), ("6", 0.8))]
     rows.append({"model": wsd.MFS, "probe_corpus": "senseval2", "layer": "-", "word": "all", "method": wsd.MFS,
-                 "accuracy": 0.55})
+                 "accuracy": 0.55, "instances": 400})
     result = {"cell": {"model": "minilm", "corpus": "movie-reviews", "seed": 0, "matrix": "probes"}, "status": "ok",
               "metrics": {"wsd_probe": rows}, "timings": {}}
     frame = tables([result, {**result, "metrics": {"wsd_probe": rows[2:]}}])["wsd_probe"]
     assert list(frame.columns) == ["model", "corpus", "seed", "layer", "word", "method", "accuracy", "train_corpus",
-                                   "matrix"]
+                                   "matrix", "instances"]
     assert len(frame) == 3  # the second cell's copy of the baseline row is dropped
     assert WSD_FILE == "wsd_probe.csv"
     assert pd.api.types.is_float_dtype(frame["accuracy"])
+
+
+def test_report_states_the_best_layer_against_the_references_on_the_same_instances():
+    """Hand-made micro-averaged rows of one run: layer 2 is best on average (0.70, 0.74 -> 72.0)
+    though layer 1 wins seed 1; the margins are against the reference's one value and the
+    static model's mean over seeds."""
+    from bench.report.render import _best_layer_against_references
+
+    def row(model, layer, method, seed, accuracy):
+        return {"model": model, "corpus": "senseval2", "seed": seed, "layer": layer, "word": wsd.ALL_WORDS,
+                "method": method, "accuracy": accuracy, "instances": 400}
+
+    rows = [row("elmo", layer, "linear", seed, accuracy)
+            for seed, accuracies in ((0, (0.5, 0.6, 0.70)), (1, (0.5, 0.75, 0.74)))
+            for layer, accuracy in zip(("0", "1", "2"), accuracies)]
+    rows += [row("elmo", "mix", "linear", 0, 0.99), row("elmo", "2", "centroid", 0, 0.98)]  # neither is a linear layer
+    rows += [row(wsd.MFS, "-", wsd.MFS, seed, 0.56) for seed in (0, 1)]
+    rows += [row("word2vec-sg", wsd.BAG_OF_CONTEXT, "linear", seed, accuracy) for seed, accuracy in ((0, 0.7), (1, 0.72))]
+    rows.append({**row("elmo", "1", "linear", 0, 0.1), "word": "hard"})  # a per-word row is not micro-averaged
+    [sentence, blank] = _best_layer_against_references(pd.DataFrame(rows), "senseval2")
+    assert blank == ""
+    assert "its best single layer, 2, scores 72.0 ± 2.8% (2 seeds)" in sentence
+    assert "+16.0 points against `most-frequent-sense` (56.0%)" in sentence  # one copy of the reference, not two
+    assert "+1.0 points against `word2vec-sg`'s bag of context (71.0 ± 1.4%, 2 seeds)" in sentence
+    assert "standard error of 2.2 points" in sentence  # sqrt(0.72 * 0.28 / 400) = 0.02245
+    # A run with no layered model says nothing.
+    assert _best_layer_against_references(pd.DataFrame(rows[-5:]), "senseval2") == []

@@ -50,6 +50,7 @@ FIELDS = ("word", "tokens", "head", "sense")
 SPLIT_FILES = {"train": "train.jsonl", "test": "test.jsonl"}
 ALL_WORDS = "all"  # the `word` of a micro-averaged row
 MFS, MFS_FORM, NAIVE_BAYES = "most-frequent-sense", "most-frequent-sense-per-form", "naive-bayes"
+BAG_OF_CONTEXT = "bag-of-context"  # the `layer` of static vectors' rows
 SAMPLE_SEED = 0  # the caps' per-word sample: fixed, so every model and seed sees the same instances
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.eval import metrics
+from bench.eval.wsd import ALL_WORDS, BAG_OF_CONTEXT, MFS, NAIVE_BAYES
 from bench.report import figures
 from bench.errors import BenchError
 from bench.run.results import load_results, write_text_atomic
@@ -116,7 +117,7 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
         for row in r["metrics"].get("wsd_probe", []):
             wsd_probe.append({**key, "model": row["model"], "corpus": row["probe_corpus"], "layer": str(row["layer"]),
                               "word": row["word"], "method": row["method"], "accuracy": row["accuracy"],
-                              "train_corpus": cell["corpus"]})
+                              "train_corpus": cell["corpus"], "instances": row["instances"]})
         for phase, t in r["timings"].items():
             peak = t["peak_cuda_mb"] if t.get("peak_cuda_mb") is not None else t["peak_rss_mb"]
             throughput.append({**key, "device": t["device"], "phase": phase, "tokens_per_s": t["tokens_per_s"],
@@ -133,7 +134,8 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
                        "started", "matrix"],
         "failed": ["model", "corpus", "seed", "error", "matrix"],
         "pos_probe": [*POS_PROBE.columns, "train_corpus", "matrix"],
-        "wsd_probe": [*WSD_PROBE_COLUMNS, "train_corpus", "matrix"],
+        # instances: the test instances an accuracy is over (a capped run scores fewer)
+        "wsd_probe": [*WSD_PROBE_COLUMNS, "train_corpus", "matrix", "instances"],
         # scores: (gold, cosine) per pair of the set, or None for a row that did not keep them
         "pair_scores": ["model", "corpus", "seed", "benchmark", "scores", "matrix"],
     }
@@ -581,10 +583,12 @@ def _wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame | None) -> list[Bloc
             rows.append({"model": model, "layer": layer, "method": method, "seeds": sub["seed"].nunique(),
                          "all": _mean_sd(sub[sub["word"] == "all"]["accuracy"] * 100, 1),
                          **{word: _mean_sd(sub[sub["word"] == word]["accuracy"] * 100, 1) for word in words}})
-        lines += [f"### corpus `{corpus}`", "", pd.DataFrame(rows), ""]
+        n = _count(int(frame[frame["word"] == ALL_WORDS]["instances"].max()), "test instance")
+        lines += [f"### corpus `{corpus}` ({n})", "", pd.DataFrame(rows), ""]
         for method in ("linear", "centroid"):
-            micro = frame[(frame["word"] == "all") & (frame["method"] == method)]
+            micro = frame[(frame["word"] == ALL_WORDS) & (frame["method"] == method)]
             lines += _layer_one_against_two(micro, f"WSD ({method}, micro-averaged)", peters_better="2")
+        lines += _best_layer_against_references(frame, corpus)
     tasks = _depth_frame(wsd, pos)
     best = _best_layers(tasks)
     if not best.empty:
@@ -593,6 +597,42 @@ def _wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame | None) -> list[Bloc
                   Figure(figures.probe_depth(tasks), "probe accuracy against relative depth, one line per model "
                                                      "and task"), ""]
     return lines
+
+
+def _best_layer_against_references(frame: pd.DataFrame, corpus: str) -> list[Block]:
+    """One sentence per layered model of one run's WSD rows (so every row is over the same
+    test instances): its best single layer by the linear probe, micro-averaged and averaged
+    over seeds, against the references and every static model's bag of context."""
+    micro = frame[(frame["word"] == ALL_WORDS) & (frame["method"].isin(["linear", MFS, NAIVE_BAYES]))]
+    micro = micro.assign(accuracy=micro["accuracy"] * 100)
+    numeric = micro["layer"].str.fullmatch(r"\d+")
+    layered = [model for model, layers in micro[numeric].groupby("model", sort=False)["layer"] if layers.nunique() > 1]
+    if not layered:
+        return []
+    n = int(micro["instances"].max())
+    compared = []
+    for reference in (MFS, NAIVE_BAYES):
+        values = micro[micro["model"] == reference]["accuracy"].drop_duplicates()  # one copy per seed: the same
+        if not values.empty:
+            compared.append((f"`{reference}`", values))
+    for model, sub in micro[micro["layer"] == BAG_OF_CONTEXT].groupby("model", sort=False):
+        compared.append((f"`{model}`'s bag of context", sub["accuracy"]))
+    lines = []
+    for model in layered:
+        means = micro[(micro["model"] == model) & numeric].groupby("layer", sort=False)["accuracy"].mean()
+        layer = means.idxmax()
+        best = micro[(micro["model"] == model) & (micro["layer"] == layer)]["accuracy"]
+        against = [f"{means[layer] - values.mean():+.1f} points against {name} ({_mean_sd(values, 1)}%"
+                   + (f", {len(values)} seeds)" if len(values) > 1 else ")") for name, values in compared]
+        lines += [f"WSD (linear, micro-averaged), `{model}` on `{corpus}`: its best single layer, {layer}, scores "
+                  f"{_mean_sd(best, 1)}% ({_count(len(best), 'seed')}): " + "; ".join(against)
+                  + f". Over {_count(n, 'test instance')} one accuracy near {means[layer]:.0f}% has a binomial "
+                  f"standard error of {_binomial_se(means[layer] / 100, n) * 100:.1f} points.", ""]
+    return lines
+
+
+def _binomial_se(p: float, n: int) -> float:
+    return float(np.sqrt(p * (1 - p) / n))
 
 
 def _depth_frame(wsd: pd.DataFrame, pos: pd.DataFrame | None) -> pd.DataFrame:
@@ -725,7 +765,7 @@ def _hardware(device: dict) -> str:
 
 def _count(n: int, noun: str) -> str:
     """'1 cell', '3 cells'."""
-    return f"{n} {noun}{'s' if n != 1 else ''}"
+    return f"{n:,} {noun}{'s' if n != 1 else ''}"
 
 
 def _environment_section(results: list[dict]) -> list[Block]:

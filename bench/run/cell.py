@@ -31,7 +31,6 @@ from bench.train import lm
 
 
 MOST_FREQUENT_TAG = "most-frequent-tag"  # the model name of the POS baseline's rows
-BAG_OF_CONTEXT = "bag-of-context"  # the layer of static vectors' WSD rows
 
 
 class CellJob(NamedTuple):
@@ -225,7 +224,7 @@ def _probe_rows(model: str, accuracies: dict[str, float], probed: dict, corpus: 
 
 def _wsd_rows(model: str, layers: dict[str, list[dict]], probed: dict, corpus: wsd.SenseCorpus,
               config: probe.ProbeConfig, **extra) -> list[dict]:
-    """wsd_probe rows: per layer probed (or BAG_OF_CONTEXT), one per method and word ("all":
+    """wsd_probe rows: per layer probed (or wsd.BAG_OF_CONTEXT), one per method and word ("all":
     micro-averaged), then the model-free references on the same instances (most frequent
     sense, per word and per target form, and naive Bayes: every probing cell adds them; the
     report drops the copies). The caps travel with every row."""
@@ -254,7 +253,7 @@ def _static_probes(vectors: KeyedVectors, name: str, probes: ProbeCorpora, matri
         with measure(device) as probe_phase:
             probed = wsd.run_static_probe(vectors, probes.wsd, matrix.probe, seed=seed, device=device)
         timings["wsd_probe"] = _phase_row(probe_phase, None, device)
-        cell_metrics["wsd_probe"] = _wsd_rows(name, {BAG_OF_CONTEXT: probed["rows"]}, probed, probes.wsd,
+        cell_metrics["wsd_probe"] = _wsd_rows(name, {wsd.BAG_OF_CONTEXT: probed["rows"]}, probed, probes.wsd,
                                               matrix.probe, window=matrix.probe.wsd_window)
     return cell_metrics
 
