@@ -228,11 +228,11 @@ def _elmo_cell(matrix: str, seed: int, tokens: float, pos: dict, wsd: dict) -> d
               "peak_rss_mb": 1000.0, "peak_cuda_mb": None}
     cell["timings"] = {"train": timing}
     cell["metrics"] = {
-        "pos_probe": [{"model": "elmo", "probe_corpus": "brown-pos", "layer": layer, "accuracy": accuracy}
-                      for layer, accuracy in pos.items()],
+        "pos_probe": [{"model": "elmo", "probe_corpus": "brown-pos", "layer": layer, "accuracy": accuracy,
+                       "train_tokens": 1000, "eval_tokens": 400} for layer, accuracy in pos.items()],
         "wsd_probe": [{"model": "elmo", "probe_corpus": "senseval2", "layer": layer, "word": "all",
-                       "method": method, "accuracy": accuracy} for layer, accuracy in wsd.items()
-                      for method in ("linear", "centroid")]}
+                       "method": method, "accuracy": accuracy, "instances": 100, "train_instances": 400,
+                       "eval_instances": 100} for layer, accuracy in wsd.items() for method in ("linear", "centroid")]}
     return cell
 
 

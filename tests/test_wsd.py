@@ -366,14 +366,14 @@ def test_report_writes_wsd_probe_csv_columns(tmp_path):
     from bench.report.render import WSD_FILE, tables
 
     rows = [{"model": "minilm", "probe_corpus": "senseval2", "layer": layer, "word": "all", "method": "linear",
-             "accuracy": accuracy, "instances": 400} for layer, accuracy in (("0", 0.6), ("6", 0.8))]
-    rows.append({"model": wsd.MFS, "probe_corpus": "senseval2", "layer": "-", "word": "all", "method": wsd.MFS,
-                 "accuracy": 0.55, "instances": 400})
+             "accuracy": accuracy, "instances": 400, "train_instances": 800, "eval_instances": 400}
+            for layer, accuracy in (("0", 0.6), ("6", 0.8))]
+    rows.append({**rows[0], "model": wsd.MFS, "layer": "-", "method": wsd.MFS, "accuracy": 0.55})
     result = {"cell": {"model": "minilm", "corpus": "movie-reviews", "seed": 0, "matrix": "probes"}, "status": "ok",
               "metrics": {"wsd_probe": rows}, "timings": {}}
     frame = tables([result, {**result, "metrics": {"wsd_probe": rows[2:]}}])["wsd_probe"]
     assert list(frame.columns) == ["model", "corpus", "seed", "layer", "word", "method", "accuracy", "train_corpus",
-                                   "matrix", "instances"]
+                                   "matrix", "instances", "probe_train", "probe_eval"]
     assert len(frame) == 3  # the second cell's copy of the baseline row is dropped
     assert WSD_FILE == "wsd_probe.csv"
     assert pd.api.types.is_float_dtype(frame["accuracy"])
@@ -404,3 +404,23 @@ def test_report_states_the_best_layer_against_the_references_on_the_same_instanc
     assert "standard error of 2.2 points" in sentence  # sqrt(0.72 * 0.28 / 400) = 0.02245
     # A run with no layered model says nothing.
     assert _best_layer_against_references(pd.DataFrame(rows[-5:]), "senseval2") == []
+
+
+def test_tokens_section_names_each_matrix_probe_slices():
+    """Two matrices that probed WSD on different slices: the table names both slices (so a
+    reader sees why the bigger slice scores higher), and the figure still draws."""
+    from bench.report.render import _training_tokens_section, Figure
+
+    def rows(matrix, tokens, probe_train, probe_eval, accuracy):
+        return [{"model": "elmo", "matrix": matrix, "seed": 0, "tokens": tokens, "task": "WSD (linear)",
+                 "layer": layer, "accuracy": accuracy + shift, "probe_train": probe_train, "probe_eval": probe_eval}
+                for layer, shift in (("0", -0.1), ("1", 0.0), ("2", 0.01), ("mix", 0.02))]
+
+    trained = pd.DataFrame(rows("capped", 4e5, 2000, 800, 0.68) + rows("whole", 1.8e6, 12180, 3045, 0.77))
+    blocks = _training_tokens_section(trained)
+    [table] = [block for block in blocks if isinstance(block, pd.DataFrame)]
+    assert list(table["WSD probe train / test instances"]) == ["2,000 / 800", "12,180 / 3,045"]
+    assert list(table["POS probe train / test tokens"]) == ["–", "–"]  # no POS rows: a dash, not a blank
+    assert list(table["WSD linear L2"]) == ["69.0", "78.0"]
+    [figure] = [block for block in blocks if isinstance(block, Figure)]
+    assert figure.png is not None and figure.png.startswith(b"\x89PNG")

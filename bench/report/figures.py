@@ -319,9 +319,11 @@ def probe_depth(frame: pd.DataFrame) -> bytes | None:
 
 def probes_against_tokens(frame: pd.DataFrame) -> bytes | None:
     """Probe accuracy of ELMo's layers against the tokens its biLM read in training: one panel
-    per task (POS, WSD by the linear probe), one line per layer through the per-matrix means,
-    each seed a point, each matrix named; the POS panel marks the 95% target. `frame`: matrix,
-    seed, tokens, task, layer, accuracy."""
+    per task (POS, WSD by the linear probe), each seed a point, each matrix named; a line per
+    layer joins the per-matrix means of the matrices probed on the same slices (probe_train,
+    probe_eval), since a probe fit on more instances scores higher whatever the biLM read.
+    The POS panel marks the 95% target. `frame`: matrix, seed, tokens, task, layer, accuracy,
+    probe_train, probe_eval."""
     frame = frame.dropna(subset=["accuracy", "tokens"])
     frame = frame[frame["tokens"] > 0]
     tasks = [task for task in ("POS (linear)", "WSD (linear)") if task in set(frame["task"])]
@@ -333,29 +335,35 @@ def probes_against_tokens(frame: pd.DataFrame) -> bytes | None:
     for index, task in enumerate(tasks):
         axes = figure.add_subplot(1, len(tasks), index + 1)
         sub = frame[frame["task"] == task]
+        slices = sub.groupby(["probe_train", "probe_eval"], sort=False)
         for layer in layers:
-            points = sub[sub["layer"].astype(str) == layer]
             color, marker = styles[f"layer {layer}"]
+            points = sub[sub["layer"].astype(str) == layer]
             axes.scatter(points["tokens"], points["accuracy"] * 100, color=color, marker=marker, s=14, alpha=0.6)
-            curve = points.groupby("matrix").agg(tokens=("tokens", "mean"), accuracy=("accuracy", "mean"))
-            curve = curve.sort_values("tokens")
-            axes.plot(curve["tokens"], curve["accuracy"] * 100, color=color,
-                      label="scalar mix" if layer == "mix" else f"layer {layer}")
+            for number, (_, same_slice) in enumerate(slices):
+                same = same_slice[same_slice["layer"].astype(str) == layer]
+                curve = same.groupby("matrix").agg(tokens=("tokens", "mean"), accuracy=("accuracy", "mean"))
+                curve = curve.sort_values("tokens")
+                axes.plot(curve["tokens"], curve["accuracy"] * 100, color=color,
+                          label=None if number else ("scalar mix" if layer == "mix" else f"layer {layer}"))
         # Which cells a mean comes from: the matrices differ in budget and, for elmo-more-text, in
         # the text read, so each group of means is named above its highest point.
-        tops = sub.groupby(["matrix", "layer"])[["tokens", "accuracy"]].mean().groupby("matrix").max()
-        for matrix, top in tops.iterrows():
-            axes.annotate(str(matrix), (top["tokens"], top["accuracy"] * 100), textcoords="offset points",
+        tops = sub.groupby(["matrix", "layer"])[["tokens", "accuracy", "probe_train", "probe_eval"]].mean()
+        for matrix, top in tops.groupby("matrix").max().iterrows():
+            name = str(matrix) if slices.ngroups == 1 else f"{matrix}\n{top['probe_train']:,.0f} / {top['probe_eval']:,.0f}"
+            axes.annotate(name, (top["tokens"], top["accuracy"] * 100), textcoords="offset points",
                           xytext=(0, 6), ha="center", fontsize=7, color="dimgrey")
-        axes.margins(x=0.15, y=0.12)  # room for the names at the panel's edges
+        axes.margins(x=0.15, y=0.2)  # room for the names (two lines) at the panel's edges
         if task.startswith("POS"):
             axes.axhline(95, color="grey", linestyle="--", linewidth=1, label="target 95%")
         axes.set_xscale("log")
         _log_ticks(axes.xaxis)
         axes.set_xlabel("tokens read in training (log scale)")
+        unit = "tokens" if task.startswith("POS") else "instances"
         axes.set_ylabel(f"{task} accuracy (%)")
-        axes.set_title(task, fontsize=10)
+        axes.set_title(task if slices.ngroups == 1 else f"{task}; under a name: probe train / test {unit}",
+                       fontsize=9)
         axes.legend(fontsize=7, frameon=False)
-    figure.suptitle("ELMo's layer probes against the text its biLM read (lines: means per matrix)", fontsize=10)
+    figure.suptitle("ELMo's layer probes against the text its biLM read (lines: means of the matrices probed alike)", fontsize=10)
     figure.tight_layout()
     return _png(figure)

@@ -113,11 +113,13 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
         for row in r["metrics"].get("pos_probe", []):
             # corpus: the tagged corpus probed; train_corpus: the one the model was trained on.
             pos_probe.append({**key, "model": row["model"], "corpus": row["probe_corpus"], "layer": str(row["layer"]),
-                              "accuracy": row["accuracy"], "train_corpus": cell["corpus"]})
+                              "accuracy": row["accuracy"], "train_corpus": cell["corpus"],
+                              "probe_train": row["train_tokens"], "probe_eval": row["eval_tokens"]})
         for row in r["metrics"].get("wsd_probe", []):
             wsd_probe.append({**key, "model": row["model"], "corpus": row["probe_corpus"], "layer": str(row["layer"]),
                               "word": row["word"], "method": row["method"], "accuracy": row["accuracy"],
-                              "train_corpus": cell["corpus"], "instances": row["instances"]})
+                              "train_corpus": cell["corpus"], "instances": row["instances"],
+                              "probe_train": row["train_instances"], "probe_eval": row["eval_instances"]})
         for phase, t in r["timings"].items():
             peak = t["peak_cuda_mb"] if t.get("peak_cuda_mb") is not None else t["peak_rss_mb"]
             throughput.append({**key, "device": t["device"], "phase": phase, "tokens_per_s": t["tokens_per_s"],
@@ -133,9 +135,10 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
         "throughput": ["model", "corpus", "seed", "device", "phase", "tokens_per_s", "wall_s", "peak_mem_mb",
                        "started", "matrix"],
         "failed": ["model", "corpus", "seed", "error", "matrix"],
-        "pos_probe": [*POS_PROBE.columns, "train_corpus", "matrix"],
-        # instances: the test instances an accuracy is over (a capped run scores fewer)
-        "wsd_probe": [*WSD_PROBE_COLUMNS, "train_corpus", "matrix", "instances"],
+        # probe_train / probe_eval: the probe's whole train and test slices (POS: tokens, WSD:
+        # instances), which the caps of a matrix set; instances: the test instances of the row's word
+        "pos_probe": [*POS_PROBE.columns, "train_corpus", "matrix", "probe_train", "probe_eval"],
+        "wsd_probe": [*WSD_PROBE_COLUMNS, "train_corpus", "matrix", "instances", "probe_train", "probe_eval"],
         # scores: (gold, cosine) per pair of the set, or None for a row that did not keep them
         "pair_scores": ["model", "corpus", "seed", "benchmark", "scores", "matrix"],
     }
@@ -701,7 +704,7 @@ def _probes_against_training(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
              *(wsd[(wsd["word"] == "all") & (wsd["method"] == method)].assign(task=f"WSD ({method})")
                for method in ("linear", "centroid"))]
     probed = pd.concat(parts, ignore_index=True)
-    columns = ["model", "matrix", "seed", "tokens", "task", "layer", "accuracy"]
+    columns = ["model", "matrix", "seed", "tokens", "task", "layer", "accuracy", "probe_train", "probe_eval"]
     if probed.empty:
         return pd.DataFrame(columns=columns)
     layer = probed["layer"].astype(str)
@@ -728,11 +731,17 @@ def _training_tokens_section(trained: pd.DataFrame) -> list[Block]:
                             ("WSD (linear)", "2"), ("WSD (centroid)", "2")):
             row[f"{task.split()[0]} {task.split()[1][1:-1]} L{layer}"] = _mean_sd(
                 sub[(sub["task"] == task) & (sub["layer"] == layer)]["accuracy"] * 100, 1)
+        for task, unit in (("POS (linear)", "tokens"), ("WSD (linear)", "instances")):
+            slices = sub[sub["task"] == task].drop_duplicates(["probe_train", "probe_eval"])
+            row[f"{task.split()[0]} probe train / test {unit}"] = ", ".join(
+                f"{int(train):,} / {int(test):,}" for train, test in zip(slices["probe_train"], slices["probe_eval"])) or "–"
         rows.append(row)
     return ["## ELMo's probes against the text its biLM read", "",
             "Each biLM trained to its time budget; the tokens it read (all epochs) against its probe accuracies "
-            "(percent, mean ± sd over seeds; each matrix probes its own capped slices, recorded in its cells). "
-            "POS: 95% is the target for layer 1.", "",
+            "(percent, mean ± sd over seeds). Each matrix probes its own slices (the last two columns): a probe fit "
+            "on more train instances scores higher for that reason alone, so the figure joins two matrices' means "
+            "by a line only where they probed the same slices, and names each point's slice where a panel holds "
+            "several. POS: 95% is the target for layer 1.", "",
             pd.DataFrame(rows), "",
             Figure(figures.probes_against_tokens(trained), "ELMo probe accuracy against training tokens read"), ""]
 
