@@ -394,7 +394,8 @@ def test_report_states_the_best_layer_against_the_references_on_the_same_instanc
             for layer, accuracy in zip(("0", "1", "2"), accuracies)]
     rows += [row("elmo", "mix", "linear", 0, 0.99), row("elmo", "2", "centroid", 0, 0.98)]  # neither is a linear layer
     rows += [row(wsd.MFS, "-", wsd.MFS, seed, 0.56) for seed in (0, 1)]
-    rows += [row("word2vec-sg", wsd.BAG_OF_CONTEXT, "linear", seed, accuracy) for seed, accuracy in ((0, 0.7), (1, 0.72))]
+    rows += [row("word2vec-sg", wsd.BAG_OF_CONTEXT, "linear", seed, accuracy)
+             for seed, accuracy in ((0, 0.7), (1, 0.72))]
     rows.append({**row("elmo", "1", "linear", 0, 0.1), "word": "hard"})  # a per-word row is not micro-averaged
     [sentence, blank] = _best_layer_against_references(pd.DataFrame(rows), "senseval2")
     assert blank == ""

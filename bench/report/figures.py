@@ -344,13 +344,16 @@ def probes_against_tokens(frame: pd.DataFrame) -> bytes | None:
                 same = same_slice[same_slice["layer"].astype(str) == layer]
                 curve = same.groupby("matrix").agg(tokens=("tokens", "mean"), accuracy=("accuracy", "mean"))
                 curve = curve.sort_values("tokens")
-                axes.plot(curve["tokens"], curve["accuracy"] * 100, color=color,
+                # A dash marks each matrix's mean, so a matrix alone on its slices still shows one.
+                axes.plot(curve["tokens"], curve["accuracy"] * 100, color=color, marker="_", markersize=14,
                           label=None if number else ("scalar mix" if layer == "mix" else f"layer {layer}"))
         # Which cells a mean comes from: the matrices differ in budget and, for elmo-more-text, in
         # the text read, so each group of means is named above its highest point.
         tops = sub.groupby(["matrix", "layer"])[["tokens", "accuracy", "probe_train", "probe_eval"]].mean()
         for matrix, top in tops.groupby("matrix").max().iterrows():
-            name = str(matrix) if slices.ngroups == 1 else f"{matrix}\n{top['probe_train']:,.0f} / {top['probe_eval']:,.0f}"
+            name = str(matrix)
+            if slices.ngroups > 1:
+                name += f"\n{top['probe_train']:,.0f} / {top['probe_eval']:,.0f}"
             axes.annotate(name, (top["tokens"], top["accuracy"] * 100), textcoords="offset points",
                           xytext=(0, 6), ha="center", fontsize=7, color="dimgrey")
         axes.margins(x=0.15, y=0.2)  # room for the names (two lines) at the panel's edges
@@ -364,6 +367,7 @@ def probes_against_tokens(frame: pd.DataFrame) -> bytes | None:
         axes.set_title(task if slices.ngroups == 1 else f"{task}; under a name: probe train / test {unit}",
                        fontsize=9)
         axes.legend(fontsize=7, frameon=False)
-    figure.suptitle("ELMo's layer probes against the text its biLM read (lines: means of the matrices probed alike)", fontsize=10)
+    figure.suptitle("ELMo's layer probes against the text its biLM read "
+                    "(dashes: means per matrix; lines join matrices probed alike)", fontsize=10)
     figure.tight_layout()
     return _png(figure)

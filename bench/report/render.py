@@ -733,8 +733,9 @@ def _training_tokens_section(trained: pd.DataFrame) -> list[Block]:
                 sub[(sub["task"] == task) & (sub["layer"] == layer)]["accuracy"] * 100, 1)
         for task, unit in (("POS (linear)", "tokens"), ("WSD (linear)", "instances")):
             slices = sub[sub["task"] == task].drop_duplicates(["probe_train", "probe_eval"])
+            pairs = zip(slices["probe_train"], slices["probe_eval"])
             row[f"{task.split()[0]} probe train / test {unit}"] = ", ".join(
-                f"{int(train):,} / {int(test):,}" for train, test in zip(slices["probe_train"], slices["probe_eval"])) or "–"
+                f"{int(train):,} / {int(test):,}" for train, test in pairs) or "–"
         rows.append(row)
     return ["## ELMo's probes against the text its biLM read", "",
             "Each biLM trained to its time budget; the tokens it read (all epochs) against its probe accuracies "
