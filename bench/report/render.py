@@ -580,11 +580,11 @@ def _wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame | None) -> list[Bloc
              "in every context, so it is not run: a classifier on it gives every occurrence of a word form one "
              "sense and can do no better than `most-frequent-sense-per-form`.", ""]
     for corpus, frame in wsd.groupby("corpus", sort=False):
-        words = [w for w in dict.fromkeys(frame["word"]) if w != "all"]
+        words = [w for w in dict.fromkeys(frame["word"]) if w != ALL_WORDS]
         rows = []
         for (model, layer, method), sub in frame.groupby(["model", "layer", "method"], sort=False):
             rows.append({"model": model, "layer": layer, "method": method, "seeds": sub["seed"].nunique(),
-                         "all": _mean_sd(sub[sub["word"] == "all"]["accuracy"] * 100, 1),
+                         "all": _mean_sd(sub[sub["word"] == ALL_WORDS]["accuracy"] * 100, 1),
                          **{word: _mean_sd(sub[sub["word"] == word]["accuracy"] * 100, 1) for word in words}})
         n = _count(int(frame[frame["word"] == ALL_WORDS]["instances"].max()), "test instance")
         lines += [f"### corpus `{corpus}` ({n})", "", pd.DataFrame(rows), ""]
@@ -638,12 +638,17 @@ def _binomial_se(p: float, n: int) -> float:
     return float(np.sqrt(p * (1 - p) / n))
 
 
+def _micro_averaged_wsd_tasks(wsd: pd.DataFrame) -> list[pd.DataFrame]:
+    """The micro-averaged WSD rows as two tasks, "WSD (linear)" and "WSD (centroid)"."""
+    return [wsd[(wsd["word"] == ALL_WORDS) & (wsd["method"] == method)].assign(task=f"WSD ({method})")
+            for method in ("linear", "centroid")]
+
+
 def _depth_frame(wsd: pd.DataFrame, pos: pd.DataFrame | None) -> pd.DataFrame:
     """model, task, layer, accuracy, seed rows of the layered models: POS (linear), WSD by the
     linear probe and by the centroid (micro-averaged). A model run by several matrices is
     labelled with its matrix."""
-    parts = [wsd[(wsd["word"] == "all") & (wsd["method"] == method)].assign(task=f"WSD ({method})")
-             for method in ("linear", "centroid")]
+    parts = _micro_averaged_wsd_tasks(wsd)
     if pos is not None and "matrix" in pos:
         parts.append(pos.assign(task="POS (linear)"))
     frame = pd.concat(parts, ignore_index=True)
@@ -699,10 +704,7 @@ def _probes_against_training(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     train = frames["throughput"][frames["throughput"]["phase"] == "train"]
     train = train.assign(tokens=train["tokens_per_s"] * train["wall_s"])[["model", "corpus", "seed", "matrix",
                                                                           "tokens"]]
-    wsd = frames["wsd_probe"]
-    parts = [frames["pos_probe"].assign(task="POS (linear)"),
-             *(wsd[(wsd["word"] == "all") & (wsd["method"] == method)].assign(task=f"WSD ({method})")
-               for method in ("linear", "centroid"))]
+    parts = [frames["pos_probe"].assign(task="POS (linear)"), *_micro_averaged_wsd_tasks(frames["wsd_probe"])]
     probed = pd.concat(parts, ignore_index=True)
     columns = ["model", "matrix", "seed", "tokens", "task", "layer", "accuracy", "probe_train", "probe_eval"]
     if probed.empty:
