@@ -114,6 +114,51 @@ def test_out_on_a_read_only_file_system_is_refused(tmp_path, capsys, read_only_f
     assert err.startswith(f"--results {read_only_folder}: cannot write in {read_only_folder} (")
 
 
+# --- hand-edited results --------------------------------------------------------------------
+
+REAL_ELMO_CELL = ROOT / "results" / "elmo-more-text" / "cells" / "elmo__brown-reuters__seed0.json"
+
+
+def _drop(result: dict, *path) -> None:
+    *parents, last = path
+    for part in parents:
+        result = result[part]
+    del result[last]
+
+
+def _report_refused(tmp_path: Path, capsys, result: dict) -> tuple[Path, str]:
+    """`report` on a folder holding `result` as its one cell: the cell's path and the refusal."""
+    cell = tmp_path / "results" / "cells" / REAL_ELMO_CELL.name
+    cell.parent.mkdir(parents=True)
+    cell.write_text(json.dumps(result))
+    # --out beside the results: the write check leaves the results folder's mtime alone
+    return cell, _refused(capsys, tmp_path, "report", "--results", str(cell.parents[1]), "--out", str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("path, expected", [
+    (("metrics", "wsd_probe", 0, "instances"), "metrics.wsd_probe[0] lacks 'instances'; expected model, "),
+    (("metrics", "wordsim", 3, "spearman"), "metrics.wordsim[3] lacks 'spearman'; expected benchmark, "),
+    (("timings", "train", "wall_s"), "timings.train lacks 'wall_s'; expected device, wall_s, "),
+    (("cell", "matrix"), "cell lacks 'matrix'; expected model, corpus, seed, matrix"),
+    (("config", "tokenizer"), "config lacks 'tokenizer'; expected model, tokenizer, vocab, eval"),
+    (("key",), "the ok result lacks 'key'; expected key, config, metrics, timings"),
+])
+def test_a_result_lacking_what_the_report_reads_is_named_by_file_and_key(tmp_path, capsys, path, expected):
+    """A result of the right schema with a key cut out by hand: the report refuses it in one
+    line naming the file and the key, instead of a KeyError traceback, and writes nothing."""
+    result = json.loads(REAL_ELMO_CELL.read_text())
+    _drop(result, *path)
+    cell, err = _report_refused(tmp_path, capsys, result)
+    assert err.startswith(f"{cell}: {expected}"), err
+
+
+def test_a_metric_that_is_not_a_list_of_rows_is_refused(tmp_path, capsys):
+    result = json.loads(REAL_ELMO_CELL.read_text())
+    result["metrics"]["perplexity"] = {"split": "test"}
+    cell, err = _report_refused(tmp_path, capsys, result)
+    assert err == f"{cell}: metrics.perplexity is dict, expected a list of rows"
+
+
 # --- corpora -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("split, content, expected", [

@@ -31,7 +31,7 @@ from bench.eval import metrics
 from bench.eval.wsd import ALL_WORDS, BAG_OF_CONTEXT, MFS, NAIVE_BAYES
 from bench.report import figures
 from bench.errors import BenchError
-from bench.run.results import load_results, write_text_atomic
+from bench.run.results import ROW_KEYS, load_results, write_text_atomic
 
 PARITY_PAIRS = (("word2vec-cbow", "gensim-cbow"), ("word2vec-sg", "gensim-sg"))
 PARITY_BENCHMARKS = ("WS-353-ALL", "SIMLEX-999", "MEN-TR-3k")
@@ -89,6 +89,8 @@ WSD_FILE = "wsd_probe.csv"
 
 
 def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
+    """One frame per table, from results whose rows carry the keys that `read_result` checks
+    (bench.run.results.ROW_KEYS)."""
     wordsim, analogy, perplexity, throughput, failed, pos_probe, pair_scores = [], [], [], [], [], [], []
     wsd_probe = []
     for r in results:
@@ -100,16 +102,15 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
         for row in r["metrics"].get("wordsim", []):
             # A cell that yields several models' rows (the biLM) names each row's model.
             wordsim.append({**key, "model": row.get("model", cell["model"]),
-                            **{k: row[k] for k in ("benchmark", "pairs", "oov_pairs", "spearman", "pearson")}})
+                            **{k: row[k] for k in ROW_KEYS["wordsim"]}})
             pair_scores.append({**key, "model": row.get("model", cell["model"]), "benchmark": row["benchmark"],
                                 "scores": metrics.pair_scores(row)})
         for row in r["metrics"].get("analogy", []):
             analogy.append({**key, "model": row.get("model", cell["model"]),
-                            **{k: row[k] for k in ("method", "section", "questions", "oov_questions", "accuracy")}})
+                            **{k: row[k] for k in ROW_KEYS["analogy"]}})
         for row in r["metrics"].get("perplexity", []):
             perplexity.append({**key, "model": row.get("model", cell["model"]),
-                               **{k: row[k] for k in ("split", "perplexity", "scored_tokens", "vocab_size",
-                                                      "unk_rate", "sentence_ends_scored", "context")}})
+                               **{k: row[k] for k in ROW_KEYS["perplexity"]}})
         for row in r["metrics"].get("pos_probe", []):
             # corpus: the tagged corpus probed; train_corpus: the one the model was trained on.
             pos_probe.append({**key, "model": row["model"], "corpus": row["probe_corpus"], "layer": str(row["layer"]),

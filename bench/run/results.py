@@ -136,8 +136,58 @@ def load_results(folder: Path) -> list[dict]:
     return results
 
 
+# What readers of a result (the report, resuming) index, so a hand-edited or truncated file is
+# refused when read, with its path and the missing key, not as a KeyError deep in a reader.
+# A failed cell whose worker died has only its cell, status and error (bench.run.executors).
+CELL_KEYS = ("model", "corpus", "seed", "matrix")
+OK_KEYS = ("key", "config", "metrics", "timings")
+CONFIG_KEYS = ("model", "tokenizer", "vocab", "eval")  # what the report groups settings by
+TIMING_KEYS = ("device", "wall_s", "tokens_per_s", "peak_rss_mb")
+# The keys of each metric's rows; rows of other metrics are stored but not read by the report.
+ROW_KEYS = {
+    "wordsim": ("benchmark", "pairs", "oov_pairs", "spearman", "pearson"),
+    "analogy": ("method", "section", "questions", "oov_questions", "accuracy"),
+    "perplexity": ("split", "perplexity", "scored_tokens", "vocab_size", "unk_rate", "sentence_ends_scored",
+                   "context"),
+    "pos_probe": ("model", "probe_corpus", "layer", "accuracy", "train_tokens", "eval_tokens"),
+    "wsd_probe": ("model", "probe_corpus", "layer", "word", "method", "accuracy", "instances", "train_instances",
+                  "eval_instances"),
+}
+
+
+def _need_keys(path: Path, where: str, value, keys: tuple[str, ...]) -> None:
+    if not isinstance(value, dict):
+        raise BenchError(f"{path}: {where} is {type(value).__name__}, expected an object with {', '.join(keys)}")
+    missing = [key for key in keys if key not in value]
+    if missing:
+        raise BenchError(f"{path}: {where} lacks {', '.join(map(repr, missing))}; expected {', '.join(keys)}")
+
+
+def check_result_shape(path: Path, result: dict) -> None:
+    """Refuse a result of the right schema whose parts lack what readers index (BenchError)."""
+    _need_keys(path, "the result", result, ("cell", "status"))
+    _need_keys(path, "cell", result["cell"], CELL_KEYS)
+    if result["status"] != "ok":
+        _need_keys(path, f"the {result['status']!r} result", result, ("error",))
+        return
+    _need_keys(path, "the ok result", result, OK_KEYS)
+    _need_keys(path, "key", result["key"], ("hash",))
+    _need_keys(path, "config", result["config"], CONFIG_KEYS)
+    _need_keys(path, "metrics", result["metrics"], ())
+    _need_keys(path, "timings", result["timings"], ())
+    for phase, timing in result["timings"].items():
+        _need_keys(path, f"timings.{phase}", timing, TIMING_KEYS)
+    for metric, keys in ROW_KEYS.items():
+        rows = result["metrics"].get(metric, [])
+        if not isinstance(rows, list):
+            raise BenchError(f"{path}: metrics.{metric} is {type(rows).__name__}, expected a list of rows")
+        for i, row in enumerate(rows):
+            _need_keys(path, f"metrics.{metric}[{i}]", row, keys)
+
+
 def read_result(path: Path) -> dict:
-    """One result file; a file that is not JSON or of another schema is a one-line error."""
+    """One result file; a file that is not JSON, of another schema or lacking a part that
+    readers index is a one-line error."""
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -148,6 +198,7 @@ def read_result(path: Path) -> dict:
     if not isinstance(payload, dict) or payload.get("schema") != SCHEMA:
         found = payload.get("schema") if isinstance(payload, dict) else type(payload).__name__
         raise BenchError(f"{path}: schema {found!r}, expected {SCHEMA!r}")
+    check_result_shape(path, payload)
     return payload
 
 
