@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                           "named after its file stem")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override one setting, e.g. --set train.epochs=1 or --set model.word2vec-sg.batch_size=4096")
+    run.add_argument("--unset", action="append", default=[], metavar="SECTION.KEY",
+                     help="drop one setting of the matrix file so its default applies, e.g. --unset "
+                          "probe.wsd_max_train_per_word (no cap)")
     run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     run.add_argument("--data-dir", help="data root holding corpora/ and wordsim/ (default: $LM_LINEAGE_DATA)")
     run.add_argument("--out", default=None, help="output folder (default: runs/MATRIX)")
@@ -133,7 +136,7 @@ def _run(args) -> int:
         raise BenchError(f"--seeds must be >= 1, got {args.seeds}")
     matrix = load_matrix(args.matrix, args.set, models=_split(args.models, "--models"),
                          corpora=_split(args.corpus, "--corpus"), seeds=args.seeds,
-                         vectors=_split(args.vectors, "--vectors"))
+                         vectors=_split(args.vectors, "--vectors"), unsets=args.unset)
     out_dir = _output_folder(f"runs/{matrix.name}" if args.out is None else args.out, "--out")
     failed, path = _run_and_render(matrix, out_dir, args, _executor(args), args.device, precision=args.precision,
                                    save_models=args.save_models)

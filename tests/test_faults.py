@@ -237,6 +237,28 @@ def test_set_typos_are_blamed_on_set_not_on_the_matrix_file(tmp_path, capsys, as
     assert ".toml" not in err and str(MATRIX_DIR) not in err
 
 
+def test_unset_drops_a_matrix_setting_so_its_default_applies():
+    # TOML has no null: a cap of the matrix file is lifted with --unset, not --set ...=null.
+    assert load_matrix("elmo-seeds").probe.wsd_max_train_per_word == 500
+    lifted = load_matrix("elmo-seeds", unsets=["probe.wsd_max_train_per_word", "probe.wsd_max_eval_per_word"])
+    assert (lifted.probe.wsd_max_train_per_word, lifted.probe.wsd_max_eval_per_word) == (None, None)
+    assert lifted.train_config("elmo") == load_matrix("elmo-seeds").train_config("elmo")  # the rest kept
+    # --set applies after --unset, so the pair replaces a setting outright
+    again = load_matrix("elmo-seeds", ["probe.wsd_max_train_per_word=7"], unsets=["probe.wsd_max_train_per_word"])
+    assert again.probe.wsd_max_train_per_word == 7
+
+
+@pytest.mark.parametrize("unset, expected", [
+    ("probe.wsd_max_train_per_wrod", "does not set probe.wsd_max_train_per_wrod; nothing to drop"),
+    ("probe", "expected section.key or model.NAME.key"),
+    ("model.elmo", "expected section.key or model.NAME.key"),
+    ("model.gensim-cbow.epochs", "does not set model.gensim-cbow.epochs; nothing to drop"),
+])
+def test_unset_of_a_setting_the_matrix_does_not_make_is_refused(tmp_path, capsys, unset, expected):
+    err = _refused(capsys, tmp_path, *_run(tmp_path, "--matrix", "elmo-seeds", "--unset", unset))
+    assert err.startswith((f"--unset {unset}:", f"--unset {unset!r}:")) and expected in err, err
+
+
 def test_a_folder_named_like_a_shipped_matrix_does_not_hide_it(tmp_path, monkeypatch):
     """`--matrix quick` run where the default output folder's parent holds `quick/` (cd runs)."""
     monkeypatch.chdir(tmp_path)

@@ -191,15 +191,35 @@ def parse_assignment(text: str) -> tuple[list[str], object]:
     return path, value
 
 
+def parse_unset(text: str) -> list[str]:
+    """`section.key` (or `model.NAME.key`) -> its path."""
+    path = text.strip().split(".")
+    if len(path) < 2 or (path[0] == "model" and len(path) != 3) or not all(path):
+        raise BenchError(f"--unset {text!r}: expected section.key or model.NAME.key")
+    return path
+
+
 def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str] | None = None,
                 corpora: list[str] | None = None, seeds: int | None = None,
-                vectors: list[str] | None = None) -> Matrix:
-    """`vectors`: files to score as extra `kind = "vectors"` rows, each named after its file stem."""
+                vectors: list[str] | None = None, unsets: list[str] = ()) -> Matrix:
+    """`vectors`: files to score as extra `kind = "vectors"` rows, each named after its file stem.
+    `unsets`: settings of the matrix file to drop, so their dataclass defaults apply (TOML has
+    no null: a cap such as probe.wsd_max_train_per_word cannot be set back to None with --set);
+    applied before the `assignments`."""
     path = find_matrix(name_or_path)
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise BenchError(f"matrix {path}: not valid TOML: {exc}") from exc
+    for unset in unsets:
+        *sections, key = parse_unset(unset)
+        node = raw
+        for section in sections:
+            node = node.get(section) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or key not in node:
+            raise BenchError(f"--unset {unset}: matrix {path} does not set {'.'.join(sections)}.{key}; nothing to "
+                             f"drop (the default already applies)")
+        del node[key]
     for assignment in assignments:
         keys, value = parse_assignment(assignment)
         node = raw
