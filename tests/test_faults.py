@@ -159,6 +159,13 @@ def test_a_metric_that_is_not_a_list_of_rows_is_refused(tmp_path, capsys):
     assert err == f"{cell}: metrics.perplexity is dict, expected a list of rows"
 
 
+def test_timings_that_are_not_an_object_are_refused(tmp_path, capsys):
+    result = json.loads(REAL_ELMO_CELL.read_text())
+    result["timings"] = []
+    cell, err = _report_refused(tmp_path, capsys, result)
+    assert err == f"{cell}: timings is list, expected an object"
+
+
 # --- corpora -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("split, content, expected", [

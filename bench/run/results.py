@@ -157,7 +157,8 @@ ROW_KEYS = {
 
 def _need_keys(path: Path, where: str, value, keys: tuple[str, ...]) -> None:
     if not isinstance(value, dict):
-        raise BenchError(f"{path}: {where} is {type(value).__name__}, expected an object with {', '.join(keys)}")
+        holding = f" with {', '.join(keys)}" if keys else ""
+        raise BenchError(f"{path}: {where} is {type(value).__name__}, expected an object{holding}")
     missing = [key for key in keys if key not in value]
     if missing:
         raise BenchError(f"{path}: {where} lacks {', '.join(map(repr, missing))}; expected {', '.join(keys)}")
