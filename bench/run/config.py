@@ -185,17 +185,19 @@ def parse_assignment(text: str) -> tuple[list[str], object]:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw  # a bare word is a string
-    path = key.strip().split(".")
-    if len(path) < 2 or (path[0] == "model" and len(path) != 3):
-        raise BenchError(f"--set {text!r}: expected section.key=value or model.NAME.key=value")
-    return path, value
+    return _setting_path(key, f"--set {text!r}", "section.key=value or model.NAME.key=value"), value
 
 
 def parse_unset(text: str) -> list[str]:
     """`section.key` (or `model.NAME.key`) -> its path."""
-    path = text.strip().split(".")
+    return _setting_path(text, f"--unset {text!r}", "section.key or model.NAME.key")
+
+
+def _setting_path(key: str, where: str, expected: str) -> list[str]:
+    """The path of a setting that --set or --unset names: section.key or model.NAME.key."""
+    path = key.strip().split(".")
     if len(path) < 2 or (path[0] == "model" and len(path) != 3) or not all(path):
-        raise BenchError(f"--unset {text!r}: expected section.key or model.NAME.key")
+        raise BenchError(f"{where}: expected {expected}")
     return path
 
 
