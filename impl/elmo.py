@@ -26,7 +26,12 @@ What differs from the paper (scaled down to a 2-core CPU machine):
 - the paper trains on 20-token windows of a stream with the LSTM states carried across
   batches; here every row is one sentence (`batch_char_ids` adds <S> and </S>) read from a
   zero state, so right padding is allowed and skipped by the backward LM;
-- no cell or projection clipping (bilm-tf clips both at 3) and no sampled softmax;
+- no cell or projection clipping (bilm-tf clips both at 3);
+- the paper trains with a sampled softmax (8192 samples); here `softmax_samples = 0` (the
+  default) trains the full softmax, and K > 0 trains the sampled softmax of Jean, Cho,
+  Memisevic & Bengio (2015) over K candidates drawn with replacement from a log-uniform
+  (Zipfian) proposal over the softmax ids, which therefore should be in frequency order
+  (`sampled_softmax_loss`). Evaluation (`.eval()`) always scores the full softmax;
 - the training loss is the mean of the two directions' cross-entropies (the paper sums
   the log-likelihoods), so it is on the scale of one LM's loss;
 - `ScalarMix` has no optional layer normalization of the layers.
@@ -34,6 +39,7 @@ What differs from the paper (scaled down to a 2-core CPU machine):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -61,12 +67,15 @@ class ELMoConfig:
     hidden: int = 512  # LSTM cells per direction per layer; projected to projection_dim when larger
     layers: int = 2  # biLSTM layers L
     dropout: float = 0.1  # on every LSTM layer's input and on the top layer's output
+    # Training softmax: 0 = full; K > 0 = sampled over K log-uniform candidates per batch (the
+    # softmax is then no longer the largest cost of a step; evaluation stays exact).
+    softmax_samples: int = 0
 
     def __post_init__(self):
         # Lists from a config file become the tuples the default uses.
         self.filters = tuple(tuple(f) for f in self.filters)
         need_ints(self, "char_dim", "projection_dim", "hidden", "layers")
-        need_ints(self, "highway_layers", minimum=0)
+        need_ints(self, "highway_layers", "softmax_samples", minimum=0)
         need(self, is_int(self.max_chars) and self.max_chars >= 3, "max_chars", "an int >= 3 (markers plus one byte)")
         pairs_ok = all(len(f) == 2 and all(is_int(n) and n >= 1 for n in f) for f in self.filters)
         need(self, bool(self.filters) and pairs_ok, "filters", "a non-empty list of (width >= 1, count >= 1) int pairs")
@@ -123,6 +132,40 @@ def bilm_targets(word_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     targets_bwd = torch.cat([ignore, word_ids[:, :-1]], 1)  # (B, T)
     targets_bwd = targets_bwd.masked_fill(word_ids == IGNORE, IGNORE)
     return torch.cat([word_ids[:, 1:], ignore], 1), targets_bwd
+
+
+def log_uniform_sample(n_samples: int, vocab_size: int, device: torch.device | str) -> torch.Tensor:
+    """n_samples ids (K,) drawn with replacement from P(k) = log((k + 2) / (k + 1)) / log(V + 1),
+    k = 0..V-1: the Zipfian proposal of bilm-tf's sampler, by inverting its CDF."""
+    u = torch.rand(n_samples, device=device, dtype=torch.float64)  # (K,)
+    ids = torch.floor(torch.exp(u * math.log(vocab_size + 1))).long() - 1
+    return ids.clamp_(0, vocab_size - 1)  # guards a rounding of exp() up to V + 1
+
+
+def log_uniform_log_prob(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """log P(k) of `log_uniform_sample`'s proposal, same shape as ids."""
+    k = ids.double()
+    return (torch.log(torch.log1p(1.0 / (k + 1.0))) - math.log(math.log(vocab_size + 1))).float()
+
+
+def sampled_softmax_loss(hidden: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                         samples: torch.Tensor, log_expected: torch.Tensor) -> torch.Tensor:
+    """Mean sampled-softmax cross-entropy (Jean et al. 2015) over the scored positions.
+
+    hidden (..., D) and targets (...) with IGNORE where nothing is scored; weight (V, D) and
+    bias (V,) the output layer; samples (K,) candidate ids and log_expected (V,) the log of
+    each id's expected count among them (log K + log Q(id) for K draws from Q). Each
+    position's logits are its target's and the K candidates', each minus its log expected
+    count; a candidate equal to the target (an accidental hit) is dropped. With every id
+    sampled once and log_expected = 0 this is exactly the full softmax's cross-entropy.
+    """
+    scored = targets != IGNORE
+    h, y = hidden[scored], targets[scored]  # (N, D), (N,)
+    true_logits = (h * weight[y]).sum(-1) + bias[y] - log_expected[y]  # (N,)
+    sampled_logits = h @ weight[samples].T + bias[samples] - log_expected[samples]  # (N, K)
+    sampled_logits = sampled_logits.masked_fill(samples[None, :] == y[:, None], float("-inf"))
+    logits = torch.cat([true_logits[:, None], sampled_logits], dim=1)  # (N, 1 + K): the target is class 0
+    return F.cross_entropy(logits, torch.zeros_like(y))
 
 
 class Highway(nn.Module):
@@ -237,19 +280,30 @@ class ELMo(nn.Module):
 
         Returns logits_fwd and logits_bwd (B, T, V); loss_fwd and loss_bwd, the mean
         cross-entropy over scored positions (None without targets); loss, the mean of the
-        losses given (None if neither).
+        losses given (None if neither). In training mode with softmax_samples = K > 0 the
+        losses are sampled-softmax estimates over one draw of K candidates shared by both
+        directions, and no logits are made (None): the (B, T, V) logits are what it saves.
         """
         _, forward, backward = self._layers(chars)
-        logits_fwd = self.softmax(self.drop(forward[-1]))  # (B, T, V)
-        logits_bwd = self.softmax(self.drop(backward[-1]))  # (B, T, V)
-        loss_fwd = F.cross_entropy(logits_fwd.flatten(0, 1), targets_fwd.flatten(),
-                                   ignore_index=IGNORE) if targets_fwd is not None else None
-        loss_bwd = F.cross_entropy(logits_bwd.flatten(0, 1), targets_bwd.flatten(),
-                                   ignore_index=IGNORE) if targets_bwd is not None else None
-        losses = [loss for loss in (loss_fwd, loss_bwd) if loss is not None]
-        loss = sum(losses) / len(losses) if losses else None
-        return {"logits_fwd": logits_fwd, "logits_bwd": logits_bwd,
-                "loss_fwd": loss_fwd, "loss_bwd": loss_bwd, "loss": loss}
+        tops = {"fwd": (self.drop(forward[-1]), targets_fwd), "bwd": (self.drop(backward[-1]), targets_bwd)}
+        out: dict = {}
+        if self.training and self.config.softmax_samples > 0:
+            samples = log_uniform_sample(self.config.softmax_samples, self.vocab_size, chars.device)  # (K,)
+            log_expected = math.log(self.config.softmax_samples) + log_uniform_log_prob(
+                torch.arange(self.vocab_size, device=chars.device), self.vocab_size)  # (V,)
+            for name, (top, targets) in tops.items():
+                out[f"logits_{name}"] = None
+                out[f"loss_{name}"] = None if targets is None else sampled_softmax_loss(
+                    top, targets, self.softmax.weight, self.softmax.bias, samples, log_expected)
+        else:
+            for name, (top, targets) in tops.items():
+                logits = self.softmax(top)  # (B, T, V)
+                out[f"logits_{name}"] = logits
+                out[f"loss_{name}"] = None if targets is None else F.cross_entropy(
+                    logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+        losses = [loss for loss in (out["loss_fwd"], out["loss_bwd"]) if loss is not None]
+        out["loss"] = sum(losses) / len(losses) if losses else None
+        return out
 
     def representations(self, chars: torch.Tensor) -> torch.Tensor:
         """All L + 1 layers (L+1, B, T, 2D): [x ; x], then [forward_j ; backward_j] per layer.

@@ -168,6 +168,10 @@ def test_keys_hash_contents_not_paths_and_only_the_blocks_a_cell_reads():
     assert (cell_key("bilm", {**probing, "probe": {**probing["probe"], "layers": None}}, corpus, None, None)
             == cell_key("bilm", probing, corpus, None, None)
             != cell_key("bilm", {**probing, "probe": {**probing["probe"], "layers": [1]}}, corpus, None, None))
+    # ... nor the biLM's full training softmax (softmax_samples = 0, added later); a sampled one does.
+    assert (cell_key("bilm", {**probing, "model": {"epochs": 1, "softmax_samples": 0}}, corpus, None, None)
+            == cell_key("bilm", probing, corpus, None, None)
+            != cell_key("bilm", {**probing, "model": {"epochs": 1, "softmax_samples": 2048}}, corpus, None, None))
     # ... and a language model reads no eval settings at all.
     assert relevant_config(config, "lm")["eval"] is None
     other = {**config, "model": {"epochs": 3}}

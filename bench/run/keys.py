@@ -46,6 +46,14 @@ def similarity_identity(similarity_sets: list | None) -> dict | None:
 SCORED_FAMILIES = ("embedding", "bilm")
 
 
+# Settings added after the first keyed results, with the value that does what the cells made
+# before them did: at that value a setting is left out of the key, so those cells keep theirs.
+_ADDED_LATER = {
+    "probe": {"layers": None},  # unset: every layer is probed
+    "model": {"softmax_samples": 0},  # the biLM's full training softmax (impl.elmo)
+}
+
+
 def relevant_config(config: dict, family: str, probed: bool | None = None) -> dict:
     """The config blocks that can change what a cell of `family` makes: a language model
     reads no eval or probe settings, and a cell that runs no probe reads no probe settings
@@ -59,9 +67,10 @@ def relevant_config(config: dict, family: str, probed: bool | None = None) -> di
         relevant["eval"] = None
     if not probes or not (family in SCORED_FAMILIES if probed is None else probed):
         relevant["probe"] = None
-    elif probe.get("layers") is None:
-        # `layers` came after the first keyed results; unset, it probes every layer as they did.
-        relevant["probe"] = {name: value for name, value in probe.items() if name != "layers"}
+    for block, neutral in _ADDED_LATER.items():
+        if isinstance(relevant.get(block), dict):
+            relevant[block] = {name: value for name, value in relevant[block].items()
+                               if not (name in neutral and value == neutral[name])}
     return relevant
 
 
