@@ -266,6 +266,34 @@ def test_unset_of_a_setting_the_matrix_does_not_make_is_refused(tmp_path, capsys
     assert err.startswith((f"--unset {unset}:", f"--unset {unset!r}:")) and expected in err, err
 
 
+def test_a_matrix_extends_another_table_by_table(tmp_path):
+    longer, base = load_matrix("elmo-longer"), load_matrix("elmo-more-text")
+    assert longer.train_config("elmo").max_minutes == 100.0 and base.train_config("elmo").max_minutes == 58.0
+    assert longer.train_config("elmo").lr == base.train_config("elmo").lr  # the rest of [model.elmo] inherited
+    assert (longer.probe, longer.tokenizer, longer.models) == (base.probe, base.tokenizer, base.models)
+    assert longer.description != base.description
+    # A .toml parent is found beside the child; a list of the child's replaces the parent's.
+    (tmp_path / "parent.toml").write_text('description = "p"\nmodels = ["glove", "word2vec-sg"]\ncorpora = ["lee"]\n'
+                                          '[train]\nwindow = 3\nvector_size = 20\n')
+    (tmp_path / "child.toml").write_text('description = "c"\nextends = "parent.toml"\nmodels = ["glove"]\n'
+                                         '[train]\nwindow = 7\n')
+    child = load_matrix(str(tmp_path / "child.toml"))
+    assert child.models == ["glove"] and child.train == {"window": 7, "vector_size": 20}
+
+
+@pytest.mark.parametrize("child, expected", [
+    ('extends = "elmo-more-text"\n', "has no description of its own"),
+    ('description = "c"\nextends = "elmo-mroe-text"\n', "unknown matrix 'elmo-mroe-text'"),
+    ('description = "c"\nextends = 3\n', "extends: expected the name of a shipped matrix or a .toml path, got 3"),
+    ('description = "c"\nextends = "loop.toml"\n', "extends itself"),
+])
+def test_a_bad_extends_is_refused(tmp_path, capsys, child, expected):
+    (tmp_path / "loop.toml").write_text('description = "l"\nextends = "child.toml"\n')
+    (tmp_path / "child.toml").write_text(child)
+    err = _refused(capsys, tmp_path, *_run(tmp_path, "--matrix", str(tmp_path / "child.toml")))
+    assert expected in err, err
+
+
 def test_a_folder_named_like_a_shipped_matrix_does_not_hide_it(tmp_path, monkeypatch):
     """`--matrix quick` run where the default output folder's parent holds `quick/` (cd runs)."""
     monkeypatch.chdir(tmp_path)

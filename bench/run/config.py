@@ -17,6 +17,9 @@ A matrix is a small TOML file:
     kind = "vectors"
     path = "vectors.txt"
 
+A matrix may start from another: `extends = "elmo-more-text"` takes that matrix's settings,
+and its own keys override them table by table (`read_matrix_file`).
+
 Every key is checked: an unknown section or field, a `[train]` key that none of the
 matrix's models accepts, or a value of the wrong type is a one-line error.
 """
@@ -201,6 +204,41 @@ def _setting_path(key: str, where: str, expected: str) -> list[str]:
     return path
 
 
+def read_matrix_file(path: Path, extended_by: tuple[Path, ...] = ()) -> dict:
+    """A matrix file's table with the matrix it `extends` (a shipped matrix's name, or a .toml
+    path relative to this file's folder) merged under it: its tables merge key by key, and
+    any other value of its own (a list, a string) replaces the parent's. A matrix that
+    extends another gives its own description, since it is a different run."""
+    if path.resolve() in extended_by:
+        chain = " -> ".join(str(p) for p in (*extended_by, path.resolve()))
+        raise BenchError(f"matrix {path}: extends itself ({chain})")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise BenchError(f"matrix {path}: not valid TOML: {exc}") from exc
+    if "extends" not in raw:
+        return raw
+    parent = raw.pop("extends")
+    if not isinstance(parent, str) or not parent:
+        raise BenchError(f"matrix {path}: extends: expected the name of a shipped matrix or a .toml path, "
+                         f"got {parent!r}")
+    if "description" not in raw:
+        raise BenchError(f"matrix {path}: extends {parent!r} but has no description of its own; expected one "
+                         f"saying what it changes")
+    relative = path.parent / parent
+    parent_path = relative if parent.endswith(".toml") and relative.is_file() else find_matrix(parent)
+    return _merged(read_matrix_file(parent_path, (*extended_by, path.resolve())), raw)
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """base with over's values on top; tables present in both are merged the same way."""
+    merged = dict(base)
+    for key, value in over.items():
+        both_tables = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merged(merged[key], value) if both_tables else value
+    return merged
+
+
 def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str] | None = None,
                 corpora: list[str] | None = None, seeds: int | None = None,
                 vectors: list[str] | None = None, unsets: list[str] = ()) -> Matrix:
@@ -209,10 +247,7 @@ def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str
     no null: a cap such as probe.wsd_max_train_per_word cannot be set back to None with --set);
     applied before the `assignments`."""
     path = find_matrix(name_or_path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise BenchError(f"matrix {path}: not valid TOML: {exc}") from exc
+    raw = read_matrix_file(path)
     for unset in unsets:
         *sections, key = parse_unset(unset)
         node = raw
