@@ -413,8 +413,8 @@ def test_tokens_section_names_each_matrix_probe_slices():
     from bench.report.render import _training_tokens_section, Figure
 
     def rows(matrix, tokens, probe_train, probe_eval, accuracy):
-        return [{"model": "elmo", "matrix": matrix, "seed": 0, "tokens": tokens, "task": "WSD (linear)",
-                 "layer": layer, "accuracy": accuracy + shift, "probe_train": probe_train, "probe_eval": probe_eval}
+        return [{"model": "elmo", "matrix": matrix, "seed": 0, "biLM": "256-d layers", "tokens": tokens,
+                 "task": "WSD (linear)", "layer": layer, "accuracy": accuracy + shift, "probe_train": probe_train, "probe_eval": probe_eval}
                 for layer, shift in (("0", -0.1), ("1", 0.0), ("2", 0.01), ("mix", 0.02))]
 
     trained = pd.DataFrame(rows("capped", 4e5, 2000, 800, 0.68) + rows("whole", 1.8e6, 12180, 3045, 0.77))
@@ -425,3 +425,27 @@ def test_tokens_section_names_each_matrix_probe_slices():
     assert list(table["WSD linear L2"]) == ["69.0", "78.0"]
     [figure] = [block for block in blocks if isinstance(block, Figure)]
     assert figure.png is not None and figure.png.startswith(b"\x89PNG")
+
+
+def test_tokens_figure_joins_only_biLMs_of_one_shape(monkeypatch):
+    """Three matrices probed on the same slices: the two narrow biLMs share a curve, the wide
+    one is a point of its own (a line to it would read as more tokens, not more width)."""
+    from matplotlib.axes import Axes
+
+    from bench.report import figures
+
+    drawn = []
+    original = Axes.plot
+
+    def recording(self, x, y, *args, **kwargs):
+        drawn.append(len(list(x)))
+        return original(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "plot", recording)
+    frame = pd.DataFrame([{"matrix": matrix, "seed": 0, "biLM": shape, "tokens": tokens, "task": "WSD (linear)",
+                           "layer": "1", "accuracy": accuracy, "probe_train": 100, "probe_eval": 50}
+                          for matrix, shape, tokens, accuracy in (("short", "narrow", 1e6, 0.7),
+                                                                  ("long", "narrow", 2e6, 0.72),
+                                                                  ("wide", "wide", 2e6, 0.8))])
+    assert figures.probes_against_tokens(frame).startswith(b"\x89PNG")
+    assert sorted(drawn) == [1, 2]  # one layer: the narrow curve of two means, the wide one alone

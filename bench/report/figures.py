@@ -321,9 +321,10 @@ def probes_against_tokens(frame: pd.DataFrame) -> bytes | None:
     """Probe accuracy of ELMo's layers against the tokens its biLM read in training: one panel
     per task (POS, WSD by the linear probe), each seed a point, each matrix named; a line per
     layer joins the per-matrix means of the matrices probed on the same slices (probe_train,
-    probe_eval), since a probe fit on more instances scores higher whatever the biLM read.
-    The POS panel marks the 95% target. `frame`: matrix, seed, tokens, task, layer, accuracy,
-    probe_train, probe_eval."""
+    probe_eval), since a probe fit on more instances scores higher whatever the biLM read, and
+    of biLMs of the same shape (a wider biLM is another curve, not a later point of this one).
+    The POS panel marks the 95% target. `frame`: matrix, seed, biLM, tokens, task, layer,
+    accuracy, probe_train, probe_eval."""
     frame = frame.dropna(subset=["accuracy", "tokens"])
     frame = frame[frame["tokens"] > 0]
     tasks = [task for task in ("POS (linear)", "WSD (linear)") if task in set(frame["task"])]
@@ -336,12 +337,13 @@ def probes_against_tokens(frame: pd.DataFrame) -> bytes | None:
         axes = figure.add_subplot(1, len(tasks), index + 1)
         sub = frame[frame["task"] == task]
         slices = sub.groupby(["probe_train", "probe_eval"], sort=False)
+        curves = sub.groupby(["probe_train", "probe_eval", "biLM"], sort=False)
         for layer in layers:
             color, marker = styles[f"layer {layer}"]
             points = sub[sub["layer"].astype(str) == layer]
             axes.scatter(points["tokens"], points["accuracy"] * 100, color=color, marker=marker, s=14, alpha=0.6)
-            for number, (_, same_slice) in enumerate(slices):
-                same = same_slice[same_slice["layer"].astype(str) == layer]
+            for number, (_, alike) in enumerate(curves):
+                same = alike[alike["layer"].astype(str) == layer]
                 curve = same.groupby("matrix").agg(tokens=("tokens", "mean"), accuracy=("accuracy", "mean"))
                 curve = curve.sort_values("tokens")
                 # A dash marks each matrix's mean, so a matrix alone on its slices still shows one.

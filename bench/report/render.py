@@ -699,15 +699,29 @@ def _layer_one_against_two(probe: pd.DataFrame, task: str, peters_better: str) -
     return lines
 
 
-def _probes_against_training(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """matrix, seed, tokens (read in training), task, layer, accuracy of every trained model probed
-    at layers 0, 1, 2 (ELMo's biLMs): how far its probes move with the text it has read."""
+def _bilm_shape(model_config: dict) -> str:
+    """What sets a biLM's size and training cost apart, from its cell's resolved model config:
+    its layers' width (both directions), LSTM cells and training softmax."""
+    samples = model_config.get("softmax_samples", 0)  # absent: a cell from before the sampled softmax
+    softmax = "full softmax" if not samples else f"{samples:,}-sample softmax"
+    return f"{2 * model_config['projection_dim']}-d layers, {model_config['hidden']} cells, {softmax}"
+
+
+def _probes_against_training(frames: dict[str, pd.DataFrame], results: list[dict]) -> pd.DataFrame:
+    """matrix, seed, biLM (its shape), tokens (read in training), task, layer, accuracy of every
+    trained model probed at layers 0, 1, 2 (ELMo's biLMs): how far its probes move with the
+    text it has read."""
+    shapes = pd.DataFrame([{"model": r["cell"]["model"], "corpus": r["cell"]["corpus"], "seed": r["cell"]["seed"],
+                            "matrix": r["cell"]["matrix"], "biLM": _bilm_shape(r["config"]["model"])}
+                           for r in results if r["status"] == "ok" and r["cell"].get("family") == "bilm"],
+                          columns=["model", "corpus", "seed", "matrix", "biLM"])
     train = frames["throughput"][frames["throughput"]["phase"] == "train"]
     train = train.assign(tokens=train["tokens_per_s"] * train["wall_s"])[["model", "corpus", "seed", "matrix",
                                                                           "tokens"]]
+    train = train.merge(shapes, on=["model", "corpus", "seed", "matrix"])
     parts = [frames["pos_probe"].assign(task="POS (linear)"), *_micro_averaged_wsd_tasks(frames["wsd_probe"])]
     probed = pd.concat(parts, ignore_index=True)
-    columns = ["model", "matrix", "seed", "tokens", "task", "layer", "accuracy", "probe_train", "probe_eval"]
+    columns = ["model", "matrix", "seed", "biLM", "tokens", "task", "layer", "accuracy", "probe_train", "probe_eval"]
     if probed.empty:
         return pd.DataFrame(columns=columns)
     layer = probed["layer"].astype(str)
@@ -728,7 +742,7 @@ def _training_tokens_section(trained: pd.DataFrame) -> list[Block]:
         return []
     rows = []
     for (model, matrix), sub in trained.groupby(["model", "matrix"], sort=False):
-        row = {"model": model, "matrix": matrix, "seeds": sub["seed"].nunique(),
+        row = {"model": model, "matrix": matrix, "biLM": " / ".join(sub["biLM"].unique()), "seeds": sub["seed"].nunique(),
                "training tokens (M)": _mean_sd(sub.drop_duplicates("seed")["tokens"] / 1e6, 2)}
         for task, layer in (("POS (linear)", "1"), ("POS (linear)", "2"), ("WSD (linear)", "1"),
                             ("WSD (linear)", "2"), ("WSD (centroid)", "2")):
@@ -745,7 +759,8 @@ def _training_tokens_section(trained: pd.DataFrame) -> list[Block]:
             "(percent, mean ± sd over seeds). Each matrix probes its own slices (the last two columns): a probe fit "
             "on more train instances scores higher for that reason alone, so the figure joins two matrices' means "
             "by a line only where they probed the same slices, and names each point's slice where a panel holds "
-            "several. POS: 95% is the target for layer 1.", "",
+            "several; nor does a line join biLMs of different shapes (the biLM column). POS: 95% is the target for "
+            "layer 1.", "",
             pd.DataFrame(rows), "",
             Figure(figures.probes_against_tokens(trained), "ELMo probe accuracy against training tokens read"), ""]
 
@@ -924,7 +939,7 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
             frames[name].to_csv(path, index=False, float_format="%.6g")
     blocks = ["# lm-lineage report", "",
               f"Rendered from {len(results)} result files in `{results_dir}` by `lm-lineage report`.", ""]
-    trained_probes = _probes_against_training(frames)  # joined on the unlabelled corpus names
+    trained_probes = _probes_against_training(frames, results)  # joined on the unlabelled corpus names
     frames = _label_corpora_by_matrix(frames)  # the CSVs above keep corpus and matrix apart
     # The cells' probe rows; without any, a pos_probe.csv made apart.
     probe = frames["pos_probe"] if not frames["pos_probe"].empty else _diagnostic_table(results_dir, POS_PROBE)
