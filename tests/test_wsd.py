@@ -414,7 +414,8 @@ def test_tokens_section_names_each_matrix_probe_slices():
 
     def rows(matrix, tokens, probe_train, probe_eval, accuracy):
         return [{"model": "elmo", "matrix": matrix, "seed": 0, "biLM": "256-d layers", "tokens": tokens,
-                 "task": "WSD (linear)", "layer": layer, "accuracy": accuracy + shift, "probe_train": probe_train, "probe_eval": probe_eval}
+                 "task": "WSD (linear)", "layer": layer, "accuracy": accuracy + shift, "probe_train": probe_train,
+                 "probe_eval": probe_eval}
                 for layer, shift in (("0", -0.1), ("1", 0.0), ("2", 0.01), ("mix", 0.02))]
 
     trained = pd.DataFrame(rows("capped", 4e5, 2000, 800, 0.68) + rows("whole", 1.8e6, 12180, 3045, 0.77))

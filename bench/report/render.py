@@ -742,7 +742,8 @@ def _training_tokens_section(trained: pd.DataFrame) -> list[Block]:
         return []
     rows = []
     for (model, matrix), sub in trained.groupby(["model", "matrix"], sort=False):
-        row = {"model": model, "matrix": matrix, "biLM": " / ".join(sub["biLM"].unique()), "seeds": sub["seed"].nunique(),
+        row = {"model": model, "matrix": matrix, "biLM": " / ".join(sub["biLM"].unique()),
+               "seeds": sub["seed"].nunique(),
                "training tokens (M)": _mean_sd(sub.drop_duplicates("seed")["tokens"] / 1e6, 2)}
         for task, layer in (("POS (linear)", "1"), ("POS (linear)", "2"), ("WSD (linear)", "1"),
                             ("WSD (linear)", "2"), ("WSD (centroid)", "2")):
