@@ -286,6 +286,7 @@ def test_a_matrix_extends_another_table_by_table(tmp_path):
     ('description = "c"\nextends = "elmo-mroe-text"\n', "unknown matrix 'elmo-mroe-text'"),
     ('description = "c"\nextends = 3\n', "extends: expected the name of a shipped matrix or a .toml path, got 3"),
     ('description = "c"\nextends = "loop.toml"\n', "extends itself"),
+    ('description = "c"\nextends = "nope.toml"\n', "extends 'nope.toml', but there is no "),
 ])
 def test_a_bad_extends_is_refused(tmp_path, capsys, child, expected):
     (tmp_path / "loop.toml").write_text('description = "l"\nextends = "child.toml"\n')

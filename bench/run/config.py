@@ -225,8 +225,12 @@ def read_matrix_file(path: Path, extended_by: tuple[Path, ...] = ()) -> dict:
     if "description" not in raw:
         raise BenchError(f"matrix {path}: extends {parent!r} but has no description of its own; expected one "
                          f"saying what it changes")
-    relative = path.parent / parent
-    parent_path = relative if parent.endswith(".toml") and relative.is_file() else find_matrix(parent)
+    parent_path = path.parent / parent  # an absolute path stays itself
+    if not parent.endswith(".toml"):
+        parent_path = find_matrix(parent)
+    elif not parent_path.is_file():
+        raise BenchError(f"matrix {path}: extends {parent!r}, but there is no {parent_path}; expected a shipped "
+                         f"matrix's name or a .toml path relative to {path.parent}")
     return _merged(read_matrix_file(parent_path, (*extended_by, path.resolve())), raw)
 
 
