@@ -140,6 +140,19 @@ def test_type_vectors_and_layer_features_agree(tmp_path):
     np.testing.assert_allclose(features[0][1, 16:32].numpy(), token[sentences[0][1]], rtol=1e-4, atol=1e-6)
 
 
+def test_a_biLM_trained_on_lower_cased_text_reads_probe_words_lower_cased(tmp_path):
+    folder = write_toy_corpus(tmp_path / "toy")
+    lowered = TokenizerConfig(lowercase=True, pattern=r"\S+")
+    for tokenizer, same in ((lowered, True), (TOKENIZER, False)):
+        prepared = prepare_corpus(str(folder), None, tokenizer, VocabConfig(min_count=1, unk="<unk>"))
+        data = bilm.BiLMData(prepared, max_chars=8)
+        trained = bilm.TrainedBiLM(tiny_model(data), data, bilm.BiLMConfig(**TINY), lm.LMTrainConfig(batch_size=16),
+                                   CPU, "fp32", {"history": []})
+        cased, lower = trained.featurize([["The", "Horse", "sees", "a", "cat", "."],
+                                          ["the", "horse", "sees", "a", "cat", "."]])
+        assert torch.equal(cased, lower) is same, tokenizer
+
+
 ELMO_MATRIX = """
 models = ["elmo", "word2vec-sg"]
 corpora = ["{corpus}"]

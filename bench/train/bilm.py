@@ -284,7 +284,10 @@ class TrainedBiLM:
     def featurize(self, sentences: list[list[str]]) -> list[torch.Tensor]:
         """Every layer of every word, side by side: one (len, (L+1) * 2D) tensor per sentence,
         layer 0 ([x ; x], the token encoder) first. Sentences are wrapped in <S> ... </S> as
-        in training; the boundaries' own vectors are dropped."""
+        in training; the boundaries' own vectors are dropped. A biLM whose training text was
+        lower-cased has never read a capital letter, so it reads the words lower-cased too."""
+        if self.data.prepared.tokenized.tokenizer.lowercase:
+            sentences = [[word.lower() for word in words] for words in sentences]
         chars = batch_char_ids(sentences, self.config.max_chars).to(self.device)  # (B, T + 2, max_chars)
         with lm.autocast(self.device, self.precision):
             layers = self.model.representations(chars)  # (L+1, B, T + 2, 2D)
