@@ -219,13 +219,15 @@ def test_glove_settings_are_compared_with_skipgram_at_the_same_window(tmp_path):
     ]
 
 
-def _elmo_cell(matrix: str, seed: int, tokens: float, pos: dict, wsd: dict, samples: int | None = None) -> dict:
+def _elmo_cell(matrix: str, seed: int, tokens: float, pos: dict, wsd: dict, samples: int | None = None,
+               lowercase: bool = False) -> dict:
     """A biLM cell of `matrix` that read `tokens` in training: POS accuracy per layer, and WSD
     accuracy (micro-averaged, both methods) per layer; samples: its training softmax's, None for
-    a cell from before the sampled softmax (no such key)."""
+    a cell from before the sampled softmax (no such key); lowercase: its tokenizer's."""
     cell = _vector_cell("elmo", seed)
     cell["cell"].update(family="bilm", corpus="brown", matrix=matrix)
     cell["config"]["model"] = {"projection_dim": 128, "hidden": 512}
+    cell["config"]["tokenizer"]["lowercase"] = lowercase
     if samples is not None:
         cell["config"]["model"].update(projection_dim=256, softmax_samples=samples)
     timing = {"device": "cpu", "wall_s": 100.0, "tokens": tokens, "tokens_per_s": tokens / 100.0,
@@ -249,7 +251,8 @@ def test_elmo_layer_claims_are_stated_with_seeds_and_probes_drawn_against_traini
     for matrix, seed, tokens, pos, wsd in runs:
         folder = tmp_path / matrix / "cells"
         folder.mkdir(parents=True, exist_ok=True)
-        cell = _elmo_cell(matrix, seed, tokens, pos, wsd, samples=2048 if matrix == "elmo" else None)
+        cell = _elmo_cell(matrix, seed, tokens, pos, wsd, samples=2048 if matrix == "elmo" else None,
+                          lowercase=matrix == "elmo")
         (folder / f"elmo__brown__seed{seed}.json").write_text(json.dumps(cell))
     report = render(tmp_path).read_text()
     assert ("POS, `elmo` on `brown-pos · elmo-seeds`: layer 1 scores higher, 93.0 ± 1.4% (layer 1) against "
@@ -260,6 +263,6 @@ def test_elmo_layer_claims_are_stated_with_seeds_and_probes_drawn_against_traini
     section = report[report.index("## ELMo's probes against the text its biLM read"):]
     assert ("| elmo | elmo-seeds | 256-d layers, 512 cells, full softmax | 2 | 1.00 ± 0.00 | 93.0 ± 1.4 | 90.5 ± 0.7 "
             "| 71.0 ± 1.4 | 72.0 ± 2.8 |") in section
-    assert ("| elmo | elmo | 512-d layers, 512 cells, 2,048-sample softmax | 1 | 4.00 | 95.0 | 96.0 | 75.0 "
+    assert ("| elmo | elmo | 512-d layers, 512 cells, 2,048-sample softmax, lower-cased text | 1 | 4.00 | 95.0 | 96.0 | 75.0 "
             "| 78.0 |") in section
     assert "ELMo probe accuracy against training tokens read" in (tmp_path / "report.html").read_text()

@@ -699,12 +699,15 @@ def _layer_one_against_two(probe: pd.DataFrame, task: str, peters_better: str) -
     return lines
 
 
-def _bilm_shape(model_config: dict) -> str:
-    """What sets a biLM's size and training cost apart, from its cell's resolved model config:
-    its layers' width (both directions), LSTM cells and training softmax."""
-    samples = model_config.get("softmax_samples", 0)  # absent: a cell from before the sampled softmax
+def _bilm_shape(config: dict) -> str:
+    """What sets a biLM apart besides the text and time it trained on, from its cell's resolved
+    config: its layers' width (both directions), LSTM cells, training softmax, and lower-cased
+    training text (such a biLM reads its probes' words lower-cased too)."""
+    model = config["model"]
+    samples = model.get("softmax_samples", 0)  # absent: a cell from before the sampled softmax
     softmax = "full softmax" if not samples else f"{samples:,}-sample softmax"
-    return f"{2 * model_config['projection_dim']}-d layers, {model_config['hidden']} cells, {softmax}"
+    case = ", lower-cased text" if config["tokenizer"]["lowercase"] else ""
+    return f"{2 * model['projection_dim']}-d layers, {model['hidden']} cells, {softmax}{case}"
 
 
 def _probes_against_training(frames: dict[str, pd.DataFrame], results: list[dict]) -> pd.DataFrame:
@@ -712,7 +715,7 @@ def _probes_against_training(frames: dict[str, pd.DataFrame], results: list[dict
     trained model probed at layers 0, 1, 2 (ELMo's biLMs): how far its probes move with the
     text it has read."""
     shapes = pd.DataFrame([{"model": r["cell"]["model"], "corpus": r["cell"]["corpus"], "seed": r["cell"]["seed"],
-                            "matrix": r["cell"]["matrix"], "biLM": _bilm_shape(r["config"]["model"])}
+                            "matrix": r["cell"]["matrix"], "biLM": _bilm_shape(r["config"])}
                            for r in results if r["status"] == "ok" and r["cell"].get("family") == "bilm"],
                           columns=["model", "corpus", "seed", "matrix", "biLM"])
     train = frames["throughput"][frames["throughput"]["phase"] == "train"]
