@@ -450,3 +450,30 @@ def test_tokens_figure_joins_only_biLMs_of_one_shape(monkeypatch):
                                                                   ("wide", "wide", 2e6, 0.8))])
     assert figures.probes_against_tokens(frame).startswith(b"\x89PNG")
     assert sorted(drawn) == [1, 2]  # one layer: the narrow curve of two means, the wide one alone
+
+
+def test_tokens_figure_names_each_matrix_and_its_slices_under_the_panels(monkeypatch):
+    """Matrices crowd one stretch of the tokens axis, so they are named in one legend (fewest
+    tokens first), with their probe slices where a panel holds several and not otherwise."""
+    from matplotlib.figure import Figure as MatplotlibFigure
+
+    from bench.report import figures
+
+    labels = []
+    original = MatplotlibFigure.legend
+
+    def recording(self, *args, handles, **kwargs):
+        labels.append([handle.get_label() for handle in handles])
+        return original(self, *args, handles=handles, **kwargs)
+
+    monkeypatch.setattr(MatplotlibFigure, "legend", recording)
+    rows = [{"matrix": matrix, "seed": 0, "biLM": "narrow", "tokens": tokens, "task": task, "layer": "1",
+             "accuracy": 0.7, "probe_train": train, "probe_eval": 50}
+            for matrix, tokens, train in (("long", 2e6, 400), ("short", 1e6, 100))
+            for task in ("POS (linear)", "WSD (linear)")]
+    frame = pd.DataFrame(rows)
+    assert figures.probes_against_tokens(frame).startswith(b"\x89PNG")
+    assert labels == [["short (POS 100 / 50; WSD 100 / 50)", "long (POS 400 / 50; WSD 400 / 50)"]]
+    labels.clear()
+    assert figures.probes_against_tokens(frame.assign(probe_train=100)).startswith(b"\x89PNG")
+    assert labels == [["short", "long"]]

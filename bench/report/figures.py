@@ -11,6 +11,7 @@ report never shows an empty image. Figures are drawn on matplotlib's Agg canvas 
 from __future__ import annotations
 
 import io
+import itertools
 from typing import Callable, NamedTuple
 
 import matplotlib
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, NullFormatter
 from PIL import Image
 
@@ -28,9 +30,11 @@ DPI = 100
 PNG_COLORS = 128  # a palette PNG is a third of the RGBA one, and these flat plots need few colors
 
 
-def _png(figure: Figure) -> bytes:
+def _png(figure: Figure, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> bytes:
+    """The figure as a quantized PNG, laid out within rect (figure fractions: left, bottom,
+    right, top; room outside it is left to figure-level artists such as a legend below)."""
     canvas = FigureCanvasAgg(figure)
-    figure.tight_layout()
+    figure.tight_layout(rect=rect)
     canvas.draw()
     image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
     buffer = io.BytesIO()
@@ -319,12 +323,12 @@ def probe_depth(frame: pd.DataFrame) -> bytes | None:
 
 def probes_against_tokens(frame: pd.DataFrame) -> bytes | None:
     """Probe accuracy of ELMo's layers against the tokens its biLM read in training: one panel
-    per task (POS, WSD by the linear probe), each seed a point, each matrix named; a line per
-    layer joins the per-matrix means of the matrices probed on the same slices (probe_train,
-    probe_eval), since a probe fit on more instances scores higher whatever the biLM read, and
-    of biLMs of the same shape (a wider biLM is another curve, not a later point of this one).
-    The POS panel marks the 95% target. `frame`: matrix, seed, biLM, tokens, task, layer,
-    accuracy, probe_train, probe_eval."""
+    per task (POS, WSD by the linear probe), each seed a point (color: layer, marker: matrix,
+    named in a legend under the panels with its probe slices); a line per layer joins the per-matrix means of the
+    matrices probed on the same slices (probe_train, probe_eval), since a probe fit on more
+    instances scores higher whatever the biLM read, and of biLMs of the same shape (a wider
+    biLM is another curve, not a later point of this one). The POS panel marks the 95% target.
+    `frame`: matrix, seed, biLM, tokens, task, layer, accuracy, probe_train, probe_eval."""
     frame = frame.dropna(subset=["accuracy", "tokens"])
     frame = frame[frame["tokens"] > 0]
     tasks = [task for task in ("POS (linear)", "WSD (linear)") if task in set(frame["task"])]
@@ -332,16 +336,21 @@ def probes_against_tokens(frame: pd.DataFrame) -> bytes | None:
         return None
     layers = [layer for layer in ("0", "1", "2", "mix") if layer in set(frame["layer"].astype(str))]
     styles = _model_styles([f"layer {layer}" for layer in layers])
-    figure = Figure(figsize=(9.0, 3.8))
+    # The matrices' points crowd one stretch of the tokens axis (four lie within 1.7M-2.9M), too
+    # close for names beside them to stay readable, so each matrix gets a marker and a legend line.
+    matrices = frame.groupby("matrix")["tokens"].mean().sort_values().index
+    markers = dict(zip(matrices, itertools.cycle("os^DvPX*<>")))
+    figure = Figure(figsize=(9.0, 5.4))
     for index, task in enumerate(tasks):
         axes = figure.add_subplot(1, len(tasks), index + 1)
         sub = frame[frame["task"] == task]
-        slices = sub.groupby(["probe_train", "probe_eval"], sort=False)
         curves = sub.groupby(["probe_train", "probe_eval", "biLM"], sort=False)
         for layer in layers:
-            color, marker = styles[f"layer {layer}"]
+            color, _ = styles[f"layer {layer}"]
             points = sub[sub["layer"].astype(str) == layer]
-            axes.scatter(points["tokens"], points["accuracy"] * 100, color=color, marker=marker, s=14, alpha=0.6)
+            for matrix, own in points.groupby("matrix"):
+                axes.scatter(own["tokens"], own["accuracy"] * 100, color=color, marker=markers[matrix], s=16,
+                             alpha=0.7)
             for number, (_, alike) in enumerate(curves):
                 same = alike[alike["layer"].astype(str) == layer]
                 curve = same.groupby("matrix").agg(tokens=("tokens", "mean"), accuracy=("accuracy", "mean"))
@@ -349,27 +358,29 @@ def probes_against_tokens(frame: pd.DataFrame) -> bytes | None:
                 # A dash marks each matrix's mean, so a matrix alone on its slices still shows one.
                 axes.plot(curve["tokens"], curve["accuracy"] * 100, color=color, marker="_", markersize=14,
                           label=None if number else ("scalar mix" if layer == "mix" else f"layer {layer}"))
-        # Which cells a mean comes from: the matrices differ in budget and, for elmo-more-text, in
-        # the text read, so each group of means is named above its highest point.
-        tops = sub.groupby(["matrix", "layer"])[["tokens", "accuracy", "probe_train", "probe_eval"]].mean()
-        for matrix, top in tops.groupby("matrix").max().iterrows():
-            name = str(matrix)
-            if slices.ngroups > 1:
-                name += f"\n{top['probe_train']:,.0f} / {top['probe_eval']:,.0f}"
-            axes.annotate(name, (top["tokens"], top["accuracy"] * 100), textcoords="offset points",
-                          xytext=(0, 6), ha="center", fontsize=7, color="dimgrey")
-        axes.margins(x=0.15, y=0.2)  # room for the names (two lines) at the panel's edges
         if task.startswith("POS"):
             axes.axhline(95, color="grey", linestyle="--", linewidth=1, label="target 95%")
         axes.set_xscale("log")
         _log_ticks(axes.xaxis)
         axes.set_xlabel("tokens read in training (log scale)")
-        unit = "tokens" if task.startswith("POS") else "instances"
         axes.set_ylabel(f"{task} accuracy (%)")
-        axes.set_title(task if slices.ngroups == 1 else f"{task}; under a name: probe train / test {unit}",
-                       fontsize=9)
+        axes.set_title(task, fontsize=9)
         axes.legend(fontsize=7, frameon=False)
     figure.suptitle("ELMo's layer probes against the text its biLM read "
                     "(dashes: means per matrix; lines join matrices probed alike)", fontsize=10)
-    figure.tight_layout()
-    return _png(figure)
+    # The matrices under both panels, fewest tokens first, each with its probe slices on the
+    # tasks whose panel holds several (a probe fit on more instances scores higher).
+    several = [task for task in tasks
+               if frame[frame["task"] == task][["probe_train", "probe_eval"]].drop_duplicates().shape[0] > 1]
+    named = []
+    for matrix in matrices:
+        own = frame[frame["matrix"] == matrix]
+        slices = [f"{task.split()[0]} {row.probe_train:,.0f} / {row.probe_eval:,.0f}"
+                  for task, row in own.groupby("task")[["probe_train", "probe_eval"]].first().iterrows()
+                  if task in several]
+        label = f"{matrix} ({'; '.join(slices)})" if slices else str(matrix)
+        named.append(Line2D([], [], color="dimgrey", marker=markers[matrix], linestyle="", label=label))
+    title = "matrix" + (" (probe train / test: POS tokens, WSD instances)" if several else "")
+    figure.legend(handles=named, loc="lower center", ncol=2, fontsize=7, frameon=False, title=title, title_fontsize=7)
+    rows = (len(named) + 1) // 2 + 1  # the legend's lines, its title included
+    return _png(figure, rect=(0, (rows * 0.16 + 0.1) / figure.get_figheight(), 1, 1))

@@ -762,9 +762,9 @@ def _training_tokens_section(trained: pd.DataFrame) -> list[Block]:
             "Each biLM trained to its time budget; the tokens it read (all epochs) against its probe accuracies "
             "(percent, mean ± sd over seeds). Each matrix probes its own slices (the last two columns): a probe fit "
             "on more train instances scores higher for that reason alone, so the figure joins two matrices' means "
-            "by a line only where they probed the same slices, and names each point's slice where a panel holds "
-            "several; nor does a line join biLMs of different shapes (the biLM column). POS: 95% is the target for "
-            "layer 1.", "",
+            "by a line only where they probed the same slices, and its legend gives each matrix's marker and, where "
+            "a panel holds several, its slices; nor does a line join biLMs of different shapes (the biLM column). "
+            "POS: 95% is the target for layer 1.", "",
             pd.DataFrame(rows), "",
             Figure(figures.probes_against_tokens(trained), "ELMo probe accuracy against training tokens read"), ""]
 
