@@ -337,7 +337,8 @@ def test_elmo_layers_through_the_wsd_probe(tmp_path):
                                                                                                "test": test}, {}),
                                   ProbeConfig(task="wsd", wsd_epochs=2), seed=0, device=CPU)
     assert set(result["layers"]) == {"0", "1", "2", "mix"}
-    assert all(len(rows) == 2 * 2 for layer, rows in result["layers"].items() if layer != "mix")  # 2 methods x (hard, all)
+    # 2 methods x (hard, all) per layer
+    assert all(len(rows) == 2 * 2 for layer, rows in result["layers"].items() if layer != "mix")
 
 
 @pytest.mark.slow  # loads the packaged MiniLM (a few seconds; more on a busy machine)

@@ -267,7 +267,8 @@ def layer_probe(frame: pd.DataFrame) -> bytes | None:
         return None
     frame = frame.assign(layer=frame["layer"].astype(str))
     means = frame.groupby(["model", "layer"], sort=False)["accuracy"].mean() * 100
-    layered = [model for model in dict.fromkeys(frame["model"]) if frame[frame["model"] == model]["layer"].nunique() > 1]
+    layered = [model for model in dict.fromkeys(frame["model"])
+               if frame[frame["model"] == model]["layer"].nunique() > 1]
     single = [model for model in dict.fromkeys(frame["model"]) if model not in layered]
     layers = list(dict.fromkeys(frame[frame["model"].isin(layered)]["layer"])) or ["(one vector per word)"]
     styles = _model_styles([*layered, *single])

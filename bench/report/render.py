@@ -1,8 +1,8 @@
 """Tables and the reports, rendered from result files only (never edited by hand).
 
 `render(results_dir, out_dir)` writes `wordsim.csv`, `analogy.csv`, `perplexity.csv`,
-`throughput.csv` (one row per cell and seed), `pos_probe.csv` (when cells probed), `report.md` (the same aggregated over seeds,
-mean ± sd) and `report.html` (the same sections and tables plus the figures of
+`throughput.csv` (one row per cell and seed), `pos_probe.csv` (when cells probed), `report.md`
+(the same aggregated over seeds, mean ± sd) and `report.html` (the same sections and tables plus the figures of
 `bench.report.figures`, embedded, so the one file can be mailed or archived). `results_dir` may be one
 matrix's output or a folder of several (every `*.json` result below it is read), with the
 diagnostics' `gradient_flow.csv` and `pos_probe.csv` at its top level.
@@ -948,7 +948,8 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
     # The cells' probe rows; without any, a pos_probe.csv made apart.
     probe = frames["pos_probe"] if not frames["pos_probe"].empty else _diagnostic_table(results_dir, POS_PROBE)
     blocks += _result_sections(results, frames)
-    blocks += _gradient_flow_section(flow) + _layer_probe_section(probe) + _wsd_probe_section(frames["wsd_probe"], probe)
+    blocks += _gradient_flow_section(flow) + _layer_probe_section(probe)
+    blocks += _wsd_probe_section(frames["wsd_probe"], probe)
     blocks += _training_tokens_section(trained_probes)
     blocks += _environment_section(results)
     report = out_dir / "report.md"
