@@ -325,11 +325,12 @@ def probe_depth(frame: pd.DataFrame) -> bytes | None:
 def probes_against_tokens(frame: pd.DataFrame) -> bytes | None:
     """Probe accuracy of ELMo's layers against the tokens its biLM read in training: one panel
     per task (POS, WSD by the linear probe), each seed a point (color: layer, marker: matrix,
-    named in a legend under the panels with its probe slices); a line per layer joins the per-matrix means of the
-    matrices probed on the same slices (probe_train, probe_eval), since a probe fit on more
-    instances scores higher whatever the biLM read, and of biLMs of the same shape (a wider
-    biLM is another curve, not a later point of this one). The POS panel marks the 95% target.
-    `frame`: matrix, seed, biLM, tokens, task, layer, accuracy, probe_train, probe_eval."""
+    named in a legend under the panels with its probe slices); a line per layer joins the
+    per-matrix means of the matrices probed on the same slices (probe_train, probe_eval),
+    since a probe fit on more instances scores higher whatever the biLM read, and of biLMs of
+    the same shape (a wider biLM is another curve, not a later point of this one). The POS
+    panel marks the 95% target. `frame`: matrix, seed, biLM, tokens, task, layer, accuracy,
+    probe_train, probe_eval."""
     frame = frame.dropna(subset=["accuracy", "tokens"])
     frame = frame[frame["tokens"] > 0]
     tasks = [task for task in ("POS (linear)", "WSD (linear)") if task in set(frame["task"])]
