@@ -281,7 +281,25 @@ def test_a_matrix_extends_another_table_by_table(tmp_path):
     assert child.models == ["glove"] and child.train == {"window": 7, "vector_size": 20}
 
 
+def test_a_matrix_unsets_what_the_matrix_it_extends_sets():
+    # elmo-seeds-wsd is elmo-seeds without the WSD caps: their defaults (None: every instance) apply.
+    lifted, base = load_matrix("elmo-seeds-wsd"), load_matrix("elmo-seeds")
+    assert (base.probe.wsd_max_train_per_word, base.probe.wsd_max_eval_per_word) == (500, 200)
+    assert (lifted.probe.wsd_max_train_per_word, lifted.probe.wsd_max_eval_per_word) == (None, None)
+    assert lifted.probe.max_train_sentences == base.probe.max_train_sentences == 8000  # the POS caps kept
+    assert lifted.train_config("elmo") == base.train_config("elmo") and lifted.seeds == base.seeds == [0, 1, 2]
+    assert lifted.name == "elmo-seeds-wsd" and lifted.description != base.description
+
+
 @pytest.mark.parametrize("child, expected", [
+    ('description = "c"\nextends = "elmo-seeds"\nunset = ["probe.wsd_window_size"]\n',
+     "unset 'probe.wsd_window_size': matrix "),
+    ('description = "c"\nextends = "elmo-seeds"\nunset = ["probe.wsd_window_size"]\n',
+     "elmo-seeds.toml does not set probe.wsd_window_size; nothing to drop"),
+    ('description = "c"\nextends = "elmo-seeds"\nunset = "probe.wsd_window"\n',
+     "unset: expected a list of settings such as"),
+    ('description = "c"\nextends = "elmo-seeds"\nunset = ["probe"]\n', "expected section.key or model.NAME.key"),
+    ('description = "c"\nunset = ["probe.wsd_window"]\n', "but it extends none"),
     ('extends = "elmo-more-text"\n', "has no description of its own"),
     ('description = "c"\nextends = "elmo-mroe-text"\n', "unknown matrix 'elmo-mroe-text'"),
     ('description = "c"\nextends = 3\n', "extends: expected the name of a shipped matrix or a .toml path, got 3"),

@@ -191,11 +191,6 @@ def parse_assignment(text: str) -> tuple[list[str], object]:
     return _setting_path(key, f"--set {text!r}", "section.key=value or model.NAME.key=value"), value
 
 
-def parse_unset(text: str) -> list[str]:
-    """`section.key` (or `model.NAME.key`) -> its path."""
-    return _setting_path(text, f"--unset {text!r}", "section.key or model.NAME.key")
-
-
 def _setting_path(key: str, where: str, expected: str) -> list[str]:
     """The path of a setting that --set or --unset names: section.key or model.NAME.key."""
     path = key.strip().split(".")
@@ -217,8 +212,15 @@ def read_matrix_file(path: Path, extended_by: tuple[Path, ...] = ()) -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise BenchError(f"matrix {path}: not valid TOML: {exc}") from exc
     if "extends" not in raw:
+        if "unset" in raw:
+            raise BenchError(f"matrix {path}: unset drops settings of the matrix it extends, but it extends none; "
+                             f"expected extends = \"NAME\" beside it")
         return raw
     parent = raw.pop("extends")
+    unsets = raw.pop("unset", [])
+    if not isinstance(unsets, list) or not all(isinstance(u, str) for u in unsets):
+        raise BenchError(f"matrix {path}: unset: expected a list of settings such as \"probe.wsd_max_train_per_word\", "
+                         f"got {unsets!r}")
     if not isinstance(parent, str) or not parent:
         raise BenchError(f"matrix {path}: extends: expected the name of a shipped matrix or a .toml path, "
                          f"got {parent!r}")
@@ -231,7 +233,22 @@ def read_matrix_file(path: Path, extended_by: tuple[Path, ...] = ()) -> dict:
     elif not parent_path.is_file():
         raise BenchError(f"matrix {path}: extends {parent!r}, but there is no {parent_path}; expected a shipped "
                          f"matrix's name or a .toml path relative to {path.parent}")
-    return _merged(read_matrix_file(parent_path, (*extended_by, path.resolve())), raw)
+    base = read_matrix_file(parent_path, (*extended_by, path.resolve()))
+    for unset in unsets:
+        _drop_setting(base, unset, f"matrix {path}: unset {unset!r}", f"matrix {parent_path}")
+    return _merged(base, raw)
+
+
+def _drop_setting(raw: dict, text: str, where: str, owner: str) -> None:
+    """Removes the setting `text` (section.key or model.NAME.key) from the matrix table `raw`,
+    so its dataclass default applies; `owner` names the matrix that should have set it."""
+    *sections, key = _setting_path(text, where, "section.key or model.NAME.key")
+    node = raw
+    for section in sections:
+        node = node.get(section) if isinstance(node, dict) else None
+    if not isinstance(node, dict) or key not in node:
+        raise BenchError(f"{where}: {owner} does not set {text}; nothing to drop (the default already applies)")
+    del node[key]
 
 
 def _merged(base: dict, over: dict) -> dict:
@@ -253,14 +270,7 @@ def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str
     path = find_matrix(name_or_path)
     raw = read_matrix_file(path)
     for unset in unsets:
-        *sections, key = parse_unset(unset)
-        node = raw
-        for section in sections:
-            node = node.get(section) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or key not in node:
-            raise BenchError(f"--unset {unset}: matrix {path} does not set {'.'.join(sections)}.{key}; nothing to "
-                             f"drop (the default already applies)")
-        del node[key]
+        _drop_setting(raw, unset, f"--unset {unset}", f"matrix {path}")
     for assignment in assignments:
         keys, value = parse_assignment(assignment)
         node = raw
