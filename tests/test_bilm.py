@@ -151,6 +151,10 @@ def test_a_biLM_trained_on_lower_cased_text_reads_probe_words_lower_cased(tmp_pa
         cased, lower = trained.featurize([["The", "Horse", "sees", "a", "cat", "."],
                                           ["the", "horse", "sees", "a", "cat", "."]])
         assert torch.equal(cased, lower) is same, tokenizer
+        # The token vectors of similarity words the corpus lacks: a lower-cased biLM reads `Okapi` as `okapi`.
+        kv = trained.token_vectors(["Okapi", "okapi", "GNU"])
+        extra = kv.index_to_key[len(trained.words):]
+        assert extra == (["okapi", "gnu"] if same else ["Okapi", "okapi", "GNU"]), tokenizer
 
 
 ELMO_MATRIX = """

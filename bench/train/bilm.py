@@ -267,13 +267,21 @@ class TrainedBiLM:
         averaged = (sums[rows] / counts[rows, None].clamp_min(1)).float().cpu().numpy()  # (n_words, 2D)
         return _keyed_vectors(self.words, averaged)
 
+    def _as_trained(self, words: list[str]) -> list[str]:
+        """words as the biLM's tokenizer wrote its training text: lower-cased when it lower-cased
+        (such a biLM has never read a capital letter), else unchanged."""
+        return [word.lower() for word in words] if self.data.prepared.tokenized.tokenizer.lowercase else list(words)
+
     @torch.no_grad()
     def token_vectors(self, extra_words: list[str]) -> KeyedVectors:
         """The token encoder's context-free vectors (n, D) of the vocabulary words, then of
         extra_words not among them (the char-CNN reads any string, so evaluation words that
-        the corpus lacks get a vector too)."""
+        the corpus lacks get a vector too). Extra words are read as the biLM read its training
+        text: lower-cased if it was, so `Israel` gets the vector of `israel`, the string it
+        could have seen."""
         known = set(self.words)
-        words = self.words + list(dict.fromkeys(word for word in extra_words if word not in known))
+        extra = self._as_trained(extra_words)
+        words = self.words + list(dict.fromkeys(word for word in extra if word not in known))
         parts = []
         for start in range(0, len(words), 4096):
             with lm.autocast(self.device, self.precision):
@@ -286,8 +294,7 @@ class TrainedBiLM:
         layer 0 ([x ; x], the token encoder) first. Sentences are wrapped in <S> ... </S> as
         in training; the boundaries' own vectors are dropped. A biLM whose training text was
         lower-cased has never read a capital letter, so it reads the words lower-cased too."""
-        if self.data.prepared.tokenized.tokenizer.lowercase:
-            sentences = [[word.lower() for word in words] for words in sentences]
+        sentences = [self._as_trained(words) for words in sentences]
         chars = batch_char_ids(sentences, self.config.max_chars).to(self.device)  # (B, T + 2, max_chars)
         with lm.autocast(self.device, self.precision):
             layers = self.model.representations(chars)  # (L+1, B, T + 2, 2D)
