@@ -300,6 +300,8 @@ def test_a_matrix_unsets_what_the_matrix_it_extends_sets():
      "unset: expected a list of settings such as"),
     ('description = "c"\nextends = "elmo-seeds"\nunset = ["probe"]\n', "expected section.key or model.NAME.key"),
     ('description = "c"\nunset = ["probe.wsd_window"]\n', "but it extends none"),
+    ('description = "c"\nextends = "elmo-seeds"\nunset = ["probe.wsd_window"]\n[probe]\nwsd_window = 3\n',
+     "this file also sets probe.wsd_window; expected one or the other"),
     ('extends = "elmo-more-text"\n', "has no description of its own"),
     ('description = "c"\nextends = "elmo-mroe-text"\n', "unknown matrix 'elmo-mroe-text'"),
     ('description = "c"\nextends = 3\n', "extends: expected the name of a shipped matrix or a .toml path, got 3"),
