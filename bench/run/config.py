@@ -236,29 +236,29 @@ def read_matrix_file(path: Path, extended_by: tuple[Path, ...] = ()) -> dict:
     base = read_matrix_file(parent_path, (*extended_by, path.resolve()))
     for unset in unsets:
         where = f"matrix {path}: unset {unset!r}"
-        if _setting_table(raw, unset, where) is not None:
+        if _setting_table(raw, unset, where)[0] is not None:
             raise BenchError(f"{where}: this file also sets {unset}; expected one or the other")
         _drop_setting(base, unset, where, f"matrix {parent_path}")
     return _merged(base, raw)
 
 
-def _setting_table(raw: dict, text: str, where: str) -> dict | None:
+def _setting_table(raw: dict, text: str, where: str) -> tuple[dict | None, str]:
     """The table of the matrix table `raw` that holds the setting `text` (section.key or
-    model.NAME.key), or None where `raw` does not set it."""
+    model.NAME.key), None where `raw` does not set it; and the setting's key in that table."""
     *sections, key = _setting_path(text, where, "section.key or model.NAME.key")
     node = raw
     for section in sections:
         node = node.get(section) if isinstance(node, dict) else None
-    return node if isinstance(node, dict) and key in node else None
+    return (node if isinstance(node, dict) and key in node else None), key
 
 
 def _drop_setting(raw: dict, text: str, where: str, owner: str) -> None:
     """Removes the setting `text` from the matrix table `raw`, so its dataclass default
     applies; `owner` names the matrix that should have set it."""
-    table = _setting_table(raw, text, where)
+    table, key = _setting_table(raw, text, where)
     if table is None:
         raise BenchError(f"{where}: {owner} does not set {text}; nothing to drop (the default already applies)")
-    del table[text.strip().split(".")[-1]]
+    del table[key]
 
 
 def _merged(base: dict, over: dict) -> dict:
