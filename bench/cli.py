@@ -10,17 +10,25 @@ import argparse
 import os
 import signal
 import sys
-import tempfile
 import threading
 import tomllib
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.run import outdir
 
 # The machines this runs on often have no route to the Hugging Face hub; every model and
 # corpus we load by default is local, so never wait on the hub unless the user asks.
 for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.setdefault(_name, "1")
+
+
+# Defaults of the output flags: every command writes under runs/ unless told otherwise, never
+# into the committed results/ (`bench.run.outdir.check_named`).
+EVAL_VECTORS_OUT = "runs/eval-vectors"
+GRADIENT_FLOW_OUT = "runs/gradient-flow"
+GATES_OUT = "runs/quality_gates.json"
+MAX_CELLS_WITHOUT_YES = 1_000  # more is likely a typo (seeds = 100000): such a run asks for --yes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="data root holding corpora/ and wordsim/ (default: $LM_LINEAGE_DATA)")
     run.add_argument("--out", default=None, help="output folder (default: runs/MATRIX)")
     run.add_argument("--force", action="store_true", help="redo cells that already have a result")
+    run.add_argument("--yes", action="store_true",
+                     help=f"run a matrix of more than {MAX_CELLS_WITHOUT_YES:,} cells (without it, such a matrix, "
+                          f"likely a typo in seeds or a list, is refused)")
     run.add_argument("--save-models", action="store_true",
                      help="save what each cell trains under OUT/models/<cell>/: word vectors as word2vec binary, "
                           "LM and biLM weights as safetensors with their config (checkpoint.json)")
@@ -65,18 +76,22 @@ def _parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="render tables, report.md and report.html from result files")
     report.add_argument("--results", default="results", help="folder of result JSON (default: results)")
-    report.add_argument("--out", default=None, help="where tables go (default: the results folder)")
+    report.add_argument("--out", default=None,
+                        help="where tables go (default: the results folder, unless that is the committed results/: "
+                             "then --out is needed)")
 
     flow = commands.add_parser("gradient-flow", help="the vanishing-gradient diagnostic: gradient_flow.csv and .png")
-    flow.add_argument("--out", default="results", help="folder for gradient_flow.csv and .png (default: results)")
+    flow.add_argument("--out", default=None,
+                      help=f"folder for gradient_flow.csv and .png (default: {GRADIENT_FLOW_OUT})")
     flow.add_argument("--seeds", type=int, default=3, help="number of seeds (default: 3)")
     flow.add_argument("--corpus", default="lee", help="text the windows come from (default: lee)")
     flow.add_argument("--data-dir", help="data root (default: $LM_LINEAGE_DATA)")
 
     gates = commands.add_parser("gates", help="record the quality gates' seed spread (bench.run.gates)")
     gates.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1), at least 2 (default: 5)")
-    gates.add_argument("--out", default="results/quality_gates.json",
-                       help="the JSON file the gate tests read (default: results/quality_gates.json)")
+    gates.add_argument("--out", default=None,
+                       help=f"the JSON file to write (default: {GATES_OUT}; the gate tests read "
+                            f"results/quality_gates.json)")
 
     migrate = commands.add_parser("migrate", help="add cell keys to results made before cells were keyed (once)")
     migrate.add_argument("results", help="folder of result JSON (searched recursively for cells/*.json)")
@@ -88,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     vectors.add_argument("files", nargs="+", metavar="FILE",
                          help="word-vector files (word2vec text/binary, GloVe text, fastText .vec, gensim "
                               "KeyedVectors; format detected), each row named after its file stem")
-    vectors.add_argument("--out", default="runs/eval-vectors", help="output folder (default: runs/eval-vectors)")
+    vectors.add_argument("--out", default=None, help=f"output folder (default: {EVAL_VECTORS_OUT})")
     vectors.add_argument("--data-dir", help="data root: score every similarity set in its wordsim/ (default: "
                                             "$LM_LINEAGE_DATA; without one, gensim's WS-353 and SimLex-999)")
     vectors.add_argument("--force", action="store_true", help="score files that already have a result again")
@@ -109,23 +124,6 @@ def _split(value: str | None, flag: str) -> list[str] | None:
     return names
 
 
-def _output_folder(value: str, flag: str) -> Path:
-    """The folder `flag` names, checked before any work: an existing folder or a path where one
-    can be made, on a file system that lets this process write. The check leaves nothing behind."""
-    if not value:
-        raise BenchError(f"{flag} '': expected a folder path")
-    path = Path(value).expanduser()
-    existing = next(p for p in (path, *path.parents) if p.exists())  # at the latest "." or "/"
-    if not existing.is_dir():
-        raise BenchError(f"{flag} {path}: {existing} is a file; expected a folder (or a path where one can be made)")
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".lm-lineage-write-check-", dir=existing))
-    except OSError as exc:
-        raise BenchError(f"{flag} {path}: cannot write in {existing} ({exc.strerror}); expected a writable "
-                         f"folder") from exc
-    return path
-
-
 def _run(args) -> int:
     if args.allow_hub:
         for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
@@ -137,9 +135,15 @@ def _run(args) -> int:
     matrix = load_matrix(args.matrix, args.set, models=_split(args.models, "--models"),
                          corpora=_split(args.corpus, "--corpus"), seeds=args.seeds,
                          vectors=_split(args.vectors, "--vectors"), unsets=args.unset)
-    out_dir = _output_folder(f"runs/{matrix.name}" if args.out is None else args.out, "--out")
-    failed, path = _run_and_render(matrix, out_dir, args, _executor(args), args.device, precision=args.precision,
-                                   save_models=args.save_models)
+    cells = len(matrix.cells())
+    if cells > MAX_CELLS_WITHOUT_YES and not args.yes:
+        raise BenchError(f"matrix {matrix.name}: {cells:,} cells ({len(matrix.models)} models x {len(matrix.corpora)} "
+                         f"corpora x {len(matrix.seeds)} seeds), more than {MAX_CELLS_WITHOUT_YES:,}; check its "
+                         f"seeds and lists, or pass --yes to run them all")
+    out = f"runs/{matrix.name}" if args.out is None else args.out
+    with outdir.claim(out, "--out", named=args.out is not None) as out_dir:
+        failed, path = _run_and_render(matrix, out_dir, args, _executor(args), args.device, precision=args.precision,
+                                       save_models=args.save_models)
     print(f"results: {out_dir}/cells, tables and report: {path}")
     return _exit_code(failed)
 
@@ -182,8 +186,9 @@ def _eval_vectors(args) -> int:
            "models": [REFERENCE_VECTORS], "corpora": ["lee"], "seeds": 1}
     names = [add_vectors_model(raw, path) for path in args.files]
     matrix = matrix_from_dict(raw, "eval-vectors", "eval-vectors")
-    out_dir = _output_folder(args.out, "--out")
-    failed, path = _run_and_render(matrix, out_dir, args, LocalExecutor(), "auto")
+    out = EVAL_VECTORS_OUT if args.out is None else args.out
+    with outdir.claim(out, "--out", named=args.out is not None) as out_dir:
+        failed, path = _run_and_render(matrix, out_dir, args, LocalExecutor(), "auto")
     frames = tables(load_results(out_dir / "cells"))
     wordsim = frames["wordsim"].assign(scored=lambda f: f["pairs"] - f["oov_pairs"])
     # Each model on the pairs it covers, with their count; too few pairs give no correlation.
@@ -251,11 +256,12 @@ def _gradient_flow(args) -> int:
 
     if args.seeds < 1:
         raise BenchError(f"--seeds must be >= 1, got {args.seeds}")
-    out_dir = _output_folder(args.out, "--out")
-    table = gradient_flow_table(GradientFlowConfig(corpus=args.corpus), list(range(args.seeds)), args.data_dir)
-    path = out_dir / "gradient_flow.csv"
-    write_text_atomic(path, table.to_csv(index=False, float_format="%.6g"))
-    write_bytes_atomic(path.with_suffix(".png"), figures.gradient_flow(table))
+    out = GRADIENT_FLOW_OUT if args.out is None else args.out
+    with outdir.claim(out, "--out", named=args.out is not None) as out_dir:
+        path = out_dir / "gradient_flow.csv"
+        table = gradient_flow_table(GradientFlowConfig(corpus=args.corpus), list(range(args.seeds)), args.data_dir)
+        write_text_atomic(path, table.to_csv(index=False, float_format="%.6g"))
+        write_bytes_atomic(path.with_suffix(".png"), figures.gradient_flow(table))
     far = table[table["k"] == table["k"].max()].groupby("model")["grad_norm"].mean()
     print(f"{path} (plot: {path.with_suffix('.png').name}): mean |d loss_t / d h_(t-k)| at k={table['k'].max()}: "
           + ", ".join(f"{model} {value:.3g}" for model, value in far.items()))
@@ -263,14 +269,19 @@ def _gradient_flow(args) -> int:
 
 
 def _gates(args) -> int:
-    from bench.run.gates import record_gates
+    from bench.run.gates import SCHEMA, record_gates
     from bench.run.results import write_json_atomic
 
     if args.seeds < 2:
         raise BenchError(f"--seeds must be >= 2 (a gate's tolerance is the spread over seeds), got {args.seeds}")
-    payload = record_gates(list(range(args.seeds)))
-    write_json_atomic(Path(args.out), payload)
-    print(f"{args.out}: {len(payload['gates'])} quality gates over {args.seeds} seeds")
+    out = outdir.as_path(GATES_OUT if args.out is None else args.out, "--out")
+    # The record is one file: checked as our own or new, and its folder locked, before minutes of training.
+    outdir.check_record(out, "--out", SCHEMA)
+    outdir.check_named(out.parent, "--out", named=args.out is not None)
+    with outdir.locked(out.parent, "--out"):
+        payload = record_gates(list(range(args.seeds)))
+        write_json_atomic(out, payload)
+    print(f"{out}: {len(payload['gates'])} quality gates over {args.seeds} seeds")
     return 0
 
 
@@ -320,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
             from bench.report import render as report
 
             # The tables go to --out, else into the results folder: either must take them.
-            out = _output_folder(args.results, "--results") if args.out is None else _output_folder(args.out, "--out")
-            path = report.render(Path(args.results), out)
+            out, flag = (args.results, "--results") if args.out is None else (args.out, "--out")
+            with outdir.claim(out, flag, named=args.out is not None) as out_dir:
+                path = report.render(Path(args.results), out_dir)
             print(f"tables and report: {path} and {path.with_suffix('.html')}")
             return 0
         if args.command == "eval-vectors":

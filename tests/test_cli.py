@@ -92,7 +92,7 @@ OUR_MATRIX = json.dumps({"matrix": {"name": "quick"}, "command": "lm-lineage run
     ({"matrix.json": OUR_MATRIX, "cells/gensim-cbow__lee__seed0.json": "{half a file"},
      ["cells/gensim-cbow__lee__seed0.json: not a valid JSON result", "`run --force` moves it aside"]),
     ({"matrix.json": json.dumps(["quick"])}, ["not a matrix file of lm-lineage", "use another --out"]),
-    ({"report.md": "my own notes", "wordsim.csv": "mine"}, ["is not a run folder of lm-lineage (no matrix.json)"]),
+    ({"report.md": "my own notes", "wordsim.csv": "mine"}, ["is not an output folder of lm-lineage (no matrix.json, report.md or gradient_flow.csv"]),
 ])
 def test_out_folder_that_is_not_ours_or_holds_unreadable_cells_is_refused(tmp_path, capsys, files, expected):
     out = tmp_path / "out"
@@ -108,9 +108,9 @@ def test_out_folder_that_is_not_ours_or_holds_unreadable_cells_is_refused(tmp_pa
 
 def test_report_refuses_other_schema(tmp_path, capsys):
     (tmp_path / "old.json").write_text(json.dumps({"schema": "something/0"}))
-    assert main(["report", "--results", str(tmp_path)]) == 2
+    assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "report")]) == 2
     assert "expected 'lm-lineage.result/2'" in capsys.readouterr().err
-    assert not (tmp_path / "report.md").exists()
+    assert not (tmp_path / "report").exists()
 
 
 def test_exit_code_and_one_line_from_a_real_process(tmp_path):

@@ -232,11 +232,11 @@ def test_a_word_vector_model_beside_a_language_model_does_not_lift_the_check(tmp
     ("vocab.colour=1", "unknown key(s) colour in [vocab]; expected some of eos, max_size, min_count, unk"),
     ("vocab.min_count=abc", "vocab.min_count: expected int, got 'abc'"),
     ("train.epochz=1", "train.epochz applies to none of the models ['gensim-cbow']"),
-    ("model.gensim-cbow.dimz=3", "unknown key(s) dimz for model 'gensim-cbow'; expected some of "),
+    ("model.gensim-cbow.dimz=3", "unknown key(s) dimz in [model.gensim-cbow]; expected some of "),
     ("model.gensim-cbow.vector_size=1.5", "model.gensim-cbow.vector_size: expected int, got 1.5"),
     ("model.bert.epochs=1", "unknown model 'bert': expected one of "),
-    ("tokeniser.lowercase=false", "unknown section 'tokeniser'; expected one of tokenizer, vocab, eval, probe, "
-                                  "train or model.NAME"),
+    ("tokeniser.lowercase=false", "unknown key(s) tokeniser; expected some of corpora, description, eval, model, "
+                                  "models, probe, seeds, tokenizer, train, vocab"),
 ])
 def test_set_typos_are_blamed_on_set_not_on_the_matrix_file(tmp_path, capsys, assignment, expected):
     err = _refused(capsys, tmp_path, *_run(tmp_path, "--models", "gensim-cbow", "--set", assignment))

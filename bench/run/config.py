@@ -20,14 +20,20 @@ A matrix is a small TOML file:
 A matrix may start from another: `extends = "elmo-more-text"` takes that matrix's settings,
 and its own keys override them table by table (`read_matrix_file`).
 
-Every key is checked: an unknown section or field, a `[train]` key that none of the
-matrix's models accepts, or a value of the wrong type is a one-line error.
+Every key is checked, on one path for matrix files and `--set` alike (`matrix_from_dict`): an
+unknown section or field, a `[train]` key that none of the matrix's models accepts, or a value
+that does not fit its field's type (`typing.get_type_hints` of the config dataclass) is a
+one-line error naming the file or the `--set` that made it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tomllib
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +44,7 @@ from bench.eval.probe import ProbeConfig
 from bench.data.vocab import TokenizerConfig, VocabConfig
 
 MATRIX_DIR = Path(__file__).resolve().parents[1] / "matrices"
+Blame = Callable[..., str]  # setting path -> the file or flag that set it (`_blamer`)
 TOP_LEVEL_KEYS = {"description", "models", "corpora", "seeds", "tokenizer", "vocab", "eval", "probe", "train",
                   "model"}
 
@@ -77,6 +84,12 @@ class Matrix:
     train: dict = field(default_factory=dict)
     model_overrides: dict[str, dict] = field(default_factory=dict)
 
+    def cells(self) -> list[tuple[str, str, int]]:
+        """(model, corpus, seed) of every cell, seed-major: a long run has every model's first
+        seed before any second seed. A model that does not train runs on the first seed only."""
+        return [(model, corpus, seed) for seed in self.seeds for corpus in self.corpora for model in self.models
+                if self.spec(model).trains or seed == self.seeds[0]]
+
     def spec(self, name: str) -> ModelSpec:
         """The model's spec: a built-in one, or the one its [model.NAME] `kind` defines."""
         return _spec_of(name, self.model_overrides)
@@ -105,7 +118,7 @@ class Matrix:
         not_shared = getattr(cls, "not_shared", frozenset())
         values.update({k: v for k, v in self.train.items() if k in fields and k not in not_shared})
         values.update({k: v for k, v in self.model_overrides.get(name, {}).items() if k in fields})
-        return _build(cls, values, f"model.{name}")
+        return _build(cls, values, ("model", name), _blamer(f"matrix {self.name}"))
 
     def to_dict(self) -> dict:
         return {
@@ -117,53 +130,115 @@ class Matrix:
         }
 
 
-_SCALARS = {"int": int, "float": float, "str": str, "bool": bool}
+class _WrongType(Exception):
+    """A setting's value does not fit its field's annotation (turned into a BenchError by `_checked`)."""
 
 
-def _check_type(cls: type, key: str, value, where: str):
-    """`value` checked against the field's type: its annotation when that is a union of
-    scalars (`int | str`, e.g. threads = "auto" or 2), else the type of its default."""
-    field_ = next((f for f in dataclasses.fields(cls) if f.name == key), None)
-    if field_ is None or field_.default is dataclasses.MISSING or field_.default is None:
+@functools.cache
+def _hints(cls: type) -> dict[str, object]:
+    return typing.get_type_hints(cls)
+
+
+def _conform(hint, value):
+    """`value` as a field annotated `hint` takes it: a TOML integer for a float, a list for a
+    tuple (nested too). Raises _WrongType when it does not fit; `X | None` takes X (TOML has no
+    null: an unset field keeps its None default)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        for option in args:
+            if option is type(None) and value is None:
+                return None
+            if option is not type(None):
+                try:
+                    return _conform(option, value)
+                except _WrongType:
+                    pass
+        raise _WrongType
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise _WrongType
+        if origin is list:
+            return [_conform(args[0], item) for item in value] if args else list(value)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_conform(args[0], item) for item in value)
+        if len(value) != len(args):
+            raise _WrongType
+        return tuple(_conform(arg, item) for arg, item in zip(args, value))
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise _WrongType
         return value
-    annotation = field_.type if isinstance(field_.type, str) else ""
-    names = [name.strip() for name in annotation.split("|")]
-    if len(names) > 1 and all(name in _SCALARS for name in names):
-        if any(_is_instance(value, _SCALARS[name]) for name in names):
-            return value
-        raise BenchError(f"{where}.{key}: expected {' or '.join(names)}, got {value!r}")
-    expected = type(field_.default)
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if expected is tuple and isinstance(value, list):
-        return tuple(value)
-    if not _is_instance(value, expected):
-        raise BenchError(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
-    return value
+    if hint in (int, float, str, bool):
+        if not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
+            raise _WrongType
+        return value
+    raise TypeError(f"settings annotated {hint!r} are not checked by bench.run.config; annotate config fields "
+                    f"with int, float, str, bool, dict, tuple[...], list[...] or a union of them")
 
 
-def _is_instance(value, expected: type) -> bool:
-    return isinstance(value, expected) and not (expected in (int, float) and isinstance(value, bool))
+def _describe(hint) -> str:
+    """A field's annotation in the words of an error message: `int`, `a list of str`, `[int, int]`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_describe(option) for option in args if option is not type(None))
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis or origin is list and args:
+        return f"a list of {_describe(args[0])}"
+    if origin is tuple:
+        return "[" + ", ".join(_describe(arg) for arg in args) + "]"
+    if hint is dict or origin is dict:
+        return "a table"
+    return getattr(hint, "__name__", str(hint))
 
 
-def _build(cls: type, values: dict, where: str):
-    fields = {f.name for f in dataclasses.fields(cls)}
+def _checked(cls: type, key: str, value, section: tuple[str, ...], blame: Blame):
+    """`value` conformed to the type of `cls`'s field `key` (`_conform`), or a one-line error
+    naming the setting, blamed on the file or flag that made it."""
+    hint = _hints(cls)[key]
+    try:
+        return _conform(hint, value)
+    except _WrongType:
+        raise BenchError(f"{blame(*section, key)}: {'.'.join(section)}.{key}: expected {_describe(hint)}, "
+                         f"got {value!r}") from None
+
+
+def _build(cls: type, values: dict, section: tuple[str, ...], blame: Blame):
+    """`cls` made from one table of settings: unknown keys and values of the wrong type refused."""
+    fields = _class_fields(cls)
     unknown = sorted(set(values) - fields)
     if unknown:
-        raise BenchError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(fields))}")
-    checked = {k: _check_type(cls, k, v, where) for k, v in values.items()}
+        raise BenchError(f"{blame(*section, unknown[0])}: unknown key(s) {', '.join(unknown)} in "
+                         f"[{'.'.join(section)}]; expected some of {', '.join(sorted(fields))}")
+    checked = {key: _checked(cls, key, value, section, blame) for key, value in values.items()}
     try:
         return cls(**checked)
     except ValueError as exc:  # impl configs validate themselves with ValueError
-        raise BenchError(f"{where}: {exc}") from exc
+        raise BenchError(f"{blame(*section)}: [{'.'.join(section)}] {exc}") from exc
 
 
-def _as_seeds(value, where: str) -> list[int]:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+def _blamer(where: str, origins: dict[tuple[str, ...], str] | None = None) -> Blame:
+    """Who set a setting: the flag (`--set section.key=value`, `--seeds`) in `origins` that set
+    it or a setting below it, else the matrix file `where`. Every check of a matrix goes
+    through one path; this makes its message name the flag the user typed."""
+    def blame(*path: str) -> str:
+        return next((origin for set_path, origin in (origins or {}).items() if set_path[:len(path)] == path), where)
+    return blame
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _as_seeds(value, origin: str) -> list[int]:
+    """A count N (seeds 0..N-1) or a list of seeds; two cells of one seed would be one file."""
+    if _is_int(value) and value >= 1:
         return list(range(value))
-    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if (isinstance(value, list) and value and all(_is_int(v) and v >= 0 for v in value)
+            and len(set(value)) == len(value)):
         return value
-    raise BenchError(f"{where}.seeds: expected a count >= 1 or a list of integers, got {value!r}")
+    raise BenchError(f"{origin}: seeds: expected a count >= 1 or a list of distinct non-negative integers, "
+                     f"got {value!r}")
 
 
 def find_matrix(name_or_path: str) -> Path:
@@ -276,11 +351,13 @@ def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str
     """`vectors`: files to score as extra `kind = "vectors"` rows, each named after its file stem.
     `unsets`: settings of the matrix file to drop, so their dataclass defaults apply (TOML has
     no null: a cap such as probe.wsd_max_train_per_word cannot be set back to None with --set);
-    applied before the `assignments`."""
+    applied before the `assignments`. Everything is then checked once, by `matrix_from_dict`,
+    which blames each bad setting on the --set that made it or on the file."""
     path = find_matrix(name_or_path)
     raw = read_matrix_file(path)
     for unset in unsets:
         _drop_setting(raw, unset, f"--unset {unset}", f"matrix {path}")
+    origins = {}
     for assignment in assignments:
         keys, value = parse_assignment(assignment)
         node = raw
@@ -289,6 +366,7 @@ def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str
             if not isinstance(node, dict):
                 raise BenchError(f"--set {assignment!r}: {key} is not a section")
         node[keys[-1]] = value
+        origins[tuple(keys)] = f"--set {assignment}"
     declared_models = raw.get("models")
     if models:
         raw["models"] = models
@@ -296,55 +374,14 @@ def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str
         raw["corpora"] = corpora
     if seeds is not None:
         raw["seeds"] = seeds
+        origins[("seeds",)] = "--seeds"
     for vectors_path in vectors or ():
         add_vectors_model(raw, vectors_path)
-    for assignment in assignments:  # once the model list is final: a train key must fit a model that runs
-        _check_assignment(assignment, raw)
-    return matrix_from_dict(raw, path.stem, str(path), declared_models)
+    return matrix_from_dict(raw, path.stem, str(path), declared_models, origins)
 
 
-# The sections a --set may name besides train and model.NAME, with their config classes.
+# The sections of a matrix besides train and model.NAME, with their config classes.
 SECTIONS = {"tokenizer": TokenizerConfig, "vocab": VocabConfig, "eval": EvalConfig, "probe": ProbeConfig}
-
-
-def _check_assignment(text: str, raw: dict) -> None:
-    """One --set checked against what it sets (its section, key and the value's type), so a
-    typo is blamed on --set rather than on the matrix file it was merged into. `raw`: the
-    matrix with every --set, --models and --vectors applied."""
-    keys, value = parse_assignment(text)
-    where, key = f"--set {text}", keys[-1]
-    overrides = raw.get("model") if isinstance(raw.get("model"), dict) else {}
-    if keys[0] in SECTIONS:
-        if len(keys) != 2:
-            raise BenchError(f"{where}: expected {keys[0]}.KEY=VALUE")
-        classes = [SECTIONS[keys[0]]]
-        if key not in _class_fields(classes[0]):
-            raise BenchError(f"{where}: unknown key(s) {key} in [{keys[0]}]; expected some of "
-                             f"{', '.join(sorted(_class_fields(classes[0])))}")
-    elif keys[0] == "train":
-        if len(keys) != 2:
-            raise BenchError(f"{where}: expected train.KEY=VALUE")
-        models = [m for m in raw.get("models") or () if isinstance(m, str) and _is_model(m, overrides)]
-        classes = [cls for m in models for cls in _config_classes(_spec_of(m, overrides)) if key in _class_fields(cls)]
-        if not classes:
-            raise BenchError(f"{where}: train.{key} applies to none of the models {models}")
-    elif keys[0] == "model":
-        name = keys[1]
-        if not _is_model(name, overrides):
-            raise BenchError(f"{where}: unknown model '{name}': expected one of {', '.join(MODELS)}, or a model "
-                             f"of your own defined with model.{name}.kind")
-        spec = _spec_of(name, overrides)
-        if key == "kind" or (key == "checkpoint" and spec.checkpoints):  # checked with the rest of the model's table
-            return
-        classes = [cls for cls in _config_classes(spec) if key in _class_fields(cls)]
-        if not classes:
-            expected = sorted(_field_names(spec))
-            raise BenchError(f"{where}: unknown key(s) {key} for model '{name}'; expected some of {', '.join(expected)}")
-    else:
-        raise BenchError(f"{where}: unknown section '{keys[0]}'; expected one of {', '.join(SECTIONS)}, train "
-                         f"or model.NAME")
-    for cls in classes:
-        _check_type(cls, key, value, f"{where}: {'.'.join(keys[:-1])}")
 
 
 def _is_model(name: str, overrides: dict) -> bool:
@@ -371,18 +408,26 @@ def add_vectors_model(raw: dict, path: str) -> str:
     return name
 
 
-def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | None = None) -> Matrix:
-    """`declared_models`: the file's own model list where --models replaced it; the file's
-    [train] keys are checked against it, so a matrix narrowed to some of its models runs."""
+def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | None = None,
+                     origins: dict[tuple[str, ...], str] | None = None) -> Matrix:
+    """The one check of a matrix's settings, whatever set them. `declared_models`: the file's
+    own model list where --models replaced it; the file's [train] keys are checked against it,
+    so a matrix narrowed to some of its models runs (a --set train key must fit a model that
+    runs). `origins`: the flag that set each setting (`load_matrix`), named by its errors."""
+    blame = _blamer(where, origins)
     unknown = sorted(set(raw) - TOP_LEVEL_KEYS)
     if unknown:
-        raise BenchError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(TOP_LEVEL_KEYS))}")
+        raise BenchError(f"{blame(unknown[0])}: unknown key(s) {', '.join(unknown)}; expected some of "
+                         f"{', '.join(sorted(TOP_LEVEL_KEYS))}")
     for key in ("models", "corpora"):
         value = raw.get(key)
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise BenchError(f"{where}.{key}: expected a non-empty list of names, got {value!r}")
+    for key in ("train", "model", *SECTIONS):
+        if not isinstance(raw.get(key, {}), dict):
+            raise BenchError(f"{blame(key)}: {key}: expected a table, got {raw[key]!r}")
     overrides = raw.get("model", {})
-    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+    if not all(isinstance(v, dict) for v in overrides.values()):
         raise BenchError(f"{where}.model: expected [model.NAME] tables")
     defined = {model for model, values in overrides.items() if "kind" in values}
     for model in raw["models"]:
@@ -391,39 +436,34 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
                              f"defined by a [model.{model}] table with `kind =` (e.g. kind = \"vectors\")")
     for model, values in overrides.items():
         if "kind" in values:
-            user_model(model, values, f"{where}: [model.{model}]")  # a known kind and a new name
+            user_model(model, values, f"{blame('model', model, 'kind')}: [model.{model}]")  # a known kind, a new name
         elif model not in MODELS:
-            raise BenchError(f"{where}: [model.{model}] names an unknown model: expected one of {', '.join(MODELS)}, "
-                             f"or `kind =` to define a model of your own")
+            raise BenchError(f"{blame('model', model)}: unknown model '{model}': expected one of {', '.join(MODELS)}, "
+                             f"or `kind =` in [model.{model}] to define a model of your own")
+        _check_model_table(model, values, _spec_of(model, overrides), blame)
+    train = raw.get("train", {})
+    for key, value in train.items():
+        # The file's keys against the file's models; a --set's against the models that run.
+        from_file = ("train", key) not in (origins or {}) and isinstance(declared_models, list)
+        models = declared_models if from_file else raw["models"]
+        specs = [_spec_of(m, overrides) for m in models if m in MODELS or m in defined]
+        classes = [cls for spec in specs for cls in _config_classes(spec) if key in _class_fields(cls)]
+        if not classes:
+            raise BenchError(f"{blame('train', key)}: train.{key} applies to none of the models {models}")
+        for cls in classes:
+            if key not in getattr(cls, "not_shared", frozenset()):  # [train] never sets those (`Matrix.model_config`)
+                _checked(cls, key, value, ("train",), blame)
     # A matrix's overrides for models that --models left out are simply not used.
     overrides = {model: values for model, values in overrides.items() if model in raw["models"]}
-    train = raw.get("train", {})
-    checked_models = declared_models if isinstance(declared_models, list) else raw["models"]
-    accepted = {f for m in checked_models if m in MODELS or m in defined
-                for f in _field_names(_spec_of(m, raw.get("model", {})))}
-    stray = sorted(set(train) - accepted)
-    if stray:
-        raise BenchError(f"{where}.train: key(s) {', '.join(stray)} apply to none of the models {checked_models}")
-    for model, values in overrides.items():
-        spec = _spec_of(model, overrides)
-        allowed = (_field_names(spec) | ({"kind"} if model in defined else set())
-                   | ({"checkpoint"} if spec.checkpoints else set()))
-        unknown = sorted(set(values) - allowed)
-        if unknown:
-            raise BenchError(f"{where}: [model.{model}] unknown key(s) {', '.join(unknown)}; "
-                             f"expected some of {', '.join(sorted(allowed))}")
     matrix = Matrix(
         name=name,
         description=str(raw.get("description", "")),
         models=list(raw["models"]),
         corpora=list(raw["corpora"]),
-        seeds=_as_seeds(raw.get("seeds", 1), where),
-        tokenizer=_build(TokenizerConfig, raw.get("tokenizer", {}), f"{where}.tokenizer"),
-        vocab=_build(VocabConfig, raw.get("vocab", {}), f"{where}.vocab"),
-        eval=_build(EvalConfig, raw.get("eval", {}), f"{where}.eval"),
-        probe=_build(ProbeConfig, raw.get("probe", {}), f"{where}.probe"),
+        seeds=_as_seeds(raw.get("seeds", 1), blame("seeds")),
         train=train,
         model_overrides=overrides,
+        **{section: _build(cls, raw.get(section, {}), (section,), blame) for section, cls in SECTIONS.items()},
     )
     language_models = [m for m in matrix.models if matrix.spec(m).family in ("lm", "bilm")]
     if language_models and matrix.vocab.unk is None:
@@ -435,9 +475,24 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
         checkpoint = matrix.checkpoint(model)
         if checkpoint is not None:
             if not isinstance(checkpoint, str):
-                raise BenchError(f"{where}: [model.{model}] checkpoint: expected a folder path, got {checkpoint!r}")
+                raise BenchError(f"{blame('model', model, 'checkpoint')}: [model.{model}] checkpoint: expected a "
+                                 f"folder path, got {checkpoint!r}")
             checkpoints.check_matches(checkpoint, model, matrix.model_config(model), f"{where}: [model.{model}]")
     return matrix
+
+
+def _check_model_table(model: str, values: dict, spec: ModelSpec, blame: Blame) -> None:
+    """A [model.NAME] table's keys and their types, against the model's config classes."""
+    allowed = (_field_names(spec) | ({"kind"} if "kind" in values else set())
+               | ({"checkpoint"} if spec.checkpoints else set()))
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise BenchError(f"{blame('model', model, unknown[0])}: unknown key(s) {', '.join(unknown)} in "
+                         f"[model.{model}]; expected some of {', '.join(sorted(allowed))}")
+    for key, value in values.items():
+        for cls in _config_classes(spec):
+            if key in _class_fields(cls):
+                _checked(cls, key, value, ("model", model), blame)
 
 
 def _spec_of(name: str, overrides: dict) -> ModelSpec:

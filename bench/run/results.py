@@ -203,25 +203,5 @@ def read_result(path: Path) -> dict:
     return payload
 
 
-def check_run_folder(out_dir: Path) -> None:
-    """A run writes only into a folder that is new, empty, or one of its own (has a
-    matrix.json of ours): never over a user's files."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise BenchError(f"--out {out_dir}: is a file, expected a folder")
-    matrix_file = out_dir / "matrix.json"
-    if not matrix_file.exists():
-        if out_dir.is_dir() and any(out_dir.iterdir()):
-            raise BenchError(f"--out {out_dir}: the folder holds files and is not a run folder of lm-lineage "
-                             f"(no matrix.json); use a new or empty folder")
-        return
-    try:
-        payload = json.loads(matrix_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BenchError(f"{matrix_file}: not valid JSON ({exc}); use another --out") from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("matrix"), dict):
-        raise BenchError(f"{matrix_file}: not a matrix file of lm-lineage (expected an object with a "
-                         f"'matrix' object); use another --out")
-
-
 def command_line() -> str:
     return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])

@@ -25,8 +25,8 @@ from bench.run.cell import CellJob, EvalData, check_probe_layers, config_block, 
 from bench.run.config import Matrix
 from bench.run.executors import LocalExecutor, RayExecutor
 from bench.run.keys import describe_difference
-from bench.run.results import (check_run_folder, command_line, read_result, remove_stale_temp_files,
-                               write_json_atomic)
+from bench.run.outdir import check_folder
+from bench.run.results import command_line, read_result, remove_stale_temp_files, write_json_atomic
 from bench.train import lm
 
 
@@ -71,12 +71,10 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
     redone (or, for seeds this run does not make, moved aside as `cells/*.stale`), and
     unreadable cell files are moved aside as `cells/*.corrupt` and redone.
     """
-    check_run_folder(out_dir)  # only a new or empty folder, or one of our own runs
+    check_folder(out_dir, "--out")  # only a new or empty folder, or one of ours
     executor = executor if executor is not None else LocalExecutor()
     data_root = resolve_data_dir(data_dir)
-    # Seed-major: a long run has every model's first seed before any second seed.
-    cells = [(model, corpus, seed) for seed in matrix.seeds for corpus in matrix.corpora for model in matrix.models
-             if matrix.spec(model).trains or seed == matrix.seeds[0]]
+    cells = matrix.cells()
     # Every corpus, the similarity sets, the probe's tagged corpus and pretrained configs are
     # read before anything is written: bad data stops the run with one line and no partial results.
     fingerprints = {}
