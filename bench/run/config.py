@@ -384,10 +384,6 @@ def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str
 SECTIONS = {"tokenizer": TokenizerConfig, "vocab": VocabConfig, "eval": EvalConfig, "probe": ProbeConfig}
 
 
-def _is_model(name: str, overrides: dict) -> bool:
-    return name in MODELS or (isinstance(overrides.get(name), dict) and "kind" in overrides[name])
-
-
 def _config_classes(spec: ModelSpec) -> list[type]:
     return [cls for cls in (spec.config_cls, spec.train_cls) if cls is not None]
 
