@@ -263,6 +263,10 @@ def _data_build(args) -> int:
     from bench.data.build import NLTK_INDEX, WORDSIM_URL, build_data_root
     from bench.data.datasets import DATA_ENV
 
+    for local, remote in (("nltk_archives", "nltk_index"), ("wordsim_dir", "base_url")):
+        if getattr(args, local) is not None and getattr(args, remote) is not None:
+            raise BenchError(f"--{local.replace('_', '-')} and --{remote.replace('_', '-')}: expected one source, "
+                             f"local copies or a URL, not both")
     out = _output_folder(args.out or os.environ.get(DATA_ENV) or str(Path.home() / "lm-lineage-data"), "--out")
     built = build_data_root(out, _split(args.only, "--only"),
                             nltk_archives=None if args.nltk_archives is None else Path(args.nltk_archives),

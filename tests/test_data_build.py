@@ -69,12 +69,12 @@ def test_real_archives_rebuild_five_corpora_byte_for_byte_then_rerun_keeps_them(
     assert sorted(path.name for path in out.iterdir()) == ["corpora"]  # no staging folder left
 
     # A damaged file is rebuilt; everything that verifies is kept, and no archive is read for it.
-    (out / "corpora/ptb-sample/test.txt").write_text("damaged\n")
+    (out / "corpora/movie-reviews/train.txt").write_text("damaged\n")
     logged.clear()
     rebuilt = build_data_root(out, FROM_REAL_ARCHIVES, nltk_archives=data_root / "sources" / "nltk",
                               log=logged.append)
-    assert rebuilt == ["corpora/ptb-sample"]
-    assert _sha256(out / "corpora/ptb-sample/test.txt") == published["corpora/ptb-sample"]["test.txt"]
+    assert rebuilt == ["corpora/movie-reviews"]
+    assert _sha256(out / "corpora/movie-reviews/train.txt") == published["corpora/movie-reviews"]["train.txt"]
     assert sum("verified, kept" in line for line in logged) == 4
 
 
@@ -123,7 +123,8 @@ def _nltk_index(base_url: str, archives: list[Path]) -> str:
         data = archive.read_bytes()
         packages.append(f'<package id="{archive.stem}" name="{archive.stem}" subdir="corpora" unzip="1" '
                         f'url="{base_url}/{archive.name}" size="{len(data)}" unzipped_size="{unzipped}" '
-                        f'checksum="{hashlib.md5(data).hexdigest()}" />')
+                        f'checksum="{hashlib.md5(data).hexdigest()}" '
+                        f'sha256_checksum="{hashlib.sha256(data).hexdigest()}" />')
     return f'<?xml version="1.0"?>\n<nltk_data><packages>{"".join(packages)}</packages><collections /></nltk_data>\n'
 
 
@@ -179,9 +180,13 @@ def test_missing_archives_are_named_in_one_line_before_anything_is_written(tmp_p
     assert not out.exists()
 
 
-def test_unknown_folder_name_is_refused(tmp_path, capsys):
+def test_unknown_folder_name_and_two_sources_for_one_are_refused(tmp_path, capsys):
     assert main(["data", "build", "--out", str(tmp_path / "root"), "--only", "brown,wikitext"]) == 2
     assert "--only wikitext: expected folder names among brown, brown-pos" in capsys.readouterr().err
+    assert main(["data", "build", "--out", str(tmp_path / "root"), "--wordsim-dir", str(tmp_path),
+                 "--base-url", "http://127.0.0.1:1/word-sim"]) == 2
+    assert "--wordsim-dir and --base-url: expected one source" in capsys.readouterr().err
+    assert not (tmp_path / "root").exists()
 
 
 def _zip(path: Path, files: dict[str, bytes]) -> Path:
