@@ -260,10 +260,10 @@ def test_version(capsys):
 
 
 def test_help_and_readme_synopsis_name_every_command_and_exit_code():
-    help_text = _parser().format_help()
+    description = _parser().description  # the first paragraph of bench/cli.py's docstring
     synopsis = re.search(r"^## The command line\n(.*?)(?=^## )", README, flags=re.M | re.S).group(1)
     for command in _commands():
-        assert re.search(rf"\b{command}\b", help_text.split("positional arguments")[0]), command
+        assert re.search(rf"\b{command}\b", description), command
         assert f"lm-lineage {command}" in synopsis, command
     for flag in ("--no-progress", "--in-process", "--force"):
         assert flag in synopsis

@@ -284,10 +284,11 @@ def build_data_root(out: Path, only: Iterable[str] | None = None, *, nltk_archiv
         _require_files([nltk_archives / f"{package}.zip" for package in packages], "NLTK's archives")
     if wordsim_dir is not None and needs_wordsim:
         _require_files([wordsim_dir / name for name in WORDSIM_SETS], "eval-word-vectors' similarity sets")
+    nltk = _import_nltk() if packages else None
     out.mkdir(parents=True, exist_ok=True)
-    # Private (0700) and inside `out`: NLTK reads only from private folders, and a folder
-    # built here is renamed into place on the same file system.
-    with tempfile.TemporaryDirectory(prefix=".data-build-", dir=out) as work, _nltk_path(Path(work) / "nltk", packages):
+    # Private (0700), as NLTK's downloader requires of its folder, and inside `out`, so a
+    # folder built here is renamed into place on the same file system.
+    with tempfile.TemporaryDirectory(prefix=".data-build-", dir=out) as work, _nltk_path(nltk, Path(work) / "nltk"):
         work = Path(work)
         wordsim = wordsim_dir
         if wordsim is None and needs_wordsim:
@@ -312,18 +313,22 @@ def _require_files(paths: list[Path], what: str) -> None:
         raise BenchError(f"{', '.join(missing)}: missing; expected {what} there (BUILD.md names the sources)")
 
 
-@contextlib.contextmanager
-def _nltk_path(root: Path, packages: list[str]) -> Iterator[None]:
-    """`root` on nltk.data.path while the build reads (NLTK opens files only under it), the
-    list restored after; no NLTK at all when no package is needed."""
-    if not packages:
-        yield
-        return
+def _import_nltk():
     try:
         import nltk
     except ImportError as exc:
         raise BenchError("nltk is not installed; expected `pip install 'lm-lineage[data]'` "
                          "(its downloader and corpus readers build the corpora)") from exc
+    return nltk
+
+
+@contextlib.contextmanager
+def _nltk_path(nltk, root: Path) -> Iterator[None]:
+    """`root` (made here) on nltk.data.path while the build reads, since NLTK opens files only
+    under it; the list restored after. Without NLTK (no package needed), nothing."""
+    if nltk is None:
+        yield
+        return
     saved = list(nltk.data.path)
     root.mkdir(mode=0o700)
     nltk.data.path.append(str(root))
