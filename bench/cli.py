@@ -1,7 +1,7 @@
 """`lm-lineage run | eval-vectors | report | list | data build | migrate | gradient-flow | gates`.
 
-Exit codes: 0 done; 1 a run's cells failed (every other cell and the tables are written);
-2 bad input (a `BenchError`: one line naming the file or key, nothing half-written);
+Exit codes: 0 done; 1 cells of a run or of eval-vectors failed (every other cell and the
+tables are written); 2 bad input (a `BenchError`: one line naming the file or key, nothing half-written);
 130 / 143 interrupted by Ctrl-C / SIGTERM (finished cells are kept).
 """
 
@@ -103,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     build = data.add_subparsers(dest="data_command", required=True).add_parser(
         "build", help="fetch NLTK's corpora and the 13 similarity sets, build every folder of the data root and "
                       "check each file's sha256; folders that already verify are kept")
-    build.add_argument("--out", help="the data root to build (default: $LM_LINEAGE_DATA, else ~/lm-lineage-data)")
+    build.add_argument("--out", metavar="DIR",
+                       help="the data root to build (default: $LM_LINEAGE_DATA, else ~/lm-lineage-data)")
     build.add_argument("--only", metavar="NAME[,NAME...]",
                        help="these folders only (brown, brown-pos, ptb-sample, reuters, gutenberg, movie-reviews, "
                             "senseval2, wordsim)")

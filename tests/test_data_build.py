@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import _parser, main
-from bench.data.build import MANIFEST, RECIPES, WORDSIM_SETS, Sources, build_data_root, load_manifest
+from bench.data.build import RECIPES, WORDSIM_SETS, Sources, build_data_root, load_manifest
 from bench.errors import BenchError
 
 ROOT = Path(__file__).resolve().parents[1]

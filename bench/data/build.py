@@ -1,7 +1,7 @@
 """`lm-lineage data build`: the data root rebuilt from public sources, byte for byte.
 
-Every folder of the data root (`corpora/<name>/`, `wordsim/`) is made by one recipe of the
-data root's BUILD.md from two public sources: NLTK's corpus archives, fetched by NLTK's own
+Every folder of the data root (`corpora/<name>/`, `wordsim/`) is made by one recipe (the
+data root's BUILD.md; each builder below states its own) from two public sources: NLTK's corpus archives, fetched by NLTK's own
 downloader from its package index (or taken from a folder of those archives), and the 13
 similarity sets of Faruqui & Dyer's eval-word-vectors repository (or a folder of them).
 
@@ -22,7 +22,6 @@ import json
 import random
 import re
 import tempfile
-import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -281,9 +280,11 @@ def build_data_root(out: Path, only: Iterable[str] | None = None, *, nltk_archiv
     packages = sorted({package for recipe in todo for package in recipe.packages})
     needs_wordsim = any(not recipe.packages for recipe in todo)
     if nltk_archives is not None:
-        _require_files([nltk_archives / f"{package}.zip" for package in packages], "NLTK's archives")
+        _require_files([nltk_archives / f"{package}.zip" for package in packages],
+                       "NLTK's archives, as its downloader serves them")
     if wordsim_dir is not None and needs_wordsim:
-        _require_files([wordsim_dir / name for name in WORDSIM_SETS], "eval-word-vectors' similarity sets")
+        _require_files([wordsim_dir / name for name in WORDSIM_SETS],
+                       "the similarity sets of eval-word-vectors' data/word-sim")
     nltk = _import_nltk() if packages else None
     out.mkdir(parents=True, exist_ok=True)
     # Private (0700), as NLTK's downloader requires of its folder, and inside `out`, so a
@@ -310,7 +311,7 @@ def build_data_root(out: Path, only: Iterable[str] | None = None, *, nltk_archiv
 def _require_files(paths: list[Path], what: str) -> None:
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
-        raise BenchError(f"{', '.join(missing)}: missing; expected {what} there (BUILD.md names the sources)")
+        raise BenchError(f"{', '.join(missing)}: missing; expected {what} there")
 
 
 def _import_nltk():
@@ -377,7 +378,7 @@ def _check(folder: Path, files: Files, hashes: dict[str, str]) -> None:
     for name, data in files.items():
         if _sha256(data) != hashes[name]:
             raise BenchError(f"{folder / name}: sha256 {_sha256(data)} is not the manifest's {hashes[name]} "
-                             f"({MANIFEST.name}); its source differs from the one BUILD.md names")
+                             f"(bench/data/{MANIFEST.name}); it was built from another source than the published one")
 
 
 def _install(target: Path, files: Files, work: Path) -> None:
