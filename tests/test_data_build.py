@@ -43,6 +43,7 @@ def _published_hashes(data_root: Path) -> dict[str, dict[str, str]]:
     return folders
 
 
+@pytest.mark.data
 def test_committed_manifest_is_the_data_roots(data_root):
     """Every hash the build checks is the published one; SOURCE-README is the one file the
     data root's MANIFEST.json does not list."""
