@@ -1,7 +1,8 @@
-"""`lm-lineage run | report | list`.
+"""`lm-lineage run | eval-vectors | report | list | data build | migrate | gradient-flow | gates`.
 
-User errors (`BenchError`) print one line and exit with code 2; a run with failed cells
-exits with code 1 after writing every other cell and the tables.
+Exit codes: 0 done; 1 cells of a run or of eval-vectors failed (every other cell and the
+tables are written); 2 bad input (a `BenchError`: one line naming the file or key, nothing half-written);
+130 / 143 interrupted by Ctrl-C / SIGTERM (finished cells are kept).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ MAX_CELLS_WITHOUT_YES = 1_000  # more is likely a typo (seeds = 100000): such a 
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lm-lineage", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lm-lineage", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n")[1])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run a matrix of models x corpora x seeds")
@@ -110,7 +113,35 @@ def _parser() -> argparse.ArgumentParser:
     vectors.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     commands.add_parser("list", help="list models, corpora, matrices and metrics")
+
+    data = commands.add_parser("data", help="build the data root (corpora, similarity sets) from public sources")
+    build = data.add_subparsers(dest="data_command", required=True).add_parser(
+        "build", help="fetch NLTK's corpora and the 13 similarity sets, build every folder of the data root and "
+                      "check each file's sha256; folders that already verify are kept")
+    build.add_argument("--out", metavar="DIR",
+                       help="the data root to build (default: $LM_LINEAGE_DATA, else ~/lm-lineage-data)")
+    build.add_argument("--only", metavar="NAME[,NAME...]",
+                       help="these folders only (brown, brown-pos, ptb-sample, reuters, gutenberg, movie-reviews, "
+                            "senseval2, wordsim)")
+    build.add_argument("--nltk-archives", metavar="DIR",
+                       help="take NLTK's archives (brown.zip, treebank.zip, ...) from DIR instead of downloading them")
+    build.add_argument("--nltk-index", metavar="URL",
+                       help="the NLTK package index to download from (default: NLTK's own)")
+    build.add_argument("--wordsim-dir", metavar="DIR",
+                       help="take the 13 EN-*.txt similarity sets from DIR instead of downloading them")
+    build.add_argument("--base-url", metavar="URL",
+                       help="where the similarity sets are downloaded from (default: data/word-sim of "
+                            "mfaruqui/eval-word-vectors on GitHub)")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lm-lineage")
+    except PackageNotFoundError:
+        return "(not installed: pip install -e .)"
 
 
 def _split(value: str | None, flag: str) -> list[str] | None:
@@ -234,6 +265,24 @@ def _migrate(args) -> int:
     return 0
 
 
+def _data_build(args) -> int:
+    from bench.data.build import NLTK_INDEX, WORDSIM_URL, build_data_root
+    from bench.data.datasets import DATA_ENV
+
+    for local, remote in (("nltk_archives", "nltk_index"), ("wordsim_dir", "base_url")):
+        if getattr(args, local) is not None and getattr(args, remote) is not None:
+            raise BenchError(f"--{local.replace('_', '-')} and --{remote.replace('_', '-')}: expected one source, "
+                             f"local copies or a URL, not both")
+    out = _output_folder(args.out or os.environ.get(DATA_ENV) or str(Path.home() / "lm-lineage-data"), "--out")
+    built = build_data_root(out, _split(args.only, "--only"),
+                            nltk_archives=None if args.nltk_archives is None else Path(args.nltk_archives),
+                            wordsim_dir=None if args.wordsim_dir is None else Path(args.wordsim_dir),
+                            nltk_index=args.nltk_index or NLTK_INDEX, wordsim_url=args.base_url or WORDSIM_URL)
+    print(f"data root {out}: {len(built)} folder(s) built, every file verified; use it with --data-dir {out} "
+          f"or {DATA_ENV}={out}")
+    return 0
+
+
 def _executor(args):
     """The executor --executor names; Ray connects here, before anything is written."""
     from bench.run.executors import LocalExecutor, RayExecutor
@@ -289,6 +338,7 @@ def _list() -> int:
     from bench.run.config import MATRIX_DIR
     from bench.data.datasets import CORPORA
     from bench.eval.metrics import METRICS
+    from bench.eval.wsd import WSD_FOLDERS
     from bench.models.registry import KINDS, MODELS
 
     print("models:")
@@ -300,6 +350,9 @@ def _list() -> int:
     print("corpora:")
     for spec in CORPORA.values():
         print(f"  {spec.name:18} [{spec.kind}] {spec.description}")
+    print("word-sense corpora (a [probe] section's wsd_corpus):")
+    for name, folder in WSD_FOLDERS.items():
+        print(f"  {name:18} [local] instances with their senses, train.jsonl and test.jsonl in {folder}/")
     print("matrices:")
     for path in sorted(MATRIX_DIR.glob("*.toml")):
         print(f"  {path.stem:28} {tomllib.loads(path.read_text()).get('description', '')}")
@@ -344,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
             return _migrate(args)
         if args.command == "gates":
             return _gates(args)
+        if args.command == "data":
+            return _data_build(args)
         return _list()
     except BenchError as exc:
         print(f"lm-lineage: error: {exc}", file=sys.stderr)

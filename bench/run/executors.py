@@ -85,6 +85,8 @@ class LocalExecutor:
 
 # How long a worker gets to end after SIGTERM before it is killed.
 WORKER_STOP_TIMEOUT_S = 5.0
+# How long a worker that has sent its result gets to exit by itself before it is stopped.
+WORKER_EXIT_TIMEOUT_S = 30.0
 
 
 def run_in_worker(job: CellJob) -> dict:
@@ -110,6 +112,12 @@ def run_in_worker(job: CellJob) -> dict:
         except (EOFError, ConnectionError):  # a socket pair: a worker killed before reading its job resets it
             worker.join()
             return _failed_result(job, f"the worker process died ({_exit_reason(worker.exitcode)})")
+        # Having replied, the worker ends on its own: let it, so its exit handlers run. They
+        # unlink the named semaphores it made (a spawned process' multiprocessing locks, such
+        # as tqdm's); a worker stopped by SIGTERM here leaves them to the resource tracker,
+        # which then warns of "leaked semaphore objects" (and "No such file or directory" for
+        # one the worker had unlinked but not yet unregistered) when the run ends.
+        worker.join(WORKER_EXIT_TIMEOUT_S)
     finally:
         worker_conn.close()
         conn.close()
