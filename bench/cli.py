@@ -1,4 +1,4 @@
-"""`lm-lineage run | report | list`.
+"""`lm-lineage run | report | claims | list`.
 
 User errors (`BenchError`) print one line and exit with code 2; a run with failed cells
 exits with code 1 after writing every other cell and the tables.
@@ -66,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="render tables, report.md and report.html from result files")
     report.add_argument("--results", default="results", help="folder of result JSON (default: results)")
     report.add_argument("--out", default=None, help="where tables go (default: the results folder)")
+
+    claims = commands.add_parser("claims", help="the claims ledger: each claim of the note with its verdict, "
+                                                "computed from the result files (bench.report.claims)")
+    claims.add_argument("--results", default="results", help="folder of result JSON (default: results)")
 
     flow = commands.add_parser("gradient-flow", help="the vanishing-gradient diagnostic: gradient_flow.csv and .png")
     flow.add_argument("--out", default="results", help="folder for gradient_flow.csv and .png (default: results)")
@@ -323,6 +327,11 @@ def main(argv: list[str] | None = None) -> int:
             out = _output_folder(args.results, "--results") if args.out is None else _output_folder(args.out, "--out")
             path = report.render(Path(args.results), out)
             print(f"tables and report: {path} and {path.with_suffix('.html')}")
+            return 0
+        if args.command == "claims":
+            from bench.report.claims import print_ledger
+
+            print_ledger(Path(args.results))
             return 0
         if args.command == "eval-vectors":
             return _eval_vectors(args)
