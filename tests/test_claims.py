@@ -1,7 +1,11 @@
 """The claims ledger: every rule's verdict flips with hand-made rows, and the committed results list all ten claims."""
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import pytest
@@ -9,6 +13,7 @@ import pytest
 from bench.cli import main
 from bench.report import claims, render
 from bench.report.claims import DOES_NOT_HOLD, HOLDS, MIXED, NOT_RUN
+from bench.report.render import render
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -78,17 +83,18 @@ def _glove(seed: int, holds: bool) -> list[dict]:
             for model, rho in (("glove", glove), ("svd-ppmi", 0.4), ("gensim-sg", 0.35))]
 
 
-def _elmo(pos: dict[str, float], wsd: dict[str, float], per_form: float = 0.6):
-    """A cell maker of ELMO_MATRIX's biLM with these POS and WSD (linear, micro-averaged) accuracies per layer."""
+def _elmo(pos: Callable[[bool], dict[str, float]], wsd: Callable[[bool], dict[str, float]]):
+    """A cell maker of ELMO_MATRIX's biLM: `pos(holds)` and `wsd(holds)` give its POS and WSD (linear,
+    micro-averaged) accuracy per layer; the most frequent sense per form scores 0.6."""
     def make(seed: int, holds: bool) -> list[dict]:
+        wsd_rows = [("elmo", layer, accuracy) for layer, accuracy in wsd(holds).items()]
         metrics = {
             "pos_probe": [{"model": "elmo", "probe_corpus": "brown-pos", "layer": layer, "accuracy": accuracy,
                            "train_tokens": 100, "eval_tokens": 50} for layer, accuracy in pos(holds).items()],
-            "wsd_probe": [{"model": model, "probe_corpus": "senseval2", "layer": layer, "word": "all", "method": "linear",
-                           "accuracy": accuracy, "instances": 100, "train_instances": 400, "eval_instances": 100}
-                          for model, layer, accuracy in [*(("elmo", layer, accuracy)
-                                                           for layer, accuracy in wsd(holds).items()),
-                                                         ("most-frequent-sense-per-form", "-", per_form)]]}
+            "wsd_probe": [{"model": model, "probe_corpus": "senseval2", "layer": layer, "word": "all",
+                           "method": "linear", "accuracy": accuracy, "instances": 100, "train_instances": 400,
+                           "eval_instances": 100}
+                          for model, layer, accuracy in [*wsd_rows, ("most-frequent-sense-per-form", "-", 0.6)]]}
         return [_cell("elmo", claims.ELMO_MATRIX, seed, metrics)]
     return make
 
@@ -101,7 +107,8 @@ RULES = {
     "5 svd": (claims.svd_vectors_work, _svd),
     "6 glove": (claims.glove_combines_both, _glove),
     "7 polysemy": (claims.contextual_beats_static_ceiling,
-                   _elmo(lambda ok: {"1": 0.9}, lambda ok: {"0": 0.5, "1": 0.7 if ok else 0.55, "2": 0.65 if ok else 0.5})),
+                   _elmo(lambda ok: {"1": 0.9},
+                         lambda ok: {"0": 0.5, "1": 0.7 if ok else 0.55, "2": 0.65 if ok else 0.5})),
     "8 orderings": (claims.layer_orderings,
                     _elmo(lambda ok: {"1": 0.9, "2": 0.88}, lambda ok: {"1": 0.7, "2": 0.75 if ok else 0.65})),
     "10 scalar mix": (claims.scalar_mix_adapts,
@@ -181,3 +188,44 @@ def test_lm_lineage_claims_prints_the_ledger_and_refuses_a_missing_folder(tmp_pa
     assert main(["claims", "--results", str(tmp_path / "absent")]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "absent" in error
+
+
+# Appended to a copy of report.html: once laid out, the page records which heading precedes its
+# first table and where that table's top lies against the window's height.
+FIRST_SCREEN_PROBE = """<script>
+window.addEventListener("load", () => {
+  const table = document.querySelector("table");
+  let heading = table.previousElementSibling;
+  while (heading && !/^H[1-6]$/.test(heading.tagName)) heading = heading.previousElementSibling;
+  document.body.dataset.firstTableHeading = heading ? heading.textContent : "";
+  document.body.dataset.firstTableTop = Math.round(table.getBoundingClientRect().top);
+  document.body.dataset.windowHeight = window.innerHeight;
+});
+</script>"""
+
+
+def test_the_first_screen_of_report_html_is_the_ledger(tmp_path):
+    from tests.test_report_html import _write_results
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        assert not os.environ.get("CI"), "CI is set but there is no chromium on PATH: .ci/run installs it"
+        pytest.skip("no chromium on PATH: install it with `apt-get install chromium` (Debian)")
+    folder = _write_results(tmp_path / "results")
+    render(folder)
+    page = (folder / "report.html").read_text()
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", FIRST_SCREEN_PROBE + "</body>"))
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--disable-background-networking", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+               "--window-size=1280,800", "--virtual-time-budget=5000", "--dump-dom", probed.as_uri()]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = {name: re.search(rf'data-{name}="([^"]*)"', done.stdout)
+             for name in ("first-table-heading", "first-table-top", "window-height")}
+    assert all(found.values()), "the probe did not run: " + done.stdout[:500]
+    assert found["first-table-heading"].group(1).startswith("Claims ledger")
+    assert 0 < int(found["first-table-top"].group(1)) < int(found["window-height"].group(1))
+    # The table is the ledger: one row per claim, in the order of the note.
+    ledger = page[page.index("<table"):page.index("</table>")]
+    assert re.findall(r"<tr>\s*<td>(\d+)</td>", ledger) == [str(n) for n in range(1, 11)]
