@@ -228,7 +228,7 @@ def skipgram_wins_with_size(rows: Rows) -> Verdict:
     pairs = [(sg, cbow) for sg, cbow in SG_CBOW_PAIRS if {sg, cbow} <= set(scores)]
     if not pairs or scores.index.get_level_values("size").nunique() < 2:
         return Verdict(NOT_RUN, command=CORPUS_SIZE_COMMAND,
-                       why="about 3 hours of 2 idle cores (matrix description), not run yet")
+                       why="not run yet: about 40 minutes of 2 idle cores, the matrix's description says")
     # (seed, size) x implementation: SG − CBOW mean ρ
     gaps = pd.DataFrame({sg: scores[sg] - scores[cbow] for sg, cbow in pairs})
     smallest, largest = gaps.index.get_level_values("size").min(), gaps.index.get_level_values("size").max()
