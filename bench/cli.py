@@ -266,6 +266,17 @@ def _gradient_flow(args) -> int:
     return 0
 
 
+def _claims(args) -> int:
+    from bench.report import render
+    from bench.report.claims import Rows, print_ledger
+    from bench.run.results import load_results
+
+    results_dir = Path(args.results)
+    results = load_results(results_dir)
+    print_ledger(Rows(results, render.tables(results), render._diagnostic_table(results_dir, render.GRADIENT_FLOW)))
+    return 0
+
+
 def _gates(args) -> int:
     from bench.run.gates import record_gates
     from bench.run.results import write_json_atomic
@@ -329,10 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tables and report: {path} and {path.with_suffix('.html')}")
             return 0
         if args.command == "claims":
-            from bench.report.claims import print_ledger
-
-            print_ledger(Path(args.results))
-            return 0
+            return _claims(args)
         if args.command == "eval-vectors":
             return _eval_vectors(args)
         if args.command == "gradient-flow":
