@@ -128,10 +128,12 @@ def _tokens(n: float) -> str:
     return f"{n / 1e6:.2f}M tokens"
 
 
-def _train_tokens(cells: list[dict]) -> str:
-    """The train split's size the cells saw (after the vocabulary rule), e.g. `3.92M tokens`."""
-    sizes = sorted({r["dataset"]["splits"]["train"]["tokens"] for r in cells if "splits" in r.get("dataset", {})})
-    return " / ".join(_tokens(size) for size in sizes)
+def _data_size(cells: list[dict]) -> str:
+    """The corpora the cells trained on with their train split's size (after the vocabulary
+    rule), e.g. `offline-mix, 3.92M tokens`."""
+    sizes = sorted({(r["cell"]["corpus"], r["dataset"]["splits"]["train"]["tokens"])
+                    for r in cells if "splits" in r.get("dataset", {})})
+    return "; ".join(f"{corpus}, {_tokens(size)}" for corpus, size in sizes)
 
 
 def _tokens_read(cells: list[dict]) -> str:
@@ -161,7 +163,7 @@ def nnlm_beats_ngrams(rows: Rows) -> Verdict:
     return by_seed((nnlm < ngram) & (mix < nnlm),
                    [effect("best NNLM / best KN test perplexity", nnlm / ngram, 3, signed=False),
                     effect("mixture / best NNLM", mix / nnlm, 3, signed=False)],
-                   scale=f"Brown, {_train_tokens(rows.cells('brown-lm'))}")
+                   scale=_data_size(rows.cells("brown-lm")))
 
 
 # --- claim 2: vanishing gradients --------------------------------------------------------------------
@@ -193,11 +195,11 @@ def word2vec_fast_and_stable(rows: Rows) -> Verdict:
     wordsim = rows.of("wordsim", "standard-vectors")
     wordsim = wordsim[wordsim["model"].isin(models) & wordsim["benchmark"].isin(SIMILARITY_SETS)]
     train = rows.frames["throughput"][rows.frames["throughput"]["phase"] == "train"]
-    nnlm = train[(train["matrix"] == "brown-lm") & train["model"].str.startswith("nnlm-")]["tokens_per_s"]
+    nnlm = train[(train["matrix"] == "brown-lm") & train["model"].str.startswith("nnlm-mlp")]["tokens_per_s"]
     ours = train[(train["matrix"] == "standard-vectors") & train["model"].isin(models)]
     if wordsim["model"].nunique() < len(models) or nnlm.dropna().empty or ours.empty:
         return Verdict(NOT_RUN, command="lm-lineage run --matrix standard-vectors --out results/standard-vectors",
-                       why="needs word2vec-cbow and -sg in standard-vectors and the nnlm rows of brown-lm")
+                       why="needs word2vec-cbow and -sg in standard-vectors and the nnlm-mlp* rows of brown-lm")
     spread = wordsim.groupby(["model", "benchmark"])["spearman"].transform(lambda rho: (rho - rho.mean()).abs())
     stable = (spread <= STABLE_RHO).groupby(wordsim["seed"]).all()
     speed = ours.groupby("seed")["tokens_per_s"].min() / nnlm.median()  # the slower of CBOW and SG
@@ -205,7 +207,7 @@ def word2vec_fast_and_stable(rows: Rows) -> Verdict:
     return by_seed(stable & (speed >= FAST_FACTOR),
                    [effect("train tokens/s / the NNLM's", speed, 0, signed=False),
                     effect("largest sd of ρ over seeds", pd.Series([sd.max()]), 3, signed=False)],
-                   scale=f"offline-mix, {_train_tokens(rows.cells('standard-vectors'))}")
+                   scale=_data_size(rows.cells("standard-vectors")))
 
 
 # --- claim 4: CBOW on small corpora, skip-gram on large ones --------------------------------------------
@@ -255,7 +257,7 @@ def svd_vectors_work(rows: Rows) -> Verdict:
     shape = f"{svd[0]['vectors']['words']:,}-word count rows cut to {svd[0]['vectors']['dims']} dims" if svd else ""
     gap = scores["svd-ppmi"] - scores["word2vec-sg"]
     return by_seed(gap >= 0, [effect("svd-ppmi − word2vec-sg mean ρ", gap, 3)],
-                   scale=f"offline-mix, {_train_tokens(svd)}; {shape}")
+                   scale=f"{_data_size(svd)}; {shape}")
 
 
 # --- claim 6: GloVe against both families --------------------------------------------------------------------
@@ -278,7 +280,7 @@ def glove_combines_both(rows: Rows) -> Verdict:
     windows = sorted({r["config"]["model"]["window"] for r in cells})
     best = f"glove − best of {', '.join(references)} mean ρ"
     return by_seed(gap >= -GLOVE_RHO, [effect(best, gap, 3)], unit="matrix × seed",
-                   scale=f"offline-mix, {_train_tokens(cells)}, window {'/'.join(map(str, windows))}")
+                   scale=f"{_data_size(cells)}; window {'/'.join(map(str, windows))}")
 
 
 # --- claims 7, 8 and 10: ELMo's layers --------------------------------------------------------------------
@@ -291,13 +293,15 @@ def _elmo_probes(rows: Rows) -> tuple[pd.DataFrame, pd.DataFrame]:
     (linear, micro-averaged); empty frames without them."""
     pos = rows.of("pos_probe", ELMO_MATRIX)
     wsd = rows.of("wsd_probe", ELMO_MATRIX)
-    wsd = wsd[(wsd["word"] == ALL_WORDS) & (wsd["method"] == "linear") & (wsd["model"] == "elmo")]
+    wsd = wsd[(wsd["word"] == ALL_WORDS) & (wsd["method"] == "linear")]
     return tuple(frame[frame["model"] == "elmo"].pivot_table(index="seed", columns="layer", values="accuracy") * 100
                  for frame in (pos, wsd))
 
 
 def _elmo_scale(rows: Rows) -> str:
-    return f"Brown biLM, {_tokens_read([r for r in rows.cells(ELMO_MATRIX) if r['cell']['model'] == 'elmo'])}"
+    """The biLM's training corpus and the tokens it read."""
+    bilms = [r for r in rows.cells(ELMO_MATRIX) if r["cell"]["model"] == "elmo"]
+    return "; ".join(f"{corpus} biLM, {_tokens_read(bilms)}" for corpus in sorted({r["cell"]["corpus"] for r in bilms}))
 
 
 ELMO_COMMAND = f"lm-lineage run --matrix {ELMO_MATRIX} --out results/{ELMO_MATRIX}"
