@@ -163,17 +163,25 @@ def test_skipgram_against_cbow_is_counted_per_implementation_and_seed():
 
 def test_the_ledger_of_the_committed_results_lists_all_ten_claims():
     results = load_results(RESULTS)
-    table = claims.ledger(claims.Rows(results, tables(results),
-                                      _diagnostic_table(RESULTS, GRADIENT_FLOW)))
+    judged = claims.judge(claims.Rows(results, tables(results), _diagnostic_table(RESULTS, GRADIENT_FLOW)))
+    table = claims.ledger(judged)
     assert list(table["#"]) == list(range(1, 11))
     verdicts = dict(zip(table["#"], table["verdict"]))
-    assert all(re.match(r"(\w+: )?(holds|does not hold|mixed|not run)", text) for text in verdicts.values())
-    # No rows yet for claims 4 and 9, for 2's exploding half and for 8's weights: each names its command.
-    assert verdicts[4].startswith("not run: `lm-lineage run --matrix corpus-size")
-    assert verdicts[9].startswith("not run: `lm-lineage run --matrix elmo-finetune")
-    assert "exploding: not run: `lm-lineage gradient-flow" in verdicts[2]
-    assert "weights: not run: `lm-lineage run --matrix elmo-seeds-wsd" in verdicts[8]
+    parts = [part for text in verdicts.values() for part in text.split("; ")]  # one per check
+    verdict = r"(\w+: )?((holds|does not hold) \(\d+ of \d+ .+\)|mixed \(holds in \d+ of \d+ .+\)|not run)"
+    assert all(re.fullmatch(verdict, part) for part in parts), parts
     assert verdicts[1] == "holds (1 of 1 seed)"
+    # No rows yet for claims 4 and 9, for 2's exploding half and for 8's weights: each names its command.
+    assert verdicts[4] == verdicts[9] == "not run"
+    assert verdicts[2].endswith("exploding: not run") and verdicts[8].endswith("weights: not run")
+    items = claims.behind(judged)
+    assert len(items) == 10
+    assert items[0].startswith("- 1 (Bengio et al. 2003: the neural LM): brown-lm: test perplexity")
+    assert "[Perplexity](#perplexity-per-word-lower-is-better-mean--sd-over-seeds)" in items[0]
+    assert items[3].startswith("- 4 (Word2Vec): not run: `lm-lineage run --matrix corpus-size")
+    assert items[8].startswith("- 9 (ELMo): not run: `lm-lineage run --matrix elmo-finetune")
+    assert "exploding: not run: `lm-lineage gradient-flow" in items[1]
+    assert "weights: not run: `lm-lineage run --matrix elmo-seeds-wsd" in items[7]
 
 
 def test_every_section_the_ledger_links_is_a_heading_of_the_combined_report():

@@ -59,11 +59,16 @@ class Verdict:
     command: str = ""  # not run: the command that would make the rows
     why: str = ""  # not run: why it has not
 
-    def text(self) -> str:
+    def summary(self) -> str:
+        """`holds (3 of 3 seeds)`, `mixed (holds in 2 of 3 seeds)`, `not run`: the ledger's verdict cell."""
         if self.outcome == NOT_RUN:
-            return f"not run: `{self.command}` ({self.why})"
+            return NOT_RUN
         counted = f"{self.holds_in} of {self.runs} {self.unit}{'s' if self.runs != 1 else ''}"
         return f"mixed (holds in {counted})" if self.outcome == MIXED else f"{self.outcome} ({counted})"
+
+    def text(self) -> str:
+        """The summary, and for a check not run the command that would run it and why it has not."""
+        return f"not run: `{self.command}` ({self.why})" if self.outcome == NOT_RUN else self.summary()
 
 
 @dataclass(frozen=True)
@@ -366,7 +371,7 @@ CLAIMS = (
                          "it measures freshly initialized networks at one spectral radius only; the sweep of radii "
                          "and the clipping run are issue 25's Deliver 4")))),
     Claim(3, "Word2Vec trains fast and its results do not swing from run to run.", "Word2Vec",
-          (Check("", "standard-vectors: Spearman ρ and train tokens/s of word2vec-cbow, -sg; brown-lm: nnlm-* "
+          (Check("", "standard-vectors: Spearman ρ and train tokens/s of word2vec-cbow, -sg; brown-lm: nnlm-mlp* "
                      "train tokens/s", word2vec_fast_and_stable,
                  "Cost (training tokens/s, wall time, peak memory; quality is reported apart)",
                  "training tokens/s per model"),)),
@@ -410,7 +415,10 @@ CLAIMS = (
 )
 
 
-def verdicts(rows: Rows) -> list[tuple[Claim, list[tuple[Check, Verdict]]]]:
+Judged = list[tuple[Claim, list[tuple[Check, Verdict]]]]  # each claim with each check's verdict
+
+
+def judge(rows: Rows) -> Judged:
     return [(claim, [(check, check.rule(rows)) for check in claim.checks]) for claim in CLAIMS]
 
 
@@ -429,40 +437,50 @@ def _joined(checks: list[tuple[Check, Verdict]], part: Callable[[Check, Verdict]
 
 
 def _behind(check: Check, verdict: Verdict) -> str:
-    """The rows a check reads and, once it has run, a link to the report section (and figure) behind it."""
-    if verdict.outcome == NOT_RUN or not check.section:
+    """The rows a check reads and a link to the report section (and figure) behind it; not run:
+    the command that would make the rows and why it has not run."""
+    if verdict.outcome == NOT_RUN:
+        return f"{verdict.text()}; it would read {check.reads}"
+    if not check.section:
         return check.reads
     figure = f", figure “{check.figure}”" if check.figure else ""
     return f"{check.reads}; [{check.section.split(' (')[0].split(':')[0]}]({anchor(check.section)}){figure}"
 
 
-def ledger(rows: Rows) -> pd.DataFrame:
-    """One row per claim: the claim, the note's section, each check's verdict, effect, scale,
-    the rows it reads and the report section behind it."""
-    table = []
-    for claim, checks in verdicts(rows):
-        table.append({"#": claim.id, "claim": claim.claim, "note": claim.section,
-                      "verdict": _joined(checks, lambda c, v: v.text()),
-                      "effect (mean ± sd over seeds)": _joined(checks, lambda c, v: v.effect),
-                      "measured at": _joined(checks, lambda c, v: v.scale),
-                      "rows, and the report section behind it": _joined(checks, _behind)})
-    return pd.DataFrame(table)
+def ledger(judged: Judged) -> pd.DataFrame:
+    """One row per claim: each check's verdict, the claim, the effect and the scale. The
+    verdict comes before the claim, so the first columns a reader sees answer the question."""
+    return pd.DataFrame([{"#": claim.id, "verdict": _joined(checks, lambda c, v: v.summary()), "claim": claim.claim,
+                          "effect (mean ± sd over seeds)": _joined(checks, lambda c, v: v.effect),
+                          "measured at": _joined(checks, lambda c, v: v.scale)}
+                         for claim, checks in judged])
+
+
+def behind(judged: Judged) -> list[str]:
+    """One item per claim: the note's section, the rows its checks read and the report section
+    (and figure) behind each verdict, or the command that would run a check not run."""
+    return [f"- {claim.id} ({claim.section}): {_joined(checks, _behind)}" for claim, checks in judged]
 
 
 def claims_section(results: list[dict], frames: dict[str, pd.DataFrame], gradient_flow: pd.DataFrame | None) -> list:
     """The report's opening section: the ledger, before any other table. `frames`: render.tables(results)."""
+    judged = judge(Rows(results, frames, gradient_flow))
     return ["## Claims ledger: the note's claims and what these results say", "",
             "Every verdict is computed from the result rows (bench.report.claims), never typed in: holds, does not "
-            "hold, or mixed (holds in k of n seeds), with the effect as mean ± sd over seeds; not run names the "
-            "command that would make its rows.", "", ledger(Rows(results, frames, gradient_flow)), ""]
+            "hold, or mixed (holds in k of n seeds), with the effect as mean ± sd over seeds, or not run.", "",
+            ledger(judged), "",
+            "Behind each verdict (the note's section): the rows read and the report section and figure, or the "
+            "command that would run a check not run yet:", "",
+            *behind(judged), ""]
 
 
 def print_ledger(rows: Rows) -> None:
-    """`lm-lineage claims`: each claim with its verdict, effect and scale, a few lines each."""
-    for claim in ledger(rows).itertuples(index=False, name=None):
-        number, sentence, _, verdict, effect_size, scale, _ = claim
-        print(f"{number:>2}. {sentence}")
-        print(f"    verdict: {verdict}")
-        for label, value in (("effect", effect_size), ("measured at", scale)):
+    """`lm-lineage claims`: each claim with its verdict (a check not run: its command), effect and
+    scale, a few lines each."""
+    for claim, checks in judge(rows):
+        print(f"{claim.id:>2}. {claim.claim}")
+        for label, part in (("verdict", lambda c, v: v.text()), ("effect", lambda c, v: v.effect),
+                            ("measured at", lambda c, v: v.scale)):
+            value = _joined(checks, part)
             if value:
                 print(f"    {label}: {value}")
