@@ -1,4 +1,4 @@
-"""`lm-lineage run | eval-vectors | report | list | data build | migrate | gradient-flow | gates`.
+"""`lm-lineage run | eval-vectors | report | claims | list | data build | migrate | gradient-flow | gates`.
 
 Exit codes: 0 done; 1 cells of a run or of eval-vectors failed (every other cell and the
 tables are written); 2 bad input (a `BenchError`: one line naming the file or key, nothing half-written);
@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=None,
                         help="where tables go (default: the results folder, unless that is the committed results/: "
                              "then --out is needed)")
+
+    claims = commands.add_parser("claims", help="the claims ledger: each claim of the note with its verdict, "
+                                                "computed from the result files (bench.report.claims)")
+    claims.add_argument("--results", default="results", help="folder of result JSON (default: results)")
 
     flow = commands.add_parser("gradient-flow", help="the vanishing-gradient diagnostic: gradient_flow.csv and .png")
     flow.add_argument("--out", default=None,
@@ -317,6 +321,17 @@ def _gradient_flow(args) -> int:
     return 0
 
 
+def _claims(args) -> int:
+    from bench.report import render
+    from bench.report.claims import Rows, print_ledger
+    from bench.run.results import load_results
+
+    results_dir = Path(args.results)
+    results = load_results(results_dir)
+    print_ledger(Rows(results, render.tables(results), render._diagnostic_table(results_dir, render.GRADIENT_FLOW)))
+    return 0
+
+
 def _gates(args) -> int:
     from bench.run.gates import SCHEMA, record_gates
     from bench.run.results import write_json_atomic
@@ -389,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
                 path = report.render(Path(args.results), out_dir)
             print(f"tables and report: {path} and {path.with_suffix('.html')}")
             return 0
+        if args.command == "claims":
+            return _claims(args)
         if args.command == "eval-vectors":
             return _eval_vectors(args)
         if args.command == "gradient-flow":

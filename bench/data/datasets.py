@@ -10,7 +10,9 @@ Three sources, one interface (`load_corpus(name, data_dir) -> RawCorpus`):
   fail with one line that says how to use a local copy instead.
 
 A corpus name that is a path to a folder is loaded as a local folder too, so a user
-with a downloaded copy of a hub corpus can point at it directly.
+with a downloaded copy of a hub corpus can point at it directly. `NAME@N` is corpus NAME cut
+to the first N tokens of its train split (`corpus_prefix`; the cut is made after
+tokenization, bench.data.prepared), so one matrix can list several sizes of one corpus.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -271,8 +274,27 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
+def corpus_prefix(name: str) -> tuple[str, int | None]:
+    """`NAME@N` -> (NAME, N): the corpus cut to the first N train tokens; any other name -> (name, None)."""
+    found = re.fullmatch(r"(.+)@(\d+)", name)
+    if found is None:
+        return name, None
+    if int(found[2]) < 1:
+        raise BenchError(f"corpus '{name}': NAME@N cuts the train split to its first N tokens; expected N >= 1")
+    return found[1], int(found[2])
+
+
 def load_corpus(name: str, data_dir: str | Path | None = None) -> RawCorpus:
-    """Load corpus `name` (a registry name or a folder path) as lines per split."""
+    """Load corpus `name` (a registry name, a folder path, or either as `NAME@N`) as lines per split.
+
+    `NAME@N` loads NAME whole and records `first_tokens = N` in its fingerprint (so in its
+    cells' keys); prepare_corpus makes the cut, counted in the tokenizer's tokens."""
+    base, first_tokens = corpus_prefix(name)
+    if first_tokens is not None:
+        corpus = load_corpus(base, data_dir)
+        corpus.name = name
+        corpus.fingerprint.update(name=name, first_tokens=first_tokens)
+        return corpus
     spec = CORPORA.get(name)
     if spec is None:
         folder = Path(name).expanduser()

@@ -6,6 +6,7 @@ cell that uses it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,8 @@ class PreparedCorpus:
 def prepare_corpus(name: str, data_dir: str | Path | None, tokenizer: TokenizerConfig, vocab_config: VocabConfig,
                    progress: bool = False) -> PreparedCorpus:
     tokenized = tokenize_corpus(load_corpus(name, data_dir), tokenizer)
+    if tokenized.fingerprint.get("first_tokens") is not None:  # NAME@N (bench.data.datasets.corpus_prefix)
+        tokenized = first_train_tokens(tokenized, tokenized.fingerprint["first_tokens"], name)
     if vocab_config.eos is not None:
         _check_no_line_is_cut(tokenized, vocab_config.eos)
     vocab = build_vocab(tokenized, vocab_config)
@@ -63,6 +66,29 @@ def prepare_corpus(name: str, data_dir: str | Path | None, tokenizer: TokenizerC
     for split, stream in tokenized.splits.items():
         streams[split], unk_rates[split] = vocab.numericalize(stream)
     return PreparedCorpus(name, vocab, streams, unk_rates, tokenized.fingerprint, tokenized, progress)
+
+
+def first_train_tokens(tokenized: TokenizedCorpus, n: int, name: str) -> TokenizedCorpus:
+    """`tokenized` with its train split cut to its first `n` tokens (the sentence the cut falls in
+    ends there) and its types ranked again by their counts in that prefix, so the vocabulary
+    rule sees only the prefix, as it would a corpus of that size. Validation and test stay whole."""
+    train = tokenized.splits["train"]
+    if n > train.n_tokens:
+        raise BenchError(f"corpus '{name}': its train split holds {train.n_tokens:,} tokens, fewer than the {n:,} "
+                         f"asked for; expected N at most {train.n_tokens:,}")
+    ids = train.ids[:n]  # (n,)
+    offsets = np.append(train.offsets[train.offsets < n], n)  # (sentences started before n + 1,)
+    counts = np.bincount(ids, minlength=len(tokenized.types))  # (types,)
+    present, first_seen = np.unique(ids, return_index=True)
+    first = np.full(len(tokenized.types), n, dtype=np.int64)  # types absent from the prefix rank last
+    first[present] = first_seen
+    order = np.lexsort((first, -counts))  # by descending count, ties by first occurrence (as _tokenize)
+    remap = np.empty_like(order)
+    remap[order] = np.arange(order.shape[0])
+    splits = {split: TokenStream(remap[stream.ids.astype(np.int64)].astype(np.int32), stream.offsets)
+              for split, stream in {**tokenized.splits, "train": TokenStream(ids, offsets)}.items()}
+    return dataclasses.replace(tokenized, types=[tokenized.types[i] for i in order], train_counts=counts[order],
+                               splits=splits)
 
 
 def _check_no_line_is_cut(tokenized: TokenizedCorpus, eos: str) -> None:

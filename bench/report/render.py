@@ -30,6 +30,7 @@ from scipy import stats
 from bench.eval import metrics
 from bench.eval.wsd import ALL_WORDS, BAG_OF_CONTEXT, MFS, NAIVE_BAYES
 from bench.report import figures
+from bench.report.claims import claims_section
 from bench.errors import BenchError
 from bench.run.results import ROW_KEYS, load_results, write_text_atomic
 
@@ -943,6 +944,7 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
             frames[name].to_csv(path, index=False, float_format="%.6g")
     blocks = ["# lm-lineage report", "",
               f"Rendered from {len(results)} result files in `{results_dir}` by `lm-lineage report`.", ""]
+    blocks += claims_section(results, frames, flow)  # the claims ledger opens the report
     trained_probes = _probes_against_training(frames, results)  # joined on the unlabelled corpus names
     frames = _label_corpora_by_matrix(frames)  # the CSVs above keep corpus and matrix apart
     # The cells' probe rows; without any, a pos_probe.csv made apart.

@@ -17,7 +17,7 @@ import hashlib
 import json
 
 # Fingerprint fields that identify a corpus' contents (the source path does not).
-_DATA_IDENTITY = ("name", "sha256", "revision", "config", "tags_stripped")
+_DATA_IDENTITY = ("name", "sha256", "revision", "config", "tags_stripped", "first_tokens")
 _MAX_FIELDS_SHOWN = 4
 
 

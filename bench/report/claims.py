@@ -1,0 +1,486 @@
+"""The claims ledger: the reading note's ten claims, each with a verdict computed from result rows.
+
+A reader asks the note's questions ("does skip-gram beat CBOW on large corpora?"); the ledger
+answers them at the top of the report and from `lm-lineage claims`, recomputed from the
+committed rows every time, never typed in. Each `Claim` is declarative: its id, the claim in
+one sentence, the note's section, and one `Check` per part the rows can settle (claim 2 has
+a vanishing and an exploding half). A check names the rows it reads, the report section (and
+figure) behind it, and the rule that turns those rows into a `Verdict`:
+
+- holds / does not hold / mixed (holds in k of n seeds): the rule's condition tested seed by
+  seed, with the effect as mean ± sd over those seeds and, where the claim depends on it, the
+  scale it was measured at (tokens read, model size);
+- not run: no rows yet, with the command that would make them and why it has not run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from bench.eval.wsd import ALL_WORDS
+
+HOLDS, DOES_NOT_HOLD, MIXED, NOT_RUN = "holds", "does not hold", "mixed", "not run"
+
+# Claims 3 and 5 score word vectors on the three sets the parity table reads (bench.report.render).
+SIMILARITY_SETS = ("WS-353-ALL", "SIMLEX-999", "MEN-TR-3k")
+# Claim 3: word2vec is "fast" when it trains at least this many times the tokens/s of the
+# NNLM it replaced, and "stable" when every seed's Spearman ρ lies within STABLE_RHO of the
+# mean over seeds (the tolerance of the ours-against-gensim parity target).
+FAST_FACTOR = 10.0
+STABLE_RHO = 0.02
+# Claim 6: GloVe "combines the advantages" of both families when its mean ρ on MEN and
+# WS-353 is within GLOVE_RHO of the better of them (the tolerance of the project's GloVe target).
+GLOVE_SETS = ("MEN-TR-3k", "WS-353-ALL")
+GLOVE_RHO = 0.03
+# Claim 2: a gradient has vanished when, k steps back, it is under this fraction of its value
+# one step back; a gated cell keeps it alive when its fraction is at least KEPT_FACTOR times
+# the Elman RNN's.
+VANISHED = 1e-3
+KEPT_FACTOR = 100.0
+# Claim 4: the similarity sets the corpus-size matrix scores (RW: rare words, which a small
+# corpus sees least).
+SIZE_BENCHMARKS = ("WS-353-ALL", "SIMLEX-999", "MEN-TR-3k", "RW-STANFORD")
+SG_CBOW_PAIRS = (("word2vec-sg", "word2vec-cbow"), ("gensim-sg", "gensim-cbow"))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str  # HOLDS | DOES_NOT_HOLD | MIXED | NOT_RUN
+    holds_in: int = 0  # seeds (or runs) in which the condition held
+    runs: int = 0  # seeds (or runs) tested
+    unit: str = "seed"
+    effect: str = ""  # the effect size, mean ± sd over the runs
+    scale: str = ""  # what the claim was measured at, where it depends on scale
+    command: str = ""  # not run: the command that would make the rows
+    why: str = ""  # not run: why it has not
+
+    def summary(self) -> str:
+        """`holds (3 of 3 seeds)`, `mixed (holds in 2 of 3 seeds)`, `not run`: the ledger's verdict cell."""
+        if self.outcome == NOT_RUN:
+            return NOT_RUN
+        counted = f"{self.holds_in} of {self.runs} {self.unit}{'s' if self.runs != 1 else ''}"
+        return f"mixed (holds in {counted})" if self.outcome == MIXED else f"{self.outcome} ({counted})"
+
+    def text(self) -> str:
+        """The summary, and for a check not run the command that would run it and why it has not."""
+        return f"not run: `{self.command}` ({self.why})" if self.outcome == NOT_RUN else self.summary()
+
+
+@dataclass(frozen=True)
+class Rows:
+    """What the rules read: every result, the report's tables of them (bench.report.render.tables,
+    corpora not yet labelled by matrix) and the gradient-flow diagnostic (None when absent).
+    The report and the CLI build it: this module imports neither, so the report can import it."""
+
+    results: list[dict]
+    frames: dict[str, pd.DataFrame]
+    gradient_flow: pd.DataFrame | None
+
+    def of(self, table: str, matrix: str) -> pd.DataFrame:
+        frame = self.frames[table]
+        return frame[frame["matrix"] == matrix]
+
+    def cells(self, matrix: str) -> list[dict]:
+        return [r for r in self.results if r["status"] == "ok" and r["cell"]["matrix"] == matrix]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # the part of the claim it settles; "" when the claim has one check
+    reads: str  # the rows, in words
+    rule: Callable[[Rows], Verdict]
+    section: str = ""  # the report heading (## level) behind the verdict; "" when not run
+    figure: str = ""  # the figure of that section, as its alt text names it
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: int
+    claim: str
+    section: str  # the note's section
+    checks: tuple[Check, ...]
+
+
+def not_run(command: str, why: str) -> Callable[[Rows], Verdict]:
+    """The rule of a check whose rows no matrix makes yet."""
+    return lambda rows: Verdict(NOT_RUN, command=command, why=why)
+
+
+def by_seed(holds: pd.Series, effects: list[str], scale: str = "", unit: str = "seed") -> Verdict:
+    """The verdict of a condition tested per seed (`holds`, one bool per seed or run); `effects`:
+    the effect sizes over the same seeds, each `name mean ± sd` (see `effect`)."""
+    k, n = int(holds.sum()), len(holds)
+    outcome = HOLDS if k == n else DOES_NOT_HOLD if k == 0 else MIXED
+    return Verdict(outcome, k, n, unit, "; ".join(effects), scale)
+
+
+def effect(name: str, values: pd.Series, digits: int, signed: bool = True) -> str:
+    """`name +0.012 ± 0.004`: mean ± sd over the values (one value: no sd); `signed`: a
+    difference, shown with its sign (a ratio is not)."""
+    values = pd.Series(values, dtype=float).dropna()
+    sign = "+" if signed else ""
+    if len(values) == 1:
+        return f"{name} {values.iloc[0]:{sign}.{digits}f}"
+    return f"{name} {values.mean():{sign}.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+def _tokens(n: float) -> str:
+    return f"{n / 1e6:.2f}M tokens"
+
+
+def _data_size(cells: list[dict]) -> str:
+    """The corpora the cells trained on with their train split's size (after the vocabulary
+    rule), e.g. `offline-mix, 3.92M tokens`."""
+    sizes = sorted({(r["cell"]["corpus"], r["dataset"]["splits"]["train"]["tokens"])
+                    for r in cells if "splits" in r.get("dataset", {})})
+    return "; ".join(f"{corpus}, {_tokens(size)}" for corpus, size in sizes)
+
+
+def _tokens_read(cells: list[dict]) -> str:
+    """Tokens a trained model read in training (all passes), mean over the cells."""
+    read = [r["timings"]["train"]["tokens"] for r in cells if r["timings"].get("train", {}).get("tokens")]
+    return f"{_tokens(float(np.mean(read)))} read in training" if read else ""
+
+
+def _mean_spearman(wordsim: pd.DataFrame, benchmarks: tuple[str, ...]) -> pd.DataFrame:
+    """Mean ρ over `benchmarks` per (model, seed) and whatever else the rows are keyed by."""
+    rows = wordsim[wordsim["benchmark"].isin(benchmarks)]
+    keys = [c for c in ("model", "corpus", "matrix", "seed", "size") if c in rows]
+    return rows.groupby(keys, as_index=False)["spearman"].mean()
+
+
+# --- claim 1: Bengio et al.'s NNLM against n-grams -------------------------------------------------
+
+def nnlm_beats_ngrams(rows: Rows) -> Verdict:
+    test = rows.of("perplexity", "brown-lm")
+    test = test[test["split"] == "test"].pivot_table(index="seed", columns="model", values="perplexity")
+    ngrams = [m for m in ("kn3", "kn5") if m in test]
+    nnlms = [m for m in test if m.startswith("nnlm-mlp")]
+    if not ngrams or not nnlms or "nnlm-mix" not in test:
+        return Verdict(NOT_RUN, command="lm-lineage run --matrix brown-lm --out results/brown-lm",
+                       why="no test perplexity of kn3/kn5, nnlm-mlp* and nnlm-mix in brown-lm")
+    ngram, nnlm, mix = test[ngrams].min(axis=1), test[nnlms].min(axis=1), test["nnlm-mix"]
+    return by_seed((nnlm < ngram) & (mix < nnlm),
+                   [effect("best NNLM / best KN test perplexity", nnlm / ngram, 3, signed=False),
+                    effect("mixture / best NNLM", mix / nnlm, 3, signed=False)],
+                   scale=_data_size(rows.cells("brown-lm")))
+
+
+# --- claim 2: vanishing gradients --------------------------------------------------------------------
+
+def gated_cells_keep_gradients(rows: Rows) -> Verdict:
+    flow = rows.gradient_flow
+    if flow is None or "rnn" not in set(flow["model"]):
+        return Verdict(NOT_RUN, command="lm-lineage gradient-flow --out results",
+                       why="no gradient_flow.csv with an `rnn` row at the top of the results folder")
+    far = int(flow["k"].max())
+    norms = flow[flow["k"].isin([1, far])].pivot_table(index=["seed", "model"], columns="k", values="grad_norm")
+    kept = (norms[far] / norms[1]).unstack("model")  # (seeds, models): fraction left k steps back
+    gated = [m for m in ("lstm", "gru") if m in kept]
+    if not gated:
+        return Verdict(NOT_RUN, command="lm-lineage gradient-flow --out results",
+                       why="gradient_flow.csv holds no lstm or gru rows")
+    rnn = kept["rnn"]
+    holds = (rnn < VANISHED) & (kept[gated].ge(KEPT_FACTOR * rnn, axis=0).all(axis=1))
+    return by_seed(holds, [effect(f"log10 rnn gradient left at k={far}", np.log10(rnn), 1),
+                           *[effect(f"log10 {m} / rnn gradient left at k={far}", np.log10(kept[m] / rnn), 1)
+                             for m in gated]],
+                   scale=f"freshly initialized LMs, k = 1..{far}")
+
+
+# --- claim 3: word2vec is fast and stable -------------------------------------------------------------
+
+def word2vec_fast_and_stable(rows: Rows) -> Verdict:
+    models = ("word2vec-cbow", "word2vec-sg")
+    wordsim = rows.of("wordsim", "standard-vectors")
+    wordsim = wordsim[wordsim["model"].isin(models) & wordsim["benchmark"].isin(SIMILARITY_SETS)]
+    train = rows.frames["throughput"][rows.frames["throughput"]["phase"] == "train"]
+    nnlm = train[(train["matrix"] == "brown-lm") & train["model"].str.startswith("nnlm-mlp")]["tokens_per_s"]
+    ours = train[(train["matrix"] == "standard-vectors") & train["model"].isin(models)]
+    if wordsim["model"].nunique() < len(models) or nnlm.dropna().empty or ours.empty:
+        return Verdict(NOT_RUN, command="lm-lineage run --matrix standard-vectors --out results/standard-vectors",
+                       why="needs word2vec-cbow and -sg in standard-vectors and the nnlm-mlp* rows of brown-lm")
+    spread = wordsim.groupby(["model", "benchmark"])["spearman"].transform(lambda rho: (rho - rho.mean()).abs())
+    stable = (spread <= STABLE_RHO).groupby(wordsim["seed"]).all()
+    speed = ours.groupby("seed")["tokens_per_s"].min() / nnlm.median()  # the slower of CBOW and SG
+    sd = wordsim.groupby(["model", "benchmark"])["spearman"].std(ddof=1)
+    return by_seed(stable & (speed >= FAST_FACTOR),
+                   [effect("train tokens/s / the NNLM's", speed, 0, signed=False),
+                    effect("largest sd of ρ over seeds", pd.Series([sd.max()]), 3, signed=False)],
+                   scale=_data_size(rows.cells("standard-vectors")))
+
+
+# --- claim 4: CBOW on small corpora, skip-gram on large ones --------------------------------------------
+
+CORPUS_SIZE_COMMAND = "lm-lineage run --matrix corpus-size --out results/corpus-size"
+
+
+def corpus_sizes(cells: list[dict]) -> pd.DataFrame:
+    """model, corpus, seed, matrix and size (the `NAME@N` prefix's N tokens) of cells that read a
+    corpus prefix (bench.data.datasets.corpus_prefix)."""
+    return pd.DataFrame([{**{k: r["cell"][k] for k in ("model", "corpus", "seed", "matrix")},
+                          "size": r["dataset"]["first_tokens"]}
+                         for r in cells if r["dataset"].get("first_tokens")],
+                        columns=["model", "corpus", "seed", "matrix", "size"])
+
+
+def skipgram_wins_with_size(rows: Rows) -> Verdict:
+    """Per implementation (ours, gensim's) and seed: SG − CBOW mean ρ at the smallest prefix below
+    0 and at the largest above 0, the note's claim; effect: SG − CBOW at each size."""
+    sizes = corpus_sizes(rows.cells("corpus-size"))
+    wordsim = rows.of("wordsim", "corpus-size").merge(sizes, on=["model", "corpus", "seed", "matrix"])
+    scores = _mean_spearman(wordsim, SIZE_BENCHMARKS).pivot_table(index=["seed", "size"], columns="model",
+                                                                  values="spearman")
+    pairs = [(sg, cbow) for sg, cbow in SG_CBOW_PAIRS if {sg, cbow} <= set(scores)]
+    if not pairs or scores.index.get_level_values("size").nunique() < 2:
+        return Verdict(NOT_RUN, command=CORPUS_SIZE_COMMAND,
+                       why="not run yet: about 40 minutes of 2 idle cores, the matrix's description says")
+    # (seed, size) x implementation: SG − CBOW mean ρ
+    gaps = pd.DataFrame({sg: scores[sg] - scores[cbow] for sg, cbow in pairs})
+    smallest, largest = gaps.index.get_level_values("size").min(), gaps.index.get_level_values("size").max()
+    small, large = gaps.xs(smallest, level="size").stack(), gaps.xs(largest, level="size").stack()
+    effects = [effect(f"SG − CBOW ρ at {_tokens(size)}", gaps.xs(size, level="size").stack(), 3)
+               for size in sorted(set(gaps.index.get_level_values("size")))]
+    return by_seed((small < 0) & (large > 0), effects, unit="implementation × seed",
+                   scale=f"offline-mix prefixes of {_tokens(smallest)} to {_tokens(largest)}")
+
+
+# --- claim 5: SVD of the counts ---------------------------------------------------------------------------
+
+def svd_vectors_work(rows: Rows) -> Verdict:
+    scores = _mean_spearman(rows.of("wordsim", "standard-all"), SIMILARITY_SETS).pivot_table(
+        index="seed", columns="model", values="spearman")
+    if not {"svd-ppmi", "word2vec-sg"} <= set(scores):
+        return Verdict(NOT_RUN, command="lm-lineage run --matrix standard-all --out results/standard-all",
+                       why="no svd-ppmi and word2vec-sg rows in standard-all")
+    svd = [r for r in rows.cells("standard-all") if r["cell"]["model"] == "svd-ppmi"]
+    shape = f"{svd[0]['vectors']['words']:,}-word count rows cut to {svd[0]['vectors']['dims']} dims" if svd else ""
+    gap = scores["svd-ppmi"] - scores["word2vec-sg"]
+    return by_seed(gap >= 0, [effect("svd-ppmi − word2vec-sg mean ρ", gap, 3)],
+                   scale=f"{_data_size(svd)}; {shape}")
+
+
+# --- claim 6: GloVe against both families --------------------------------------------------------------------
+
+GLOVE_MATRICES = ("standard-all", "glove-parity")
+
+
+def glove_combines_both(rows: Rows) -> Verdict:
+    """Per run (matrix, seed): GloVe's mean ρ within GLOVE_RHO of the best of PPMI-SVD
+    (the matrix factorisation) and gensim's skip-gram (the local windows) on the same tokens."""
+    frames = [_mean_spearman(rows.of("wordsim", matrix), GLOVE_SETS) for matrix in GLOVE_MATRICES]
+    scores = pd.concat(frames).pivot_table(index=["matrix", "seed"], columns="model", values="spearman")
+    references = [m for m in ("svd-ppmi", "gensim-sg") if m in scores]
+    if "glove" not in scores or not references:
+        return Verdict(NOT_RUN, command="lm-lineage run --matrix standard-all --out results/standard-all",
+                       why="no glove with svd-ppmi or gensim-sg rows in " + " or ".join(GLOVE_MATRICES))
+    scores = scores.dropna(subset=["glove"])
+    gap = scores["glove"] - scores[references].max(axis=1)
+    cells = [r for m in GLOVE_MATRICES for r in rows.cells(m) if r["cell"]["model"] == "glove"]
+    windows = sorted({r["config"]["model"]["window"] for r in cells})
+    best = f"glove − best of {', '.join(references)} mean ρ"
+    return by_seed(gap >= -GLOVE_RHO, [effect(best, gap, 3)], unit="matrix × seed",
+                   scale=f"{_data_size(cells)}; window {'/'.join(map(str, windows))}")
+
+
+# --- claims 7, 8 and 10: ELMo's layers --------------------------------------------------------------------
+
+ELMO_MATRIX = "elmo-seeds-wsd"
+
+
+def _elmo_probes(rows: Rows) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(seed x layer) accuracies in percent of the biLM of ELMO_MATRIX: POS (linear) and WSD
+    (linear, micro-averaged); empty frames without them."""
+    pos = rows.of("pos_probe", ELMO_MATRIX)
+    wsd = rows.of("wsd_probe", ELMO_MATRIX)
+    wsd = wsd[(wsd["word"] == ALL_WORDS) & (wsd["method"] == "linear")]
+    return tuple(frame[frame["model"] == "elmo"].pivot_table(index="seed", columns="layer", values="accuracy") * 100
+                 for frame in (pos, wsd))
+
+
+def _elmo_scale(rows: Rows) -> str:
+    """The biLM's training corpus and the tokens it read."""
+    bilms = [r for r in rows.cells(ELMO_MATRIX) if r["cell"]["model"] == "elmo"]
+    return "; ".join(f"{corpus} biLM, {_tokens_read(bilms)}" for corpus in sorted({r["cell"]["corpus"] for r in bilms}))
+
+
+ELMO_COMMAND = f"lm-lineage run --matrix {ELMO_MATRIX} --out results/{ELMO_MATRIX}"
+
+
+def _missing_elmo(pos: pd.DataFrame, wsd: pd.DataFrame, layers: tuple[str, ...]) -> bool:
+    return any(not set(layers) <= set(frame) for frame in (pos, wsd))
+
+
+def contextual_beats_static_ceiling(rows: Rows) -> Verdict:
+    """The best ELMo layer against the most frequent sense per word form: the most a classifier
+    on one static vector per word can reach, since it gives each form one sense."""
+    _, wsd = _elmo_probes(rows)
+    ceiling = rows.of("wsd_probe", ELMO_MATRIX)
+    ceiling = ceiling[(ceiling["word"] == ALL_WORDS) & (ceiling["model"] == "most-frequent-sense-per-form")]
+    layers = [layer for layer in wsd if layer.isdigit()]
+    if not layers or ceiling.empty:
+        return Verdict(NOT_RUN, command=ELMO_COMMAND, why=f"no WSD rows of elmo and its references in {ELMO_MATRIX}")
+    static = ceiling.set_index("seed")["accuracy"] * 100
+    gap = wsd[layers].max(axis=1) - static.reindex(wsd.index)
+    return by_seed(gap > 0, [effect("best layer − most frequent sense per form, points", gap, 1)],
+                   scale=_elmo_scale(rows))
+
+
+def layer_orderings(rows: Rows) -> Verdict:
+    """Peters et al.'s orderings by probe accuracy: layer 2 over 1 for word sense, 1 over 2 for POS."""
+    pos, wsd = _elmo_probes(rows)
+    if _missing_elmo(pos, wsd, ("1", "2")):
+        return Verdict(NOT_RUN, command=ELMO_COMMAND, why=f"no POS and WSD rows of elmo's layers 1, 2 in {ELMO_MATRIX}")
+    wsd_gap, pos_gap = wsd["2"] - wsd["1"], pos["1"] - pos["2"]
+    return by_seed((wsd_gap > 0) & (pos_gap > 0),
+                   [effect("WSD L2 − L1, points", wsd_gap, 2), effect("POS L1 − L2, points", pos_gap, 2)],
+                   scale=_elmo_scale(rows))
+
+
+def scalar_mix_adapts(rows: Rows) -> Verdict:
+    """Per task, the learned scalar mix at least as accurate as the task's best single layer."""
+    pos, wsd = _elmo_probes(rows)
+    if _missing_elmo(pos, wsd, ("mix",)):
+        return Verdict(NOT_RUN, command=ELMO_COMMAND, why=f"no scalar-mix rows of elmo in {ELMO_MATRIX}")
+    gaps = {task: frame["mix"] - frame[[c for c in frame if c.isdigit()]].max(axis=1)
+            for task, frame in (("POS", pos), ("WSD", wsd))}
+    return by_seed((gaps["POS"] >= 0) & (gaps["WSD"] >= 0),
+                   [effect(f"{task} mix − best layer, points", gap, 2) for task, gap in gaps.items()],
+                   scale=_elmo_scale(rows))
+
+
+CLAIMS = (
+    Claim(1, "Bengio's NNLM beats n-gram models, and mixing it with an n-gram model helps further.",
+          "Bengio et al. 2003: the neural LM",
+          (Check("", "brown-lm: test perplexity of kn3, kn5, nnlm-mlp*, nnlm-mix", nnlm_beats_ngrams,
+                 "Perplexity (per word, lower is better; mean ± sd over seeds)", "test perplexity per model"),)),
+    Claim(2, "Plain RNNs suffer from vanishing and exploding gradients; LSTM and GRU fix the vanishing.",
+          "RNN and LSTM language models",
+          (Check("vanishing", "gradient_flow.csv: |d loss_t / d h_(t-k)| of rnn, lstm (gru)",
+                 gated_cells_keep_gradients,
+                 "Gradient flow: |d loss_t / d h_(t-k)| in freshly initialized recurrent LMs",
+                 "gradient norm against distance k"),
+           Check("exploding", "gradient norms of an Elman RNN at recurrent spectral radii above 1; a Brown run with "
+                              "and without clipping",
+                 not_run("lm-lineage gradient-flow --out results",
+                         "it measures freshly initialized networks at one spectral radius only; the sweep of radii "
+                         "and the clipping run are issue 25's Deliver 4")))),
+    Claim(3, "Word2Vec trains fast and its results do not swing from run to run.", "Word2Vec",
+          (Check("", "standard-vectors: Spearman ρ and train tokens/s of word2vec-cbow, -sg; brown-lm: nnlm-mlp* "
+                     "train tokens/s", word2vec_fast_and_stable,
+                 "Cost (training tokens/s, wall time, peak memory; quality is reported apart)",
+                 "training tokens/s per model"),)),
+    Claim(4, "CBOW suits smaller corpora; skip-gram does better on large ones.", "Word2Vec",
+          (Check("", "corpus-size: Spearman ρ (WS-353, SimLex-999, MEN, RW) of ours and gensim's CBOW and skip-gram "
+                     "per offline-mix prefix", skipgram_wins_with_size,
+                 "Word similarity (Spearman ρ, higher is better; mean ± sd over seeds)",
+                 "Spearman ρ per model and set"),)),
+    Claim(5, "Co-occurrence vectors are huge and sparse; SVD gives dense vectors that work.",
+          "Count-based vectors and SVD",
+          (Check("", "standard-all: Spearman ρ of svd-ppmi and word2vec-sg", svd_vectors_work,
+                 "Word similarity (Spearman ρ, higher is better; mean ± sd over seeds)",
+                 "Spearman ρ per model and set"),)),
+    Claim(6, "GloVe combines the advantages of global matrix factorisation (LSA) and local context windows "
+             "(word2vec).", "GloVe",
+          (Check("", "standard-all, glove-parity: Spearman ρ (MEN, WS-353) of glove, svd-ppmi, gensim-sg",
+                 glove_combines_both, "GloVe settings against skip-gram (means over seeds)"),)),
+    Claim(7, "Static vectors give a word one vector whatever its sense; ELMo's contextual vectors handle "
+             "polysemy.", "ELMo",
+          (Check("", f"{ELMO_MATRIX}: WSD accuracy (linear, micro-averaged) of elmo's layers and the most frequent "
+                     f"sense per form", contextual_beats_static_ceiling,
+                 "Word-sense probe and layers against depth (accuracy in percent, mean ± sd over seeds)",
+                 "probe accuracy against relative depth"),)),
+    Claim(8, "For word-sense tasks ELMo's scalar mix weights layer 2 most; for POS and syntax, layer 1.", "ELMo",
+          (Check("orderings", f"{ELMO_MATRIX}: POS and WSD accuracy (linear) of layers 1 and 2", layer_orderings,
+                 "Word-sense probe and layers against depth (accuracy in percent, mean ± sd over seeds)",
+                 "probe accuracy against relative depth"),
+           Check("weights", "the learned scalar-mix weights of the POS and WSD probes per seed",
+                 not_run(f"{ELMO_COMMAND} --save-models",
+                         "the WSD probe stores no scalar-mix weights yet: issue 25's Deliver 3")))),
+    Claim(9, "ELMo is pre-trained on a large corpus, then fine-tuned on the downstream task's corpus.", "ELMo",
+          (Check("", "probe accuracy of a Brown biLM before and after fine-tuning on senseval2's train text, and of "
+                     "a biLM trained on that text alone",
+                 not_run("lm-lineage run --matrix elmo-finetune --out results/elmo-finetune",
+                         "the biLM has no fine-tuning stage and no such matrix exists yet: issue 25's Deliver 5")),)),
+    Claim(10, "The scalar mix adapts ELMo's output to each downstream task.", "ELMo",
+          (Check("", f"{ELMO_MATRIX}: POS and WSD accuracy (linear) of the scalar mix and of each layer",
+                 scalar_mix_adapts,
+                 "ELMo layer probe: linear POS tagging accuracy per layer (percent, mean ± sd over seeds)",
+                 "POS probe accuracy per layer and model"),)),
+)
+
+
+Judged = list[tuple[Claim, list[tuple[Check, Verdict]]]]  # each claim with each check's verdict
+
+
+def judge(rows: Rows) -> Judged:
+    return [(claim, [(check, check.rule(rows)) for check in claim.checks]) for claim in CLAIMS]
+
+
+def anchor(heading: str) -> str:
+    """The `#fragment` GitHub gives a Markdown heading: lower case, punctuation dropped, spaces
+    to hyphens."""
+    return "#" + re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _joined(checks: list[tuple[Check, Verdict]], part: Callable[[Check, Verdict], str]) -> str:
+    """One cell of the ledger: each check's part, prefixed by the check's name when there are several."""
+    shown = [(check.name, part(check, verdict)) for check, verdict in checks]
+    if len(shown) == 1:
+        return shown[0][1]
+    return "; ".join(f"{name}: {text}" for name, text in shown if text)
+
+
+def _behind(check: Check, verdict: Verdict) -> str:
+    """The rows a check reads and a link to the report section (and figure) behind it; not run:
+    the command that would make the rows and why it has not run."""
+    if verdict.outcome == NOT_RUN:
+        return f"{verdict.text()}; it would read {check.reads}"
+    if not check.section:
+        return check.reads
+    figure = f", figure “{check.figure}”" if check.figure else ""
+    return f"{check.reads}; [{check.section.split(' (')[0].split(':')[0]}]({anchor(check.section)}){figure}"
+
+
+def ledger(judged: Judged) -> pd.DataFrame:
+    """One row per claim: each check's verdict, the claim, the effect and the scale. The
+    verdict comes before the claim, so the first columns a reader sees answer the question."""
+    return pd.DataFrame([{"#": claim.id, "verdict": _joined(checks, lambda c, v: v.summary()), "claim": claim.claim,
+                          "effect (mean ± sd over seeds)": _joined(checks, lambda c, v: v.effect),
+                          "measured at": _joined(checks, lambda c, v: v.scale)}
+                         for claim, checks in judged])
+
+
+def behind(judged: Judged) -> list[str]:
+    """One item per claim: the note's section, the rows its checks read and the report section
+    (and figure) behind each verdict, or the command that would run a check not run."""
+    return [f"- {claim.id} ({claim.section}): {_joined(checks, _behind)}" for claim, checks in judged]
+
+
+def claims_section(results: list[dict], frames: dict[str, pd.DataFrame], gradient_flow: pd.DataFrame | None) -> list:
+    """The report's opening section: the ledger, before any other table. `frames`: render.tables(results)."""
+    judged = judge(Rows(results, frames, gradient_flow))
+    return ["## Claims ledger: the note's claims and what these results say", "",
+            "Every verdict is computed from the result rows (bench.report.claims), never typed in: holds, does not "
+            "hold, or mixed (holds in k of n seeds), with the effect as mean ± sd over seeds, or not run.", "",
+            ledger(judged), "",
+            "Behind each verdict (the note's section): the rows read and the report section and figure, or the "
+            "command that would run a check not run yet:", "",
+            *behind(judged), ""]
+
+
+def print_ledger(rows: Rows) -> None:
+    """`lm-lineage claims`: each claim with its verdict (a check not run: its command), effect and
+    scale, a few lines each."""
+    for claim, checks in judge(rows):
+        print(f"{claim.id:>2}. {claim.claim}")
+        for label, part in (("verdict", lambda c, v: v.text()), ("effect", lambda c, v: v.effect),
+                            ("measured at", lambda c, v: v.scale)):
+            value = _joined(checks, part)
+            if value:
+                print(f"    {label}: {value}")
