@@ -9,7 +9,8 @@ A matrix is a small TOML file:
     [tokenizer]  lowercase = true  # TokenizerConfig fields
     [vocab]      min_count = 5     # VocabConfig fields
     [eval]       oov = "skip"      # EvalConfig fields
-    [probe]      corpus = "brown-pos"  # bench.eval.probe.ProbeConfig: POS-probe the models' representations
+    [probe]      tasks = ["pos"]   # bench.eval.probe_config: probe the models' representations
+    [probe.pos]  corpus = "brown-pos"  # one table per probe task (bench.eval.tasks)
     [train]      epochs = 5        # shared: applied to every model config that has the field
     [model.gensim-cbow]            # one model's own overrides
     workers = 2
@@ -34,7 +35,8 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.models import checkpoints
 from bench.models.registry import MODELS, ModelSpec, user_model
-from bench.eval.probe import ProbeConfig
+from bench.eval.probe_config import SHARED, ProbeConfig, from_flat, setting_class
+from bench.eval.tasks import probe_task
 from bench.data.vocab import TokenizerConfig, VocabConfig
 
 MATRIX_DIR = Path(__file__).resolve().parents[1] / "matrices"
@@ -73,7 +75,7 @@ class Matrix:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    probe: ProbeConfig = field(default_factory=ProbeConfig)  # corpus None: no probe
+    probe: ProbeConfig = field(default_factory=ProbeConfig)  # no tasks: no probe
     train: dict = field(default_factory=dict)
     model_overrides: dict[str, dict] = field(default_factory=dict)
 
@@ -112,7 +114,7 @@ class Matrix:
             "name": self.name, "description": self.description, "models": self.models,
             "corpora": self.corpora, "seeds": self.seeds,
             "tokenizer": dataclasses.asdict(self.tokenizer), "vocab": dataclasses.asdict(self.vocab),
-            "eval": dataclasses.asdict(self.eval), "probe": dataclasses.asdict(self.probe),
+            "eval": dataclasses.asdict(self.eval), "probe": self.probe.flat(),
             "train": self.train, "model": self.model_overrides,
         }
 
@@ -314,7 +316,12 @@ def _check_assignment(text: str, raw: dict) -> None:
     keys, value = parse_assignment(text)
     where, key = f"--set {text}", keys[-1]
     overrides = raw.get("model") if isinstance(raw.get("model"), dict) else {}
-    if keys[0] in SECTIONS:
+    if keys[0] == "probe":
+        found = setting_class(keys, where)
+        if found is None:  # the flat layout's task: checked with its table (bench.eval.probe_config.from_flat)
+            return
+        classes, key = [found[0]], found[1]
+    elif keys[0] in SECTIONS:
         if len(keys) != 2:
             raise BenchError(f"{where}: expected {keys[0]}.KEY=VALUE")
         classes = [SECTIONS[keys[0]]]
@@ -421,7 +428,7 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
         tokenizer=_build(TokenizerConfig, raw.get("tokenizer", {}), f"{where}.tokenizer"),
         vocab=_build(VocabConfig, raw.get("vocab", {}), f"{where}.vocab"),
         eval=_build(EvalConfig, raw.get("eval", {}), f"{where}.eval"),
-        probe=_build(ProbeConfig, raw.get("probe", {}), f"{where}.probe"),
+        probe=_probe_config(raw.get("probe", {}), f"{where}.probe"),
         train=train,
         model_overrides=overrides,
     )
@@ -438,6 +445,23 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
                 raise BenchError(f"{where}: [model.{model}] checkpoint: expected a folder path, got {checkpoint!r}")
             checkpoints.check_matches(checkpoint, model, matrix.model_config(model), f"{where}: [model.{model}]")
     return matrix
+
+
+def _probe_config(table, where: str) -> ProbeConfig:
+    """`[probe]` and its `[probe.TASK]` tables (an old flat table translated first)."""
+    if not isinstance(table, dict):
+        raise BenchError(f"{where}: expected a table")
+    table = from_flat(table, where)
+    settings = {}
+    for name, values in table.items():
+        if not isinstance(values, dict):
+            continue
+        shared = sorted(set(values) & set(SHARED))
+        if shared:
+            raise BenchError(f"{where}.{name}: {', '.join(shared)} is shared by every task; expected it in [probe]")
+        settings[name] = _build(probe_task(name, f"{where}.{name}").settings_cls, values, f"{where}.{name}")
+    return _build(ProbeConfig, {**{key: value for key, value in table.items() if key not in settings},
+                                "settings": settings}, where)
 
 
 def _spec_of(name: str, overrides: dict) -> ModelSpec:
