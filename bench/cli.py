@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     vectors.add_argument("--force", action="store_true", help="score files that already have a result again")
     vectors.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    commands.add_parser("list", help="list models, corpora, matrices and metrics")
+    commands.add_parser("list", help="list models, corpora, probe tasks, matrices and metrics")
     return parser
 
 
@@ -278,6 +278,7 @@ def _list() -> int:
     from bench.run.config import MATRIX_DIR
     from bench.data.datasets import CORPORA
     from bench.eval.metrics import METRICS
+    from bench.eval.tasks import PROBE_TASKS
     from bench.models.registry import KINDS, MODELS
 
     print("models:")
@@ -289,6 +290,9 @@ def _list() -> int:
     print("corpora:")
     for spec in CORPORA.values():
         print(f"  {spec.name:18} [{spec.kind}] {spec.description}")
+    print("probe tasks ([probe] tasks = [...], settings in [probe.NAME]):")
+    for task in PROBE_TASKS.values():
+        print(f"  {task.name:18} {task.description}")
     print("matrices:")
     for path in sorted(MATRIX_DIR.glob("*.toml")):
         print(f"  {path.stem:28} {tomllib.loads(path.read_text()).get('description', '')}")

@@ -32,7 +32,7 @@ _FLAT_TASKS = ("pos", "wsd", "pos+wsd")  # the values of the flat layout's `task
 class ProbeConfig:
     """The probe tasks a run's cells get and the settings they share; `settings` holds every
     registered task's own (its `[probe.NAME]` table, defaults where there is none), with the
-    shared values filled in."""
+    shared values filled in where its settings class has those fields."""
 
     tasks: tuple[str, ...] = ()
     lr: float = 1e-2  # Adam (every task's linear probes)
@@ -58,9 +58,13 @@ class ProbeConfig:
              "layers", "a non-empty list of distinct layer numbers >= 0 (0 = the embeddings), or unset")
         need(self, isinstance(self.settings, dict) and set(self.settings) <= set(PROBE_TASKS), "settings",
              f"settings of the probe tasks {', '.join(PROBE_TASKS)}")
-        shared = {name: getattr(self, name) for name in SHARED}
-        self.settings = {name: dataclasses.replace(self.settings.get(name) or task.settings_cls(), **shared)
+        self.settings = {name: self._with_shared(self.settings.get(name) or task.settings_cls())
                          for name, task in PROBE_TASKS.items()}
+
+    def _with_shared(self, settings):
+        """A task's settings with the shared values of [probe] in the fields it has of them."""
+        fields = {f.name for f in dataclasses.fields(settings)}
+        return dataclasses.replace(settings, **{name: getattr(self, name) for name in SHARED if name in fields})
 
     def flat(self) -> dict:
         """The settings as results store them and cell keys hash them (bench.run.keys): the
@@ -85,14 +89,15 @@ def _own_fields(task: str) -> list[str]:
 
 def from_flat(table: dict, where: str) -> dict:
     """A `[probe]` table in the flat layout (`task`, `corpus`, `wsd_*`) as `tasks` and task
-    tables; a table without flat keys comes back as it is. `where` names the table."""
+    tables; a table without flat keys comes back as it is. A task table beside flat keys (a
+    `--set probe.wsd.window=3` on an older matrix file) is merged with them, each setting set
+    once. `where` names the table."""
     flat_names = _flat_names()
     flat = [key for key in table if key == "task" or key in flat_names]
     if not flat:
         return table
-    nested = sorted(key for key, value in table.items() if key == "tasks" or isinstance(value, dict))
-    if nested:
-        raise BenchError(f"{where}: mixes the old flat keys ({', '.join(flat)}) with {', '.join(nested)}; expected "
+    if "tasks" in table:
+        raise BenchError(f"{where}: sets both tasks and the old flat keys ({', '.join(flat)}); expected "
                          f"tasks = [...] and a [probe.NAME] table per task")
     task = table.get("task", "pos")
     if task not in _FLAT_TASKS:
@@ -104,14 +109,36 @@ def from_flat(table: dict, where: str) -> dict:
     if task == "wsd" and corpus is not None:
         raise BenchError(f"{where}.corpus: expected it unset for task 'wsd' (corpus is the POS probe's; set "
                          f"task = \"pos+wsd\" to run both, the WSD corpus is wsd_corpus)")
-    translated = {key: value for key, value in table.items() if key not in flat}
+    translated = {key: dict(value) if isinstance(value, dict) else value
+                  for key, value in table.items() if key not in flat}
     for key in flat:
-        if key != "task":
-            name, setting = flat_names[key]
-            translated.setdefault(name, {})[setting] = table[key]
+        if key == "task":
+            continue
+        name, setting = flat_names[key]
+        task_table = translated.setdefault(name, {})
+        if not isinstance(task_table, dict) or setting in task_table:
+            raise BenchError(f"{where}: sets {key} and {name}.{setting}, the same setting; expected one of them")
+        task_table[setting] = table[key]
     # `task = "pos"` with no corpus (the old default) probed nothing.
     translated["tasks"] = [name for name in task.split("+") if not (name == "pos" and corpus is None)]
     return translated
+
+
+def in_layout_of(path: list[str], table) -> list[str]:
+    """A `--set`/`unset` path into `[probe]` (probe.KEY or probe.TASK.KEY) as `table` (the
+    matrix's [probe] so far) writes it: a POS or WSD table's key as its flat name in a flat
+    table, a flat name as its task table's key in one with tasks or task tables; otherwise as is."""
+    if not isinstance(table, dict) or path[0] != "probe":
+        return path
+    flat_names = _flat_names()
+    is_flat = any(key == "task" or key in flat_names for key in table)
+    flat_name_of = {owner: name for name, owner in flat_names.items()}  # (task, field) -> flat name
+    if is_flat and len(path) == 3 and (path[1], path[2]) in flat_name_of:
+        return ["probe", flat_name_of[path[1], path[2]]]
+    is_nested = "tasks" in table or any(isinstance(value, dict) for value in table.values())
+    if is_nested and not is_flat and len(path) == 2 and path[1] in flat_names:
+        return ["probe", *flat_names[path[1]]]
+    return path
 
 
 def setting_class(keys: list[str], where: str) -> tuple[type, str] | None:

@@ -35,7 +35,7 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.models import checkpoints
 from bench.models.registry import MODELS, ModelSpec, user_model
-from bench.eval.probe_config import SHARED, ProbeConfig, from_flat, setting_class
+from bench.eval.probe_config import SHARED, ProbeConfig, from_flat, in_layout_of, setting_class
 from bench.eval.tasks import probe_task
 from bench.data.vocab import TokenizerConfig, VocabConfig
 
@@ -247,7 +247,7 @@ def read_matrix_file(path: Path, extended_by: tuple[Path, ...] = ()) -> dict:
 def _setting_table(raw: dict, text: str, where: str) -> tuple[dict | None, str]:
     """The table of the matrix table `raw` that holds the setting `text` (section.key or
     model.NAME.key), None where `raw` does not set it; and the setting's key in that table."""
-    *sections, key = _setting_path(text, where, "section.key or model.NAME.key")
+    *sections, key = in_layout_of(_setting_path(text, where, "section.key or model.NAME.key"), raw.get("probe"))
     node = raw
     for section in sections:
         node = node.get(section) if isinstance(node, dict) else None
@@ -285,6 +285,7 @@ def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str
         _drop_setting(raw, unset, f"--unset {unset}", f"matrix {path}")
     for assignment in assignments:
         keys, value = parse_assignment(assignment)
+        keys = in_layout_of(keys, raw.get("probe"))  # probe.wsd.window on a flat [probe]: wsd_window
         node = raw
         for key in keys[:-1]:
             node = node.setdefault(key, {})
