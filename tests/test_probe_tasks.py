@@ -109,11 +109,12 @@ def test_a_new_task_runs_through_the_cell_on_static_vectors_and_layers(tmp_path,
         assert all(0.0 <= row["accuracy"] <= 1.0 for row in cell["metrics"]["capital_probe"])
         assert "capital_probe" in cell["timings"] and "pos_probe" not in cell["metrics"]
         assert cell["metric_defs"]["capital_accuracy"]["direction"] == "higher"
-        # Its settings are in the key as capital_FIELD, with [probe] lr shared into them.
-        assert cell["config"]["probe"]["task"] == "capital"
-        assert cell["config"]["probe"]["capital_corpus"] == str(sentences)
-        assert cell["config"]["probe"]["capital_lr"] == 0.1 and cell["config"]["probe"]["capital_epochs"] == 30
-    assert layered["timings"]["capital_probe"]["tokens"] == 12 * 5 + 6 * 6  # every token featurized once
+        # Its own settings are in the key as capital_FIELD; the shared lr once, as [probe] lr.
+        probe = cell["config"]["probe"]
+        assert probe["task"] == "capital" and probe["capital_corpus"] == str(sentences)
+        assert probe["capital_epochs"] == 30 and probe["lr"] == 0.1 and "capital_lr" not in probe
+    assert load_matrix(str(matrix)).probe.settings["capital"].lr == 0.1  # what the task's probes trained with
+    assert layered["timings"]["capital_probe"]["tokens"] == 6 * (5 + 6)  # every token featurized once
 
     # The same settings again: every cell keeps its key, nothing is redone; another epoch count is another cell.
     assert main(["run", "--matrix", str(matrix), "--out", str(out), "--no-progress", "--in-process"]) == 0
