@@ -19,14 +19,13 @@ import torch
 from gensim.models import KeyedVectors
 
 from bench.data.prepared import PreparedCorpus, prepare_corpus
-from bench.errors import BenchError
 from bench.eval import metrics
 from bench.models import checkpoints
 from bench.models.registry import ModelSpec
 from bench.run.config import EvalConfig, Matrix
 from bench.run.keys import SCORED_FAMILIES, cell_key, data_identity, similarity_identity
-from bench.run.probes import (ProbeCorpora, encoder_probes, layer_probes, metric_defs as probe_metric_defs,
-                              probe_corpora, reads_probes, static_probes)
+from bench.run.probes import (ProbeCorpora, encoder_probes, layer_probes, probe_corpora, probe_metric_defs,
+                              reads_probes, static_probes)
 from bench.run.results import SCHEMA, device_info, git_commit, library_versions
 from bench.timing import measure
 from bench.train import lm

@@ -56,7 +56,7 @@ def probe_corpora(matrix: Matrix, data_root: Path | None) -> ProbeCorpora | None
     return ProbeCorpora({name: PROBE_TASKS[name].load(config.settings[name], data_root) for name in config.tasks})
 
 
-def metric_defs() -> dict:
+def probe_metric_defs() -> dict:
     """The metric definitions of every registered task's rows, as a result records them."""
     return {task.metric.name: dataclasses.asdict(task.metric) for task in PROBE_TASKS.values()}
 

@@ -11,6 +11,7 @@ module here (and its test); `[probe] tasks` names the ones a run probes
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import importlib
 import pkgutil
@@ -34,9 +35,10 @@ class ProbeRun:
     training: dict | None = None  # added to the result's `training` (e.g. the scalar mix's weights)
 
 
-class ProbeTask:
+class ProbeTask(abc.ABC):
     """One probe task. A subclass sets the class attributes and implements `load`, `static`
-    and `layers`; the cell times each call and files its rows under `rows_key`.
+    and `layers`; the cell times each call and files its rows under `rows_key`. Its metric
+    goes into every probing cell's `metric_defs`.
 
     The settings a result stores and its key hashes are one flat table (`key_fields`): a
     task's own fields prefixed with `NAME_`, present where the task runs. POS and WSD keep the
@@ -53,22 +55,22 @@ class ProbeTask:
         """The result's metrics key of its rows, and the name of its timing rows."""
         return f"{self.name}_probe"
 
+    @abc.abstractmethod
     def load(self, settings, data_root: Path | None):
         """The task's corpus (any object with `name` and a `fingerprint` dict holding `name` and
         `sha256`), read once per run; one BenchError line when it is missing or malformed."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def static(self, vectors: KeyedVectors, model: str, corpus, settings, *, seed: int,
                device: torch.device) -> ProbeRun:
         """The rows of one set of static word vectors."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def layers(self, model: str, featurize: Featurizer, n_layers: int, corpus, settings, *, seed: int,
                device: torch.device) -> ProbeRun:
         """The rows of every layer of a layered representation ("0" .. str(n_layers - 1), and
         "mix" where it learns a scalar mix of them); featurize returns one (len, n_layers * D)
         tensor per sentence, layer 0 first. The cell renumbers the layers it picked."""
-        raise NotImplementedError
 
     def key_fields(self, settings, runs: bool, shared: tuple[str, ...]) -> dict:
         """The task's part of the flat probe settings results store and keys hash: its own
