@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     vectors.add_argument("--force", action="store_true", help="score files that already have a result again")
     vectors.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    commands.add_parser("list", help="list models, corpora, matrices and metrics")
+    commands.add_parser("list", help="list models, corpora, probe tasks, matrices and metrics")
 
     data = commands.add_parser("data", help="build the data root (corpora, similarity sets) from public sources")
     build = data.add_subparsers(dest="data_command", required=True).add_parser(
@@ -277,7 +277,8 @@ def _data_build(args) -> int:
         if getattr(args, local) is not None and getattr(args, remote) is not None:
             raise BenchError(f"--{local.replace('_', '-')} and --{remote.replace('_', '-')}: expected one source, "
                              f"local copies or a URL, not both")
-    out = _output_folder(args.out or os.environ.get(DATA_ENV) or str(Path.home() / "lm-lineage-data"), "--out")
+    out = outdir.as_path(args.out or os.environ.get(DATA_ENV) or str(Path.home() / "lm-lineage-data"), "--out")
+    outdir.check_writable(out, "--out")
     built = build_data_root(out, _split(args.only, "--only"),
                             nltk_archives=None if args.nltk_archives is None else Path(args.nltk_archives),
                             wordsim_dir=None if args.wordsim_dir is None else Path(args.wordsim_dir),
@@ -353,7 +354,7 @@ def _list() -> int:
     from bench.run.config import MATRIX_DIR
     from bench.data.datasets import CORPORA
     from bench.eval.metrics import METRICS
-    from bench.eval.wsd import WSD_FOLDERS
+    from bench.eval.tasks import PROBE_TASKS
     from bench.models.registry import KINDS, MODELS
 
     print("models:")
@@ -365,9 +366,9 @@ def _list() -> int:
     print("corpora:")
     for spec in CORPORA.values():
         print(f"  {spec.name:18} [{spec.kind}] {spec.description}")
-    print("word-sense corpora (a [probe] section's wsd_corpus):")
-    for name, folder in WSD_FOLDERS.items():
-        print(f"  {name:18} [local] instances with their senses, train.jsonl and test.jsonl in {folder}/")
+    print("probe tasks ([probe] tasks = [...], settings in [probe.NAME]):")
+    for task in PROBE_TASKS.values():
+        print(f"  {task.name:18} {task.description}")
     print("matrices:")
     for path in sorted(MATRIX_DIR.glob("*.toml")):
         print(f"  {path.stem:28} {tomllib.loads(path.read_text()).get('description', '')}")

@@ -57,6 +57,12 @@ class Phase:
     peak_rss_mb: float = 0.0
     peak_cuda_mb: float | None = None
 
+    def row(self, tokens: int | None, device: torch.device) -> dict:
+        """The phase as a result's timing row; `tokens` processed (None: not counted) give its rate."""
+        return {"device": device.type, "wall_s": self.wall_s,
+                "tokens": tokens, "tokens_per_s": tokens / self.wall_s if tokens and self.wall_s > 0 else None,
+                "peak_rss_mb": self.peak_rss_mb, "peak_cuda_mb": self.peak_cuda_mb}
+
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":

@@ -274,7 +274,8 @@ def test_shipped_elmo_matrix_has_the_real_run_settings():
     matrix = load_matrix("elmo")
     assert matrix.models == ["elmo", "word2vec-sg", "glove", "glove-6b-50d"] and matrix.corpora == ["brown"]
     assert matrix.tokenizer == TOKENIZER and matrix.vocab == VocabConfig(min_count=4, unk="<unk>")  # brown-lm's
-    assert matrix.probe.corpus == "brown-pos" and matrix.probe.strip_tags
+    assert matrix.probe.tasks == ("pos",) and matrix.probe.settings["pos"].corpus == "brown-pos"
+    assert matrix.probe.settings["pos"].strip_tags
     train = matrix.train_config("elmo")
     assert (train.optimizer, train.lr, train.clip, train.batch_size, train.epochs) == ("adam", 1e-3, 10.0, 32, 6)
     assert train.max_minutes <= 60  # the cell then scores, averages and probes (about 13 more minutes)

@@ -246,13 +246,14 @@ def test_set_typos_are_blamed_on_set_not_on_the_matrix_file(tmp_path, capsys, as
 
 def test_unset_drops_a_matrix_setting_so_its_default_applies():
     # TOML has no null: a cap of the matrix file is lifted with --unset, not --set ...=null.
-    assert load_matrix("elmo-seeds").probe.wsd_max_train_per_word == 500
+    assert load_matrix("elmo-seeds").probe.settings["wsd"].max_train_per_word == 500
     lifted = load_matrix("elmo-seeds", unsets=["probe.wsd_max_train_per_word", "probe.wsd_max_eval_per_word"])
-    assert (lifted.probe.wsd_max_train_per_word, lifted.probe.wsd_max_eval_per_word) == (None, None)
+    wsd = lifted.probe.settings["wsd"]
+    assert (wsd.max_train_per_word, wsd.max_eval_per_word) == (None, None)
     assert lifted.train_config("elmo") == load_matrix("elmo-seeds").train_config("elmo")  # the rest kept
     # --set applies after --unset, so the pair replaces a setting outright
     again = load_matrix("elmo-seeds", ["probe.wsd_max_train_per_word=7"], unsets=["probe.wsd_max_train_per_word"])
-    assert again.probe.wsd_max_train_per_word == 7
+    assert again.probe.settings["wsd"].max_train_per_word == 7
 
 
 @pytest.mark.parametrize("unset, expected", [
@@ -284,9 +285,11 @@ def test_a_matrix_extends_another_table_by_table(tmp_path):
 def test_a_matrix_unsets_what_the_matrix_it_extends_sets():
     # elmo-seeds-wsd is elmo-seeds without the WSD caps: their defaults (None: every instance) apply.
     lifted, base = load_matrix("elmo-seeds-wsd"), load_matrix("elmo-seeds")
-    assert (base.probe.wsd_max_train_per_word, base.probe.wsd_max_eval_per_word) == (500, 200)
-    assert (lifted.probe.wsd_max_train_per_word, lifted.probe.wsd_max_eval_per_word) == (None, None)
-    assert lifted.probe.max_train_sentences == base.probe.max_train_sentences == 8000  # the POS caps kept
+    base_wsd, lifted_wsd = base.probe.settings["wsd"], lifted.probe.settings["wsd"]
+    assert (base_wsd.max_train_per_word, base_wsd.max_eval_per_word) == (500, 200)
+    assert (lifted_wsd.max_train_per_word, lifted_wsd.max_eval_per_word) == (None, None)
+    assert lifted.probe.settings["pos"] == base.probe.settings["pos"]  # the POS caps kept
+    assert base.probe.settings["pos"].max_train_sentences == 8000
     assert lifted.train_config("elmo") == base.train_config("elmo") and lifted.seeds == base.seeds == [0, 1, 2]
     assert lifted.name == "elmo-seeds-wsd" and lifted.description != base.description
 

@@ -8,7 +8,7 @@ import torch
 from gensim.models import KeyedVectors
 
 from bench.errors import BenchError
-from bench.eval.probe import (ProbeConfig, encode_tags, extract_features, load_tagged_corpus, majority_tag_baseline,
+from bench.eval.probe import (PosSettings, encode_tags, extract_features, load_tagged_corpus, majority_tag_baseline,
                          most_frequent_tag_baseline, run_probe, static_coverage, static_featurizer, strip_tag,
                          tag_index, train_linear_probe)
 
@@ -109,7 +109,7 @@ def test_probe_on_brown_pos_beats_the_majority_tag(data_root):
     assert not any(tag.endswith(("-TL", "-HL", "-NC")) for tags in train.tags for tag in tags)
     corpus.splits["test"] = type(test)(test.tokens[:500], test.tags[:500])
     featurize = _context_featurizer(train.tokens[:2000])
-    result = run_probe(featurize, corpus, ProbeConfig(epochs=5, lr=1e-2, batch_size=256, max_train_sentences=2000),
+    result = run_probe(featurize, corpus, PosSettings(epochs=5, lr=1e-2, batch_size=256, max_train_sentences=2000),
                        seed=0, device=CPU)
     assert result["train_tokens"] == sum(len(s) for s in train.tokens[:2000])
     assert result["eval_tokens"] == sum(len(s) for s in test.tokens[:500])
@@ -140,7 +140,7 @@ def test_layer_probes_find_the_informative_layer_and_the_mix_weights_it():
         return out
 
     corpus = TaggedCorpus("toy", {"train": split(150), "test": split(60)}, {})
-    config = ProbeConfig(epochs=10, lr=0.05, batch_size=128, max_eval_sentences=40)
+    config = PosSettings(epochs=10, lr=0.05, batch_size=128, max_eval_sentences=40)
     result = run_layer_probes(featurize, 3, corpus, config, seed=0, device=CPU)
     assert result["eval_tokens"] == sum(len(s) for s in corpus.splits["test"].tokens[:40])
     layers = result["layers"]

@@ -12,7 +12,6 @@ from gensim.models import KeyedVectors
 
 from bench.errors import BenchError
 from bench.eval import wsd
-from bench.eval.probe import ProbeConfig
 from bench.models import hf_encoder
 from tests.conftest import write_corpus
 
@@ -48,7 +47,7 @@ def test_score_features_per_word_and_micro_average():
     test = split_of([("w", ["a", "w"], 1, "s1"), ("w", ["b", "w"], 1, "s1"), ("v", ["v"], 0, "t2")])
     train_x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
     test_x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])  # right, wrong (s2's place), right
-    rows = wsd.score_features(train_x, test_x, train, test, ProbeConfig(task="wsd"), seed=0, device=CPU,
+    rows = wsd.score_features(train_x, test_x, train, test, wsd.WsdSettings(), seed=0, device=CPU,
                               methods=("centroid",))
     by_word = {row["word"]: row for row in rows}
     assert by_word["w"]["accuracy"] == 0.5 and by_word["v"]["accuracy"] == 1.0
@@ -135,7 +134,7 @@ def test_senseval2_loads_and_a_tagged_corpus_is_refused(data_root):
     corpus = wsd.load_sense_corpus("senseval2", data_root)
     assert (len(corpus.splits["train"]), len(corpus.splits["test"])) == (12180, 3045)
     mfs = {row["word"]: row["accuracy"] for row in wsd.most_frequent_sense(*wsd.probe_splits(
-        corpus, ProbeConfig(task="wsd")))}
+        corpus, wsd.WsdSettings()))}
     assert set(mfs) == {"hard", "interest", "line", "serve", "all"}
     assert abs(mfs["hard"] - 0.797) < 0.01 and abs(mfs["serve"] - 0.414) < 0.01  # the README's rates
     with pytest.raises(BenchError, match=r"brown-pos.*train.jsonl line 1 has no .word., .head., .sense. field"):
@@ -143,15 +142,21 @@ def test_senseval2_loads_and_a_tagged_corpus_is_refused(data_root):
 
 
 def test_probe_config_tasks():
-    assert ProbeConfig().runs_pos is False and ProbeConfig(task="wsd").runs_wsd
-    both = ProbeConfig(task="pos+wsd", corpus="brown-pos")
-    assert both.runs_pos and both.runs_wsd
-    with pytest.raises(ValueError, match="task"):
-        ProbeConfig(task="ner")
-    with pytest.raises(ValueError, match="corpus"):
-        ProbeConfig(task="pos+wsd")
-    with pytest.raises(ValueError, match="corpus"):
-        ProbeConfig(task="wsd", corpus="brown-pos")
+    from bench.eval.probe_config import ProbeConfig, from_flat
+
+    assert ProbeConfig().tasks == () and ProbeConfig(tasks=["wsd", "pos"]).tasks == ("pos", "wsd")
+    # The flat layout of older matrix files: POS needs its corpus, WSD takes none of POS's.
+    assert from_flat({"task": "pos+wsd", "corpus": "brown-pos"}, "probe") == {"tasks": ["pos", "wsd"],
+                                                                             "pos": {"corpus": "brown-pos"}}
+    assert from_flat({"task": "pos", "epochs": 3}, "probe")["tasks"] == []  # no corpus: no POS probe
+    with pytest.raises(ValueError, match="tasks"):
+        ProbeConfig(tasks=["ner"])
+    with pytest.raises(BenchError, match="probe.task: expected one of 'pos', 'wsd', 'pos\\+wsd', got 'ner'"):
+        from_flat({"task": "ner"}, "probe")
+    with pytest.raises(BenchError, match="probe.corpus"):
+        from_flat({"task": "pos+wsd"}, "probe")
+    with pytest.raises(BenchError, match="probe.corpus"):
+        from_flat({"task": "wsd", "corpus": "brown-pos"}, "probe")
     assert ProbeConfig(layers=[2, 0]).layers == [2, 0]
     for layers in ([], [1, 1], [-1], [0.5], "1", [True]):
         with pytest.raises(ValueError, match="layers"):
@@ -159,7 +164,7 @@ def test_probe_config_tasks():
 
 
 def test_only_the_chosen_layers_are_probed_and_keep_their_numbers():
-    from bench.run.cell import _only_layers, _renumbered
+    from bench.run.probes import _only_layers, _renumbered
 
     # 3 layers of D = 2 side by side: layer k of word i holds (10 k + i, -(10 k + i)).
     def featurize(sentences):
@@ -168,7 +173,7 @@ def test_only_the_chosen_layers_are_probed_and_keep_their_numbers():
 
     (picked,) = _only_layers(featurize, 3, [2, 0])([["a", "b"]])
     assert picked.tolist() == [[20, -20, 0, 0], [21, -21, 1, -1]]
-    assert _renumbered({"0": 0.9, "1": 0.7, "mix": 0.95}, [2, 0]) == {"2": 0.9, "0": 0.7, "mix": 0.95}
+    assert [_renumbered(layer, [2, 0]) for layer in ("0", "1", "mix", "per-word")] == ["2", "0", "mix", "per-word"]
 
 
 def _layers_matrix(tmp_path, models, layers, extra=""):
@@ -238,7 +243,7 @@ def test_layer_probes_find_the_sense_layer():
         return out
 
     corpus = wsd.SenseCorpus("toy", {"train": split(80), "test": split(40)}, {})
-    result = wsd.run_layer_probes(featurize, 2, corpus, ProbeConfig(task="wsd", wsd_epochs=10, lr=0.05), seed=0,
+    result = wsd.run_layer_probes(featurize, 2, corpus, wsd.WsdSettings(epochs=10, lr=0.05), seed=0,
                                   device=CPU)
     micro = {layer: {row["method"]: row["accuracy"] for row in rows if row["word"] == "all"}
              for layer, rows in result["layers"].items()}
@@ -335,7 +340,7 @@ def test_elmo_layers_through_the_wsd_probe(tmp_path):
     test = split_of([("hard", ["the", "hard", "line"], 1, "H1")])
     result = wsd.run_layer_probes(trained.featurize, trained.n_layers, wsd.SenseCorpus("toy", {"train": train,
                                                                                                "test": test}, {}),
-                                  ProbeConfig(task="wsd", wsd_epochs=2), seed=0, device=CPU)
+                                  wsd.WsdSettings(epochs=2), seed=0, device=CPU)
     assert set(result["layers"]) == {"0", "1", "2", "mix"}
     # 2 methods x (hard, all) per layer
     assert all(len(rows) == 2 * 2 for layer, rows in result["layers"].items() if layer != "mix")

@@ -67,6 +67,9 @@ CORPORA: dict[str, CorpusSpec] = {
                    folder="corpora/gutenberg"),
         CorpusSpec("movie-reviews", "local", "Pang & Lee polarity 2.0, one sentence a line (train only)",
                    folder="corpora/movie-reviews"),
+        CorpusSpec("senseval2", "local", "Senseval-2 line/hard/serve/interest contexts with their senses "
+                   "({word, tokens, head, sense} jsonl, train and test): the word-sense probe's corpus",
+                   folder="corpora/senseval2", text_field="tokens"),
         CorpusSpec(
             "offline-mix",
             "composite",
@@ -204,6 +207,25 @@ def local_folder(spec: CorpusSpec, data_dir: str | Path | None) -> Path:
     if not folder.is_dir():
         raise BenchError(f"corpus '{spec.name}': expected folder {folder} under the data root {root}")
     return folder
+
+
+def corpus_folder(name: str, data_dir: str | Path | None, kind: str, field: str, holding: str) -> Path:
+    """The folder of a corpus that is read as files rather than as lines of text (a probe
+    task's): a local registry corpus under the data root, else a folder path. For the errors:
+    `kind` names the corpus ("tagged", "word-sense"), `field` the field it is read for and
+    `holding` what its files hold."""
+    spec = CORPORA.get(name)
+    if spec is None:
+        folder = Path(name).expanduser()
+        if not folder.is_dir():
+            local = [spec.name for spec in CORPORA.values() if spec.kind == "local"]
+            raise BenchError(f"unknown {kind} corpus '{name}': expected one of {', '.join(local)} or a folder of "
+                             f"{holding}")
+        return folder
+    if spec.kind != "local":
+        raise BenchError(f"corpus '{name}' has no '{field}' field: it is a {spec.kind} corpus; expected a local "
+                         f"corpus or a folder of {holding}")
+    return local_folder(spec, data_dir)
 
 
 def _load_folder(folder: Path, text_field: str, label: str) -> RawCorpus:

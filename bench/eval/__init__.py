@@ -1,6 +1,8 @@
 """Stage 4, eval: what a trained model is scored with: the metric registry and the
-word-vector evaluators (`metrics`), the probes on frozen representations (`probe`) and the
-gradient-flow diagnostic (`diagnostics`).
+word-vector evaluators (`metrics`), the probes on frozen representations (`probe`: POS and
+the linear probe, `wsd`: word sense), the probe tasks that run them, one module each
+(`tasks`), the `[probe]` section naming them (`probe_config`) and the gradient-flow
+diagnostic (`diagnostics`).
 
 May import: `bench.models`, `bench.train`, `bench.data`, `bench.errors`, `bench.timing`, `impl`.
 """

@@ -10,7 +10,7 @@ through a `featurize(sentences) -> one (len, D) tensor per sentence` callable: E
 The corpus is `brown-pos` (tokens and Brown tags, one sentence a line). Brown tags carry
 suffixes that are not parts of speech: `-TL` (word in a title), `-HL` (in a headline),
 `-NC` (cited word), stacked as in `NN-TL-HL`; `strip_tag` removes them (the full tag set is
-`ProbeConfig.strip_tags = False`). Other marks stay: `FW-` (foreign word), `*` (negation)
+`[probe.pos] strip_tags = false`). Other marks stay: `FW-` (foreign word), `*` (negation)
 and `+` (contractions such as `PPSS+BER`).
 
 Two references put an accuracy in context: the majority tag (every token gets the most
@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from gensim.models import KeyedVectors
 
-from bench.data.datasets import CORPORA, SPLITS, load_folder_dataset, local_folder
+from bench.data.datasets import SPLITS, corpus_folder, load_folder_dataset
 from bench.errors import BenchError
 from impl._checks import is_bool, is_int, is_num, need, need_ints
 from impl.elmo import ScalarMix
@@ -47,68 +47,36 @@ TOKENS_FIELD, TAGS_FIELD = "tokens", "tags"
 Featurizer = Callable[[list[list[str]]], list[torch.Tensor]]
 
 
-PROBE_TASKS = ("pos", "wsd", "pos+wsd")
-
-
 @dataclass
-class ProbeConfig:
-    """The `[probe]` section of a matrix: which probes a run's cells get, on what data.
+class PosSettings:
+    """The POS probe's settings: the `[probe.pos]` table, with the `[probe]` keys every task
+    shares (`lr`, `weight_decay`, `feature_batch`; bench.eval.probe_config). Every cap takes
+    the same slice for every model of a run, so their rows compare."""
 
-    `task` picks them: "pos" (a linear POS probe on `corpus`; with no corpus, no probe at
-    all), "wsd" (the word-sense probe of bench.eval.wsd on `wsd_corpus`) or "pos+wsd".
-    Every cap takes the same slice for every model of a run, so their rows compare.
-    """
-
-    task: str = "pos"
-    corpus: str | None = None  # the tagged POS corpus (brown-pos); None: no POS probe
+    corpus: str = "brown-pos"  # registry name or folder of {tokens, tags} jsonl splits
     strip_tags: bool = True  # drop -TL/-HL/-NC (the probe then has fewer, purely syntactic classes)
     epochs: int = 10
-    lr: float = 1e-2  # Adam (both tasks' linear probes)
     batch_size: int = 1024  # tokens per step
-    weight_decay: float = 0.0  # both tasks' linear probes
-    feature_batch: int = 64  # sentences per featurize call
     max_train_sentences: int | None = None  # the first n train sentences only (features cost memory)
     max_eval_sentences: int | None = None  # the first n sentences of the scored split only
-    wsd_corpus: str = "senseval2"  # registry name or folder of {word, tokens, head, sense} jsonl lines
-    wsd_window: int = 5  # bag-of-context rows: the static vectors of the words within +-k of the target
-    wsd_max_train_per_word: int | None = None  # a fixed random n train instances per word (seed 0), else all
-    wsd_max_eval_per_word: int | None = None  # the same for the test instances
-    wsd_epochs: int = 50  # the WSD linear probe: a few thousand instances per word need more passes
-    wsd_batch_size: int = 64  # instances per step
-    # The layers of a layered model (ELMo, the transformers) to probe, 0 = the embeddings; unset:
-    # every layer. The scalar mix mixes the probed layers; the report's relative depth takes
-    # the highest layer probed as the top. Static rows do not read it.
-    layers: list[int] | None = None
+    lr: float = 1e-2  # Adam
+    weight_decay: float = 0.0
+    feature_batch: int = 64  # sentences per featurize call
 
     def __post_init__(self):
-        need(self, self.task in PROBE_TASKS, "task", f"one of {', '.join(map(repr, PROBE_TASKS))}")
-        need(self, self.corpus is None or (isinstance(self.corpus, str) and self.corpus != ""), "corpus",
-             "a corpus name or folder, or unset")
-        need(self, self.task != "pos+wsd" or self.corpus is not None, "corpus",
-             "the tagged POS corpus (e.g. \"brown-pos\") for task 'pos+wsd'")
-        need(self, self.task != "wsd" or self.corpus is None, "corpus",
-             "unset for task 'wsd' (corpus is the POS probe's; set task = \"pos+wsd\" to run both, "
-             "the WSD corpus is wsd_corpus)")
-        need(self, isinstance(self.wsd_corpus, str) and self.wsd_corpus != "", "wsd_corpus", "a corpus name or folder")
+        need(self, isinstance(self.corpus, str) and self.corpus != "", "corpus", "a corpus name or folder")
         need(self, is_bool(self.strip_tags), "strip_tags", "a bool")
-        need_ints(self, "epochs", "batch_size", "feature_batch", "wsd_window", "wsd_epochs", "wsd_batch_size")
+        need_ints(self, "epochs", "batch_size", "feature_batch")
+        need_caps(self, "max_train_sentences", "max_eval_sentences")
         need(self, is_num(self.lr) and self.lr > 0, "lr", "a number > 0")
         need(self, is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a number >= 0")
-        need(self, self.layers is None or (isinstance(self.layers, list) and self.layers != []
-                                           and all(is_int(layer) and layer >= 0 for layer in self.layers)
-                                           and len(set(self.layers)) == len(self.layers)),
-             "layers", "a non-empty list of distinct layer numbers >= 0 (0 = the embeddings), or unset")
-        for name in ("max_train_sentences", "max_eval_sentences", "wsd_max_train_per_word", "wsd_max_eval_per_word"):
-            value = getattr(self, name)
-            need(self, value is None or (is_int(value) and value >= 1), name, "an int >= 1, or unset")
 
-    @property
-    def runs_pos(self) -> bool:
-        return "pos" in self.task.split("+") and self.corpus is not None
 
-    @property
-    def runs_wsd(self) -> bool:
-        return "wsd" in self.task.split("+")
+def need_caps(settings, *fields: str) -> None:
+    """`need` an int >= 1 or None in each of `fields` (a cap left unset takes everything)."""
+    for name in fields:
+        value = getattr(settings, name)
+        need(settings, value is None or (is_int(value) and value >= 1), name, "an int >= 1, or unset")
 
 
 @dataclass
@@ -140,23 +108,10 @@ def strip_tag(tag: str, strip: bool = True) -> str:
     return tag
 
 
-def _tagged_folder(name: str, data_dir: str | Path | None) -> Path:
-    spec = CORPORA.get(name)
-    if spec is None:
-        folder = Path(name).expanduser()
-        if not folder.is_dir():
-            raise BenchError(f"unknown corpus '{name}': expected one of {', '.join(CORPORA)} "
-                             f"or a folder of {{'{TOKENS_FIELD}': [...], '{TAGS_FIELD}': [...]}} jsonl splits")
-        return folder
-    if spec.kind != "local":
-        raise BenchError(f"corpus '{name}' has no '{TAGS_FIELD}' field: a probe needs a local corpus of "
-                         f"{{'{TOKENS_FIELD}': [...], '{TAGS_FIELD}': [...]}} lines, such as brown-pos")
-    return local_folder(spec, data_dir)
-
-
 def load_tagged_corpus(name: str, data_dir: str | Path | None = None, strip: bool = True) -> TaggedCorpus:
     """A registry name (brown-pos) or a folder of jsonl splits, each line {tokens: [...], tags: [...]}."""
-    folder = _tagged_folder(name, data_dir)
+    folder = corpus_folder(name, data_dir, "tagged", TAGS_FIELD,
+                           f"{{'{TOKENS_FIELD}': [...], '{TAGS_FIELD}': [...]}} jsonl splits")
     loaded, _, sha256 = load_folder_dataset(folder, name)
     splits = {}
     for split in SPLITS:
@@ -346,7 +301,7 @@ def fit_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, t
     return correct / len(test_labels), probe
 
 
-def probe_splits(corpus: TaggedCorpus, config: ProbeConfig, eval_split: str) -> tuple[TaggedSplit, TaggedSplit]:
+def probe_splits(corpus: TaggedCorpus, config: PosSettings, eval_split: str) -> tuple[TaggedSplit, TaggedSplit]:
     """The train and scored sentences, cut to the configured slices."""
     if eval_split not in corpus.splits:
         raise BenchError(f"corpus '{corpus.name}' has no '{eval_split}' split")
@@ -370,7 +325,7 @@ def _references(train: TaggedSplit, test: TaggedSplit, index: dict[str, int], te
     }
 
 
-def run_probe(featurize: Featurizer, corpus: TaggedCorpus, config: ProbeConfig, *, seed: int,
+def run_probe(featurize: Featurizer, corpus: TaggedCorpus, config: PosSettings, *, seed: int,
               device: torch.device | str, eval_split: str = "test") -> dict:
     """Probe accuracy of one representation on corpus (trained on train, scored on eval_split),
     with both baselines computed on the same sentences."""
@@ -385,7 +340,7 @@ def run_probe(featurize: Featurizer, corpus: TaggedCorpus, config: ProbeConfig, 
     return {"accuracy": accuracy, **_references(train, test, index, test_labels)}
 
 
-def run_layer_probes(featurize: Featurizer, n_layers: int, corpus: TaggedCorpus, config: ProbeConfig, *, seed: int,
+def run_layer_probes(featurize: Featurizer, n_layers: int, corpus: TaggedCorpus, config: PosSettings, *, seed: int,
                      device: torch.device | str, eval_split: str = "test") -> dict:
     """Probe accuracy of every layer of a layered representation and of a learned scalar mix.
 

@@ -40,18 +40,40 @@ import torch
 import torch.nn.functional as F
 from gensim.models import KeyedVectors
 
-from bench.data.datasets import CORPORA, _sha256_files, local_folder, resolve_data_dir
+from bench.data.datasets import _sha256_files, corpus_folder
 from bench.errors import BenchError
-from bench.eval.probe import Featurizer, ProbeConfig, _static_row, extract_features, fit_linear_probe
+from bench.eval.probe import Featurizer, _static_row, extract_features, fit_linear_probe, need_caps
+from impl._checks import is_num, need, need_ints
 
-# Registry names of word-sense corpora: folder under the data root.
-WSD_FOLDERS = {"senseval2": "corpora/senseval2"}
 FIELDS = ("word", "tokens", "head", "sense")
 SPLIT_FILES = {"train": "train.jsonl", "test": "test.jsonl"}
 ALL_WORDS = "all"  # the `word` of a micro-averaged row
 MFS, MFS_FORM, NAIVE_BAYES = "most-frequent-sense", "most-frequent-sense-per-form", "naive-bayes"
 BAG_OF_CONTEXT = "bag-of-context"  # the `layer` of static vectors' rows
 SAMPLE_SEED = 0  # the caps' per-word sample: fixed, so every model and seed sees the same instances
+
+
+@dataclass
+class WsdSettings:
+    """The word-sense probe's settings: the `[probe.wsd]` table, with the `[probe]` keys every
+    task shares (`lr`, `weight_decay`, `feature_batch`; bench.eval.probe_config)."""
+
+    corpus: str = "senseval2"  # registry name or folder of {word, tokens, head, sense} jsonl lines
+    window: int = 5  # bag-of-context rows: the static vectors of the words within +-k of the target
+    max_train_per_word: int | None = None  # a fixed random n train instances per word (SAMPLE_SEED), else all
+    max_eval_per_word: int | None = None  # the same for the test instances
+    epochs: int = 50  # the linear probe: a few thousand instances per word need more passes than POS
+    batch_size: int = 64  # instances per step
+    lr: float = 1e-2  # Adam
+    weight_decay: float = 0.0
+    feature_batch: int = 64  # sentences per featurize call
+
+    def __post_init__(self):
+        need(self, isinstance(self.corpus, str) and self.corpus != "", "corpus", "a corpus name or folder")
+        need_ints(self, "window", "epochs", "batch_size", "feature_batch")
+        need_caps(self, "max_train_per_word", "max_eval_per_word")
+        need(self, is_num(self.lr) and self.lr > 0, "lr", "a number > 0")
+        need(self, is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a number >= 0")
 
 
 @dataclass
@@ -85,29 +107,6 @@ class SenseCorpus:
     name: str
     splits: dict[str, SenseSplit]  # train and test
     fingerprint: dict
-
-
-def _wsd_folder(name: str, data_dir: str | Path | None) -> Path:
-    if name in WSD_FOLDERS:
-        root = resolve_data_dir(data_dir)
-        if root is None:
-            raise BenchError(f"corpus '{name}' lives under a data root: pass --data-dir or set $LM_LINEAGE_DATA "
-                             f"(e.g. ../shared/data)")
-        folder = root / WSD_FOLDERS[name]
-        if not folder.is_dir():
-            raise BenchError(f"corpus '{name}': expected folder {folder} under the data root {root}")
-        return folder
-    spec = CORPORA.get(name)
-    if spec is not None:
-        if spec.kind != "local":
-            raise BenchError(f"probe.wsd_corpus '{name}' has no '{SPLIT_FILES['train']}' of word-sense instances: "
-                             f"expected {', '.join(WSD_FOLDERS)} or a folder of {{{', '.join(FIELDS)}}} jsonl lines")
-        return local_folder(spec, data_dir)
-    folder = Path(name).expanduser()
-    if not folder.is_dir():
-        raise BenchError(f"unknown word-sense corpus '{name}': expected {', '.join(WSD_FOLDERS)} or a folder with "
-                         f"train.jsonl and test.jsonl")
-    return folder
 
 
 def _read_split(path: Path, name: str) -> SenseSplit:
@@ -144,7 +143,8 @@ def _read_split(path: Path, name: str) -> SenseSplit:
 def load_sense_corpus(name: str, data_dir: str | Path | None = None) -> SenseCorpus:
     """A registry name (senseval2) or a folder with train.jsonl and test.jsonl of
     {word, tokens, head, sense} lines."""
-    folder = _wsd_folder(name, data_dir)
+    folder = corpus_folder(name, data_dir, "word-sense", "sense",
+                           f"train.jsonl and test.jsonl of {{{', '.join(FIELDS)}}} lines")
     paths = {split: folder / file for split, file in SPLIT_FILES.items()}
     absent = [str(path) for path in paths.values() if not path.is_file()]
     if absent:
@@ -169,10 +169,10 @@ def cap_per_word(split: SenseSplit, limit: int | None) -> SenseSplit:
     return split.take(sorted(kept))
 
 
-def probe_splits(corpus: SenseCorpus, config: ProbeConfig) -> tuple[SenseSplit, SenseSplit]:
+def probe_splits(corpus: SenseCorpus, config: WsdSettings) -> tuple[SenseSplit, SenseSplit]:
     """The train and test instances every row of a run is computed on (the configured caps)."""
-    return (cap_per_word(corpus.splits["train"], config.wsd_max_train_per_word),
-            cap_per_word(corpus.splits["test"], config.wsd_max_eval_per_word))
+    return (cap_per_word(corpus.splits["train"], config.max_train_per_word),
+            cap_per_word(corpus.splits["test"], config.max_eval_per_word))
 
 
 def _accuracy_rows(method: str, correct: dict[str, int], totals: dict[str, int]) -> list[dict]:
@@ -277,7 +277,7 @@ def _sense_ids(train: SenseSplit, test: SenseSplit, train_idx: list[int], test_i
 
 
 def score_features(train_x: torch.Tensor, test_x: torch.Tensor, train: SenseSplit, test: SenseSplit,
-                   config: ProbeConfig, *, seed: int, device: torch.device | str,
+                   config: WsdSettings, *, seed: int, device: torch.device | str,
                    methods: tuple[str, ...] = ("centroid", "linear")) -> list[dict]:
     """Accuracy rows (per word and "all") of each method on features of the target tokens.
 
@@ -295,8 +295,8 @@ def score_features(train_x: torch.Tensor, test_x: torch.Tensor, train: SenseSpli
             correct["centroid"][word] = int((predicted == test_y).sum())
         if "linear" in methods:
             accuracy, _ = fit_linear_probe(train_x[train_idx], train_y, test_x[test_idx], test_y,
-                                           epochs=config.wsd_epochs, lr=config.lr, seed=seed, device=device,
-                                           weight_decay=config.weight_decay, batch_size=config.wsd_batch_size)
+                                           epochs=config.epochs, lr=config.lr, seed=seed, device=device,
+                                           weight_decay=config.weight_decay, batch_size=config.batch_size)
             correct["linear"][word] = round(accuracy * len(test_idx))
     return [row for method in methods for row in _accuracy_rows(method, correct[method], totals)]
 
@@ -308,16 +308,16 @@ def references(train: SenseSplit, test: SenseSplit) -> dict:
             "train_instances": len(train), "eval_instances": len(test)}
 
 
-def run_static_probe(kv: KeyedVectors, corpus: SenseCorpus, config: ProbeConfig, *, seed: int,
+def run_static_probe(kv: KeyedVectors, corpus: SenseCorpus, config: WsdSettings, *, seed: int,
                      device: torch.device | str) -> dict:
     """Bag-of-context rows of one set of static word vectors, with the references."""
     train, test = probe_splits(corpus, config)
-    rows = score_features(bag_of_context(kv, train, config.wsd_window), bag_of_context(kv, test, config.wsd_window),
+    rows = score_features(bag_of_context(kv, train, config.window), bag_of_context(kv, test, config.window),
                           train, test, config, seed=seed, device=device)
     return {"rows": rows, **references(train, test)}
 
 
-def run_layer_probes(featurize: Featurizer, n_layers: int, corpus: SenseCorpus, config: ProbeConfig, *, seed: int,
+def run_layer_probes(featurize: Featurizer, n_layers: int, corpus: SenseCorpus, config: WsdSettings, *, seed: int,
                      device: torch.device | str) -> dict:
     """Centroid and linear rows for every layer of a layered representation, and a linear
     probe through a learned scalar mix of the layers ("mix").

@@ -9,7 +9,8 @@ A matrix is a small TOML file:
     [tokenizer]  lowercase = true  # TokenizerConfig fields
     [vocab]      min_count = 5     # VocabConfig fields
     [eval]       oov = "skip"      # EvalConfig fields
-    [probe]      corpus = "brown-pos"  # bench.eval.probe.ProbeConfig: POS-probe the models' representations
+    [probe]      tasks = ["pos"]   # bench.eval.probe_config: probe the models' representations
+    [probe.pos]  corpus = "brown-pos"  # one table per probe task (bench.eval.tasks)
     [train]      epochs = 5        # shared: applied to every model config that has the field
     [model.gensim-cbow]            # one model's own overrides
     workers = 2
@@ -40,7 +41,8 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.models import checkpoints
 from bench.models.registry import MODELS, ModelSpec, user_model
-from bench.eval.probe import ProbeConfig
+from bench.eval.probe_config import SHARED, ProbeConfig, from_flat, in_layout_of
+from bench.eval.tasks import probe_task
 from bench.data.vocab import TokenizerConfig, VocabConfig
 
 MATRIX_DIR = Path(__file__).resolve().parents[1] / "matrices"
@@ -80,7 +82,7 @@ class Matrix:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    probe: ProbeConfig = field(default_factory=ProbeConfig)  # corpus None: no probe
+    probe: ProbeConfig = field(default_factory=ProbeConfig)  # no tasks: no probe
     train: dict = field(default_factory=dict)
     model_overrides: dict[str, dict] = field(default_factory=dict)
 
@@ -125,7 +127,7 @@ class Matrix:
             "name": self.name, "description": self.description, "models": self.models,
             "corpora": self.corpora, "seeds": self.seeds,
             "tokenizer": dataclasses.asdict(self.tokenizer), "vocab": dataclasses.asdict(self.vocab),
-            "eval": dataclasses.asdict(self.eval), "probe": dataclasses.asdict(self.probe),
+            "eval": dataclasses.asdict(self.eval), "probe": self.probe.flat(),
             "train": self.train, "model": self.model_overrides,
         }
 
@@ -320,7 +322,7 @@ def read_matrix_file(path: Path, extended_by: tuple[Path, ...] = ()) -> dict:
 def _setting_table(raw: dict, text: str, where: str) -> tuple[dict | None, str]:
     """The table of the matrix table `raw` that holds the setting `text` (section.key or
     model.NAME.key), None where `raw` does not set it; and the setting's key in that table."""
-    *sections, key = _setting_path(text, where, "section.key or model.NAME.key")
+    *sections, key = in_layout_of(_setting_path(text, where, "section.key or model.NAME.key"), raw.get("probe"))
     node = raw
     for section in sections:
         node = node.get(section) if isinstance(node, dict) else None
@@ -360,6 +362,7 @@ def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str
     origins = {}
     for assignment in assignments:
         keys, value = parse_assignment(assignment)
+        keys = in_layout_of(keys, raw.get("probe"))  # probe.wsd.window on a flat [probe]: wsd_window
         node = raw
         for key in keys[:-1]:
             node = node.setdefault(key, {})
@@ -457,9 +460,11 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
         models=list(raw["models"]),
         corpora=list(raw["corpora"]),
         seeds=_as_seeds(raw.get("seeds", 1), blame("seeds")),
+        probe=_probe_config(raw.get("probe", {}), blame),
         train=train,
         model_overrides=overrides,
-        **{section: _build(cls, raw.get(section, {}), (section,), blame) for section, cls in SECTIONS.items()},
+        **{section: _build(cls, raw.get(section, {}), (section,), blame) for section, cls in SECTIONS.items()
+           if section != "probe"},
     )
     language_models = [m for m in matrix.models if matrix.spec(m).family in ("lm", "bilm")]
     if language_models and matrix.vocab.unk is None:
@@ -489,6 +494,23 @@ def _check_model_table(model: str, values: dict, spec: ModelSpec, blame: Blame) 
         for cls in _config_classes(spec):
             if key in _class_fields(cls):
                 _checked(cls, key, value, ("model", model), blame)
+
+
+def _probe_config(table: dict, blame: Blame) -> ProbeConfig:
+    """`[probe]` and its `[probe.TASK]` tables (an old flat table translated first)."""
+    table = from_flat(table, f"{blame('probe')}: probe")
+    settings = {}
+    for name, values in table.items():
+        if not isinstance(values, dict):
+            continue
+        shared = sorted(set(values) & set(SHARED))
+        if shared:
+            raise BenchError(f"{blame('probe', name, shared[0])}: probe.{name}: {', '.join(shared)} is shared by "
+                             f"every task; expected it in [probe]")
+        task = probe_task(name, f"{blame('probe', name)}: probe.{name}")
+        settings[name] = _build(task.settings_cls, values, ("probe", name), blame)
+    shared_values = {key: value for key, value in table.items() if key not in settings}
+    return _build(ProbeConfig, {**shared_values, "settings": settings}, ("probe",), blame)
 
 
 def _spec_of(name: str, overrides: dict) -> ModelSpec:

@@ -21,11 +21,12 @@ from bench.data.datasets import resolve_data_dir
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.errors import BenchError
 from bench.eval import metrics
-from bench.run.cell import CellJob, EvalData, check_probe_layers, config_block, expected_key, probe_corpus_of
+from bench.run.cell import CellJob, EvalData, config_block, expected_key
 from bench.run.config import Matrix
 from bench.run.executors import LocalExecutor, RayExecutor
 from bench.run.keys import describe_difference
 from bench.run.outdir import check_folder
+from bench.run.probes import check_probe_layers, probe_corpora
 from bench.run.results import command_line, read_result, remove_stale_temp_files, write_json_atomic
 from bench.train import lm
 
@@ -82,7 +83,7 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
         prepared = prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab)
         check_lm_splits(matrix, prepared)
         fingerprints[corpus] = prepared.fingerprint
-    eval_data = EvalData(metrics.similarity_sets(data_root), probe_corpus_of(matrix, data_root))
+    eval_data = EvalData(metrics.similarity_sets(data_root), probe_corpora(matrix, data_root))
     for model in matrix.models:
         if matrix.spec(model).check is not None:
             matrix.spec(model).check(matrix.model_config(model), f"model.{model}")
