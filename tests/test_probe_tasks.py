@@ -168,7 +168,7 @@ def test_set_reaches_a_task_table_in_either_layout():
     ('[probe.ner]\ncorpus = "x"\n', "probe.ner: unknown probe task 'ner'; expected one of pos, wsd"),
     ('[probe]\ntasks = ["wsd"]\n[probe.wsd]\nlr = 0.1\n', "probe.wsd: lr is shared by every task; expected it in "
                                                             "[probe]"),
-    ('[probe]\ntasks = ["wsd"]\n[probe.wsd]\nwindw = 3\n', "probe.wsd: unknown key(s) windw"),
+    ('[probe]\ntasks = ["wsd"]\n[probe.wsd]\nwindw = 3\n', "unknown key(s) windw in [probe.wsd]"),
     ('[probe]\ntask = "wsd"\nwsd_window = 4\n[probe.wsd]\nwindow = 3\n', "sets wsd_window and wsd.window, the same "
                                                                      "setting"),
     ('[probe]\ntask = "wsd"\ntasks = ["wsd"]\n', "sets both tasks and the old flat keys (task)"),
