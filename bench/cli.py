@@ -7,6 +7,7 @@ exits with code 1 after writing every other cell and the tables.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -18,9 +19,29 @@ from pathlib import Path
 from bench.errors import BenchError
 
 # The machines this runs on often have no route to the Hugging Face hub; every model and
-# corpus we load by default is local, so never wait on the hub unless the user asks.
-for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ.setdefault(_name, "1")
+# corpus we load by default is local, so a command never waits on the hub unless the user asks.
+HUB_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+@contextlib.contextmanager
+def _hub_access(allow: bool):
+    """The hub's offline switches for one command: "0" with --allow-hub, else "1" unless the
+    caller's environment sets them; restored after, so main() in a test or another program
+    leaves os.environ as it found it (workers started meanwhile inherit the command's)."""
+    previous = {name: os.environ.get(name) for name in HUB_OFFLINE_VARIABLES}
+    for name in HUB_OFFLINE_VARIABLES:
+        if allow:
+            os.environ[name] = "0"
+        else:
+            os.environ.setdefault(name, "1")
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -127,9 +148,6 @@ def _output_folder(value: str, flag: str) -> Path:
 
 
 def _run(args) -> int:
-    if args.allow_hub:
-        for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-            os.environ[name] = "0"
     from bench.run.config import load_matrix
 
     if args.seeds is not None and args.seeds < 1:
@@ -173,7 +191,8 @@ def _eval_vectors(args) -> int:
     the embedded Lee corpus (which vectors read from files ignore: it only labels the cells)."""
     import pandas as pd
 
-    from bench.report.render import MIN_SCORED_PAIRS, tables
+    from bench.report.sections import MIN_SCORED_PAIRS
+    from bench.report.tables import tables
     from bench.run.config import add_vectors_model, matrix_from_dict
     from bench.run.executors import LocalExecutor
     from bench.run.results import load_results
@@ -283,6 +302,8 @@ def _list() -> int:
     print("models:")
     for spec in MODELS.values():
         print(f"  {spec.name:18} [{spec.family}] {spec.description}")
+    for error in MODELS.plugin_errors:  # a broken plugin is left out of the list; the rest still works
+        print(f"lm-lineage: warning: {error}", file=sys.stderr)
     print("kinds (a model of your own: [model.NAME] with kind = ...; see the README's Bring your own model):")
     for spec in KINDS.values():
         print(f"  {spec.name:18} [{spec.family}] {spec.description}")
@@ -310,6 +331,12 @@ def _raise_terminated(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    with _hub_access(allow=getattr(args, "allow_hub", False)):  # only `run` has --allow-hub
+        return _command(args)
+
+
+def _command(args) -> int:
+    """The command `args` name; a user error is one line and exit code 2."""
     # Only the main thread may set signal handlers (main() also runs inside tests' threads).
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
