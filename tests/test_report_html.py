@@ -23,7 +23,7 @@ REAL_CELL = (Path(__file__).resolve().parents[1] / "results" / "standard-vectors
              / "word2vec-sg__offline-mix__seed0.json")
 PNG_PREFIX = "data:image/png;base64,"
 SECTIONS = ("Word similarity", "Perplexity", "Cost", "Quality against training cost", "Gradient flow",
-            "ELMo layer probe", "Environment")
+            "Layer probe", "Environment")
 
 
 # Two 30-pair similarity sets over 40 words; gensim-sg lacks the last 8 words, so its

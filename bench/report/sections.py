@@ -256,8 +256,9 @@ def gradient_flow_section(flow: pd.DataFrame | None) -> list[Block]:
 
 
 def layer_probe_section(probe: pd.DataFrame) -> list[Block]:
-    """The POS probe per model, probe corpus and layer, with ELMo's layers 1 and 2 against Peters et al."""
-    heading = "ELMo layer probe: linear POS tagging accuracy per layer"
+    """The POS probe per model, probe corpus and layer (ELMo's biLMs and the pretrained
+    transformers alike), with ELMo's layers 1 and 2 against Peters et al."""
+    heading = "Layer probe: linear POS tagging accuracy per layer"
     if probe.empty:
         return absent(heading, "No POS probe rows in this folder: run a matrix with a `[probe]` section (one row "
                                "per model, corpus, seed and layer), e.g. `lm-lineage run --matrix elmo --out DIR`.")
