@@ -8,6 +8,7 @@ tables are written); 2 bad input (a `BenchError`: one line naming the file or ke
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -19,9 +20,29 @@ from bench.errors import BenchError
 from bench.run import outdir
 
 # The machines this runs on often have no route to the Hugging Face hub; every model and
-# corpus we load by default is local, so never wait on the hub unless the user asks.
-for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ.setdefault(_name, "1")
+# corpus we load by default is local, so a command never waits on the hub unless the user asks.
+HUB_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+@contextlib.contextmanager
+def _hub_access(allow: bool):
+    """The hub's offline switches for one command: "0" with --allow-hub, else "1" unless the
+    caller's environment sets them; restored after, so main() in a test or another program
+    leaves os.environ as it found it (workers started meanwhile inherit the command's)."""
+    previous = {name: os.environ.get(name) for name in HUB_OFFLINE_VARIABLES}
+    for name in HUB_OFFLINE_VARIABLES:
+        if allow:
+            os.environ[name] = "0"
+        else:
+            os.environ.setdefault(name, "1")
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 # Defaults of the output flags: every command writes under runs/ unless told otherwise, never
@@ -160,9 +181,6 @@ def _split(value: str | None, flag: str) -> list[str] | None:
 
 
 def _run(args) -> int:
-    if args.allow_hub:
-        for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-            os.environ[name] = "0"
     from bench.run.config import load_matrix
 
     if args.seeds is not None and args.seeds < 1:
@@ -212,7 +230,8 @@ def _eval_vectors(args) -> int:
     the embedded Lee corpus (which vectors read from files ignore: it only labels the cells)."""
     import pandas as pd
 
-    from bench.report.render import MIN_SCORED_PAIRS, tables
+    from bench.report.sections import MIN_SCORED_PAIRS
+    from bench.report.tables import tables
     from bench.run.config import add_vectors_model, matrix_from_dict
     from bench.run.executors import LocalExecutor
     from bench.run.results import load_results
@@ -323,13 +342,13 @@ def _gradient_flow(args) -> int:
 
 
 def _claims(args) -> int:
-    from bench.report import render
     from bench.report.claims import Rows, print_ledger
+    from bench.report.tables import GRADIENT_FLOW, read_diagnostic, tables
     from bench.run.results import load_results
 
     results_dir = Path(args.results)
     results = load_results(results_dir)
-    print_ledger(Rows(results, render.tables(results), render._diagnostic_table(results_dir, render.GRADIENT_FLOW)))
+    print_ledger(Rows(results, tables(results), read_diagnostic(results_dir, GRADIENT_FLOW)))
     return 0
 
 
@@ -360,6 +379,8 @@ def _list() -> int:
     print("models:")
     for spec in MODELS.values():
         print(f"  {spec.name:18} [{spec.family}] {spec.description}")
+    for error in MODELS.plugin_errors:  # a broken plugin is left out of the list; the rest still works
+        print(f"lm-lineage: warning: {error}", file=sys.stderr)
     print("kinds (a model of your own: [model.NAME] with kind = ...; see the README's Bring your own model):")
     for spec in KINDS.values():
         print(f"  {spec.name:18} [{spec.family}] {spec.description}")
@@ -390,6 +411,12 @@ def _raise_terminated(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    with _hub_access(allow=getattr(args, "allow_hub", False)):  # only `run` has --allow-hub
+        return _command(args)
+
+
+def _command(args) -> int:
+    """The command `args` name; a user error is one line and exit code 2."""
     # Only the main thread may set signal handlers (main() also runs inside tests' threads).
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None

@@ -38,6 +38,7 @@ from gensim.models import KeyedVectors
 
 from impl._checks import check_flat_corpus, is_bool, is_num, need, need_ints
 from impl._cooccurrence import cooccurrence
+from impl._torch_threads import torch_threads
 
 # glove.c clips each coordinate of a per-entry gradient to [-100, 100].
 _GRAD_CLIP = 100.0
@@ -56,7 +57,7 @@ class GloVeConfig:
     batch_size: int = 2048  # nonzero entries per update (fastest on one CPU thread; larger on a GPU)
     symmetric: bool = True  # False: left context only, as cooccur.c -symmetric 0
     max_vocab_memory_gb: float = 4.0  # bound on the co-occurrence matrix while counting
-    threads: int = 2  # torch.set_num_threads on CPU
+    threads: int = 2  # torch's intra-op threads on the CPU while fitting (restored after)
 
     # Fields a matrix's shared [train] table does not set: there `alpha` is word2vec's
     # learning rate, here the weighting exponent; only [model.glove] sets it.
@@ -142,8 +143,12 @@ def fit_glove(
     over each batch before its update.
     """
     device = torch.device(device)
-    if device.type == "cpu":
-        torch.set_num_threads(config.threads)
+    with torch_threads(config.threads if device.type == "cpu" else torch.get_num_threads()):
+        return _fit(X, config, seed, device, progress)
+
+
+def _fit(X: sp.spmatrix, config: GloVeConfig, seed: int, device: torch.device,
+         progress: bool) -> tuple[np.ndarray, list[float]]:
     entries = _nonzero_entries(X, config, device)
     V, D, nnz = X.shape[0], config.vector_size, len(entries[0])
 

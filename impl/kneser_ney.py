@@ -153,7 +153,8 @@ class KneserNey:
                 if self.config.discount_fallback is None:
                     raise ValueError(f"cannot estimate modified Kneser-Ney discounts for order {k} from "
                                      f"count-of-counts n1..n4={count_of_counts.tolist()} (too little data?); "
-                                     f"set ngram.discount_fallback")
+                                     f"set KNConfig.discount_fallback (in a matrix: discount_fallback in the "
+                                     f"model's own table, e.g. [model.kn3])")
                 d = self.config.discount_fallback
                 fallback_orders.append(k)
             discounts.append(d)

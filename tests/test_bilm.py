@@ -228,7 +228,7 @@ def test_elmo_cell_end_to_end_with_a_tagged_toy_corpus(tmp_path, monkeypatch):
     assert len(result["training"]["probe_scalar_mix"]["weights"]) == 3
     assert {"train", "eval_test", "type_vectors", "pos_probe"} <= set(result["timings"])
     report = (out / "report.md").read_text()
-    assert "## ELMo layer probe" in report and f"POS, `elmo` on `{tagged}`: layer " in report
+    assert "## Layer probe" in report and f"POS, `elmo` on `{tagged}`: layer " in report
 
 
 @pytest.mark.data

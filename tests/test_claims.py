@@ -13,7 +13,8 @@ import pytest
 from bench.cli import main
 from bench.report import claims
 from bench.report.claims import DOES_NOT_HOLD, HOLDS, MIXED, NOT_RUN
-from bench.report.render import GRADIENT_FLOW, _diagnostic_table, render, tables
+from bench.report.render import render
+from bench.report.tables import GRADIENT_FLOW, read_diagnostic, tables
 from bench.run.results import load_results
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -163,7 +164,7 @@ def test_skipgram_against_cbow_is_counted_per_implementation_and_seed():
 
 def test_the_ledger_of_the_committed_results_lists_all_ten_claims():
     results = load_results(RESULTS)
-    judged = claims.judge(claims.Rows(results, tables(results), _diagnostic_table(RESULTS, GRADIENT_FLOW)))
+    judged = claims.judge(claims.Rows(results, tables(results), read_diagnostic(RESULTS, GRADIENT_FLOW)))
     table = claims.ledger(judged)
     assert list(table["#"]) == list(range(1, 11))
     verdicts = dict(zip(table["#"], table["verdict"]))

@@ -166,3 +166,20 @@ def test_readme_layout_names_every_package_and_impl_file():
     impl_files = {p.relative_to(ROOT).as_posix() for p in ROOT.glob("impl/*.py") if p.name != "__init__.py"}
     assert len(packages) >= 6 and len(impl_files) >= 7
     assert sorted((packages | impl_files) - named) == [], "README layout misses these"
+
+
+# --- package docstrings ----------------------------------------------------------------------
+
+
+def test_every_package_docstring_names_its_modules():
+    """A package's first file is its table of contents: its docstring names each of its
+    modules as `name`, so a module added without a word on what it is for fails here."""
+    inits = sorted(ROOT.glob("bench/**/__init__.py")) + [ROOT / "impl" / "__init__.py"]
+    assert len(inits) >= 8  # bench, its stage packages and impl
+    missing = []
+    for init in inits:
+        docstring = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+        named = set(re.findall(r"`([\w.]+)`", docstring))
+        missing += [f"{init.relative_to(ROOT)}: `{module.stem}`" for module in sorted(init.parent.glob("*.py"))
+                    if module.name != "__init__.py" and module.stem not in named]
+    assert missing == [], "package docstrings that miss a module:\n" + "\n".join(missing)

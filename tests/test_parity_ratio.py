@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from bench.errors import BenchError
-from bench.report.render import SPEED_TARGET, _parity_section, interleaved_speed_ratio, tables
+from bench.report.studies import SPEED_TARGET, interleaved_speed_ratio, parity_section
+from bench.report.tables import tables
 
 TOKENS_PER_S = {  # (model, seed) -> training tokens/s
     ("word2vec-cbow", 0): 1000.0, ("gensim-cbow", 0): 1250.0,
@@ -69,7 +70,7 @@ def test_no_pair_and_duplicate_timings():
 def test_parity_table_reports_the_median_ratio_its_range_and_pairs():
     results = [result(model, seed, value) for (model, seed), value in TOKENS_PER_S.items()]
     frames = tables(results)
-    blocks = _parity_section(frames["wordsim"], frames["throughput"])
+    blocks = parity_section(frames["wordsim"], frames["throughput"])
     table = next(block for block in blocks if isinstance(block, pd.DataFrame))
     speed = table[table["measure"] == "train tokens/s"].iloc[0]
     assert speed["difference"] == "0.80× (0.80–0.90, 3 seed pairs)"
@@ -88,7 +89,7 @@ def test_a_pair_re_run_hours_later_is_left_out_and_named():
     speed = interleaved_speed_ratio(train_rows(results), "word2vec-cbow", "gensim-cbow")
     assert (speed["pairs"], speed["apart"], speed["median"]) == (1, 1, pytest.approx(0.8))
     frames = tables(results)
-    table = next(b for b in _parity_section(frames["wordsim"], frames["throughput"]) if isinstance(b, pd.DataFrame))
+    table = next(b for b in parity_section(frames["wordsim"], frames["throughput"]) if isinstance(b, pd.DataFrame))
     row = table[table["measure"] == "train tokens/s"].iloc[0]
     assert row["difference"] == "0.80× (0.80–0.80, 1 seed pair; 1 pair made over an hour apart left out)"
 
@@ -98,7 +99,7 @@ def test_no_interleaved_pair_gives_no_ratio_and_no_verdict():
                result("gensim-cbow", 0, 1000.0, started="2026-11-25T03:00:00+0000")]
     assert interleaved_speed_ratio(train_rows(results), "word2vec-cbow", "gensim-cbow") == {"pairs": 0, "apart": 1}
     frames = tables(results)
-    table = next(b for b in _parity_section(frames["wordsim"], frames["throughput"]) if isinstance(b, pd.DataFrame))
+    table = next(b for b in parity_section(frames["wordsim"], frames["throughput"]) if isinstance(b, pd.DataFrame))
     row = table[table["measure"] == "train tokens/s"].iloc[0]
     assert (row["difference"], row["met"], row["ours value"]) == (
         "no interleaved pair; 1 pair made over an hour apart left out", "–", "–")

@@ -23,7 +23,7 @@ REAL_CELL = (Path(__file__).resolve().parents[1] / "results" / "standard-vectors
              / "word2vec-sg__offline-mix__seed0.json")
 PNG_PREFIX = "data:image/png;base64,"
 SECTIONS = ("Word similarity", "Perplexity", "Cost", "Quality against training cost", "Gradient flow",
-            "ELMo layer probe", "Environment")
+            "Layer probe", "Environment")
 
 
 # Two 30-pair similarity sets over 40 words; gensim-sg lacks the last 8 words, so its
@@ -100,7 +100,7 @@ def report_html(tmp_path_factory) -> Path:
 
 # One set per corpus and matrix: similarity heatmaps (own coverage, like for like) for
 # offline-mix · standard-vectors; perplexity for brown · brown-lm; throughput and quality vs
-# cost for each of the two; the gradient flow. No pos_probe.csv: no probe figure.
+# cost for each of the two; the gradient flow. No cell holds POS probe rows: no probe figure.
 FIGURES = 8
 
 
@@ -114,29 +114,33 @@ def test_report_html_embeds_every_figure_and_explains_what_is_missing(report_htm
     assert all(image.startswith(b"\x89PNG\r\n\x1a\n") for image in images)
     assert page.count("<figcaption>corpus <code>offline-mix · standard-vectors</code></figcaption>") == 2
     assert "Like for like (the pairs every model here covers)" in page
-    explanation = "No pos_probe.csv in this folder: the ELMo layer probe (<code>bench.eval.probe.run_probe</code>"
+    explanation = "No POS probe rows in this folder: run a matrix with a <code>[probe]</code> section"
     assert explanation in page
-    assert "No pos_probe.csv in this folder" in (report_html.parent / "report.md").read_text()
+    assert "No POS probe rows in this folder" in (report_html.parent / "report.md").read_text()
     assert "GPU NVIDIA H100 80GB HBM3 (79 GiB, CUDA 12.8, driver 570.1)" in page
     assert "<th>k=50</th>" in page
 
 
-def test_layer_probe_csv_adds_its_figure_and_table(tmp_path):
+def test_cells_pos_probe_rows_add_their_figure_and_table(tmp_path):
     folder = _write_results(tmp_path / "results")
-    probe = [{"model": "elmo", "corpus": "brown-pos", "seed": seed, "layer": layer, "accuracy": 0.9 + 0.01 * layer}
-             for seed in (0, 1) for layer in (0, 1, 2)]
-    pd.DataFrame(probe).to_csv(folder / "pos_probe.csv", index=False)
+    for seed in (0, 1):
+        cell = _vector_cell("elmo", seed)
+        cell["metrics"]["pos_probe"] = [{"model": "elmo", "probe_corpus": "brown-pos", "layer": str(layer),
+                                         "accuracy": 0.9 + 0.01 * layer, "train_tokens": 800, "eval_tokens": 200}
+                                        for layer in (0, 1, 2)]
+        (folder / "vectors" / "cells" / f"elmo__offline-mix__seed{seed}.json").write_text(json.dumps(cell))
     render(folder, tmp_path / "out")
     page = (tmp_path / "out" / "report.html").read_text()
     assert len(_images(page)) == FIGURES + 1
-    assert "No pos_probe.csv" not in page
+    assert "No POS probe rows" not in page
     assert "<th>layer 2</th>" in page and "<td>92.0 ± 0.0</td>" in page
+    assert len(pd.read_csv(tmp_path / "out" / "pos_probe.csv")) == 6
 
 
 def test_diagnostic_csv_without_its_columns_is_refused_in_one_line(tmp_path):
     folder = _write_results(tmp_path / "results")
-    pd.DataFrame([{"model": "elmo", "layer": 0}]).to_csv(folder / "pos_probe.csv", index=False)
-    with pytest.raises(BenchError, match=r"pos_probe.csv: missing column\(s\) corpus, seed, accuracy") as error:
+    pd.DataFrame([{"model": "rnn", "layer": 0}]).to_csv(folder / "gradient_flow.csv", index=False)
+    with pytest.raises(BenchError, match=r"gradient_flow.csv: missing column\(s\) k, grad_norm, seed") as error:
         render(folder)
     assert "\n" not in str(error.value)
     assert not (folder / "report.html").exists()

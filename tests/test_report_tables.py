@@ -19,7 +19,8 @@ from scipy import stats
 
 from bench.cli import main
 from bench.eval.metrics import SimilaritySet, evaluate_similarity, pair_scores
-from bench.report.render import MIN_SCORED_PAIRS, like_for_like, own_coverage, spearman_table, tables
+from bench.report.sections import MIN_SCORED_PAIRS, like_for_like, own_coverage, spearman_table
+from bench.report.tables import tables
 
 PAIRS = 24
 SET = SimilaritySet("TOY-24", "toy", [(f"a{i}", f"b{i}", float(i)) for i in range(PAIRS)])

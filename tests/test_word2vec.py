@@ -12,25 +12,11 @@ from gensim.test.utils import datapath
 
 from tests.corpora import lee as lee_corpus
 from tests.corpora import toy
-from impl import word2vec
-from impl.word2vec import (
-    Word2VecConfig,
-    _cbow_centre,
-    _cbow_step,
-    _centre_targets,
-    _draw_noise,
-    _scaled_to_2_32,
-    _sg_centre,
-    _sg_slot_steps,
-    _torch_tables,
-    _torch_targets,
-    alias_table,
-    context_mask,
-    huffman_codes,
-    huffman_table,
-    keep_probabilities,
-    train_word2vec,
-)
+from impl import _word2vec_numba, word2vec
+from impl._word2vec_numba import _cbow_centre, _centre_targets, _draw_noise, _scaled_to_2_32, _sg_centre
+from impl._word2vec_tables import alias_table, huffman_codes, huffman_table, keep_probabilities
+from impl._word2vec_torch import _cbow_step, _sg_slot_steps, _torch_tables, _torch_targets, context_mask
+from impl.word2vec import Word2VecConfig, train_word2vec
 
 BACKENDS = ["numba", "torch"]
 
@@ -387,8 +373,8 @@ def test_kernel_noise_draws_follow_the_unigram_power_and_skip_the_centre():
 
 def test_jobs_cover_every_sentence_once(monkeypatch):
     # Raw tokens 0, 4, 8, 12 start jobs in sentences 0, 2, 3, 4 (sentence 1 is empty).
-    monkeypatch.setattr(word2vec, "_JOB_TOKENS", 4)
-    assert word2vec._jobs(np.array([0, 3, 3, 5, 12, 13])) == [(0, 2), (2, 3), (3, 4), (4, 5)]
+    monkeypatch.setattr(_word2vec_numba, "_JOB_TOKENS", 4)
+    assert _word2vec_numba._jobs(np.array([0, 3, 3, 5, 12, 13])) == [(0, 2), (2, 3), (3, 4), (4, 5)]
 
 
 # --- the torch path against the kernel and gensim ---------------------------------------------

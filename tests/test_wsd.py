@@ -369,7 +369,7 @@ def test_smollm2_every_layer_on_a_tiny_input():
 
 
 def test_report_writes_wsd_probe_csv_columns(tmp_path):
-    from bench.report.render import WSD_FILE, tables
+    from bench.report.tables import CSV_TABLES, tables
 
     rows = [{"model": "minilm", "probe_corpus": "senseval2", "layer": layer, "word": "all", "method": "linear",
              "accuracy": accuracy, "instances": 400, "train_instances": 800, "eval_instances": 400}
@@ -381,7 +381,7 @@ def test_report_writes_wsd_probe_csv_columns(tmp_path):
     assert list(frame.columns) == ["model", "corpus", "seed", "layer", "word", "method", "accuracy", "train_corpus",
                                    "matrix", "instances", "probe_train", "probe_eval"]
     assert len(frame) == 3  # the second cell's copy of the baseline row is dropped
-    assert WSD_FILE == "wsd_probe.csv"
+    assert "wsd_probe" in CSV_TABLES  # written as wsd_probe.csv
     assert pd.api.types.is_float_dtype(frame["accuracy"])
 
 
@@ -389,7 +389,7 @@ def test_report_states_the_best_layer_against_the_references_on_the_same_instanc
     """Hand-made micro-averaged rows of one run: layer 2 is best on average (0.70, 0.74 -> 72.0)
     though layer 1 wins seed 1; the margins are against the reference's one value and the
     static model's mean over seeds."""
-    from bench.report.render import _best_layer_against_references
+    from bench.report.studies import best_layer_against_references
 
     def row(model, layer, method, seed, accuracy):
         return {"model": model, "corpus": "senseval2", "seed": seed, "layer": layer, "word": wsd.ALL_WORDS,
@@ -403,20 +403,21 @@ def test_report_states_the_best_layer_against_the_references_on_the_same_instanc
     rows += [row("word2vec-sg", wsd.BAG_OF_CONTEXT, "linear", seed, accuracy)
              for seed, accuracy in ((0, 0.7), (1, 0.72))]
     rows.append({**row("elmo", "1", "linear", 0, 0.1), "word": "hard"})  # a per-word row is not micro-averaged
-    [sentence, blank] = _best_layer_against_references(pd.DataFrame(rows), "senseval2")
+    [sentence, blank] = best_layer_against_references(pd.DataFrame(rows), "senseval2")
     assert blank == ""
     assert "its best single layer, 2, scores 72.0 ± 2.8% (2 seeds)" in sentence
     assert "+16.0 points against `most-frequent-sense` (56.0%)" in sentence  # one copy of the reference, not two
     assert "+1.0 points against `word2vec-sg`'s bag of context (71.0 ± 1.4%, 2 seeds)" in sentence
     assert "standard error of 2.2 points" in sentence  # sqrt(0.72 * 0.28 / 400) = 0.02245
     # A run with no layered model says nothing.
-    assert _best_layer_against_references(pd.DataFrame(rows[-5:]), "senseval2") == []
+    assert best_layer_against_references(pd.DataFrame(rows[-5:]), "senseval2") == []
 
 
 def test_tokens_section_names_each_matrix_probe_slices():
     """Two matrices that probed WSD on different slices: the table names both slices (so a
     reader sees why the bigger slice scores higher), and the figure still draws."""
-    from bench.report.render import _training_tokens_section, Figure
+    from bench.report.markup import Figure
+    from bench.report.studies import training_tokens_section
 
     def rows(matrix, tokens, probe_train, probe_eval, accuracy):
         return [{"model": "elmo", "matrix": matrix, "seed": 0, "biLM": "256-d layers", "tokens": tokens,
@@ -425,7 +426,7 @@ def test_tokens_section_names_each_matrix_probe_slices():
                 for layer, shift in (("0", -0.1), ("1", 0.0), ("2", 0.01), ("mix", 0.02))]
 
     trained = pd.DataFrame(rows("capped", 4e5, 2000, 800, 0.68) + rows("whole", 1.8e6, 12180, 3045, 0.77))
-    blocks = _training_tokens_section(trained)
+    blocks = training_tokens_section(trained)
     [table] = [block for block in blocks if isinstance(block, pd.DataFrame)]
     assert list(table["WSD probe train / test instances"]) == ["2,000 / 800", "12,180 / 3,045"]
     assert list(table["POS probe train / test tokens"]) == ["–", "–"]  # no POS rows: a dash, not a blank

@@ -1,7 +1,8 @@
 """A corpus made ready for one family: tokenized, vocabulary applied, every split as ids.
 
-Built once per (corpus, tokenizer, vocab rule) in a run and passed explicitly to every
-cell that uses it.
+`prepare_corpus` builds one from the corpus, tokenizer and vocab rule: the runner builds it
+once per corpus to check the data before a run writes anything, and every cell builds its own
+again in its worker (quickly: the tokenized corpus comes from the token cache, bench.data.vocab).
 """
 
 from __future__ import annotations

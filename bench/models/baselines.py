@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from gensim.models import KeyedVectors
 
+from bench.data.prepared import PreparedCorpus
 from bench.errors import BenchError
 
 
@@ -131,3 +132,18 @@ def encoder_word_vectors(source: str, words: list[str], config: HFEncoderConfig,
     kv = KeyedVectors(matrix.shape[1])
     kv.add_vectors(words, matrix)
     return kv
+
+
+# --- the registry's `embedding` builds of these models ---------------------------------------
+
+
+def gensim_word2vec(prepared: PreparedCorpus, config: GensimWord2VecConfig, seed: int, device) -> KeyedVectors:
+    return train_gensim_word2vec(prepared.train_sentences(), config, seed)
+
+
+def gensim_fasttext(prepared: PreparedCorpus, config: GensimFastTextConfig, seed: int, device) -> KeyedVectors:
+    return train_gensim_fasttext(prepared.train_sentences(), config, seed)
+
+
+def glove_6b_50d(prepared: PreparedCorpus, config: GloveFileConfig, seed: int, device) -> KeyedVectors:
+    return load_glove_6b_50d()

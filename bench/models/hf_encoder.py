@@ -27,9 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
+
+from bench.data.prepared import PreparedCorpus
+from bench.errors import BenchError
+from bench.models import baselines, pretrained_lm
 
 
 def pool_words(hidden: torch.Tensor, word_ids: Sequence[int | None], n_words: int) -> torch.Tensor:
@@ -138,3 +142,55 @@ def load_encoder(source: str, device: torch.device | str, *, gguf_file: str | No
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
         model = transformers.AutoModel.from_pretrained(source, gguf_file=gguf_file, dtype=dtype)
     return LayeredEncoder(model, tokenizer, device, start_token)
+
+
+# --- the registry's hooks for models read through this module ---------------------------------
+# `minilm` and the `hf-encoder` kind: a transformers encoder whose word vectors are scored
+# (baselines.encoder_word_vectors) and whose layers are probed; a pretrained causal LM's layers.
+
+
+def _encoder_source(config: baselines.HFEncoderConfig, where: str = "model") -> str:
+    """What `from_pretrained` reads: a folder or hub id (`package:folder` resolved)."""
+    folder = pretrained_lm.package_path(config.source, where)
+    return str(folder) if folder else config.source
+
+
+def encoder_vectors(prepared: PreparedCorpus, config: baselines.HFEncoderConfig, seed: int,
+                    device: torch.device):
+    """The `embedding` build: scored over the corpus vocabulary, like the models trained on it."""
+    return baselines.encoder_word_vectors(_encoder_source(config), prepared.vocab.words, config, device)
+
+
+def encoder_layers(config: baselines.HFEncoderConfig, device: torch.device) -> LayeredEncoder:
+    """Every layer of the encoder, one vector per word (mean of its subwords), for the probes."""
+    return load_encoder(_encoder_source(config), device)
+
+
+def check_encoder(config: baselines.HFEncoderConfig, where: str):
+    """Read the encoder's configuration (not its weights) before a run writes anything."""
+    from transformers import AutoConfig
+
+    if not config.source:
+        raise BenchError(f"{where}.source: expected a transformers model folder or a hub id (with --allow-hub)")
+    try:
+        return AutoConfig.from_pretrained(_encoder_source(config, where))
+    except Exception as exc:  # hub, file and format errors come in many types: one line
+        lines = str(exc).strip().splitlines()
+        raise BenchError(f"{where}.source {config.source!r}: transformers cannot read it ({type(exc).__name__}: "
+                         f"{lines[0] if lines else ''}); expected a model folder, or a hub id with "
+                         f"--allow-hub") from exc
+
+
+def encoder_layer_count(config: baselines.HFEncoderConfig, where: str) -> int:
+    return check_encoder(config, where).num_hidden_layers + 1  # the embeddings, then one per block
+
+
+def causal_lm_layers(name: str) -> Callable:
+    """A pretrained causal LM's embeddings and blocks, reading its source as the perplexity rows do."""
+
+    def encoder(config: pretrained_lm.PretrainedLMConfig, device: torch.device) -> LayeredEncoder:
+        folder, gguf_file = pretrained_lm.resolve_source(config.source, f"model.{name}")
+        return load_encoder(folder, device, gguf_file=gguf_file, start_token=config.start_token,
+                            dtype=getattr(torch, config.dtype))
+
+    return encoder

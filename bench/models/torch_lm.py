@@ -18,6 +18,7 @@ not an nn.Module or logits of the wrong shape are one line and exit code 2.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass, field
 
@@ -25,7 +26,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bench.data.prepared import PreparedCorpus
 from bench.errors import BenchError
+from bench.models.language_models import TrainedLM, neural_lm
+from bench.train import lm
 
 CHECK_VOCAB = 11  # the vocabulary size `check` builds the class with
 CHECK_IDS_SHAPE = (2, 3)
@@ -111,3 +115,19 @@ def check(config: TorchLMConfig, where: str) -> None:
         got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise BenchError(f"{where}: {config.module} returned {got} for token ids of shape {CHECK_IDS_SHAPE}; "
                          f"expected logits of shape {expected} (batch, time, vocab_size={CHECK_VOCAB})")
+
+
+def build(prepared: PreparedCorpus, config: TorchLMConfig, train_config: lm.LMTrainConfig, seed: int,
+          device: torch.device, precision: str, checkpoint: str | None = None) -> TrainedLM:
+    """The kind's `lm` build: the module trained and scored like `lstm` (or loaded from `checkpoint`)."""
+    trained = neural_lm(make_model)(prepared, config, train_config, seed, device, precision, checkpoint)
+    if trained.module.stateful:
+        return trained
+    bptt = train_config.bptt
+
+    def score(split: str) -> dict:  # the loop's context line assumes a carried state, which this module lacks
+        return {**trained.score(split),
+                "context": f"bptt={bptt}: the split read in chunks of {bptt} tokens, each without what came before "
+                           f"(the module keeps no state); every token scored"}
+
+    return dataclasses.replace(trained, score=score)

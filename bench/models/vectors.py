@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from gensim.models import KeyedVectors
 
+from bench.data.prepared import PreparedCorpus
 from bench.errors import BenchError
 
 FORMATS = ("word2vec-text", "word2vec-binary", "glove-text", "fasttext-vec", "gensim")
@@ -332,3 +333,25 @@ def _read_gensim(path: Path, limit: int | None) -> KeyedVectors:
     clean = KeyedVectors(vectors.shape[1])
     clean.add_vectors(keys, np.ascontiguousarray(vectors))
     return clean
+
+
+# --- the `vectors` kind (bench.models.registry.KINDS) --------------------------------------
+
+
+def build(prepared: PreparedCorpus, config: VectorsConfig, seed: int, device) -> KeyedVectors:
+    """The kind's `embedding` build: the file's vectors (the corpus only labels the cell)."""
+    return read_vectors(config.path, config.format, config.limit)
+
+
+def check(config: VectorsConfig, where: str) -> None:
+    """The file read through once before a run writes anything; a bad one is one line naming `where`."""
+    try:
+        check_file(config.path, config.format, config.limit)
+    except BenchError as exc:
+        raise BenchError(f"{where}: {exc}") from exc
+
+
+def fingerprint(config: VectorsConfig) -> dict:
+    """The vectors file is this model's data: its sha256 identifies the row."""
+    return {"vectors": {"path": config.path, "sha256": file_sha256(config.path),
+                        "format": config.format or detect_format(config.path), "limit": config.limit}}

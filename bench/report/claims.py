@@ -73,7 +73,7 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Rows:
-    """What the rules read: every result, the report's tables of them (bench.report.render.tables,
+    """What the rules read: every result, the report's tables of them (bench.report.tables.tables,
     corpora not yet labelled by matrix) and the gradient-flow diagnostic (None when absent).
     The report and the CLI build it: this module imports neither, so the report can import it."""
 
@@ -463,7 +463,7 @@ def behind(judged: Judged) -> list[str]:
 
 
 def claims_section(results: list[dict], frames: dict[str, pd.DataFrame], gradient_flow: pd.DataFrame | None) -> list:
-    """The report's opening section: the ledger, before any other table. `frames`: render.tables(results)."""
+    """The report's opening section: the ledger, before any other table. `frames`: bench.report.tables.tables(results)."""
     judged = judge(Rows(results, frames, gradient_flow))
     return ["## Claims ledger: the note's claims and what these results say", "",
             "Every verdict is computed from the result rows (bench.report.claims), never typed in: holds, does not "

@@ -1,7 +1,7 @@
 """The report's figures: one function per figure, pandas frames in, PNG bytes out.
 
-Inputs are the frames `bench.report.render.tables()` builds (and the gradient_flow.csv /
-pos_probe.csv frames; `quality_vs_cost` takes the table `quality_and_cost` joins from them),
+Inputs are the frames `bench.report.tables.tables()` builds (and the gradient_flow.csv
+frame; `quality_vs_cost` takes the table `quality_and_cost` joins from them),
 cut by the report to one corpus and matrix: one set of figures per table, each with few
 enough rows to read. Each function returns None when its frame holds nothing to plot, so a
 report never shows an empty image. Figures are drawn on matplotlib's Agg canvas directly

@@ -1,6 +1,8 @@
-"""Stage 5, run: layered configuration and matrix files (`config`), the matrix runner and its
-executors (`runner`), one cell (`cell`) and its probe tasks (`probes`), the result schema and
-atomic writes (`results`), output folders and their lock (`outdir`) and the quality gates (`gates`).
+"""Stage 5, run: layered configuration and matrix files (`config`), the matrix runner
+(`runner`), one cell from data to result (`cell`) and its probe tasks (`probes`), cell keys
+(`keys`), output folders and their lock (`outdir`), the local and Ray executors (`executors`)
+and a cell's worker process (`worker`), the result schema and atomic writes (`results`), keying
+old results (`migrate`) and the quality gates (`gates`).
 
 May import every stage before it: `bench.eval`, `bench.models`, `bench.train`, `bench.data`,
 `bench.errors`, `bench.timing`, `impl`.

@@ -1,0 +1,126 @@
+"""Markup: the report as blocks, and how they become report.md and report.html.
+
+A section is a list of blocks: a `str` is one line of a small Markdown subset (`#` headings,
+`- ` items, paragraphs with `code`), a DataFrame is a table and a `Figure` an image (HTML
+only: report.md keeps to the numbers). The text helpers below format a table cell the same
+way in every section.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Figure:
+    png: bytes | None  # None: nothing to plot, and the section says why in words instead
+    alt: str
+    caption: str = ""  # under the image, e.g. which corpus and matrix it shows
+
+
+Block = str | pd.DataFrame | Figure
+
+
+def mean_sd(values: pd.Series, digits: int) -> str:
+    """'0.712 ± 0.004' over seeds, the value alone for one seed, '–' for none."""
+    values = values.dropna()
+    if values.empty:
+        return "–"
+    if len(values) == 1:
+        return f"{values.iloc[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+def number(value: float, spec: str) -> str:
+    """`value` formatted by `spec`, or '–' where it is missing."""
+    return "–" if pd.isna(value) else format(value, spec)
+
+
+def plural(n: int, noun: str) -> str:
+    """'1 cell', '3 cells'."""
+    return f"{n:,} {noun}{'s' if n != 1 else ''}"
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(map(_markdown_cell, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(map(_markdown_cell, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def _markdown_cell(value) -> str:
+    """A table cell as text: names come from the user (a corpus is any folder path), so a `<`
+    or `&` must not become HTML where the Markdown is rendered, nor a `|` a new column."""
+    return html.escape(str(value), quote=False).replace("|", "\\|")
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    """report.md: it keeps to the numbers; the figures are in report.html."""
+    return "\n".join(_markdown(b) if isinstance(b, pd.DataFrame) else b for b in blocks if not isinstance(b, Figure))
+
+
+def _inline_html(text: str) -> str:
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def _block_html(block: Block) -> str:
+    if isinstance(block, pd.DataFrame):
+        return block.to_html(index=False, border=0, na_rep="–")
+    if isinstance(block, Figure):
+        data = base64.b64encode(block.png).decode("ascii")
+        image = f'<img src="data:image/png;base64,{data}" alt="{html.escape(block.alt)}">'
+        return f"<figure>{image}<figcaption>{_inline_html(block.caption)}</figcaption></figure>" if block.caption \
+            else image
+    level = len(block) - len(block.lstrip("#"))
+    if level:
+        return f"<h{level}>{_inline_html(block[level:].strip())}</h{level}>"
+    if block.startswith("- "):
+        return f"<li>{_inline_html(block[2:])}</li>"
+    return f"<p>{_inline_html(block)}</p>"
+
+
+# After every image has had its chance to load, the page records how many did and the
+# smallest one's size: a headless browser (tests/test_report_html.py) reads them from the DOM.
+HTML_HEAD = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>lm-lineage report</title>
+<style>
+body { font-family: sans-serif; max-width: 75em; margin: 1em auto; padding: 0 1em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; display: block; overflow-x: auto; }
+th, td { border: 1px solid #ccc; padding: 0.15em 0.5em; text-align: right; white-space: nowrap; }
+img { display: block; max-width: 100%; margin: 0.5em 0; }
+figure { margin: 0.5em 0 1em; }
+figcaption { font-size: 0.85em; color: #555; }
+</style>
+<script>
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  document.body.dataset.imagesLoaded = images.filter((image) => image.complete && image.naturalWidth > 0).length;
+  document.body.dataset.imagesTotal = images.length;
+  // The smallest decoded figure: a broken or empty plot would be a few pixels.
+  document.body.dataset.imagesMinWidth = Math.min(...images.map((image) => image.naturalWidth));
+  document.body.dataset.imagesMinHeight = Math.min(...images.map((image) => image.naturalHeight));
+});
+</script>
+</head><body>
+"""
+
+
+def to_html(blocks: list[Block]) -> str:
+    """report.html: the blocks in order (a run of `- ` items as one list), less blank lines and
+    figures with nothing to plot."""
+    parts, in_list = [HTML_HEAD], False
+    for block in blocks:
+        if (isinstance(block, Figure) and block.png is None) or (isinstance(block, str) and not block):
+            continue
+        item = isinstance(block, str) and block.startswith("- ")
+        if item != in_list:
+            parts.append("<ul>" if item else "</ul>")
+            in_list = item
+        parts.append(_block_html(block))
+    parts.append("</ul>\n</body></html>\n" if in_list else "</body></html>\n")
+    return "\n".join(parts)

@@ -1,0 +1,377 @@
+"""Sections: the report's generic sections, one function per result table, each a list of blocks.
+
+Word similarity, analogies, perplexity, cost, quality against cost, the gradient flow, the POS
+and word-sense probes, the failed cells and the environment the numbers were made in. Each
+groups its table by corpus (and matrix) and aggregates over seeds (mean ± sd); a section with
+no input says what makes it. The comparisons the project set itself targets for are in
+`bench.report.studies`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bench.eval.wsd import ALL_WORDS
+from bench.report import figures, studies
+from bench.report.markup import Block, Figure, mean_sd, number, plural
+from bench.report.tables import GRADIENT_FLOW, micro_averaged_wsd_tasks
+
+GRADIENT_FLOW_KS = (1, 5, 10, 20, 50)  # the distances the gradient-flow table shows (the figure has every k)
+# A Spearman ρ over fewer pairs says little (MC-30 on the Lee corpus: 3 covered pairs, ρ = 1.000):
+# the similarity tables and figures show "–" and the count instead.
+MIN_SCORED_PAIRS = 20
+
+
+def _figures_by_corpus(frame: pd.DataFrame, draw: Callable[[pd.DataFrame], bytes | None],
+                       alt: str) -> list[Figure]:
+    """One figure per corpus (and matrix) of `frame`: `draw(rows of that corpus)` -> PNG or None."""
+    return [Figure(draw(sub), f"{alt}, corpus {corpus}", f"corpus `{corpus}`")
+            for corpus, sub in frame.groupby("corpus", sort=False)]
+
+
+def _model_order(frame: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(frame["model"]))
+
+
+def own_coverage(wordsim: pd.DataFrame) -> pd.DataFrame:
+    """wordsim rows as (model, seed, benchmark, scored, spearman): each model on the pairs it covers.
+
+    `scored` counts the covered pairs: under `oov = "zero"` the others are scored too, but as
+    similarity 0, which ranks nothing."""
+    return wordsim.assign(scored=wordsim["pairs"] - wordsim["oov_pairs"])[
+        ["model", "seed", "benchmark", "scored", "spearman"]]
+
+
+def like_for_like(pair_scores: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Spearman ρ of every (model, seed) of one table (one corpus and matrix) on the pairs that
+    every cell of that table covers, per similarity set.
+
+    Returns rows (model, seed, benchmark, scored, spearman), `scored` being the intersection's
+    size (spearman NaN below MIN_SCORED_PAIRS), and one sentence per reason a set was left out:
+    some cells hold no per-pair scores for it (results written before rows kept them), or the
+    cells scored different pair lists under one name."""
+    rows, lacking, differ = [], {}, []
+    for benchmark, sub in pair_scores.groupby("benchmark", sort=False):
+        missing = sub[sub["scores"].isna()]
+        if not missing.empty:
+            cells = ", ".join(f"`{model}` (seed {', '.join(map(str, group['seed']))})"
+                              for model, group in missing.groupby("model", sort=False))
+            lacking.setdefault(cells, []).append(benchmark)
+            continue
+        golds = [gold for gold, _ in sub["scores"]]
+        if any(not np.array_equal(gold, golds[0]) for gold in golds[1:]):
+            differ.append(benchmark)
+            continue
+        # (cells, pairs): True where that cell's vectors cover both words of the pair
+        covered = np.array([~np.isnan(cosine) for _, cosine in sub["scores"]])
+        shared = covered.all(axis=0)  # (pairs,)
+        count = int(shared.sum())
+        for cell, (gold, cosine) in zip(sub.itertuples(), sub["scores"]):
+            rho = stats.spearmanr(gold[shared], cosine[shared]).statistic if count >= MIN_SCORED_PAIRS else np.nan
+            rows.append({"model": cell.model, "seed": cell.seed, "benchmark": benchmark, "scored": count,
+                         "spearman": float(rho)})
+    every = pair_scores["benchmark"].nunique()
+    notes = [f"{'every set' if len(sets) == every else ', '.join(sets)}: the results of {cells} hold no per-pair "
+             f"scores (written before result rows kept them; re-running those cells with `--force` adds them)"
+             for cells, sets in lacking.items()]
+    if differ:
+        notes.append(f"{', '.join(differ)}: the cells scored different pair lists under one name")
+    return pd.DataFrame(rows, columns=["model", "seed", "benchmark", "scored", "spearman"]), notes
+
+
+def spearman_table(scores: pd.DataFrame, header_counts: dict[str, int]) -> pd.DataFrame:
+    """One row per model, one column per set headed by `header_counts[set]`: mean ± sd of ρ over
+    seeds, or "–" and the fewest pairs scored where any seed scored fewer than MIN_SCORED_PAIRS."""
+    rows = []
+    for model in _model_order(scores):
+        sub = scores[scores["model"] == model]
+        row = {"model": model, "seeds": sub["seed"].nunique()}
+        for benchmark, count in header_counts.items():
+            cells = sub[sub["benchmark"] == benchmark]
+            fewest = cells["scored"].min()
+            row[f"{benchmark} ({count:,})"] = (f"– ({int(fewest)})" if fewest < MIN_SCORED_PAIRS
+                                               else mean_sd(cells["spearman"], 3))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _heatmap(scores: pd.DataFrame, header_counts: dict[str, int], title: str, corpus: str) -> Figure:
+    """`scores` (as `spearman_table` takes them) as a models x sets heatmap: the mean over seeds,
+    "– (n)" where a seed scored fewer than MIN_SCORED_PAIRS pairs; columns headed as the table's."""
+    grouped = scores.groupby(["model", "benchmark"], sort=False)
+    order, columns = _model_order(scores), list(header_counts)
+    scored = grouped["scored"].min().unstack().reindex(index=order, columns=columns)
+    mean = grouped["spearman"].mean().unstack().reindex(index=order, columns=columns).where(
+        scored >= MIN_SCORED_PAIRS)
+    labels = [f"{benchmark} ({count:,})" for benchmark, count in header_counts.items()]
+    mean.columns = scored.columns = labels
+    return Figure(figures.similarity_heatmap(mean, scored, title), f"{title}: Spearman ρ per model and set, "
+                                                                   f"corpus {corpus}")
+
+
+def wordsim_section(wordsim: pd.DataFrame, pair_scores: pd.DataFrame) -> list[Block]:
+    lines = ["## Word similarity (Spearman ρ, higher is better; mean ± sd over seeds)", "",
+             f"Two tables per corpus: each model on the pairs its own vocabulary covers (headers: the set's "
+             f"pairs), and every model on the pairs all models of the table cover (like for like; headers: the "
+             f"pairs scored). A set with fewer than {MIN_SCORED_PAIRS} scored pairs shows – and its count.", ""]
+    for corpus, frame in wordsim.groupby("corpus", sort=False):
+        benchmarks = list(dict.fromkeys(frame["benchmark"]))
+        totals = {b: int(frame[frame["benchmark"] == b]["pairs"].max()) for b in benchmarks}
+        own = own_coverage(frame)
+        lines += [f"### corpus `{corpus}`", "", "Own coverage:", "",
+                  _heatmap(own, totals, "Own coverage (each model on the pairs it covers)", corpus),
+                  spearman_table(own, totals), ""]
+        shared, notes = like_for_like(pair_scores[pair_scores["corpus"] == corpus])
+        if shared.empty:
+            lines += ["Like for like: no set could be scored on shared pairs here (below: why).", ""]
+        else:
+            counts = {b: int(shared[shared["benchmark"] == b]["scored"].iloc[0])
+                      for b in dict.fromkeys(shared["benchmark"])}
+            lines += ["Like for like (the pairs every model here covers):", "",
+                      _heatmap(shared, counts, "Like for like (the pairs every model here covers)", corpus),
+                      spearman_table(shared, counts), ""]
+        lines += ["Like for like left out:", *[f"- {note}" for note in notes], ""] if notes else []
+        coverage = []
+        for model in _model_order(frame):
+            sub = frame[(frame["model"] == model) & (frame["seed"] == frame[frame["model"] == model]["seed"].min())]
+            coverage.append({"model": model, **{b: f"{int(r.oov_pairs)}/{int(r.pairs)}"
+                                                for r in sub.itertuples() for b in [r.benchmark]}})
+        lines += ["Out-of-vocabulary pairs (OOV / all; covered pairs are scored):", "",
+                  pd.DataFrame(coverage), ""]
+    return lines
+
+
+def analogy_section(analogy: pd.DataFrame) -> list[Block]:
+    lines = ["## Google analogies (accuracy over answered questions, higher is better)", ""]
+    for corpus, frame in analogy.groupby("corpus", sort=False):
+        rows = []
+        for model in _model_order(frame):
+            for method in dict.fromkeys(frame["method"]):
+                sub = frame[(frame["model"] == model) & (frame["method"] == method)]
+                row = {"model": model, "method": method}
+                for section in ("semantic", "syntactic", "total"):
+                    part = sub[sub["section"] == section]
+                    row[section] = mean_sd(part["accuracy"] * 100, 1)
+                total = sub[sub["section"] == "total"].iloc[0]
+                row["answered / all"] = f"{int(total.questions - total.oov_questions)}/{int(total.questions)}"
+                rows.append(row)
+        lines += [f"### corpus `{corpus}` (percent)", "", pd.DataFrame(rows), ""]
+    return lines
+
+
+def perplexity_section(perplexity: pd.DataFrame) -> list[Block]:
+    lines = ["## Perplexity (per word, lower is better; mean ± sd over seeds)", "",
+             "Each row's protocol: vocabulary size, the unknown-token rate of the test split (unknown "
+             "words are scored as the `<unk>` symbol: a closed-vocabulary perplexity), whether "
+             "sentence ends are scored, and the context the model had.", "",
+             "Open-vocabulary rows (pretrained subword LMs such as `smollm2-135m`; vocabulary = their "
+             "subword tokens, unknown rate 0) read the same words as text and report exp(total NLL of the "
+             "text / number of words). That is not directly comparable to a closed-vocabulary `<unk>` "
+             "perplexity: there every out-of-vocabulary test word is predicted as the one `<unk>` symbol, "
+             "whose probability is the total over all rare words, while a subword model pays for the exact "
+             "spelling of each rare word; it also never saw this corpus' training split.", ""]
+    for corpus, frame in perplexity.groupby("corpus", sort=False):
+        rows = []
+        for model in _model_order(frame):
+            sub = frame[frame["model"] == model]
+            test = sub[sub["split"] == "test"]
+            rows.append({"model": model, "seeds": sub["seed"].nunique(),
+                         "validation": mean_sd(sub[sub["split"] == "validation"]["perplexity"], 1),
+                         "test": mean_sd(test["perplexity"], 1),
+                         "vocab": int(sub["vocab_size"].iloc[0]),
+                         "test unk rate": f"{test['unk_rate'].iloc[0]:.3f}" if len(test) else "–",
+                         "sentence ends": "scored" if sub["sentence_ends_scored"].iloc[0] else "none",
+                         "context": sub["context"].iloc[-1]})
+        lines += [f"### corpus `{corpus}`", "",
+                  Figure(figures.perplexity(frame), f"test perplexity per model, corpus {corpus}"),
+                  pd.DataFrame(rows), ""]
+    return lines
+
+
+def throughput_section(throughput: pd.DataFrame) -> list[Block]:
+    lines = ["## Cost (training tokens/s, wall time, peak memory; quality is reported apart)", "",
+             "Tokens/s counts the corpus tokens each model trains on (after the vocabulary rule) "
+             "times epochs. Peak memory is the process' resident set during the phase (CUDA: "
+             "peak allocated).", ""]
+    plots = [plot for plot in _figures_by_corpus(throughput, figures.throughput, "training tokens/s per model")
+             if plot.png is not None]
+    if not plots:
+        lines += ["No model in this folder has a training tokens/s (pretrained models train nothing here), so "
+                  "there is no throughput figure.", ""]
+    lines += plots
+    rows = []
+    for (model, corpus, device, phase), sub in throughput.groupby(["model", "corpus", "device", "phase"], sort=False):
+        rows.append({"model": model, "corpus": corpus, "device": device, "phase": phase,
+                     "tokens/s": mean_sd(sub["tokens_per_s"], 0), "wall s": mean_sd(sub["wall_s"], 1),
+                     "peak MiB": f"{sub['peak_mem_mb'].max():.0f}"})
+    lines += [pd.DataFrame(rows), ""]
+    return lines
+
+
+def absent(heading: str, sentence: str) -> list[Block]:
+    return [f"## {heading}", "", sentence, ""]
+
+
+def quality_cost_section(frames: dict[str, pd.DataFrame]) -> list[Block]:
+    wordsim = frames["wordsim"]
+    wordsim = wordsim[wordsim["pairs"] - wordsim["oov_pairs"] >= MIN_SCORED_PAIRS]  # as the similarity tables
+    table = figures.quality_and_cost(wordsim, frames["perplexity"], frames["throughput"])
+    plots = [plot for plot in _figures_by_corpus(table.reset_index(), _quality_vs_cost,
+                                                 "quality against training speed or time") if plot.png is not None]
+    if not plots:
+        return absent("Quality against training cost",
+                       "No model in this folder has both a quality score and a measured training cost: run a "
+                       "matrix that trains models, e.g. `lm-lineage run --matrix standard-vectors --out DIR`.")
+    rows = [{"model": model, "corpus": corpus, "device": device, "mean ρ over sets": number(row.spearman, ".3f"),
+             "test perplexity": number(row.perplexity, ".1f"), "train tokens/s": number(row.tokens_per_s, ",.0f"),
+             "train wall s": number(row.wall_s, ".1f")}
+            for (model, corpus, device), row in table.iterrows()]
+    return ["## Quality against training cost (means over seeds)", "",
+            "Pretrained models train nothing here, so they have no training tokens/s (and no point in the "
+            f"figure of report.html). The mean ρ leaves out sets with fewer than {MIN_SCORED_PAIRS} covered "
+            "pairs.", "", *plots, pd.DataFrame(rows), ""]
+
+
+def _quality_vs_cost(rows: pd.DataFrame) -> bytes | None:
+    return figures.quality_vs_cost(rows.set_index(["model", "corpus", "device"]))
+
+
+def gradient_flow_section(flow: pd.DataFrame | None) -> list[Block]:
+    heading = "Gradient flow: |d loss_t / d h_(t-k)| in freshly initialized recurrent LMs"
+    if flow is None:
+        return absent(heading, f"No {GRADIENT_FLOW.file} in this folder: {GRADIENT_FLOW.producer}.")
+    shown = [k for k in GRADIENT_FLOW_KS if k in set(flow["k"])]
+    means = flow[flow["k"].isin(shown)].groupby(["model", "k"], sort=False)["grad_norm"].mean().unstack()
+    rows = [{"model": model, **{f"k={k}": f"{means.loc[model, k]:.2e}" for k in shown}} for model in means.index]
+    return [f"## {heading}", "",
+            f"How much the loss at step t can still learn from the state k steps back; mean over "
+            f"{flow['seed'].nunique()} seed(s), from `{GRADIENT_FLOW.file}`.", "",
+            Figure(figures.gradient_flow(flow), "gradient norm against distance k, per recurrent cell"),
+            pd.DataFrame(rows), ""]
+
+
+def layer_probe_section(probe: pd.DataFrame) -> list[Block]:
+    """The POS probe per model, probe corpus and layer (ELMo's biLMs and the pretrained
+    transformers alike), with ELMo's layers 1 and 2 against Peters et al."""
+    heading = "Layer probe: linear POS tagging accuracy per layer"
+    if probe.empty:
+        return absent(heading, "No POS probe rows in this folder: run a matrix with a `[probe]` section (one row "
+                               "per model, corpus, seed and layer), e.g. `lm-lineage run --matrix elmo --out DIR`.")
+    layers = list(dict.fromkeys(probe["layer"]))
+    rows = []
+    for (model, corpus), sub in probe.groupby(["model", "corpus"], sort=False):
+        rows.append({"model": model, "corpus": corpus, "seeds": sub["seed"].nunique(),
+                     **{f"layer {layer}": mean_sd(sub[sub["layer"] == layer]["accuracy"] * 100, 1)
+                        for layer in layers}})
+    return [f"## {heading} (percent, mean ± sd over seeds)", "",
+            *_figures_by_corpus(probe, figures.layer_probe, "POS probe accuracy per layer and model"),
+            pd.DataFrame(rows), "",
+            *studies.layer_one_against_two(probe, "POS", task="POS")]
+
+
+def wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame) -> list[Block]:
+    """The word-sense probe per model, layer and method (per word and micro-averaged), the best
+    layer of every layered model per task, and the figure of accuracy against relative depth."""
+    heading = "Word-sense probe and layers against depth"
+    if wsd.empty:
+        return absent(heading, "No word-sense probe rows in this folder: run a matrix with `[probe] task = "
+                                "\"wsd\"` or `\"pos+wsd\"`, e.g. `lm-lineage run --matrix probes --out DIR`.")
+    lines = [f"## {heading} (accuracy in percent, mean ± sd over seeds)", "",
+             "For each ambiguous word apart, classifiers fit on the train instances and scored on the test "
+             "instances of the frozen representation of the target token: `centroid` (Peters et al. 2018: the "
+             "nearest sense centroid by cosine) and `linear` (softmax regression; `mix`: through a learned scalar "
+             "mix of the layers). `all` is micro-averaged over every test instance. References without a model: "
+             "`most-frequent-sense`, `naive-bayes` (bag of words of the instance, add-one smoothing) and "
+             "`most-frequent-sense-per-form`. Static word vectors get the `bag-of-context` layer: the mean of the "
+             "vectors of the words within ±k of the target. A static vector of the target word alone is the same "
+             "in every context, so it is not run: a classifier on it gives every occurrence of a word form one "
+             "sense and can do no better than `most-frequent-sense-per-form`.", ""]
+    for corpus, frame in wsd.groupby("corpus", sort=False):
+        words = [w for w in dict.fromkeys(frame["word"]) if w != ALL_WORDS]
+        rows = []
+        for (model, layer, method), sub in frame.groupby(["model", "layer", "method"], sort=False):
+            rows.append({"model": model, "layer": layer, "method": method, "seeds": sub["seed"].nunique(),
+                         "all": mean_sd(sub[sub["word"] == ALL_WORDS]["accuracy"] * 100, 1),
+                         **{word: mean_sd(sub[sub["word"] == word]["accuracy"] * 100, 1) for word in words}})
+        n = plural(int(frame[frame["word"] == ALL_WORDS]["instances"].max()), "test instance")
+        lines += [f"### corpus `{corpus}` ({n})", "", pd.DataFrame(rows), ""]
+        for method in ("linear", "centroid"):
+            micro = frame[(frame["word"] == ALL_WORDS) & (frame["method"] == method)]
+            lines += studies.layer_one_against_two(micro, f"WSD ({method}, micro-averaged)", task="WSD")
+        lines += studies.best_layer_against_references(frame, corpus)
+    tasks = _depth_frame(wsd, pos)
+    best = _best_layers(tasks)
+    if not best.empty:
+        lines += ["Best layer per model and task (mean over seeds; relative depth = layer / number of layers, "
+                  "0 = the embeddings):", "", best, "",
+                  Figure(figures.probe_depth(tasks), "probe accuracy against relative depth, one line per model "
+                                                     "and task"), ""]
+    return lines
+
+
+def _depth_frame(wsd: pd.DataFrame, pos: pd.DataFrame) -> pd.DataFrame:
+    """model, task, layer, accuracy, seed rows of the layered models: POS (linear), WSD by the
+    linear probe and by the centroid (micro-averaged). A model run by several matrices is
+    labelled with its matrix."""
+    parts = micro_averaged_wsd_tasks(wsd)
+    if not pos.empty:
+        parts.append(pos.assign(task="POS (linear)"))
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame.assign(layer=frame["layer"].astype(str))
+    layered = frame.groupby("model")["layer"].transform(lambda layers: layers.str.fullmatch(r"\d+").sum() > 1)
+    frame = frame[layered]
+    several = frame.groupby("model")["matrix"].transform("nunique") > 1
+    model = frame["model"].where(~several, frame["model"] + " (" + frame["matrix"].astype(str) + ")")
+    return frame.assign(model=model)[["model", "task", "layer", "accuracy", "seed"]]
+
+
+def _best_layers(tasks: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (model, task), sub in tasks.groupby(["model", "task"], sort=False):
+        means = sub.groupby("layer", sort=False)["accuracy"].mean()
+        numeric = means[means.index.str.fullmatch(r"\d+")]
+        if numeric.empty:
+            continue
+        depth = max(int(layer) for layer in numeric.index)
+        layer = numeric.idxmax()
+        rows.append({"model": model, "task": task, "best layer": layer, "relative depth": f"{int(layer) / depth:.2f}",
+                     "accuracy": f"{numeric.max() * 100:.1f}",
+                     "layer 0": f"{numeric.get('0', float('nan')) * 100:.1f}",
+                     "top layer": f"{numeric[str(depth)] * 100:.1f}",
+                     "mix": number(means.get("mix", float("nan")) * 100, ".1f"),
+                     "seeds": sub["seed"].nunique()})
+    return pd.DataFrame(rows)
+
+
+def _hardware(device: dict) -> str:
+    host = f"{device.get('cpu')}, {device.get('cpu_count')} cores, {device.get('torch_threads')} torch threads"
+    if device["type"] != "cuda":
+        return f"CPU ({host})"
+    memory = f"{device['total_mem_mb'] / 1024:.0f} GiB" if device.get("total_mem_mb") else "memory unknown"
+    return (f"GPU {device.get('name')} ({memory}, CUDA {device.get('cuda')}, driver {device.get('driver')}) "
+            f"on {host}")
+
+
+def environment_section(results: list[dict]) -> list[Block]:
+    lines = ["## Environment: how these numbers were made", ""]
+    # The commands that made the cells, not the folder's matrix.json alone: a re-run of some
+    # models (--models ... --force) rewrites matrix.json, and the other cells keep theirs.
+    commands = Counter((str(r.get("cell", {}).get("matrix")), str(r.get("command"))) for r in results)
+    for (matrix, command), cells in sorted(commands.items()):
+        lines.append(f"- matrix `{matrix}`: `{command}` ({plural(cells, 'cell')})")
+    commits = sorted({str(r.get("git_commit")) for r in results})
+    # A cell whose worker died before it returned (bench.run.executors) has no device or versions.
+    hardware = sorted({_hardware(r["device"]) for r in results if "device" in r})
+    versions: dict[str, set[str]] = {}  # a combined folder may hold runs made with different versions
+    for r in results:
+        for library, version in r.get("versions", {}).items():
+            versions.setdefault(library, set()).add(str(version))
+    lines += [f"- git commit(s): {', '.join(commits)}", f"- hardware: {'; '.join(hardware)}",
+              "- libraries: " + ", ".join(f"{k} {' / '.join(sorted(v))}" for k, v in versions.items()), ""]
+    return lines
+
