@@ -20,6 +20,7 @@ from bench.data.datasets import resolve_data_dir
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.errors import BenchError
 from bench.eval import metrics
+from bench.models import checkpoints
 from bench.run.cell import CellJob, EvalData, check_probe_layers, probe_corpus_of
 from bench.run.config import Matrix
 from bench.run.executors import LocalExecutor, RayExecutor
@@ -68,6 +69,7 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
     for corpus in matrix.corpora:
         prepared = prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab)
         check_lm_splits(matrix, prepared)
+        check_checkpoint_vocabularies(matrix, prepared)
         fingerprints[corpus] = prepared.fingerprint
     eval_data = EvalData(metrics.similarity_sets(data_root), probe_corpus_of(matrix, data_root))
     for model in matrix.models:
@@ -112,6 +114,14 @@ def check_lm_splits(matrix: Matrix, prepared: PreparedCorpus) -> None:
         raise BenchError(f"{where} has no {' and no '.join(missing)} split, which the language models "
                          f"{', '.join(language_models)} need: expected train, validation and test "
                          f"({', '.join(f'{split}.txt' for split in LM_SPLITS)} in a corpus folder)")
+
+
+def check_checkpoint_vocabularies(matrix: Matrix, prepared: PreparedCorpus) -> None:
+    """Refuse, before anything runs, a `checkpoint =` trained on another vocabulary than this
+    corpus gives (its model and config are checked when the matrix loads)."""
+    for model in matrix.models:
+        if matrix.checkpoint(model) is not None:
+            checkpoints.check_vocabulary(matrix.checkpoint(model), prepared, f"model.{model}")
 
 
 @dataclass

@@ -1,0 +1,111 @@
+"""Nothing lost, nothing silently wrong (issue 29): each way a hostile run lost a result or got
+a wrong one without being told, reproduced.
+
+- cell names: two corpora whose paths differ only by `/` and `_` got one cell file, so the
+  second cell replaced the first;
+- checkpoints: a weights file changed after saving loaded without a word; a checkpoint of
+  another vocabulary failed as a cell after the run had started, with a message giving two
+  equal word counts; the weights were written 0600;
+- token cache: an entry that loads but is wrong (a foreign array, a header claiming 10^12
+  elements, float offsets, ids out of range) was a traceback, kept for every later run;
+  a cache folder that cannot be written was a traceback from `datasets`;
+- vectors files: a gensim pickle was refused only inside its cell, after other cells ran,
+  and a 69-byte pickle made the worker allocate gigabytes first.
+
+Refused input is one line, exit code 2, and nothing written (`_refused`).
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.run.keys import cell_file_name, name_part
+from tests.conftest import write_corpus
+
+SENTENCES = "the cat sat on the mat\nthe dog sat on the log\n" * 20
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int] | None]:
+    """Every file under `folder` with its modification time and size, and every folder (whose
+    time changes with the writability check of `--out`, which leaves nothing behind)."""
+    return {str(path.relative_to(folder)): None if path.is_dir() else (path.stat().st_mtime_ns, path.stat().st_size)
+            for path in folder.rglob("*")}
+
+
+def _refused(capsys, watched: Path, *argv: str) -> str:
+    """`lm-lineage ARGV`: exit code 2, one line on stderr, and no file made, changed or lost
+    under `watched`. Returns the line without its "lm-lineage: error: " prefix."""
+    before = _files(watched)
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("lm-lineage: error: "), err
+    assert _files(watched) == before, "a refused command must not write or remove anything"
+    return err.removeprefix("lm-lineage: error: ")
+
+
+def _run(out: Path, *argv: str) -> list[str]:
+    return ["run", "--out", str(out), "--no-progress", "--in-process", *argv]
+
+
+# --- collision-free cell names -----------------------------------------------------------------
+
+def test_cell_names_are_injective_and_keep_plain_names():
+    assert name_part("lee") == "lee" and name_part("glove.6B.50d") == "glove.6B.50d"
+    assert cell_file_name("gensim-cbow", "lee", 0) == "gensim-cbow__lee__seed0.json"  # committed names unchanged
+    parts = {name_part(value) for value in ("/x/a_b", "/x/a/b", "x_a_b", "/x/a b", "/x/a__b", "a_b+1234567890")}
+    assert len(parts) == 6
+    for part in parts:
+        assert "__" not in part and not part.startswith(".") and "/" not in part
+    # A model named like a model and corpus joined still gets its own file.
+    assert cell_file_name("a__b", "c", 0) != cell_file_name("a", "b__c", 0)
+
+
+@pytest.fixture
+def corpora_differing_by_slash(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """/x/a_b and /x/a/b, with different text; gensim's similarity sets (no data root)."""
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    return (write_corpus(tmp_path / "x" / "a_b", SENTENCES),
+            write_corpus(tmp_path / "x" / "a" / "b", SENTENCES + "a bird sat on the cat\n" * 5))
+
+
+CBOW = ("--models", "gensim-cbow", "--set", "vocab.min_count=1", "--set", "train.epochs=1")
+
+
+def test_two_corpora_whose_paths_differ_by_a_slash_keep_two_cells(tmp_path, capsys, corpora_differing_by_slash):
+    """Run one after the other into one folder: the second used to replace the first's cell."""
+    first, second = corpora_differing_by_slash
+    out = tmp_path / "out"
+    assert main(_run(out, *CBOW, "--corpus", str(first))) == 0, capsys.readouterr().err
+    [first_cell] = (out / "cells").glob("*.json")
+    kept = first_cell.read_bytes()
+    assert main(_run(out, *CBOW, "--corpus", str(second))) == 0, capsys.readouterr().err
+    cells = {json.loads(path.read_text())["cell"]["corpus"]: path for path in (out / "cells").glob("*.json")}
+    assert set(cells) == {str(first), str(second)}
+    assert first_cell.read_bytes() == kept, "the first corpus' cell was replaced"
+
+    # A cell under its old name (`cell_path` replaced `/` by `_`) is refused until migrated.
+    old_name = cells[str(first)].with_name(f"gensim-cbow__{str(first).strip('/').replace('/', '_')}__seed0.json")
+    cells[str(first)].rename(old_name)
+    err = _refused(capsys, tmp_path, *_run(out, *CBOW, "--corpus", str(first)))
+    assert old_name.name in err and f"lm-lineage migrate {out}" in err
+    assert main(["migrate", str(out)]) == 0
+    assert not old_name.exists() and cells[str(first)].read_bytes() == kept  # renamed back, content as it was
+    assert main(_run(out, *CBOW, "--corpus", str(first))) == 0  # a finished cell: nothing to redo
+    assert cells[str(first)].read_bytes() == kept
+
+
+def test_migrate_refuses_to_rename_a_cell_onto_another_file(tmp_path, capsys):
+    out = tmp_path / "out"
+    cell = {"schema": "lm-lineage.result/2", "cell": {"model": "m", "corpus": "/x/a_b", "seed": 0, "matrix": "q"},
+            "status": "failed", "error": "x"}
+    current = out / "cells" / cell_file_name("m", "/x/a_b", 0)
+    current.parent.mkdir(parents=True)
+    current.write_text(json.dumps(cell))
+    (out / "cells" / "m__x_a_b__seed0.json").write_text(json.dumps(cell))  # a second copy under the old name
+    err = _refused(capsys, tmp_path, "migrate", str(out))
+    assert "m__x_a_b__seed0.json" in err and "exists already" in err
