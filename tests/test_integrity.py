@@ -109,3 +109,94 @@ def test_migrate_refuses_to_rename_a_cell_onto_another_file(tmp_path, capsys):
     (out / "cells" / "m__x_a_b__seed0.json").write_text(json.dumps(cell))  # a second copy under the old name
     err = _refused(capsys, tmp_path, "migrate", str(out))
     assert "m__x_a_b__seed0.json" in err and "exists already" in err
+
+
+# --- verified checkpoints ----------------------------------------------------------------------
+
+LSTM = """
+[vocab]
+min_count = 2
+unk = "<unk>"
+[model.lstm]
+emb = 8
+hidden = 8
+layers = 1
+epochs = 1
+batch_size = 2
+bptt = 8
+"""
+KINGS = "the king and the queen\nthe man and the woman\n" * 20 + "a zebra\n"
+
+
+def _lstm_matrix(folder: Path, train: str) -> Path:
+    corpus = write_corpus(folder / "corpus", train, validation="the king and the queen\n",
+                          test="the man and the woman\n")
+    path = folder / "lstm.toml"
+    path.write_text(f'models = ["lstm"]\ncorpora = [{json.dumps(str(corpus))}]\n{LSTM}')
+    return path
+
+
+@pytest.fixture(scope="module")
+def saved_lstm(tmp_path_factory) -> tuple[Path, Path]:
+    """(the matrix, the checkpoint folder) of one tiny lstm cell run with --save-models."""
+    folder = tmp_path_factory.mktemp("saved")
+    matrix = _lstm_matrix(folder, KINGS)
+    assert main(_run(folder / "out", "--matrix", str(matrix), "--save-models")) == 0
+    [checkpoint] = (folder / "out" / "models").glob("lstm__*")
+    return matrix, checkpoint
+
+
+@pytest.fixture
+def checkpoint_copy(tmp_path, saved_lstm) -> Path:
+    return Path(shutil.copytree(saved_lstm[1], tmp_path / "checkpoint"))
+
+
+def test_saved_checkpoint_lists_its_files_and_is_readable_like_the_rest(saved_lstm):
+    checkpoint = saved_lstm[1]
+    header = json.loads((checkpoint / "checkpoint.json").read_text())
+    weights = checkpoint / "model.safetensors"
+    assert header["files"]["model.safetensors"]["bytes"] == weights.stat().st_size
+    assert len(header["files"]["model.safetensors"]["sha256"]) == 64
+    assert {path.name: path.stat().st_mode & 0o777 for path in checkpoint.iterdir()} == \
+        {"model.safetensors": 0o644, "checkpoint.json": 0o644}
+    assert checkpoint.stat().st_mode & 0o777 == 0o755
+
+
+def _flip_bytes(path: Path, count: int = 4096) -> None:
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + count] = bytes(255 - b for b in data[middle:middle + count])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (_flip_bytes, "model.safetensors: sha256 "),
+    (lambda path: path.write_bytes(path.read_bytes()[:-8]), "bytes, checkpoint.json lists"),
+])
+def test_a_checkpoint_changed_after_saving_is_refused_before_the_run(tmp_path, capsys, saved_lstm, checkpoint_copy,
+                                                                     damage, expected):
+    damage(checkpoint_copy / "model.safetensors")
+    err = _refused(capsys, tmp_path, *_run(tmp_path / "out", "--matrix", str(saved_lstm[0]),
+                                           "--set", f"model.lstm.checkpoint={checkpoint_copy}"))
+    assert expected in err and "changed after it was saved" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_checkpoint_of_another_vocabulary_is_refused_before_the_run_naming_both_sha256(tmp_path, capsys,
+                                                                                        saved_lstm):
+    """Same word count, other words: the message used to give two equal counts and no hash."""
+    matrix = _lstm_matrix(tmp_path, KINGS.replace("queen", "quean"))
+    err = _refused(capsys, tmp_path, *_run(tmp_path / "out", "--matrix", str(matrix),
+                                           "--set", f"model.lstm.checkpoint={saved_lstm[1]}"))
+    assert "trained on another vocabulary" in err and err.count("sha256 ") == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_checkpoint_that_lists_no_file_hashes_is_refused(tmp_path, capsys, saved_lstm, checkpoint_copy):
+    header_path = checkpoint_copy / "checkpoint.json"
+    header = json.loads(header_path.read_text())
+    del header["files"]
+    header_path.write_text(json.dumps({**header, "schema": "lm-lineage.checkpoint/1"}))
+    err = _refused(capsys, tmp_path, *_run(tmp_path / "out", "--matrix", str(saved_lstm[0]),
+                                           "--set", f"model.lstm.checkpoint={checkpoint_copy}"))
+    assert "lists no sha256 of its files" in err
