@@ -25,6 +25,7 @@ import pytest
 from bench.cli import main
 from bench.run.keys import cell_file_name, name_part
 from tests.conftest import write_corpus
+from tests.test_faults import read_only_folder  # noqa: F401 (a fixture)
 
 SENTENCES = "the cat sat on the mat\nthe dog sat on the log\n" * 20
 
@@ -200,3 +201,104 @@ def test_a_checkpoint_that_lists_no_file_hashes_is_refused(tmp_path, capsys, sav
     err = _refused(capsys, tmp_path, *_run(tmp_path / "out", "--matrix", str(saved_lstm[0]),
                                            "--set", f"model.lstm.checkpoint={checkpoint_copy}"))
     assert "lists no sha256 of its files" in err
+
+
+# --- validated token caches ----------------------------------------------------------------------
+
+def _cache_entry(corpus: Path) -> Path:
+    from bench.data.datasets import cache_dir
+    from bench.data.vocab import TokenizerConfig, _cache_key
+    from bench.data.datasets import load_corpus
+
+    return cache_dir() / "tokens" / f"{_cache_key(load_corpus(str(corpus)).fingerprint, TokenizerConfig())}.npz"
+
+
+def _entry_arrays(path: Path) -> dict:
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def _huge_header(path: Path) -> None:
+    """train.ids' .npy header rewritten to claim 10^12 elements (same header length)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    ids = members["train.ids.npy"]
+    header_end = ids.index(b"\n") + 1
+    header = ids[:header_end].decode("latin-1")
+    start = header.index("'shape': (") + len("'shape': (")
+    end = header.index(",)", start)
+    claimed = header[:start] + "1000000000000" + header[end:]
+    claimed = claimed[:header_end - 1].ljust(header_end - 1) + "\n"  # the header keeps its length
+    assert len(claimed) == header_end and "1000000000000" in claimed
+    members["train.ids.npy"] = claimed.encode("latin-1") + ids[header_end:]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def _replace_arrays(**changes):
+    import numpy as np
+
+    def damage(path: Path) -> None:
+        arrays = _entry_arrays(path)
+        arrays.update({name: change(arrays) for name, change in changes.items()})
+        with open(path, "wb") as handle:  # np.savez(path) would add .npz to a path of another suffix
+            np.savez(handle, **arrays)
+
+    return damage
+
+
+def _plain_npy(path: Path) -> None:
+    import numpy as np
+
+    with open(path, "wb") as handle:
+        np.save(handle, np.arange(10))
+
+
+CACHE_DAMAGE = {
+    "a plain .npy": (_plain_npy, "File is not a zip file"),
+    "a header of 10^12 elements": (_huge_header, "claims 1000000000000 elements"),
+    "float offsets": (_replace_arrays(**{"train.offsets": lambda a: a["train.offsets"].astype("float64")}),
+                      "'train.offsets' is float64"),
+    "ids out of range": (_replace_arrays(**{"train.ids": lambda a: a["train.ids"] + 1000}),
+                         "'train.ids' holds ids outside the"),
+    "offsets past the ids": (_replace_arrays(**{"train.offsets": lambda a: a["train.offsets"] * 2}),
+                             "'train.offsets' does not run from 0"),
+    "a count missing": (_replace_arrays(train_counts=lambda a: a["train_counts"][:-1]), "'train_counts' holds"),
+    "a foreign array": (_replace_arrays(weights=lambda a: a["train_counts"]), "which a token cache does not hold"),
+}
+
+
+@pytest.mark.parametrize("damage, expected", CACHE_DAMAGE.values(), ids=CACHE_DAMAGE.keys())
+def test_a_cache_entry_that_loads_but_is_wrong_is_discarded_and_rebuilt(tmp_path, capsys, damage, expected):
+    from bench.data.prepared import prepare_corpus
+    from bench.data.vocab import TokenizerConfig, VocabConfig
+
+    corpus = write_corpus(tmp_path / "c", "alpha beta gamma\nalpha beta\n" * 5)
+    first = prepare_corpus(str(corpus), None, TokenizerConfig(), VocabConfig(min_count=1))
+    entry = _cache_entry(corpus)
+    good = _entry_arrays(entry)
+    damage(entry)
+    capsys.readouterr()
+    again = prepare_corpus(str(corpus), None, TokenizerConfig(), VocabConfig(min_count=1))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cache entry {entry} is unreadable" in err and expected in err, err
+    assert again.vocab.words == first.vocab.words
+    assert again.train.ids.tolist() == first.train.ids.tolist()
+    rebuilt = _entry_arrays(entry)  # the bad entry is gone: the rebuilt one holds what the first run wrote
+    assert rebuilt.keys() == good.keys() and all((rebuilt[name] == good[name]).all() for name in good)
+    prepare_corpus(str(corpus), None, TokenizerConfig(), VocabConfig(min_count=1))
+    assert capsys.readouterr().err == "", "the rebuilt entry is read without a word"
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_line_naming_it(tmp_path, capsys, monkeypatch,
+                                                                     read_only_folder):
+    monkeypatch.setenv("LM_LINEAGE_CACHE", str(read_only_folder / "cache"))
+    corpus = write_corpus(tmp_path / "c", SENTENCES)
+    err = _refused(capsys, tmp_path, *_run(tmp_path / "out", *CBOW, "--corpus", str(corpus)))
+    assert err.startswith(f"cache folder {read_only_folder / 'cache'}") and "$LM_LINEAGE_CACHE" in err
+    assert not (tmp_path / "out").exists()
