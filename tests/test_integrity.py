@@ -302,3 +302,63 @@ def test_a_cache_folder_that_cannot_be_written_is_one_line_naming_it(tmp_path, c
     err = _refused(capsys, tmp_path, *_run(tmp_path / "out", *CBOW, "--corpus", str(corpus)))
     assert err.startswith(f"cache folder {read_only_folder / 'cache'}") and "$LM_LINEAGE_CACHE" in err
     assert not (tmp_path / "out").exists()
+
+
+# --- vectors files checked before the run ----------------------------------------------------------
+
+class _Call:
+    """Pickles as a call of `function` with `args`: how a hostile file asks for an allocation."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+def _hostile_pickles() -> dict[str, tuple[bytes, str]]:
+    import pickle
+
+    import numpy as np
+    from gensim.models import KeyedVectors
+    from numpy._core.multiarray import _reconstruct
+
+    return {
+        # 12 bytes stating a 2.8 GB byte string: the unpickler would allocate it before reading.
+        "a 2.8 GB bytes8": (b"\x80\x04\x8e" + (2_800_000_000).to_bytes(8, "little") + b".",
+                            "states more bytes than it holds"),
+        "an array of 10^13 elements": (pickle.dumps(_Call(_reconstruct, np.ndarray, (10**13,), b"b"), protocol=4),
+                                       "shape (10000000000000,)"),
+        "KeyedVectors of 10^13 words": (pickle.dumps(_Call(KeyedVectors, 100, 10**13), protocol=4),
+                                        "KeyedVectors called with arguments"),
+        "ndarray called": (pickle.dumps(_Call(np.ndarray, (10**13,)), protocol=4), "numpy.ndarray called"),
+    }
+
+
+@pytest.mark.parametrize("case", ["a 2.8 GB bytes8", "an array of 10^13 elements", "KeyedVectors of 10^13 words",
+                                  "ndarray called"])
+def test_a_hostile_gensim_pickle_is_refused_before_it_allocates(tmp_path, case):
+    from bench.errors import BenchError
+    from bench.models import vectors
+
+    data, expected = _hostile_pickles()[case]
+    assert len(data) < 200
+    path = tmp_path / "evil.kv"
+    path.write_bytes(data)
+    with pytest.raises(BenchError) as refused:
+        vectors.check_file(path, "gensim")
+    message = str(refused.value)
+    assert message.startswith(f"{path}: ") and expected in message and "\n" not in message
+
+
+def test_run_and_eval_vectors_refuse_a_bad_gensim_file_before_any_cell(tmp_path, capsys, monkeypatch):
+    """eval-vectors used to run the reference row first and fail the file's cell (exit 1)."""
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    data, _ = _hostile_pickles()["an array of 10^13 elements"]
+    evil = tmp_path / "evil.kv"
+    evil.write_bytes(data)
+    err = _refused(capsys, tmp_path, *_run(tmp_path / "out", *CBOW, "--vectors", str(evil)))
+    assert str(evil) in err and "shape (10000000000000,)" in err
+    err = _refused(capsys, tmp_path, "eval-vectors", str(evil), "--out", str(tmp_path / "scored"), "--no-progress")
+    assert str(evil) in err and "shape (10000000000000,)" in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "scored").exists()
