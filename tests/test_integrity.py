@@ -16,16 +16,24 @@ Refused input is one line, exit code 2, and nothing written (`_refused`).
 """
 
 import json
-import os
+import pickle
 import shutil
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from gensim.models import KeyedVectors
+from numpy._core.multiarray import _reconstruct
 
 from bench.cli import main
+from bench.data.datasets import cache_dir, load_corpus
+from bench.data.prepared import prepare_corpus
+from bench.data.vocab import TokenizerConfig, VocabConfig, _cache_key
+from bench.errors import BenchError
+from bench.models import vectors
 from bench.run.keys import cell_file_name, name_part
 from tests.conftest import write_corpus
-from tests.test_faults import read_only_folder  # noqa: F401 (a fixture)
 
 SENTENCES = "the cat sat on the mat\nthe dog sat on the log\n" * 20
 
@@ -206,24 +214,16 @@ def test_a_checkpoint_that_lists_no_file_hashes_is_refused(tmp_path, capsys, sav
 # --- validated token caches ----------------------------------------------------------------------
 
 def _cache_entry(corpus: Path) -> Path:
-    from bench.data.datasets import cache_dir
-    from bench.data.vocab import TokenizerConfig, _cache_key
-    from bench.data.datasets import load_corpus
-
     return cache_dir() / "tokens" / f"{_cache_key(load_corpus(str(corpus)).fingerprint, TokenizerConfig())}.npz"
 
 
 def _entry_arrays(path: Path) -> dict:
-    import numpy as np
-
     with np.load(path, allow_pickle=False) as data:
         return {name: data[name] for name in data.files}
 
 
 def _huge_header(path: Path) -> None:
     """train.ids' .npy header rewritten to claim 10^12 elements (same header length)."""
-    import zipfile
-
     with zipfile.ZipFile(path) as archive:
         members = {info.filename: archive.read(info) for info in archive.infolist()}
     ids = members["train.ids.npy"]
@@ -241,8 +241,6 @@ def _huge_header(path: Path) -> None:
 
 
 def _replace_arrays(**changes):
-    import numpy as np
-
     def damage(path: Path) -> None:
         arrays = _entry_arrays(path)
         arrays.update({name: change(arrays) for name, change in changes.items()})
@@ -253,8 +251,6 @@ def _replace_arrays(**changes):
 
 
 def _plain_npy(path: Path) -> None:
-    import numpy as np
-
     with open(path, "wb") as handle:
         np.save(handle, np.arange(10))
 
@@ -275,9 +271,6 @@ CACHE_DAMAGE = {
 
 @pytest.mark.parametrize("damage, expected", CACHE_DAMAGE.values(), ids=CACHE_DAMAGE.keys())
 def test_a_cache_entry_that_loads_but_is_wrong_is_discarded_and_rebuilt(tmp_path, capsys, damage, expected):
-    from bench.data.prepared import prepare_corpus
-    from bench.data.vocab import TokenizerConfig, VocabConfig
-
     corpus = write_corpus(tmp_path / "c", "alpha beta gamma\nalpha beta\n" * 5)
     first = prepare_corpus(str(corpus), None, TokenizerConfig(), VocabConfig(min_count=1))
     entry = _cache_entry(corpus)
@@ -317,12 +310,6 @@ class _Call:
 
 
 def _hostile_pickles() -> dict[str, tuple[bytes, str]]:
-    import pickle
-
-    import numpy as np
-    from gensim.models import KeyedVectors
-    from numpy._core.multiarray import _reconstruct
-
     return {
         # 12 bytes stating a 2.8 GB byte string: the unpickler would allocate it before reading.
         "a 2.8 GB bytes8": (b"\x80\x04\x8e" + (2_800_000_000).to_bytes(8, "little") + b".",
@@ -338,9 +325,6 @@ def _hostile_pickles() -> dict[str, tuple[bytes, str]]:
 @pytest.mark.parametrize("case", ["a 2.8 GB bytes8", "an array of 10^13 elements", "KeyedVectors of 10^13 words",
                                   "ndarray called"])
 def test_a_hostile_gensim_pickle_is_refused_before_it_allocates(tmp_path, case):
-    from bench.errors import BenchError
-    from bench.models import vectors
-
     data, expected = _hostile_pickles()[case]
     assert len(data) < 200
     path = tmp_path / "evil.kv"
