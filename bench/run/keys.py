@@ -42,7 +42,10 @@ _MAX_FIELDS_SHOWN = 4
 # only ever separates parts) and no `+` (which only a hashed part has).
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,79}")
 _NOT_IN_SLUG = re.compile(r"[^A-Za-z0-9.-]+")
-SLUG_CHARS = 80  # a slug keeps the end of a long path: its most telling part
+# A slug keeps the end of a long path (its most telling part): with the hash, a part has at
+# most 91 ASCII characters, so a cell's file name and its atomic write's temp name stay well
+# under the 255 bytes a file name may have.
+SLUG_CHARS = 80
 NAME_HASH_CHARS = 10
 
 
