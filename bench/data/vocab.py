@@ -195,8 +195,9 @@ def _read_cache(path: Path, fingerprint: dict, tokenizer: TokenizerConfig) -> To
     try:
         arrays = _read_entry(path)
         types, counts, splits = _checked_entry(arrays)
-    # A truncated or foreign file: zipfile, .npy header and schema errors, UTF-8 errors (ValueError).
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+    # A truncated or foreign file: zipfile errors (an unknown compression method is NotImplementedError,
+    # an encrypted member RuntimeError), .npy header and schema errors, UTF-8 errors (ValueError).
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
         print(f"lm-lineage: cache entry {path} is unreadable ({exc}); rebuilding it", file=sys.stderr)
         path.unlink(missing_ok=True)
         return None
