@@ -346,3 +346,14 @@ def test_run_and_eval_vectors_refuse_a_bad_gensim_file_before_any_cell(tmp_path,
     err = _refused(capsys, tmp_path, "eval-vectors", str(evil), "--out", str(tmp_path / "scored"), "--no-progress")
     assert str(evil) in err and "shape (10000000000000,)" in err
     assert not (tmp_path / "out").exists() and not (tmp_path / "scored").exists()
+
+
+def test_a_vectors_file_with_a_value_that_is_not_a_number_is_refused_before_any_cell(tmp_path, capsys,
+                                                                                     monkeypatch):
+    """Its structure passed the runner's check, and the read failed inside its cell (exit 1)."""
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("2 3\nking 1 2 3\nqueen 1 x 3\n")
+    err = _refused(capsys, tmp_path, *_run(tmp_path / "out", *CBOW, "--vectors", str(bad)))
+    assert f"{bad}: line 3: value 'x' is not a number" in err
+    assert not (tmp_path / "out").exists()
