@@ -38,9 +38,10 @@ _DATA_IDENTITY = ("name", "sha256", "revision", "config", "tags_stripped")
 _MAX_FIELDS_SHOWN = 4
 
 
-# A name part kept as it is: no `_` (runs of other characters become one `_` in a slug, so `__`
-# only ever separates parts) and no `+` (which only a hashed part has).
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,79}")
+# A name part kept as it is (`glove.6B.50d`, `my_vectors`): no `__` and no `_` at its ends (so
+# `__` only ever separates parts: a slug turns every run of other characters into one `_` and
+# strips them from its ends) and no `+` (which only a hashed part has).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]|_(?=[A-Za-z0-9.-])){0,79}")
 _NOT_IN_SLUG = re.compile(r"[^A-Za-z0-9.-]+")
 # A slug keeps the end of a long path (its most telling part): with the hash, a part has at
 # most 91 ASCII characters, so a cell's file name and its atomic write's temp name stay well
