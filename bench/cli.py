@@ -121,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"the JSON file to write (default: {GATES_OUT}; the gate tests read "
                             f"results/quality_gates.json)")
 
-    migrate = commands.add_parser("migrate", help="add cell keys to results made before cells were keyed (once)")
+    migrate = commands.add_parser("migrate", help="add cell keys to results made before cells were keyed, and "
+                                                  "rename cells to their current file names (once)")
     migrate.add_argument("results", help="folder of result JSON (searched recursively for cells/*.json)")
     migrate.add_argument("--data-dir", help="the data root the cells were scored with (default: $LM_LINEAGE_DATA)")
 
@@ -284,7 +285,8 @@ def _migrate(args) -> int:
     from bench.run.migrate import migrate_folder
 
     migrated = migrate_folder(Path(args.results), resolve_data_dir(args.data_dir))
-    print(f"{len(migrated)} result file(s) under {args.results} now carry their cell key")
+    print(f"{len(migrated)} result file(s) under {args.results} migrated: each carries its cell key under its "
+          f"current name")
     return 0
 
 

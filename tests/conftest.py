@@ -1,4 +1,5 @@
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,28 @@ def data_root() -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip("LM_LINEAGE_DATA is not set to the data root (e.g. ../shared/data)")
     return Path(value)
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder this process cannot write in: read-only by its mode for a user, a read-only
+    tmpfs mounted on it for root (whom modes do not stop), or, where root may not mount,
+    /proc (which refuses new entries)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True)
+    if mount.returncode != 0:
+        yield Path("/proc")
+        return
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
 
 
 def write_corpus(folder: Path, train: str, validation: str = "a b\n", test: str = "a c\n") -> Path:

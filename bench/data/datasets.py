@@ -21,6 +21,7 @@ import codecs
 import hashlib
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,12 +128,25 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "lm-lineage")).expanduser()
 
 
+def writable_cache_dir(*parts: str) -> Path:
+    """cache_dir()/PARTS, made if missing; one line naming it and ${CACHE_ENV} when this
+    process cannot write there (else a traceback of `datasets`' file lock, or of numpy)."""
+    folder = cache_dir().joinpath(*parts)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=".lm-lineage-write-check-", dir=folder))
+    except OSError as exc:
+        raise BenchError(f"cache folder {folder} cannot be written ({exc.strerror}); set ${CACHE_ENV} to a "
+                         f"writable folder") from exc
+    return folder
+
+
 def datasets_cache_for(sha256: str) -> str:
     """A `datasets` cache folder per content hash. `datasets` keys its cache of local files
     by path and modification time, so a file edited in place (same size and mtime) would
     load its old Arrow copy while its new sha256 is recorded; keyed by the hash, the data
     loaded is always the data fingerprinted."""
-    return str(cache_dir() / "datasets" / sha256[:24])
+    return str(writable_cache_dir("datasets", sha256[:24]))
 
 
 def _sha256_files(paths: list[Path]) -> str:
@@ -162,8 +176,9 @@ def load_folder_dataset(folder: Path, label: str):
     for path in files:  # load_dataset's error for these names no file
         _check_text_file(path, label)
     sha256 = _sha256_files(files)
+    cache = datasets_cache_for(sha256)
     try:
-        loaded = datasets.load_dataset(str(folder), cache_dir=datasets_cache_for(sha256))
+        loaded = datasets.load_dataset(str(folder), cache_dir=cache)
     except Exception as exc:  # datasets raises many types; the user needs one line
         raise BenchError(f"corpus '{label}': load_dataset({folder}) failed: {_first_line(exc)}") from exc
     return loaded, files, sha256

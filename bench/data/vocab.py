@@ -11,9 +11,11 @@ Two explicit, recorded settings decide what a model sees:
 Tokenizing a corpus is the slow step, so `tokenize_corpus` caches the result, content
 addressed: the file name is a hash of the data's sha256 (or hub revision) and the tokenizer
 settings. The cache holds plain arrays only (integer ids, and the word types as one UTF-8
-byte array with offsets), read with `allow_pickle=False`; an entry that cannot be read is
-discarded and rebuilt, with one line saying so. The vocabulary rule is then a cheap
-remapping of those arrays.
+byte array with offsets). An entry is checked before use against that schema: its array
+names and dtypes, each array's size against the bytes it holds (read from the .npy headers
+first, so a header claiming 10^12 elements allocates nothing), offsets that delimit their
+arrays and ids within the word types. An entry that fails is discarded and rebuilt, with one
+line saying so. The vocabulary rule is then a cheap remapping of those arrays.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data.datasets import CACHE_ENV, RawCorpus, cache_dir
+from bench.data.datasets import SPLITS, RawCorpus, writable_cache_dir
 from bench.errors import BenchError
 
 CACHE_VERSION = 2  # 2: word types as UTF-8 bytes + offsets (1 stored a pickled object array)
@@ -117,14 +119,15 @@ def _cache_key(fingerprint: dict, tokenizer: TokenizerConfig) -> str:
 def tokenize_corpus(corpus: RawCorpus, tokenizer: TokenizerConfig, use_cache: bool = True) -> TokenizedCorpus:
     """Tokenize every split once; later calls with the same data and settings read the cache."""
     cacheable = use_cache and bool(corpus.fingerprint.get("sha256") or corpus.fingerprint.get("revision"))
-    path = cache_dir() / "tokens" / f"{_cache_key(corpus.fingerprint, tokenizer)}.npz"
-    if cacheable and path.exists():
+    if not cacheable:
+        return _tokenize(corpus, tokenizer)
+    path = writable_cache_dir("tokens") / f"{_cache_key(corpus.fingerprint, tokenizer)}.npz"
+    if path.exists():
         cached = _read_cache(path, corpus.fingerprint, tokenizer)
         if cached is not None:
             return cached
     tokenized = _tokenize(corpus, tokenizer)
-    if cacheable:
-        _write_cache(path, tokenized)
+    _write_cache(path, tokenized)
     return tokenized
 
 
@@ -162,10 +165,6 @@ def _tokenize(corpus: RawCorpus, tokenizer: TokenizerConfig) -> TokenizedCorpus:
 
 
 def _write_cache(path: Path, tokenized: TokenizedCorpus) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BenchError(f"cache folder {path.parent} (set ${CACHE_ENV} to move it): {exc.strerror}") from exc
     encoded = [word.encode("utf-8") for word in tokenized.types]
     type_offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(word) for word in encoded], out=type_offsets[1:])
@@ -183,21 +182,87 @@ def _write_cache(path: Path, tokenized: TokenizedCorpus) -> None:
         raise
 
 
+# The arrays of a cache entry and their dtypes (the writer's; little-endian, as np.savez writes them here).
+_TYPE_ARRAYS = {"type_bytes": np.dtype(np.uint8), "type_offsets": np.dtype(np.int64),
+                "train_counts": np.dtype(np.int64)}
+_SPLIT_ARRAYS = {"ids": np.dtype(np.int32), "offsets": np.dtype(np.int64)}
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
 def _read_cache(path: Path, fingerprint: dict, tokenizer: TokenizerConfig) -> TokenizedCorpus | None:
-    """The cached tokenization, or None (and the entry deleted) when it cannot be read."""
+    """The cached tokenization, or None (and the entry deleted, with one line on stderr) when
+    it cannot be read or is not what `_write_cache` writes."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            names = {key.split(".")[0] for key in data.files if "." in key}
-            splits = {split: TokenStream(data[f"{split}.ids"], data[f"{split}.offsets"]) for split in names}
-            blob, offsets = data["type_bytes"].tobytes(), data["type_offsets"]
-            types = [blob[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(len(offsets) - 1)]
-            counts = data["train_counts"]
-    # A truncated or foreign file: zipfile, numpy (e.g. a pickled array) and UTF-8 errors.
-    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        print(f"lm-lineage: cache entry {path} is unreadable ({type(exc).__name__}); rebuilding it", file=sys.stderr)
+        arrays = _read_entry(path)
+        types, counts, splits = _checked_entry(arrays)
+    # A truncated or foreign file: zipfile errors (an unknown compression method is NotImplementedError,
+    # an encrypted member RuntimeError), .npy header and schema errors, UTF-8 errors (ValueError).
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+        print(f"lm-lineage: cache entry {path} is unreadable ({exc}); rebuilding it", file=sys.stderr)
         path.unlink(missing_ok=True)
         return None
     return TokenizedCorpus(types, counts, splits, fingerprint, tokenizer)
+
+
+def _expected_dtype(name: str) -> np.dtype | None:
+    split, _, array = name.partition(".")
+    return _SPLIT_ARRAYS.get(array) if split in SPLITS else _TYPE_ARRAYS.get(name)
+
+
+def _read_entry(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz entry, each checked against its expected name, dtype and
+    1-D shape, and its header's size against the bytes it holds, before anything is allocated."""
+    arrays = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            name = info.filename.removesuffix(".npy")
+            expected = _expected_dtype(name)
+            if expected is None or not info.filename.endswith(".npy"):
+                raise ValueError(f"an array {info.filename!r}, which a token cache does not hold")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version not in _NPY_HEADER_READERS:
+                    raise ValueError(f"array {name!r} has .npy version {version}")
+                shape, _, dtype = _NPY_HEADER_READERS[version](member)
+                if dtype != expected or len(shape) != 1:
+                    raise ValueError(f"array {name!r} is {dtype} of shape {shape}, expected 1-D {expected}")
+                data_bytes = info.file_size - member.tell()
+                if shape[0] * dtype.itemsize != data_bytes:
+                    raise ValueError(f"array {name!r} claims {shape[0]} elements and holds {data_bytes} bytes")
+                arrays[name] = np.frombuffer(member.read(data_bytes), dtype=dtype)
+    return arrays
+
+
+def _checked_entry(arrays: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray, dict[str, TokenStream]]:
+    """(types, train counts, splits) of an entry whose arrays delimit each other: offsets
+    from 0 to their array's end, never decreasing; a count per type; ids within the types."""
+    split_names = sorted({name.split(".")[0] for name in arrays if "." in name})
+    needed = [*_TYPE_ARRAYS,
+              *(f"{split}.{array}" for split in sorted({"train", *split_names}) for array in _SPLIT_ARRAYS)]
+    missing = [name for name in needed if name not in arrays]
+    if missing:
+        raise ValueError(f"no array {', '.join(map(repr, missing))}")
+    blob, type_offsets = arrays["type_bytes"], arrays["type_offsets"]
+    _check_offsets(type_offsets, len(blob), "type_offsets")
+    n_types = len(type_offsets) - 1
+    counts = arrays["train_counts"]
+    if len(counts) != n_types or (counts < 0).any():
+        raise ValueError(f"'train_counts' holds {len(counts)} counts for {n_types} types, or a negative one")
+    splits = {}
+    for split in split_names:
+        ids, offsets = arrays[f"{split}.ids"], arrays[f"{split}.offsets"]
+        _check_offsets(offsets, len(ids), f"{split}.offsets")
+        if ids.size and (ids.min() < 0 or ids.max() >= n_types):
+            raise ValueError(f"'{split}.ids' holds ids outside the {n_types} word types")
+        splits[split] = TokenStream(ids, offsets)
+    text = blob.tobytes()
+    types = [text[type_offsets[i]:type_offsets[i + 1]].decode("utf-8") for i in range(n_types)]
+    return types, counts, splits
+
+
+def _check_offsets(offsets: np.ndarray, length: int, name: str) -> None:
+    if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != length or (np.diff(offsets) < 0).any():
+        raise ValueError(f"'{name}' does not run from 0 to {length} without decreasing")
 
 
 @dataclass

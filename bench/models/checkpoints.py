@@ -6,8 +6,14 @@ A cell's folder `OUT/models/<cell>/` holds
   which reads back as a `kind = "vectors"` model (bench.models.vectors);
 - an LM or biLM: `model.safetensors` (the weights; tied tensors stored once) and
   `checkpoint.json` (CHECKPOINT_SCHEMA: the model name, its resolved config, the vocabulary's
-  size and sha256), which `[model.NAME] checkpoint = "OUT/models/<cell>"` loads instead of
-  training. A checkpoint loads only into the config and vocabulary it was trained with.
+  size and sha256, and the sha256 and size of every other file of the folder), which
+  `[model.NAME] checkpoint = "OUT/models/<cell>"` loads instead of training.
+
+A checkpoint loads only into the model, config and vocabulary it was trained with, and only
+while its files are the ones it lists: a weights file changed after saving would otherwise
+load without a word and change the scores. The runner checks all of it before the run
+writes anything (`check_matches` with the matrix, `check_vocabulary` with each corpus), and
+the cell checks the files again right before it loads them.
 
 The files are written into a temporary folder beside the target, which is then renamed:
 a reader never sees half a folder. The result records every file and its sha256.
@@ -33,8 +39,12 @@ from bench.data.prepared import PreparedCorpus
 from bench.errors import BenchError
 from bench.models.vectors import file_sha256
 
-CHECKPOINT_SCHEMA = "lm-lineage.checkpoint/1"
+CHECKPOINT_SCHEMA = "lm-lineage.checkpoint/2"  # 2: lists the sha256 and size of its files
+UNLISTED_SCHEMA = "lm-lineage.checkpoint/1"
 WEIGHTS, CONFIG, VECTORS = "model.safetensors", "checkpoint.json", "vectors.bin"
+# What a saved folder and its files get, as results do (bench.run.results.RESULT_FILE_MODE):
+# mkdtemp makes its folder private and safetensors its file.
+SAVED_FILE_MODE, SAVED_FOLDER_MODE = 0o644, 0o755
 
 
 def vocab_identity(prepared: PreparedCorpus) -> dict:
@@ -50,14 +60,20 @@ def _write_folder(folder: Path, write: Callable[[Path], None]) -> dict:
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     try:
         write(tmp)
+        for path in tmp.iterdir():
+            os.chmod(path, SAVED_FILE_MODE)
+        os.chmod(tmp, SAVED_FOLDER_MODE)
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {path.name: {"path": str(path), "sha256": file_sha256(path), "bytes": path.stat().st_size}
-            for path in sorted(folder.iterdir())}
+    return {path.name: {"path": str(path), **_file_identity(path)} for path in sorted(folder.iterdir())}
+
+
+def _file_identity(path: Path) -> dict:
+    return {"sha256": file_sha256(path), "bytes": path.stat().st_size}
 
 
 def save_vectors(vectors: KeyedVectors, folder: Path) -> dict:
@@ -73,6 +89,7 @@ def save_module(module: torch.nn.Module, model: str, config, prepared: PreparedC
 
     def write(tmp: Path) -> None:
         save_model(module, str(tmp / WEIGHTS))
+        header["files"] = {WEIGHTS: _file_identity(tmp / WEIGHTS)}
         (tmp / CONFIG).write_text(json.dumps(header, indent=1) + "\n")
 
     return {"folder": str(folder), "files": _write_folder(folder, write)}
@@ -94,14 +111,38 @@ def _folder(path: str | Path, where: str) -> Path:
 
 
 def read_header(path: str | Path, where: str) -> dict:
+    """The checkpoint's header, once every file it lists is checked against its size and sha256."""
     folder = _folder(path, where)
     try:
         header = json.loads((folder / CONFIG).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BenchError(f"{folder / CONFIG}: not valid JSON ({exc})") from exc
+    if isinstance(header, dict) and header.get("schema") == UNLISTED_SCHEMA:
+        raise BenchError(f"{folder / CONFIG}: schema {UNLISTED_SCHEMA!r} lists no sha256 of its files, so its "
+                         f"weights cannot be verified; save the model again (run --save-models)")
     if not isinstance(header, dict) or header.get("schema") != CHECKPOINT_SCHEMA:
         raise BenchError(f"{folder / CONFIG}: expected a checkpoint of schema {CHECKPOINT_SCHEMA!r}")
+    _check_files(folder, header.get("files"))
     return header
+
+
+def _check_files(folder: Path, listed) -> None:
+    """Each file `checkpoint.json` lists (the weights at least) has the size and sha256 it lists."""
+    if not isinstance(listed, dict) or WEIGHTS not in listed \
+            or not all(isinstance(entry, dict) for entry in listed.values()):
+        raise BenchError(f"{folder / CONFIG}: expected 'files' listing {WEIGHTS} with its sha256 and bytes")
+    for name, entry in listed.items():
+        path = folder / name
+        if Path(name).name != name or not path.is_file():
+            raise BenchError(f"{folder / CONFIG}: lists the file {name!r}, which is not a file of {folder}")
+        size = path.stat().st_size
+        if size != entry.get("bytes"):
+            raise BenchError(f"{path}: {size} bytes, {CONFIG} lists {entry.get('bytes')}: the file changed after it "
+                             f"was saved; save the model again")
+        sha256 = file_sha256(path)
+        if sha256 != entry.get("sha256"):
+            raise BenchError(f"{path}: sha256 {sha256[:16]}..., {CONFIG} lists {str(entry.get('sha256'))[:16]}...: "
+                             f"the file changed after it was saved; save the model again")
 
 
 def check_matches(path: str | Path, model: str, config, where: str) -> None:
@@ -125,16 +166,26 @@ def identity(path: str | Path, where: str) -> dict:
     return {"folder": str(folder), "sha256": file_sha256(folder / WEIGHTS)}
 
 
+def check_vocabulary(path: str | Path, prepared: PreparedCorpus, where: str) -> dict:
+    """The checkpoint was trained on the vocabulary `prepared` has (its words in id order);
+    returns its verified header."""
+    header = read_header(path, where)
+    saved, vocab = header.get("vocab"), vocab_identity(prepared)
+    if saved != vocab:
+        saved = saved if isinstance(saved, dict) else {}
+        raise BenchError(f"{where}.checkpoint {path}: trained on another vocabulary ({saved.get('size')} words, "
+                         f"sha256 {str(saved.get('sha256'))[:12]}..., corpus '{header.get('corpus')}') than corpus "
+                         f"'{prepared.name}' gives ({vocab['size']} words, sha256 {vocab['sha256'][:12]}...); "
+                         f"expected the same corpus, tokenizer and vocab settings")
+    return header
+
+
 def load_module(module: torch.nn.Module, path: str | Path, prepared: PreparedCorpus, where: str) -> dict:
     """Load the checkpoint's weights into `module` (built from the same config); returns what
-    the training record keeps of it. The vocabulary must be the one it was trained on."""
+    the training record keeps of it. The files are verified and the vocabulary must be the
+    one it was trained on."""
     folder = _folder(path, where)
-    header = read_header(folder, where)
-    vocab = vocab_identity(prepared)
-    if header.get("vocab") != vocab:
-        raise BenchError(f"{where}.checkpoint {path}: trained on another vocabulary ({header.get('vocab', {}).get('size')} "
-                         f"words, corpus '{header.get('corpus')}') than this cell's ({vocab['size']} words, corpus "
-                         f"'{prepared.name}'); expected the same corpus, tokenizer and vocab settings")
+    header = check_vocabulary(folder, prepared, where)
     try:
         load_model(module, str(folder / WEIGHTS), strict=True)
     except (SafetensorError, RuntimeError, OSError) as exc:

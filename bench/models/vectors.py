@@ -10,23 +10,30 @@ Formats (`format =`, detected from the file's first bytes when unset):
 - `gensim`: gensim's native `KeyedVectors.save` file. It is a pickle, and unpickling can
   run any code the file names: it is read with an unpickler that builds only the classes a
   gensim 4 KeyedVectors file holds (KeyedVectors, numpy arrays and dtypes) and refuses any
-  other; arrays saved beside it (`FILE.vectors.npy`) are read with numpy's pickle-free
-  loader. Files of gensim 3 name other classes and are refused with how to convert them.
+  other. What it builds is bounded by the file's size: a pickle of a few bytes can ask numpy
+  for any array (`ndarray((10**13,))`), and a KeyedVectors file never needs an array larger
+  than the bytes it holds. Arrays saved beside it (`FILE.vectors.npy`) are read with numpy's
+  pickle-free loader, mapped first so a header claiming more than the file holds is refused.
+  Files of gensim 3 name other classes and are refused with how to convert them.
 
 The word2vec-style formats are read by gensim's `load_word2vec_format`, which streams the
 file and allocates only the kept rows (`limit`: the first N words, like gensim's). gensim's
 own errors on a damaged file carry no file line (and a line with too few values surfaces as
 a numpy broadcast error), so a failed read is diagnosed again by `scan`, which walks the
-file and names the first bad line. `check_file` runs the same walk (structure only, no
-number parsing) before a run writes anything, so a malformed file is one line and exit 2.
+file and names the first bad line. `check_file` runs the same walk, every number of a text
+file parsed (about a quarter of the read's time), in the runner before any cell starts, so a
+malformed file is one line and exit 2, not a failed cell after others ran; a gensim file it
+reads whole, through the restricted unpickler.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import mmap
 import pickle
+import pickletools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +126,7 @@ def read_vectors(path: str | Path, fmt: str | None = None, limit: int | None = N
                                                no_header=fmt == "glove-text", limit=limit)
     except (ValueError, EOFError, UnicodeDecodeError, IndexError, TypeError, AssertionError) as exc:
         # gensim's message names no file line: find the first bad line ourselves.
-        problem = scan(path, fmt, limit, check_values=True)
+        problem = scan(path, fmt, limit)
         raise BenchError(problem or f"{path}: not a {fmt} file ({type(exc).__name__}: {exc})") from exc
     if header is not None and limit is None:
         _check_count(path, fmt, header, kv)
@@ -127,14 +134,14 @@ def read_vectors(path: str | Path, fmt: str | None = None, limit: int | None = N
 
 
 def check_file(path: str | Path, fmt: str | None = None, limit: int | None = None) -> None:
-    """Before a run writes anything: the file exists and its structure is sound (header,
-    values per line, UTF-8 words, a binary file not cut short). Numbers are parsed later,
-    by the read."""
+    """Before a run writes anything: the file exists and is sound (header, values per line,
+    each a number, UTF-8 words, a binary file not cut short; a gensim file is read)."""
     path = _existing(path)
     fmt = fmt or detect_format(path)
     if fmt == "gensim":
-        return  # a pickle has no line structure to walk; reading it checks it (restricted)
-    problem = scan(path, fmt, limit, check_values=False)
+        _read_gensim(path, limit)  # a pickle has no line structure to walk: only reading it checks it
+        return
+    problem = scan(path, fmt, limit)
     if problem:
         raise BenchError(problem)
 
@@ -185,17 +192,16 @@ def _count_lines(path: Path) -> int:
     return newlines - tail[len(stripped):].count(b"\n") + (1 if stripped else 0)
 
 
-def scan(path: Path, fmt: str, limit: int | None, check_values: bool) -> str | None:
+def scan(path: Path, fmt: str, limit: int | None) -> str | None:
     """The first problem of a word2vec-style file as one line naming the file and line
-    (vector, for binary files), or None when the structure (and, with `check_values`,
-    every number) is sound."""
+    (vector, for binary files), or None when its structure and every number are sound."""
     with open(path, "rb") as handle:
         if fmt == "word2vec-binary":
             return _scan_binary(path, handle, limit)
-        return _scan_text(path, handle, fmt, limit, check_values)
+        return _scan_text(path, handle, fmt, limit)
 
 
-def _scan_text(path: Path, handle: io.BufferedReader, fmt: str, limit: int | None, check_values: bool) -> str | None:
+def _scan_text(path: Path, handle: io.BufferedReader, fmt: str, limit: int | None) -> str | None:
     count, dims = None, None
     line_no = 0
     if fmt != "glove-text":
@@ -225,12 +231,11 @@ def _scan_text(path: Path, handle: io.BufferedReader, fmt: str, limit: int | Non
         if len(parts) != dims + 1:
             return (f"{path}: line {line_no}: expected a word and {dims} values, got {len(parts) - 1} values "
                     f"(word {parts[0][:40]!r})")
-        if check_values:
-            for value in parts[1:]:
-                try:
-                    float(value)
-                except ValueError:
-                    return f"{path}: line {line_no}: value {value[:40]!r} is not a number (word {parts[0][:40]!r})"
+        for value in parts[1:]:
+            try:
+                float(value)
+            except ValueError:
+                return f"{path}: line {line_no}: value {value[:40]!r} is not a number (word {parts[0][:40]!r})"
         seen += 1
     if count is not None and seen < wanted:
         return (f"{path}: the header (line 1) says {count} words but the file ends after {seen} lines of vectors; "
@@ -288,21 +293,95 @@ _ALLOWED_GLOBALS = {
 }
 
 
+class _TooLarge(pickle.UnpicklingError):
+    """A call in the pickle would build more than the file could describe."""
+
+
+class _UnpickledKeyedVectors(KeyedVectors):
+    """What the pickle's KeyedVectors global stands for. A KeyedVectors file rebuilds its
+    object from its state (`__new__`, then its attributes) and never calls the class, whose
+    `__init__` allocates `count` rows: a call is refused before it allocates."""
+
+    def __init__(self, *args, **kwargs):
+        raise pickle.UnpicklingError("gensim.models.keyedvectors.KeyedVectors called with arguments")
+
+
+class _NotCalled:
+    """Stands for a global that a KeyedVectors pickle names but never calls (numpy.ndarray:
+    the first argument of _reconstruct)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, *args, **kwargs):
+        raise pickle.UnpicklingError(f"{self.name} called with arguments")
+
+
+_NDARRAY = _NotCalled("numpy.ndarray")
+
+
 class _KeyedVectorsUnpickler(pickle.Unpickler):
-    """Python's "Restricting Globals" recipe: only the classes a KeyedVectors file holds."""
+    """Python's "Restricting Globals" recipe: only the classes a KeyedVectors file holds, and
+    no array larger than `budget` bytes (the file's size: a KeyedVectors pickle reconstructs
+    its arrays empty and fills them from bytes it holds)."""
+
+    def __init__(self, handle: io.BufferedReader, budget: int):
+        super().__init__(handle)
+        self.budget = budget
 
     def find_class(self, module: str, name: str):
         if (module, name) not in _ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"{module}.{name}")
+        if name == "KeyedVectors":
+            return _UnpickledKeyedVectors
+        if name == "ndarray":
+            return _NDARRAY
+        if name == "_reconstruct":
+            return self._bounded_reconstruct
         return super().find_class(module, name)
+
+    def _bounded_reconstruct(self, subtype, shape, dtype) -> np.ndarray:
+        """numpy's _reconstruct(ndarray, shape, dtype), once `shape` x `dtype` fits the budget."""
+        if subtype is not _NDARRAY or not isinstance(shape, tuple) \
+                or not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise pickle.UnpicklingError("numpy._core.multiarray._reconstruct with arguments other than an "
+                                         "ndarray's")
+        n_bytes = math.prod(shape) * np.dtype(dtype).itemsize
+        if n_bytes > self.budget:
+            raise _TooLarge(f"an array of shape {shape} ({n_bytes:,} bytes), more than the file's {self.budget:,} "
+                            f"bytes could describe")
+        return np.ndarray(shape, dtype)
+
+
+def _load_side_array(path: Path) -> np.ndarray:
+    """An array gensim saved beside its file: mapped first (a header that claims more than the
+    file holds fails here, before anything is allocated), then copied into memory."""
+    try:
+        return np.array(np.load(path, mmap_mode="r", allow_pickle=False))
+    except (ValueError, OSError, EOFError) as exc:
+        raise BenchError(f"{path}: not a readable .npy array ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_lengths(path: Path, data: bytes) -> None:
+    """Every length a pickle's opcodes state fits in the bytes that follow: the unpickler
+    allocates a BINBYTES8's stated size before reading it, so 69 bytes could cost gigabytes."""
+    try:
+        for _ in pickletools.genops(data):
+            pass
+    except ValueError as exc:  # pickletools reads each counted argument and checks its length
+        raise BenchError(f"{path}: not a readable gensim KeyedVectors file (its pickle states more bytes than it "
+                         f"holds: {exc})") from exc
 
 
 def _read_gensim(path: Path, limit: int | None) -> KeyedVectors:
     convert = ("convert it with gensim: KeyedVectors.load(PATH).save_word2vec_format(OUT, binary=True), "
                "then use OUT")
+    data = path.read_bytes()
+    _check_lengths(path, data)
     try:
-        with open(path, "rb") as handle:
-            kv = _KeyedVectorsUnpickler(handle).load()
+        kv = _KeyedVectorsUnpickler(io.BytesIO(data), budget=len(data)).load()
+    except _TooLarge as exc:
+        raise BenchError(f"{path}: the pickle asks for {exc}; it is not a gensim KeyedVectors file") from exc
     except pickle.UnpicklingError as exc:
         raise BenchError(f"{path}: a pickle naming {exc}, which a gensim 4 KeyedVectors file does not hold; "
                          f"it is not loaded (unpickling can run code); {convert}") from exc
@@ -317,7 +396,7 @@ def _read_gensim(path: Path, limit: int | None) -> KeyedVectors:
         side = Path(f"{path}.{attribute}.npy")
         if not side.is_file():
             raise BenchError(f"{path}: its array '{attribute}' is saved in {side}, which does not exist")
-        setattr(kv, attribute, np.load(side, allow_pickle=False))
+        setattr(kv, attribute, _load_side_array(side))
     for attribute in getattr(kv, "__ignoreds", []):
         setattr(kv, attribute, None)
     vectors = getattr(kv, "vectors", None)

@@ -23,9 +23,9 @@ from bench.eval import metrics
 from bench.models import checkpoints
 from bench.models.registry import ModelSpec
 from bench.run.config import EvalConfig, Matrix
-from bench.run.keys import SCORED_FAMILIES, cell_key, data_identity, similarity_identity
+from bench.run.keys import SCORED_FAMILIES, config_block, expected_key, reads_probes
 from bench.run.probes import (ProbeCorpora, encoder_probes, layer_probes, probe_corpora, probe_metric_defs,
-                              reads_probes, static_probes)
+                              static_probes)
 from bench.run.results import SCHEMA, device_info, git_commit, library_versions
 from bench.timing import measure
 from bench.train import lm
@@ -103,38 +103,14 @@ class EvalData(NamedTuple):
         return cls(metrics.similarity_sets(data_root) if spec.family in SCORED_FAMILIES else [],
                    probe_corpora(matrix, data_root) if reads_probes(spec) else None)
 
+    @property
+    def probe_fingerprint(self) -> dict | None:
+        return self.probe_corpus.fingerprint if self.probe_corpus is not None else None
+
     def select(self, spec: ModelSpec) -> "EvalData":
         """What a cell of `spec` reads of this run's evaluation data."""
         return EvalData(self.similarity_sets if spec.family in SCORED_FAMILIES else [],
                         self.probe_corpus if reads_probes(spec) else None)
-
-
-def config_block(matrix: Matrix, model: str, precision: str) -> dict:
-    """The resolved config of one cell, as its result stores it and its key hashes it."""
-    config, train_config = matrix.model_config(model), matrix.train_config(model)
-    block = {"model": dataclasses.asdict(config),
-             "train": dataclasses.asdict(train_config) if train_config is not None else None,
-             "tokenizer": dataclasses.asdict(matrix.tokenizer),
-             "vocab": dataclasses.asdict(matrix.vocab), "eval": dataclasses.asdict(matrix.eval),
-             "probe": matrix.probe.flat(),
-             "precision": precision}
-    # The files a model reads (a vectors file, saved weights) made the cell as much as its
-    # settings: by their sha256, a changed file is another cell. Absent for other models.
-    spec = matrix.spec(model)
-    if spec.files is not None:
-        block["model_files"] = spec.files(config)
-    if matrix.checkpoint(model) is not None:
-        block["checkpoint"] = checkpoints.identity(matrix.checkpoint(model), f"model.{model}")
-    return block
-
-
-def expected_key(matrix: Matrix, model: str, precision: str, corpus_fingerprint: dict, eval_data: EvalData) -> dict:
-    """The key of the cell these settings and this data make (see bench.run.keys)."""
-    probe_fingerprint = eval_data.probe_corpus.fingerprint if eval_data.probe_corpus is not None else None
-    spec = matrix.spec(model)
-    return cell_key(spec.family, config_block(matrix, model, precision), data_identity(corpus_fingerprint),
-                    data_identity(probe_fingerprint), similarity_identity(eval_data.similarity_sets),
-                    probed=reads_probes(spec))
 
 
 def _trained_by_lm_loops(spec: ModelSpec) -> bool:
@@ -151,7 +127,8 @@ def _result_header(matrix: Matrix, spec: ModelSpec, prepared: PreparedCorpus, ev
         "schema": SCHEMA,
         "cell": {"model": spec.name, "family": spec.family, "corpus": prepared.name, "seed": seed,
                  "matrix": matrix.name, "description": spec.description},
-        "key": expected_key(matrix, spec.name, precision, prepared.fingerprint, eval_data),
+        "key": expected_key(matrix, spec.name, precision, prepared.fingerprint, eval_data.probe_fingerprint,
+                            eval_data.similarity_sets),
         "status": "ok",
         "error": None,
         "config": config_block(matrix, spec.name, precision),

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import torch
 
-from bench.data.vocab import CACHE_ENV
+from bench.data.datasets import CACHE_ENV
 from bench.errors import BenchError
 from bench.run.cell import CellJob, run_cell
 from bench.run.results import SCHEMA

@@ -1,4 +1,11 @@
-"""A cell's identity is what made it: a hash of its resolved config and of the data it read.
+"""A cell's identity: its file name (model, corpus, seed) and its key, a hash of its resolved
+config and of the data it read.
+
+A cell's file is `cells/MODEL__CORPUS__seedN.json`, each of MODEL and CORPUS kept as it is when
+it is a plain name (a registry name, a vectors file's stem) and otherwise written as a slug of
+it plus a short hash of the exact string (`x_a_b+3f2a...` for the folder `/x/a_b`), so two
+corpora never share a file: `/x/a_b` and `/x/a/b` get two hashes. `lm-lineage migrate` renames
+cells made under an older naming (bench.run.migrate).
 
 Every result carries `key = {"hash": ..., "parts": {...}}`. The parts are one digest per
 config block (`config.model`, `config.train`, `config.tokenizer`, `config.vocab`,
@@ -13,12 +20,53 @@ give; otherwise it names, per cell, the parts and config fields that differ.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.models import checkpoints
+
+if TYPE_CHECKING:
+    from bench.models.registry import ModelSpec
+    from bench.run.config import Matrix
 
 # Fingerprint fields that identify a corpus' contents (the source path does not).
 _DATA_IDENTITY = ("name", "sha256", "revision", "config", "tags_stripped", "first_tokens")
 _MAX_FIELDS_SHOWN = 4
+
+
+# A name part kept as it is (`glove.6B.50d`, `my_vectors`, a corpus prefix `offline-mix@250000`,
+# bench.data.datasets): no `__` and no `_` at its ends (so
+# `__` only ever separates parts: a slug turns every run of other characters into one `_` and
+# strips them from its ends) and no `+` (which only a hashed part has).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.@-]|_(?=[A-Za-z0-9.@-])){0,79}")
+_NOT_IN_SLUG = re.compile(r"[^A-Za-z0-9.-]+")
+# A slug keeps the end of a long path (its most telling part): with the hash, a part has at
+# most 91 ASCII characters, so a cell's file name and its atomic write's temp name stay well
+# under the 255 bytes a file name may have.
+SLUG_CHARS = 80
+NAME_HASH_CHARS = 10
+
+
+def name_part(value: str) -> str:
+    """`value` as one part of a cell's file name, injectively: a plain name as it is, anything
+    else as a readable slug plus `+` and a hash of the exact string."""
+    if _PLAIN_NAME.fullmatch(value):
+        return value
+    slug = _NOT_IN_SLUG.sub("_", value)[-SLUG_CHARS:].strip("._")
+    return f"{slug}+{hashlib.sha256(value.encode()).hexdigest()[:NAME_HASH_CHARS]}"
+
+
+def cell_file_name(model: str, corpus: str, seed: int) -> str:
+    return f"{name_part(model)}__{name_part(corpus)}__seed{seed}.json"
+
+
+def cell_path(out_dir: Path, model: str, corpus: str, seed: int) -> Path:
+    """Where the result of one cell of a run into `out_dir` lives."""
+    return out_dir / "cells" / cell_file_name(model, corpus, seed)
 
 
 def digest(value) -> str:
@@ -59,7 +107,7 @@ def relevant_config(config: dict, family: str, probed: bool | None = None) -> di
     reads no eval or probe settings, and a cell that runs no probe reads no probe settings
     (so a new probe option does not orphan every cell that never probed). `probed`: whether
     the model's cells probe when asked (default: the scored families; a pretrained LM with
-    layers to probe, bench.run.cell.reads_probes, does too)."""
+    layers to probe, `reads_probes`, does too)."""
     relevant = dict(config)
     probe = relevant.get("probe") or {}
     probes = probe.get("corpus") is not None or probe.get("task", "pos") != "pos"
@@ -81,6 +129,39 @@ def cell_key(family: str, config: dict, corpus: dict | None, probe: dict | None,
              for name, value in sorted(relevant_config(config, family, probed).items())}
     parts.update({"data.corpus": digest(corpus), "data.probe": digest(probe), "data.similarity": digest(similarity)})
     return {"hash": digest(parts), "parts": parts}
+
+
+def reads_probes(spec: ModelSpec) -> bool:
+    """Cells that probe: the scored families, and pretrained LMs with layers to probe."""
+    return spec.family in SCORED_FAMILIES or spec.encoder is not None
+
+
+def config_block(matrix: Matrix, model: str, precision: str) -> dict:
+    """The resolved config of one cell, as its result stores it and its key hashes it."""
+    config, train_config = matrix.model_config(model), matrix.train_config(model)
+    block = {"model": dataclasses.asdict(config),
+             "train": dataclasses.asdict(train_config) if train_config is not None else None,
+             "tokenizer": dataclasses.asdict(matrix.tokenizer),
+             "vocab": dataclasses.asdict(matrix.vocab), "eval": dataclasses.asdict(matrix.eval),
+             "probe": matrix.probe.flat(),
+             "precision": precision}
+    # The files a model reads (a vectors file, saved weights) made the cell as much as its
+    # settings: by their sha256, a changed file is another cell. Absent for other models.
+    spec = matrix.spec(model)
+    if spec.files is not None:
+        block["model_files"] = spec.files(config)
+    if matrix.checkpoint(model) is not None:
+        block["checkpoint"] = checkpoints.identity(matrix.checkpoint(model), f"model.{model}")
+    return block
+
+
+def expected_key(matrix: Matrix, model: str, precision: str, corpus_fingerprint: dict,
+                 probe_fingerprint: dict | None, similarity_sets: list) -> dict:
+    """The key of the cell these settings and this data make: `probe_fingerprint` and
+    `similarity_sets`, what the cell reads of them (bench.run.cell.EvalData.select)."""
+    spec = matrix.spec(model)
+    return cell_key(spec.family, config_block(matrix, model, precision), data_identity(corpus_fingerprint),
+                    data_identity(probe_fingerprint), similarity_identity(similarity_sets), probed=reads_probes(spec))
 
 
 def _field_changes(old, new, prefix: str) -> list[str]:

@@ -18,7 +18,6 @@ from bench.eval.probe import Featurizer
 from bench.eval.tasks import PROBE_TASKS
 from bench.models.registry import ModelSpec
 from bench.run.config import Matrix
-from bench.run.keys import SCORED_FAMILIES
 from bench.timing import measure
 
 
@@ -40,11 +39,6 @@ class ProbeCorpora(NamedTuple):
             joined.update({name: value for name, value in fingerprint.items() if name not in joined})
         return {**joined, "name": "+".join(f["name"] for f in fingerprints),
                 "sha256": "+".join(str(f["sha256"]) for f in fingerprints)}
-
-
-def reads_probes(spec: ModelSpec) -> bool:
-    """Cells that probe: the scored families, and pretrained LMs with layers to probe."""
-    return spec.family in SCORED_FAMILIES or spec.encoder is not None
 
 
 def probe_corpora(matrix: Matrix, data_root: Path | None) -> ProbeCorpora | None:

@@ -8,7 +8,6 @@ this process writes every result, so the files, resuming and `force` do not depe
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +20,11 @@ from bench.data.datasets import resolve_data_dir
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.errors import BenchError
 from bench.eval import metrics
-from bench.run.cell import CellJob, EvalData, config_block, expected_key
+from bench.models import checkpoints
+from bench.run.cell import CellJob, EvalData
 from bench.run.config import Matrix
 from bench.run.executors import LocalExecutor, RayExecutor
-from bench.run.keys import describe_difference
+from bench.run.keys import cell_file_name, cell_path, config_block, describe_difference, expected_key
 from bench.run.outdir import check_folder
 from bench.run.probes import check_probe_layers, probe_corpora
 from bench.run.results import command_line, read_result, remove_stale_temp_files, write_json_atomic
@@ -39,20 +39,6 @@ def resolve_precision(name: str, device: torch.device) -> str:
         raise BenchError(f"--precision bf16: bfloat16 autocast is for CUDA devices and this run's device is "
                          f"{device}; use --device cuda or --precision fp32")
     return name
-
-
-# A corpus given as a folder path can be longer than a file name may be (255 bytes, and the
-# atomic write's temp name adds 14): past this length the cell file keeps the path's end
-# and a hash of the whole.
-MAX_CORPUS_IN_FILE_NAME = 120
-
-
-def cell_path(out_dir: Path, model: str, corpus: str, seed: int) -> Path:
-    safe_corpus = corpus.strip("/").replace("/", "_")
-    if len(safe_corpus.encode()) > MAX_CORPUS_IN_FILE_NAME:
-        digest = hashlib.sha256(corpus.encode()).hexdigest()[:16]
-        safe_corpus = f"{safe_corpus.encode()[-80:].decode(errors='ignore')}-{digest}"
-    return out_dir / "cells" / f"{model}__{safe_corpus}__seed{seed}.json"
 
 
 def model_dir(out_dir: Path, model: str, corpus: str, seed: int) -> Path:
@@ -82,15 +68,18 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
     for corpus in matrix.corpora:
         prepared = prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab)
         check_lm_splits(matrix, prepared)
+        check_checkpoint_vocabularies(matrix, prepared)
         fingerprints[corpus] = prepared.fingerprint
     eval_data = EvalData(metrics.similarity_sets(data_root), probe_corpora(matrix, data_root))
     for model in matrix.models:
         if matrix.spec(model).check is not None:
             matrix.spec(model).check(matrix.model_config(model), f"model.{model}")
     check_probe_layers(matrix)
+    read_by = {model: eval_data.select(matrix.spec(model)) for model in matrix.models}
     expected = {(model, corpus): Expected(config_block(matrix, model, precision),
                                           expected_key(matrix, model, precision, fingerprints[corpus],
-                                                       eval_data.select(matrix.spec(model))))
+                                                       read_by[model].probe_fingerprint,
+                                                       read_by[model].similarity_sets))
                 for model in matrix.models for corpus in matrix.corpora}
     plan = plan_cells(out_dir, cells, expected, force)
     plan.move_aside()
@@ -126,6 +115,14 @@ def check_lm_splits(matrix: Matrix, prepared: PreparedCorpus) -> None:
                          f"({', '.join(f'{split}.txt' for split in LM_SPLITS)} in a corpus folder)")
 
 
+def check_checkpoint_vocabularies(matrix: Matrix, prepared: PreparedCorpus) -> None:
+    """Refuse, before anything runs, a `checkpoint =` trained on another vocabulary than this
+    corpus gives (its model and config are checked when the matrix loads)."""
+    for model in matrix.models:
+        if matrix.checkpoint(model) is not None:
+            checkpoints.check_vocabulary(matrix.checkpoint(model), prepared, f"model.{model}")
+
+
 @dataclass
 class CellPlan:
     """What a run does with the cells of its folder: run these, move those aside first."""
@@ -148,7 +145,9 @@ class Expected(NamedTuple):
 def plan_cells(out_dir: Path, cells: list[tuple[str, str, int]], expected: dict[tuple[str, str], Expected],
                force: bool) -> CellPlan:
     """Compare every result in `out_dir/cells` that shares a model and corpus with this run
-    against the key this run would give it; refuse (BenchError) on any difference unless `force`."""
+    against the key this run would give it; refuse (BenchError) on any difference unless `force`.
+    A file not named as its stored cell (bench.run.keys.cell_file_name) is refused even with
+    `force`: it would be a second copy of its cell, or another cell's file replaced."""
     plan, refused = CellPlan(), []
     wanted = {cell_path(out_dir, *cell): cell for cell in cells}
     for path in sorted((out_dir / "cells").glob("*.json")):
@@ -161,6 +160,15 @@ def plan_cells(out_dir: Path, cells: list[tuple[str, str, int]], expected: dict[
             plan.aside[path] = ".corrupt"
             continue
         cell = old["cell"]
+        stored = (cell["model"], cell["corpus"], cell["seed"])
+        if path.name != cell_file_name(*stored):  # made under another naming, or renamed by hand
+            raise BenchError(f"{path}: holds model {stored[0]} on corpus {stored[1]!r} seed {stored[2]}, whose file "
+                             f"is named {cell_file_name(*stored)}; run `lm-lineage migrate {out_dir}` once to rename "
+                             f"its cells")
+        if wanted.get(path, stored) != stored:  # two cells whose names' hashes collide: neither may replace the other
+            raise BenchError(f"{path}: holds model {stored[0]} on corpus {stored[1]!r} seed {stored[2]}, and this "
+                             f"run's cell {wanted[path][0]} on {wanted[path][1]!r} seed {wanted[path][2]} has the "
+                             f"same file name; use another --out")
         new = expected.get((cell["model"], cell["corpus"]))
         if new is None or old.get("status") != "ok" or old["key"]["hash"] == new.key["hash"]:
             continue  # another model or corpus, a failed cell (redone), or the same settings and data
