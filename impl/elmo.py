@@ -202,11 +202,17 @@ class CharCNN(nn.Module):
         self.proj = nn.Linear(n_filters, config.projection_dim)
 
     def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        """A word's vector depends on its characters only, so each distinct word of the input
+        is encoded once and copied to its positions: a batch of sentences repeats its frequent
+        words (and the padding word) many times. The gradient of the copies sums into the one
+        encoding, so the result and its gradient are those of encoding every position."""
         lead, n_chars = chars.shape[:-1], chars.shape[-1]
-        x = self.embed(chars.reshape(-1, n_chars)).transpose(1, 2)  # (N, char_dim, max_chars)
-        # Each filter's best match anywhere in the word: (N, count) per width.
-        pooled = torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=-1)  # (N, n_filters)
-        return self.proj(self.highway(F.relu(pooled))).view(*lead, -1)  # (..., D)
+        words, position_word = torch.unique(chars.reshape(-1, n_chars), dim=0, return_inverse=True)  # (U, C), (N,)
+        x = self.embed(words).transpose(1, 2)  # (U, char_dim, max_chars)
+        # Each filter's best match anywhere in the word: (U, count) per width.
+        pooled = torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=-1)  # (U, n_filters)
+        vectors = self.proj(self.highway(F.relu(pooled)))  # (U, D)
+        return vectors[position_word].view(*lead, -1)  # (..., D)
 
 
 def _reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
