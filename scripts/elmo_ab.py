@@ -60,7 +60,10 @@ def worker(args) -> int:
     config, train_config, data = elmo_cell(args.matrix, args.set, args.data)
     device = torch.device("cpu")
     torch.manual_seed(0)
-    model = bilm.ELMo(config, data.softmax_size).train()
+    if hasattr(data, "frequency_order"):  # as build_elmo
+        model = bilm.ELMo(config, data.softmax_size, data.frequency_order()).train()
+    else:  # a tree from before issue 27: the sampled softmax's proposal follows the ids' order
+        model = bilm.ELMo(config, data.softmax_size).train()
     optimizer = lm._make_optimizer(model, train_config)
     rng = np.random.default_rng(0)
 

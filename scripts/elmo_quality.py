@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     config, train_config, data = elmo_cell(args.matrix, args.set, args.data)
     device = torch.device("cpu")
     torch.manual_seed(args.seed)  # the initialization, as build_elmo
-    model = bilm.ELMo(config, data.softmax_size)
+    model = bilm.ELMo(config, data.softmax_size, data.frequency_order())
     torch.manual_seed(args.seed)  # dropout, as lm.fit
     optimizer = lm._make_optimizer(model, train_config)
     rng = np.random.default_rng(args.seed)  # the sentence order, as train_bilm

@@ -12,10 +12,8 @@ from impl.elmo import (BOS, EOS, IGNORE, ELMo, ELMoConfig, ScalarMix, batch_char
 # PyTorch's oneDNN LSTM has no projection; its default kernel is used, which is what we want.
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 
-# The full training softmax (its logits are checked); the sampled one, now the default, is
-# set where a test is about it.
 TINY = dict(char_dim=4, max_chars=8, filters=((1, 4), (2, 4), (3, 8)), highway_layers=1, projection_dim=8,
-            hidden=12, layers=2, softmax_samples=0)
+            hidden=12, layers=2)
 
 
 @pytest.fixture(autouse=True)
