@@ -30,8 +30,14 @@ What differs from the paper (scaled down to a 2-core CPU machine):
 - the paper trains with a sampled softmax (8192 samples); here `softmax_samples = 0` (the
   default) trains the full softmax, and K > 0 trains the sampled softmax of Jean, Cho,
   Memisevic & Bengio (2015) over K candidates drawn with replacement from a log-uniform
-  (Zipfian) proposal over the softmax ids, which therefore should be in frequency order
-  (`sampled_softmax_loss`). Evaluation (`.eval()`) always scores the full softmax;
+  (Zipfian) proposal over the softmax ids ranked by frequency (`frequency_order`; the
+  harness ranks <S>, </S> and <unk>, which a vocabulary lists last, by their counts too;
+  `sampled_softmax_loss`). On Brown's ~14k-word softmax, 1024 samples make a step about
+  twice as fast but leave validation perplexity 14% higher after 100k tokens (issue 27,
+  results/README.md), so the full softmax stays the default. Evaluation (`.eval()`) always
+  scores the full softmax;
+- the char-CNN encodes each distinct word of a batch once (`CharCNN.forward`; the same
+  vectors and gradients as encoding every position);
 - the training loss is the mean of the two directions' cross-entropies (the paper sums
   the log-likelihoods), so it is on the scale of one LM's loss;
 - `ScalarMix` has no optional layer normalization of the layers.
@@ -202,11 +208,17 @@ class CharCNN(nn.Module):
         self.proj = nn.Linear(n_filters, config.projection_dim)
 
     def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        """A word's vector depends on its characters only, so each distinct word of the input
+        is encoded once and copied to its positions: a batch of sentences repeats its frequent
+        words (and the padding word) many times. The gradient of the copies sums into the one
+        encoding, so the result and its gradient are those of encoding every position."""
         lead, n_chars = chars.shape[:-1], chars.shape[-1]
-        x = self.embed(chars.reshape(-1, n_chars)).transpose(1, 2)  # (N, char_dim, max_chars)
-        # Each filter's best match anywhere in the word: (N, count) per width.
-        pooled = torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=-1)  # (N, n_filters)
-        return self.proj(self.highway(F.relu(pooled))).view(*lead, -1)  # (..., D)
+        words, position_word = torch.unique(chars.reshape(-1, n_chars), dim=0, return_inverse=True)  # (U, C), (N,)
+        x = self.embed(words).transpose(1, 2)  # (U, char_dim, max_chars)
+        # Each filter's best match anywhere in the word: (U, count) per width.
+        pooled = torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=-1)  # (U, n_filters)
+        vectors = self.proj(self.highway(F.relu(pooled)))  # (U, D)
+        return vectors[position_word].view(*lead, -1)  # (..., D)
 
 
 def _reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -222,11 +234,19 @@ def _reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 class ELMo(nn.Module):
     """The biLM: shared char-CNN token encoder, forward and backward LSTMP stacks, shared softmax."""
 
-    def __init__(self, config: ELMoConfig, vocab_size: int):
+    def __init__(self, config: ELMoConfig, vocab_size: int, frequency_order: torch.Tensor | None = None):
+        """frequency_order: the softmax ids (V,) from the most frequent target to the least, the
+        order the sampled softmax's log-uniform proposal assumes (default: the ids themselves).
+        Training only; not saved with the weights (evaluation scores the full softmax)."""
         super().__init__()
         check_int("vocab_size", vocab_size)
         self.config = config
         self.vocab_size = vocab_size
+        order = torch.arange(vocab_size) if frequency_order is None else frequency_order.long()
+        if not torch.equal(order.sort().values, torch.arange(vocab_size)):
+            raise ValueError(f"frequency_order must be a permutation of the {vocab_size} softmax ids")
+        self.register_buffer("proposal_order", order, persistent=False)  # (V,) frequency rank -> softmax id
+        self.register_buffer("proposal_rank", torch.argsort(order), persistent=False)  # (V,) softmax id -> rank
         self.token_encoder = CharCNN(config)
         self.forward_lstms = nn.ModuleList(self._lstmp() for _ in range(config.layers))
         self.backward_lstms = nn.ModuleList(self._lstmp() for _ in range(config.layers))
@@ -288,9 +308,10 @@ class ELMo(nn.Module):
         tops = {"fwd": (self.drop(forward[-1]), targets_fwd), "bwd": (self.drop(backward[-1]), targets_bwd)}
         out: dict = {}
         if self.training and self.config.softmax_samples > 0:
-            samples = log_uniform_sample(self.config.softmax_samples, self.vocab_size, chars.device)  # (K,)
+            ranks = log_uniform_sample(self.config.softmax_samples, self.vocab_size, chars.device)  # (K,)
+            samples = self.proposal_order[ranks]  # (K,) softmax ids
             log_expected = math.log(self.config.softmax_samples) + log_uniform_log_prob(
-                torch.arange(self.vocab_size, device=chars.device), self.vocab_size)  # (V,)
+                self.proposal_rank, self.vocab_size)  # (V,), per softmax id
             for name, (top, targets) in tops.items():
                 out[f"logits_{name}"] = None
                 out[f"loss_{name}"] = None if targets is None else sampled_softmax_loss(

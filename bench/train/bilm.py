@@ -100,6 +100,18 @@ class BiLMData:
                                    for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
         return self._splits[split]
 
+    def frequency_order(self) -> torch.Tensor:
+        """The softmax ids (softmax_size,) by decreasing count as a training target in the train
+        split, ties by id: the words' (<unk> for the unknown ones) and <S> and </S> once per
+        sentence. The vocabulary lists <unk> last and <S>, </S> come after it, yet on Brown
+        they are among the most frequent targets; the sampled softmax's proposal needs them
+        where their counts put them (impl.elmo.ELMo)."""
+        sentences = self.sentences("train")
+        counts = np.bincount(np.concatenate([s.ids for s in sentences]), minlength=self.softmax_size)  # (V,)
+        counts[self.bos_id] += len(sentences)
+        counts[self.eos_id] += len(sentences)
+        return torch.from_numpy(np.argsort(-counts, kind="stable"))
+
     def batch(self, sentences: list[Sentence]) -> tuple[torch.Tensor, torch.Tensor]:
         """chars (B, T, max_chars) of <S> words </S> right-padded with all-0 words, and the
         softmax ids (B, T) of the same positions, IGNORE at padding; T = longest + 2."""
@@ -313,7 +325,7 @@ def build_elmo(prepared: PreparedCorpus, config: BiLMConfig, train_config: lm.LM
     """The bilm family's build: the biLM trained on the prepared corpus."""
     data = BiLMData(prepared, config.max_chars)
     torch.manual_seed(seed)  # the initialization; train_bilm seeds the sentence order and dropout
-    model = ELMo(config, data.softmax_size).to(device)
+    model = ELMo(config, data.softmax_size, data.frequency_order()).to(device)
     record = train_bilm(model, data, train_config, device, seed=seed, progress=prepared.progress,
                         precision=precision)
     record["parameters"] = sum(p.numel() for p in model.parameters())
