@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from gensim.models import KeyedVectors
 
+from bench import api
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.errors import BenchError
 from bench.eval import metrics, probe, wsd
@@ -370,17 +371,14 @@ def _vector_metrics(vectors: KeyedVectors, ev: EvalConfig, similarity_sets: list
     """Word similarity and analogies of one set of vectors: {"wordsim", "analogy", "timings"}."""
     timings = {}
     with measure(device) as similarity_phase:
-        wordsim = [metrics.evaluate_similarity(vectors, sim_set, oov=ev.oov, restrict_vocab=ev.restrict_vocab,
-                                               case_insensitive=ev.case_insensitive) for sim_set in similarity_sets]
+        wordsim = api.vector_rows(vectors, similarity_sets, ev, device, tasks=("similarity",))["wordsim"]
     timings["eval_similarity"] = _phase_row(similarity_phase, None, device)
 
     # Warm-up: parse the question file and run the kernels once, outside the timed region.
     metrics.evaluate_analogies(_tiny_vectors(vectors), restrict_vocab=ev.restrict_vocab,
                                case_insensitive=ev.case_insensitive, methods=ev.analogy_methods, device=device)
     with measure(device) as analogy_phase:
-        analogy = metrics.evaluate_analogies(vectors, restrict_vocab=ev.restrict_vocab,
-                                             case_insensitive=ev.case_insensitive, methods=ev.analogy_methods,
-                                             device=device)
+        analogy = api.vector_rows(vectors, [], ev, device, tasks=("analogy",))["analogy"]
     timings["eval_analogy"] = _phase_row(analogy_phase, None, device)
     if ev.gensim_analogy_timing:
         # Like for like: our 3CosAdd alone against gensim's evaluator (3CosAdd only).
@@ -395,18 +393,6 @@ def _vector_metrics(vectors: KeyedVectors, ev: EvalConfig, similarity_sets: list
                                             case_insensitive=ev.case_insensitive)
         timings["eval_analogy_gensim"] = _phase_row(gensim_phase, None, torch.device("cpu"))
     return {"wordsim": wordsim, "analogy": analogy, "timings": timings}
-
-
-def _lm_protocol(matrix: Matrix, prepared: PreparedCorpus) -> dict:
-    """The protocol fields every perplexity row carries (the scored split adds its unknown rate and context)."""
-    tokenizer, vocab = matrix.tokenizer, prepared.vocab.config
-    return {
-        "tokenization": f"lowercase={tokenizer.lowercase}, pattern={tokenizer.pattern}",
-        "vocab_rule": f"train words seen >= {vocab.min_count} times"
-                      + (f", at most {vocab.max_size}" if vocab.max_size else "") + f", others -> {vocab.unk}",
-        "vocab_size": len(prepared.vocab),
-        "sentence_ends_scored": vocab.eos is not None,
-    }
 
 
 def run_lm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpus, seed: int, device: torch.device,
@@ -433,18 +419,18 @@ def run_lm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpus,
         else:
             trained = spec.build(prepared, config, train_config, seed, train_device)
     timings = {"train": _phase_row(train_phase, trained.train_tokens, train_device)}
-    protocol = _lm_protocol(matrix, prepared)
     rows = []
     for split in ("validation", "test"):
         if split not in prepared.streams:
             continue
         with measure(train_device) as phase:
             scored = trained.score(split)
-        if not np.isfinite(scored["perplexity"]):
-            raise FloatingPointError(f"{spec.name}: {split} perplexity is {scored['perplexity']}")
         timings[f"eval_{split}"] = _phase_row(phase, scored["scored_tokens"], train_device)
         # An open-vocabulary model's score states its own tokenization, vocabulary and unknown rate.
-        rows.append({"split": split, **protocol, "unk_rate": prepared.unk_rates[split], **scored})
+        try:
+            rows.append(api.perplexity_row(prepared, split, scored))
+        except FloatingPointError as exc:
+            raise FloatingPointError(f"{spec.name}: {exc}") from exc
     probed = _encoder_probes(spec, config, probe_corpus, matrix, seed, device, timings, trained.training)
     return {"metrics": {"perplexity": rows, **probed},
             "metric_defs": {name: dataclasses.asdict(metrics.METRICS[name])
@@ -469,7 +455,7 @@ def run_bilm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpu
     with measure(device) as train_phase:
         trained = spec.build(prepared, config, train_config, seed, device, precision)
     timings = {"train": _phase_row(train_phase, trained.train_tokens, device)}
-    protocol = _lm_protocol(matrix, prepared)
+    protocol = api.lm_protocol(prepared)
     perplexity = []
     for split in ("validation", "test"):
         if split not in prepared.streams:
