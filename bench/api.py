@@ -24,9 +24,10 @@ from gensim.models import KeyedVectors
 
 from bench.errors import BenchError
 from bench.eval import metrics
+from bench.eval import VECTOR_TASKS
 from bench.run.config import EvalConfig
 
-TASKS = ("similarity", "analogy")
+TASKS = VECTOR_TASKS
 # The columns of `evaluate_vectors`' frame: one row per similarity set or analogy method.
 VECTOR_COLUMNS = ["task", "benchmark", "score", "metric", "items", "covered", "coverage"]
 

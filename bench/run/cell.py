@@ -368,11 +368,15 @@ def run_embedding_cell(spec: ModelSpec, config, prepared: PreparedCorpus, seed: 
 
 
 def _vector_metrics(vectors: KeyedVectors, ev: EvalConfig, similarity_sets: list, device: torch.device) -> dict:
-    """Word similarity and analogies of one set of vectors: {"wordsim", "analogy", "timings"}."""
-    timings = {}
-    with measure(device) as similarity_phase:
-        wordsim = api.vector_rows(vectors, similarity_sets, ev, device, tasks=("similarity",))["wordsim"]
-    timings["eval_similarity"] = _phase_row(similarity_phase, None, device)
+    """Word similarity and analogies (those of `ev.tasks`) of one set of vectors: {"wordsim",
+    "analogy", "timings"}; a task left out has no rows and no timing."""
+    timings, wordsim, analogy = {}, [], []
+    if "similarity" in ev.tasks:
+        with measure(device) as similarity_phase:
+            wordsim = api.vector_rows(vectors, similarity_sets, ev, device, tasks=("similarity",))["wordsim"]
+        timings["eval_similarity"] = _phase_row(similarity_phase, None, device)
+    if "analogy" not in ev.tasks:
+        return {"wordsim": wordsim, "analogy": analogy, "timings": timings}
 
     # Warm-up: parse the question file and run the kernels once, outside the timed region.
     metrics.evaluate_analogies(_tiny_vectors(vectors), restrict_vocab=ev.restrict_vocab,
