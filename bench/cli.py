@@ -186,7 +186,7 @@ def _run(args) -> int:
 
 
 def _run_and_render(matrix, out_dir: Path, args, executor, device: str, precision: str = "fp32",
-                    save_models: bool = False) -> tuple[list[Path], Path]:
+                    save_models: bool = False, cached_cells: dict | None = None) -> tuple[list[Path], Path]:
     """run_matrix, then the tables and report: (failed cells, report path). Interrupted
     (Ctrl-C, SIGTERM), it re-renders the tables from the cells kept before it re-raises, so
     they match the cells; the executor is closed either way."""
@@ -197,7 +197,7 @@ def _run_and_render(matrix, out_dir: Path, args, executor, device: str, precisio
         resolved = executor.resolve_device(device)
         failed = run_matrix(matrix, out_dir, args.data_dir, resolved, force=args.force, progress=not args.no_progress,
                             executor=executor, precision=resolve_precision(precision, resolved),
-                            save_models=save_models)
+                            save_models=save_models, cached_cells=cached_cells)
     except KeyboardInterrupt:
         _render_finished_cells(report, out_dir)
         raise
@@ -234,12 +234,12 @@ def _eval_vectors(args) -> int:
     matrix = matrix_from_dict(raw, "eval-vectors", "eval-vectors")
     out = EVAL_VECTORS_OUT if args.out is None else args.out
     with outdir.claim(out, "--out", named=args.out is not None) as out_dir:
+        cached_cells = {}
         if not args.no_reference:
             cached = reference.cache_path(matrix, "lee", args.data_dir)
             reference_cell = cell_path(out_dir, reference.REFERENCE_VECTORS, "lee", 0)
-            (out_dir / "cells").mkdir(parents=True, exist_ok=True)
-            reference.restore(cached, reference_cell)
-        failed, path = _run_and_render(matrix, out_dir, args, LocalExecutor(), "auto")
+            cached_cells[reference_cell] = cached
+        failed, path = _run_and_render(matrix, out_dir, args, LocalExecutor(), "auto", cached_cells=cached_cells)
         if not args.no_reference:
             reference.keep(reference_cell, cached)
         results = [r for r in load_results(out_dir / "cells") if r["status"] == "ok"]

