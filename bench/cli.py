@@ -64,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
                           "LM and biLM weights as safetensors with their config (checkpoint.json)")
     run.add_argument("--allow-hub", action="store_true",
                      help="let datasets/transformers reach the Hugging Face hub (hub corpora need it)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bars (they are shown only when stderr is a terminal)")
+    run.add_argument("--quiet", action="store_true", help="no results table at the end, only the paths")
     run.add_argument("--in-process", action="store_true",
                      help="run cells in this process instead of a fresh worker each (debugging; timings then "
                           "depend on the cells before)")
@@ -116,7 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     vectors.add_argument("--data-dir", help="data root: score every similarity set in its wordsim/ (default: "
                                             "$LM_LINEAGE_DATA; without one, gensim's WS-353 and SimLex-999)")
     vectors.add_argument("--force", action="store_true", help="score files that already have a result again")
-    vectors.add_argument("--no-progress", action="store_true", help="no progress bars")
+    vectors.add_argument("--no-progress", action="store_true",
+                         help="no progress bars (they are shown only when stderr is a terminal)")
+    vectors.add_argument("--quiet", action="store_true", help="no results table at the end, only the paths")
 
     commands.add_parser("list", help="list models, corpora, matrices and metrics")
 
@@ -181,6 +185,8 @@ def _run(args) -> int:
     with outdir.claim(out, "--out", named=args.out is not None) as out_dir:
         failed, path = _run_and_render(matrix, out_dir, args, _executor(args), args.device, precision=args.precision,
                                        save_models=args.save_models)
+    if not args.quiet:
+        print(_results_table(out_dir))
     print(f"results: {out_dir}/cells, tables and report: {path}")
     return _exit_code(failed)
 
@@ -195,7 +201,9 @@ def _run_and_render(matrix, out_dir: Path, args, executor, device: str, precisio
 
     try:
         resolved = executor.resolve_device(device)
-        failed = run_matrix(matrix, out_dir, args.data_dir, resolved, force=args.force, progress=not args.no_progress,
+        # Progress bars are for a person watching: none in a log file or pipe.
+        progress = not args.no_progress and sys.stderr.isatty()
+        failed = run_matrix(matrix, out_dir, args.data_dir, resolved, force=args.force, progress=progress,
                             executor=executor, precision=resolve_precision(precision, resolved),
                             save_models=save_models, cached_cells=cached_cells)
     except KeyboardInterrupt:
@@ -246,7 +254,8 @@ def _eval_vectors(args) -> int:
         frame = pd.concat([vector_frame(r["metrics"]).assign(model=r["cell"]["model"]) for r in results],
                           ignore_index=True)[["model", *VECTOR_COLUMNS]]
         write_text_atomic(out_dir / "eval_vectors.csv", frame.to_csv(index=False, float_format="%.6g"))
-    print(_vectors_table(frame, [*names, reference.REFERENCE_VECTORS]))
+    if not args.quiet:
+        print(_vectors_table(frame, [*names, reference.REFERENCE_VECTORS]))
     print(f"results: {out_dir}/cells, eval_vectors.csv, tables and report: {path}")
     return _exit_code(failed)
 
@@ -270,6 +279,17 @@ def _vectors_table(frame, order: list[str]) -> str:
             f"analogy accuracy (questions it covers):\n"
             + table.reindex([name for name in order if name in table.index])
             .rename_axis(index=None, columns=None).fillna("–").to_string())
+
+
+def _results_table(out_dir: Path) -> str:
+    """The closing table of a run (bench.report.summary): the main score per model and task."""
+    from bench.report import summary
+    from bench.report.render import MIN_SCORED_PAIRS, tables
+    from bench.run.results import load_results
+
+    table = summary.summary(tables(load_results(out_dir / "cells")), MIN_SCORED_PAIRS)
+    return (f"main scores (mean over seeds; similarity: mean Spearman rho over the sets with >= {MIN_SCORED_PAIRS} "
+            f"pairs covered):\n" + summary.render(table))
 
 
 def _exit_code(failed: list[Path]) -> int:
