@@ -232,7 +232,8 @@ def _eval_vectors(args) -> int:
     tasks = _split(args.tasks, "--tasks")
     unknown = [task for task in tasks if task not in VECTOR_TASKS]
     if unknown:
-        raise BenchError(f"--tasks {args.tasks}: unknown {', '.join(unknown)}; expected some of {', '.join(VECTOR_TASKS)}")
+        raise BenchError(f"--tasks {args.tasks}: unknown {', '.join(unknown)}; "
+                         f"expected some of {', '.join(VECTOR_TASKS)}")
     raw = {"description": "eval-vectors: word-vector files" + ("" if args.no_reference else
                                                                 " scored beside " + reference.REFERENCE_VECTORS),
            "models": [] if args.no_reference else [reference.REFERENCE_VECTORS], "corpora": ["lee"], "seeds": 1,

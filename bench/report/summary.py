@@ -52,18 +52,24 @@ def summary(frames: dict[str, pd.DataFrame], min_pairs: int) -> pd.DataFrame:
     return table.join(seeds.groupby(KEYS, sort=False)["seed"].nunique().rename("seeds")).reset_index()
 
 
+# How each column is shown; a missing score (a model without that task) is a dash.
+_FORMATS = {
+    "similarity rho": "{:.3f}".format,
+    "sets": "{:.0f}".format,
+    "analogy 3cosadd": lambda v: f"{100 * v:.1f}%",
+    "test perplexity": "{:.1f}".format,
+    "POS probe (best layer)": lambda v: f"{100 * v:.1f}%",
+    "WSD probe (best layer)": lambda v: f"{100 * v:.1f}%",
+    "seeds": "{:.0f}".format,
+}
+
+
 def render(table: pd.DataFrame) -> str:
     """The table as aligned text: rho to 3 places, accuracies in percent, perplexity to 1."""
     if table.empty:
         return "no scores (every cell failed or none ran)"
     shown = table.copy()
-    for column in shown.columns:
-        if column in ("similarity rho",):
-            shown[column] = shown[column].map(lambda v: "–" if v != v else f"{v:.3f}")
-        elif column in ("analogy 3cosadd", "POS probe (best layer)", "WSD probe (best layer)"):
-            shown[column] = shown[column].map(lambda v: "–" if v != v else f"{100 * v:.1f}%")
-        elif column == "test perplexity":
-            shown[column] = shown[column].map(lambda v: "–" if v != v else f"{v:.1f}")
-        elif column in ("sets", "seeds"):
-            shown[column] = shown[column].map(lambda v: "–" if v != v else f"{int(v)}")
-    return shown.fillna("–").to_string(index=False)
+    for column, show in _FORMATS.items():
+        if column in shown:
+            shown[column] = [("–" if pd.isna(value) else show(value)) for value in shown[column]]
+    return shown.to_string(index=False)

@@ -21,10 +21,10 @@ from bench.data.datasets import resolve_data_dir
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.errors import BenchError
 from bench.eval import metrics
+from bench.run import reference
 from bench.run.cell import CellJob, EvalData, check_probe_layers, config_block, expected_key, probe_corpus_of
 from bench.run.config import Matrix
 from bench.run.executors import LocalExecutor, RayExecutor
-from bench.run import reference
 from bench.run.keys import describe_difference
 from bench.run.outdir import check_folder
 from bench.run.results import command_line, read_result, remove_stale_temp_files, write_json_atomic
