@@ -60,14 +60,15 @@ def as_keyed_vectors(vectors: KeyedVectors | Mapping) -> KeyedVectors:
 
 
 def vector_rows(kv: KeyedVectors, similarity_sets: list, ev: EvalConfig, device: torch.device | str = "cpu",
-                tasks=TASKS) -> dict[str, list[dict]]:
+                tasks=TASKS, progress: bool = False) -> dict[str, list[dict]]:
     """The result rows of one set of vectors, as a cell stores them: {"wordsim": one row per
-    similarity set, "analogy": one row per method and section kind}; a task left out is []."""
+    similarity set, "analogy": one row per method and section kind}; a task left out is [].
+    `progress`: a bar over the analogy batches."""
     tasks = check_tasks(tasks)
     wordsim = [metrics.evaluate_similarity(kv, sim_set, oov=ev.oov, restrict_vocab=ev.restrict_vocab,
                                            case_insensitive=ev.case_insensitive) for sim_set in similarity_sets]
     analogy = (metrics.evaluate_analogies(kv, restrict_vocab=ev.restrict_vocab, case_insensitive=ev.case_insensitive,
-                                          methods=ev.analogy_methods, device=device)
+                                          methods=ev.analogy_methods, device=device, progress=progress)
                if "analogy" in tasks else [])
     return {"wordsim": wordsim if "similarity" in tasks else [], "analogy": analogy}
 

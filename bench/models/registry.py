@@ -100,11 +100,11 @@ def _impl_vectors(train: Callable) -> Callable:
 
 
 def _gensim_w2v(prepared: PreparedCorpus, config, seed: int, device: torch.device):
-    return baselines.train_gensim_word2vec(prepared.train_sentences(), config, seed)
+    return baselines.train_gensim_word2vec(prepared.train_sentences(), config, seed, prepared.progress)
 
 
 def _gensim_ft(prepared: PreparedCorpus, config, seed: int, device: torch.device):
-    return baselines.train_gensim_fasttext(prepared.train_sentences(), config, seed)
+    return baselines.train_gensim_fasttext(prepared.train_sentences(), config, seed, prepared.progress)
 
 
 def _glove(prepared: PreparedCorpus, config, seed: int, device: torch.device):
@@ -137,7 +137,8 @@ def _encoder_source(config: baselines.HFEncoderConfig, where: str = "model") -> 
 def _hf_encoder_vectors(prepared: PreparedCorpus, config: baselines.HFEncoderConfig, seed: int,
                         device: torch.device):
     # Scored over the corpus vocabulary, like the models trained on it.
-    return baselines.encoder_word_vectors(_encoder_source(config), prepared.vocab.words, config, device)
+    return baselines.encoder_word_vectors(_encoder_source(config), prepared.vocab.words, config, device,
+                                          prepared.progress)
 
 
 def _hf_encoder_layers(config: baselines.HFEncoderConfig, device: torch.device) -> hf_encoder.LayeredEncoder:

@@ -350,7 +350,7 @@ def run_embedding_cell(spec: ModelSpec, config, prepared: PreparedCorpus, seed: 
     epochs = getattr(config, "epochs", 0)
     timings = {"train": _phase_row(train_phase, prepared.train.n_tokens * epochs if spec.trains else None,
                                    train_device)}
-    scored = _vector_metrics(vectors, matrix.eval, similarity_sets, device)
+    scored = _vector_metrics(vectors, matrix.eval, similarity_sets, device, prepared.progress)
     timings.update(scored["timings"])
     cell_metrics = {"wordsim": scored["wordsim"], "analogy": scored["analogy"]}
     training = {}
@@ -367,9 +367,11 @@ def run_embedding_cell(spec: ModelSpec, config, prepared: PreparedCorpus, seed: 
             "timings": timings}
 
 
-def _vector_metrics(vectors: KeyedVectors, ev: EvalConfig, similarity_sets: list, device: torch.device) -> dict:
+def _vector_metrics(vectors: KeyedVectors, ev: EvalConfig, similarity_sets: list, device: torch.device,
+                    progress: bool = False) -> dict:
     """Word similarity and analogies (those of `ev.tasks`) of one set of vectors: {"wordsim",
-    "analogy", "timings"}; a task left out has no rows and no timing."""
+    "analogy", "timings"}; a task left out has no rows and no timing. `progress`: the
+    analogies' bar."""
     timings, wordsim, analogy = {}, [], []
     if "similarity" in ev.tasks:
         with measure(device) as similarity_phase:
@@ -382,7 +384,7 @@ def _vector_metrics(vectors: KeyedVectors, ev: EvalConfig, similarity_sets: list
     metrics.evaluate_analogies(_tiny_vectors(vectors), restrict_vocab=ev.restrict_vocab,
                                case_insensitive=ev.case_insensitive, methods=ev.analogy_methods, device=device)
     with measure(device) as analogy_phase:
-        analogy = api.vector_rows(vectors, [], ev, device, tasks=("analogy",))["analogy"]
+        analogy = api.vector_rows(vectors, [], ev, device, tasks=("analogy",), progress=progress)["analogy"]
     timings["eval_analogy"] = _phase_row(analogy_phase, None, device)
     if ev.gensim_analogy_timing:
         # Like for like: our 3CosAdd alone against gensim's evaluator (3CosAdd only).
@@ -481,7 +483,7 @@ def run_bilm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpu
     cell_metrics = {"perplexity": perplexity, "wordsim": [], "analogy": []}
     for name, kv in vectors.items():
         _check_finite(kv, name)
-        scored = _vector_metrics(kv, matrix.eval, similarity_sets, device)
+        scored = _vector_metrics(kv, matrix.eval, similarity_sets, device, prepared.progress)
         cell_metrics["wordsim"] += [{"model": name, **row} for row in scored["wordsim"]]
         cell_metrics["analogy"] += [{"model": name, **row} for row in scored["analogy"]]
         timings.update({f"{phase}_{name}": row for phase, row in scored["timings"].items()})
