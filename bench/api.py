@@ -23,8 +23,7 @@ import torch
 from gensim.models import KeyedVectors
 
 from bench.errors import BenchError
-from bench.eval import metrics
-from bench.eval import VECTOR_TASKS
+from bench.eval import VECTOR_TASKS, metrics
 from bench.run.config import EvalConfig
 
 TASKS = VECTOR_TASKS
