@@ -251,9 +251,10 @@ def _eval_vectors(args) -> int:
         failed, path = _run_and_render(matrix, out_dir, args, LocalExecutor(), "auto", cached_cells=cached_cells)
         if not args.no_reference:
             reference.keep(reference_cell, cached)
-        results = [r for r in load_results(out_dir / "cells") if r["status"] == "ok"]
-        frame = pd.concat([vector_frame(r["metrics"]).assign(model=r["cell"]["model"]) for r in results],
-                          ignore_index=True)[["model", *VECTOR_COLUMNS]]
+        scored = [vector_frame(r["metrics"]).assign(model=r["cell"]["model"])
+                  for r in load_results(out_dir / "cells") if r["status"] == "ok"]
+        columns = ["model", *VECTOR_COLUMNS]
+        frame = pd.concat(scored, ignore_index=True)[columns] if scored else pd.DataFrame(columns=columns)
         write_text_atomic(out_dir / "eval_vectors.csv", frame.to_csv(index=False, float_format="%.6g"))
     if not args.quiet:
         print(_vectors_table(frame, [*names, reference.REFERENCE_VECTORS]))
@@ -264,11 +265,13 @@ def _eval_vectors(args) -> int:
 def _vectors_table(frame, order: list[str]) -> str:
     """One line per model: Spearman rho per similarity set and analogy accuracy per method,
     each with the pairs or questions the model covers (too few pairs give no correlation)."""
+    import pandas as pd
+
     from bench.report.render import MIN_SCORED_PAIRS
 
     def cell(row) -> str:
-        if row.task == "analogy":
-            return f"{100 * row.score:.1f}% ({row.covered})" if row.score == row.score else f"– ({row.covered})"
+        if row.task == "analogy":  # accuracy is NaN when no question is covered
+            return f"– ({row.covered})" if pd.isna(row.score) else f"{100 * row.score:.1f}% ({row.covered})"
         return f"{row.score:.3f} ({row.covered})" if row.covered >= MIN_SCORED_PAIRS else f"– ({row.covered})"
 
     shown = frame.assign(cell=[cell(row) for row in frame.itertuples()],
