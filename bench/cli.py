@@ -291,7 +291,8 @@ def _results_table(out_dir: Path) -> str:
     from bench.report.render import MIN_SCORED_PAIRS, tables
     from bench.run.results import load_results
 
-    table = summary.summary(tables(load_results(out_dir / "cells")), MIN_SCORED_PAIRS)
+    cells = out_dir / "cells"  # absent when no cell ran
+    table = summary.summary(tables(load_results(cells) if cells.is_dir() else []), MIN_SCORED_PAIRS)
     return (f"main scores (mean over seeds; similarity: mean Spearman rho over the sets with >= {MIN_SCORED_PAIRS} "
             f"pairs covered):\n" + summary.render(table))
 
