@@ -17,6 +17,7 @@ import tomllib
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.eval import VECTOR_TASKS
 from bench.run import outdir
 
 # The machines this runs on often have no route to the Hugging Face hub; every model and
@@ -84,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
                           "LM and biLM weights as safetensors with their config (checkpoint.json)")
     run.add_argument("--allow-hub", action="store_true",
                      help="let datasets/transformers reach the Hugging Face hub (hub corpora need it)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bars (they are shown only when stderr is a terminal)")
+    run.add_argument("--quiet", action="store_true", help="no results table at the end, only the paths")
     run.add_argument("--in-process", action="store_true",
                      help="run cells in this process instead of a fresh worker each (debugging; timings then "
                           "depend on the cells before)")
@@ -131,12 +134,19 @@ def _parser() -> argparse.ArgumentParser:
                              "beside glove-6b-50d")
     vectors.add_argument("files", nargs="+", metavar="FILE",
                          help="word-vector files (word2vec text/binary, GloVe text, fastText .vec, gensim "
-                              "KeyedVectors; format detected), each row named after its file stem")
+                              "KeyedVectors; format detected), each row named after its file stem, after its "
+                              "folder where stems repeat (OUT/models/<cell>/vectors.bin), or NAME=FILE")
+    vectors.add_argument("--tasks", default=",".join(VECTOR_TASKS), metavar="TASK[,TASK]",
+                         help=f"what to score: some of {', '.join(VECTOR_TASKS)} (default: both)")
+    vectors.add_argument("--no-reference", action="store_true",
+                         help="no glove-6b-50d row (it is scored once per machine, then read from the cache)")
     vectors.add_argument("--out", default=None, help=f"output folder (default: {EVAL_VECTORS_OUT})")
     vectors.add_argument("--data-dir", help="data root: score every similarity set in its wordsim/ (default: "
                                             "$LM_LINEAGE_DATA; without one, gensim's WS-353 and SimLex-999)")
     vectors.add_argument("--force", action="store_true", help="score files that already have a result again")
-    vectors.add_argument("--no-progress", action="store_true", help="no progress bars")
+    vectors.add_argument("--no-progress", action="store_true",
+                         help="no progress bars (they are shown only when stderr is a terminal)")
+    vectors.add_argument("--quiet", action="store_true", help="no results table at the end, only the paths")
 
     commands.add_parser("list", help="list models, corpora, probe tasks, matrices and metrics")
 
@@ -198,12 +208,14 @@ def _run(args) -> int:
     with outdir.claim(out, "--out", named=args.out is not None) as out_dir:
         failed, path = _run_and_render(matrix, out_dir, args, _executor(args), args.device, precision=args.precision,
                                        save_models=args.save_models)
+    if not args.quiet:
+        print(_results_table(out_dir))
     print(f"results: {out_dir}/cells, tables and report: {path}")
     return _exit_code(failed)
 
 
 def _run_and_render(matrix, out_dir: Path, args, executor, device: str, precision: str = "fp32",
-                    save_models: bool = False) -> tuple[list[Path], Path]:
+                    save_models: bool = False, cached_cells: dict | None = None) -> tuple[list[Path], Path]:
     """run_matrix, then the tables and report: (failed cells, report path). Interrupted
     (Ctrl-C, SIGTERM), it re-renders the tables from the cells kept before it re-raises, so
     they match the cells; the executor is closed either way."""
@@ -212,9 +224,11 @@ def _run_and_render(matrix, out_dir: Path, args, executor, device: str, precisio
 
     try:
         resolved = executor.resolve_device(device)
-        failed = run_matrix(matrix, out_dir, args.data_dir, resolved, force=args.force, progress=not args.no_progress,
+        # Progress bars are for a person watching: none in a log file or pipe.
+        progress = not args.no_progress and sys.stderr.isatty()
+        failed = run_matrix(matrix, out_dir, args.data_dir, resolved, force=args.force, progress=progress,
                             executor=executor, precision=resolve_precision(precision, resolved),
-                            save_models=save_models)
+                            save_models=save_models, cached_cells=cached_cells)
     except KeyboardInterrupt:
         _render_finished_cells(report, out_dir)
         raise
@@ -223,44 +237,89 @@ def _run_and_render(matrix, out_dir: Path, args, executor, device: str, precisio
     return failed, report.render(out_dir)
 
 
-REFERENCE_VECTORS = "glove-6b-50d"  # the row eval-vectors prints beside the user's files
-
-
 def _eval_vectors(args) -> int:
-    """A run of a matrix made here: one `kind = "vectors"` row per file plus glove-6b-50d, on
-    the embedded Lee corpus (which vectors read from files ignore: it only labels the cells)."""
+    """A run of a matrix made here: one `kind = "vectors"` row per file, plus glove-6b-50d
+    (from the cache when scored before, bench.run.reference), on the embedded Lee corpus
+    (which vectors read from files ignore: it only labels the cells). The table printed and
+    eval_vectors.csv come from bench.api's frame of each cell's rows, without corpus or seed
+    (the files were not trained here)."""
     import pandas as pd
 
-    from bench.report.sections import MIN_SCORED_PAIRS
-    from bench.report.tables import tables
     from bench.run.config import add_vectors_model, matrix_from_dict
+    from bench.api import VECTOR_COLUMNS, vector_frame
+    from bench.run import reference
+    from bench.run.config import vectors_names
     from bench.run.executors import LocalExecutor
-    from bench.run.results import load_results
+    from bench.run.results import load_results, write_text_atomic
+    from bench.run.runner import cell_path
 
-    raw = {"description": "eval-vectors: word-vector files scored beside " + REFERENCE_VECTORS,
-           "models": [REFERENCE_VECTORS], "corpora": ["lee"], "seeds": 1}
-    names = [add_vectors_model(raw, path) for path in args.files]
+    tasks = _split(args.tasks, "--tasks")
+    unknown = [task for task in tasks if task not in VECTOR_TASKS]
+    if unknown:
+        raise BenchError(f"--tasks {args.tasks}: unknown {', '.join(unknown)}; "
+                         f"expected some of {', '.join(VECTOR_TASKS)}")
+    raw = {"description": "eval-vectors: word-vector files" + ("" if args.no_reference else
+                                                                " scored beside " + reference.REFERENCE_VECTORS),
+           "models": [] if args.no_reference else [reference.REFERENCE_VECTORS], "corpora": ["lee"], "seeds": 1,
+           "eval": {"tasks": tasks}}
+    names = [add_vectors_model(raw, name, path, "eval-vectors") for name, path in vectors_names(args.files,
+                                                                                                  "eval-vectors")]
     matrix = matrix_from_dict(raw, "eval-vectors", "eval-vectors")
     out = EVAL_VECTORS_OUT if args.out is None else args.out
     with outdir.claim(out, "--out", named=args.out is not None) as out_dir:
-        failed, path = _run_and_render(matrix, out_dir, args, LocalExecutor(), "auto")
-    frames = tables(load_results(out_dir / "cells"))
-    wordsim = frames["wordsim"].assign(scored=lambda f: f["pairs"] - f["oov_pairs"])
-    # Each model on the pairs it covers, with their count; too few pairs give no correlation.
-    wordsim["cell"] = [f"{rho:.3f} ({n})" if n >= MIN_SCORED_PAIRS else f"– ({n})"
-                       for rho, n in zip(wordsim["spearman"], wordsim["scored"])]
-    analogy = frames["analogy"][frames["analogy"]["section"] == "total"].assign(
-        cell=lambda f: [f"{100 * a:.1f}% ({q - oov})" if a == a else f"– ({q - oov})"
-                        for a, q, oov in zip(f["accuracy"], f["questions"], f["oov_questions"])],
-        method=lambda f: f["method"] + " (Google analogies)")
-    table = pd.concat([wordsim.pivot(index="model", columns="benchmark", values="cell"),
-                       analogy.pivot(index="model", columns="method", values="cell")], axis=1)
-    order = [name for name in [*names, REFERENCE_VECTORS] if name in table.index]
-    print(f"Spearman rho per similarity set (pairs the model covers; fewer than {MIN_SCORED_PAIRS}: –), "
-          f"analogy accuracy (questions it covers):")
-    print(table.reindex(order).rename_axis(index=None, columns=None).fillna("–").to_string())
-    print(f"results: {out_dir}/cells, tables and report: {path}")
+        cached_cells = {}
+        if not args.no_reference:
+            cached = reference.cache_path(matrix, "lee", args.data_dir)
+            reference_cell = cell_path(out_dir, reference.REFERENCE_VECTORS, "lee", 0)
+            cached_cells[reference_cell] = cached
+        failed, path = _run_and_render(matrix, out_dir, args, LocalExecutor(), "auto", cached_cells=cached_cells)
+        if not args.no_reference:
+            reference.keep(reference_cell, cached)
+        scored = [vector_frame(r["metrics"]).assign(model=r["cell"]["model"])
+                  for r in load_results(out_dir / "cells") if r["status"] == "ok"]
+        columns = ["model", *VECTOR_COLUMNS]
+        frame = pd.concat(scored, ignore_index=True)[columns] if scored else pd.DataFrame(columns=columns)
+        write_text_atomic(out_dir / "eval_vectors.csv", frame.to_csv(index=False, float_format="%.6g"))
+    if not args.quiet:
+        print(_vectors_table(frame, [*names, reference.REFERENCE_VECTORS]))
+    print(f"results: {out_dir}/cells, eval_vectors.csv, tables and report: {path}")
     return _exit_code(failed)
+
+
+def _vectors_table(frame, order: list[str]) -> str:
+    """One line per model: Spearman rho per similarity set and analogy accuracy per method,
+    each with the pairs or questions the model covers (too few pairs give no correlation)."""
+    import pandas as pd
+
+    from bench.report.sections import MIN_SCORED_PAIRS
+
+    def cell(row) -> str:
+        if row.task == "analogy":  # accuracy is NaN when no question is covered
+            return f"– ({row.covered})" if pd.isna(row.score) else f"{100 * row.score:.1f}% ({row.covered})"
+        return f"{row.score:.3f} ({row.covered})" if row.covered >= MIN_SCORED_PAIRS else f"– ({row.covered})"
+
+    shown = frame.assign(cell=[cell(row) for row in frame.itertuples()],
+                         benchmark=[b.replace("google-", "") + " (Google analogies)" if t == "analogy" else b
+                                    for t, b in zip(frame["task"], frame["benchmark"])])
+    table = shown.pivot(index="model", columns="benchmark", values="cell")
+    table = table[list(dict.fromkeys(shown["benchmark"]))]  # similarity sets, then the analogy methods
+    return (f"Spearman rho per similarity set (pairs the model covers; fewer than {MIN_SCORED_PAIRS}: –), "
+            f"analogy accuracy (questions it covers):\n"
+            + table.reindex([name for name in order if name in table.index])
+            .rename_axis(index=None, columns=None).fillna("–").to_string())
+
+
+def _results_table(out_dir: Path) -> str:
+    """The closing table of a run (bench.report.summary): the main score per model and task."""
+    from bench.report import summary
+    from bench.report.sections import MIN_SCORED_PAIRS
+    from bench.report.tables import tables
+    from bench.run.results import load_results
+
+    cells = out_dir / "cells"  # absent when no cell ran
+    table = summary.summary(tables(load_results(cells) if cells.is_dir() else []), MIN_SCORED_PAIRS)
+    return (f"main scores (mean over seeds; similarity: mean Spearman rho over the sets with >= {MIN_SCORED_PAIRS} "
+            f"pairs covered):\n" + summary.render(table))
 
 
 def _exit_code(failed: list[Path]) -> int:

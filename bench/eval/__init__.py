@@ -6,3 +6,7 @@ diagnostic (`diagnostics`).
 
 May import: `bench.models`, `bench.train`, `bench.data`, `bench.errors`, `bench.timing`, `impl`.
 """
+
+# What word vectors are scored on: the similarity sets and the Google analogies
+# (`eval.tasks` of a matrix, `eval-vectors --tasks`, bench.api's `tasks`).
+VECTOR_TASKS = ("similarity", "analogy")

@@ -23,6 +23,7 @@ import torch
 from gensim.models import KeyedVectors
 from gensim.test.utils import datapath
 from scipy import stats
+from tqdm.auto import tqdm
 
 from bench.errors import BenchError
 
@@ -340,6 +341,7 @@ def evaluate_analogies(
     methods: tuple[str, ...] = ANALOGY_METHODS,
     device: str | torch.device = "cpu",
     batch_size: int = 2048,
+    progress: bool = False,
 ) -> list[dict]:
     """Accuracy on analogy questions 'a is to b as c is to ?', per method and section kind.
 
@@ -355,7 +357,8 @@ def evaluate_analogies(
       `restrict_vocab`, here applied to it as well so both methods search the same words).
 
     Each batch of questions is one matmul against the restricted unit matrix on `device`;
-    the caller synchronizes if it times a CUDA run. Returns one row per method and section
+    the caller synchronizes if it times a CUDA run. `progress`: a bar over the batches (400k
+    candidates take minutes on a CPU). Returns one row per method and section
     kind: {method, section ("semantic", "syntactic", "total"), questions, oov_questions,
     correct, accuracy}.
     """
@@ -400,7 +403,8 @@ def evaluate_analogies(
         score_rows = min(batch_size, len(answerable_rows)) * (3 if method == "3cosmul" else 1)
         workspace = torch.empty(score_rows * min(candidates, _CANDIDATE_BLOCK), device=device)
         correct = torch.zeros(len(answerable_rows), dtype=torch.bool, device=device)  # (answered,)
-        for start in range(0, len(answerable_rows), batch_size):
+        for start in tqdm(range(0, len(answerable_rows), batch_size), desc=f"analogies {method}", unit="batch",
+                          leave=False, disable=not progress):
             batch = answerable_rows[start:start + batch_size]  # (batch, 4)
             predicted = _best_candidates(method, unit, batch, excluded[start:start + batch_size], workspace)
             correct[start:start + batch_size] = canonical[predicted] == batch[:, 3]

@@ -60,17 +60,41 @@ def _gensim_kwargs(config: GensimWord2VecConfig, seed: int) -> dict:
     return kwargs
 
 
-def train_gensim_word2vec(sentences: list[list[str]], config: GensimWord2VecConfig, seed: int) -> KeyedVectors:
+def _epoch_bar(config, name: str, progress: bool) -> list:
+    """gensim's callbacks for a progress bar of `config.epochs` epochs (none without `progress`):
+    gensim trains in C threads and reports only through its logger and these callbacks."""
+    if not progress:
+        return []
+    from gensim.models.callbacks import CallbackAny2Vec
+    from tqdm.auto import tqdm
+
+    class EpochBar(CallbackAny2Vec):
+        def on_train_begin(self, model):
+            self.bar = tqdm(total=config.epochs, unit="epoch", desc=name, leave=False)
+
+        def on_epoch_end(self, model):
+            self.bar.update()
+
+        def on_train_end(self, model):
+            self.bar.close()
+
+    return [EpochBar()]
+
+
+def train_gensim_word2vec(sentences: list[list[str]], config: GensimWord2VecConfig, seed: int,
+                          progress: bool = False) -> KeyedVectors:
     from gensim.models import Word2Vec
 
-    return Word2Vec(sentences=sentences, **_gensim_kwargs(config, seed)).wv
+    return Word2Vec(sentences=sentences, callbacks=_epoch_bar(config, "gensim word2vec", progress),
+                    **_gensim_kwargs(config, seed)).wv
 
 
-def train_gensim_fasttext(sentences: list[list[str]], config: GensimFastTextConfig, seed: int) -> KeyedVectors:
+def train_gensim_fasttext(sentences: list[list[str]], config: GensimFastTextConfig, seed: int,
+                          progress: bool = False) -> KeyedVectors:
     from gensim.models import FastText
 
     model = FastText(sentences=sentences, min_n=config.min_n, max_n=config.max_n, bucket=config.bucket,
-                     **_gensim_kwargs(config, seed))
+                     callbacks=_epoch_bar(config, "gensim fasttext", progress), **_gensim_kwargs(config, seed))
     # Keep only the in-vocabulary vectors: every model is scored over the same corpus
     # vocabulary, so coverage is comparable across rows.
     kv = KeyedVectors(config.vector_size)
@@ -110,7 +134,8 @@ class HFEncoderConfig:
     max_length: int = 16  # word pieces per word; a handful is plenty
 
 
-def encoder_word_vectors(source: str, words: list[str], config: HFEncoderConfig, device: torch.device) -> KeyedVectors:
+def encoder_word_vectors(source: str, words: list[str], config: HFEncoderConfig, device: torch.device,
+                         progress: bool = False) -> KeyedVectors:
     """Encode each word alone with the transformers encoder at `source` (a folder or hub id)
     and mean-pool its token outputs."""
     from transformers import AutoModel, AutoTokenizer
@@ -119,9 +144,12 @@ def encoder_word_vectors(source: str, words: list[str], config: HFEncoderConfig,
     transformers_logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModel.from_pretrained(source).to(device).eval()
+    from tqdm.auto import tqdm
+
     rows = []
     with torch.inference_mode():
-        for start in range(0, len(words), config.batch_size):
+        for start in tqdm(range(0, len(words), config.batch_size), desc="encode words", unit="batch", leave=False,
+                          disable=not progress):
             batch = tokenizer(words[start:start + config.batch_size], padding=True, truncation=True,
                               max_length=config.max_length, return_tensors="pt").to(device)
             hidden = model(**batch).last_hidden_state  # (B, T, D)
@@ -138,11 +166,11 @@ def encoder_word_vectors(source: str, words: list[str], config: HFEncoderConfig,
 
 
 def gensim_word2vec(prepared: PreparedCorpus, config: GensimWord2VecConfig, seed: int, device) -> KeyedVectors:
-    return train_gensim_word2vec(prepared.train_sentences(), config, seed)
+    return train_gensim_word2vec(prepared.train_sentences(), config, seed, prepared.progress)
 
 
 def gensim_fasttext(prepared: PreparedCorpus, config: GensimFastTextConfig, seed: int, device) -> KeyedVectors:
-    return train_gensim_fasttext(prepared.train_sentences(), config, seed)
+    return train_gensim_fasttext(prepared.train_sentences(), config, seed, prepared.progress)
 
 
 def glove_6b_50d(prepared: PreparedCorpus, config: GloveFileConfig, seed: int, device) -> KeyedVectors:

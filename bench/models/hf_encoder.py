@@ -158,7 +158,8 @@ def _encoder_source(config: baselines.HFEncoderConfig, where: str = "model") -> 
 def encoder_vectors(prepared: PreparedCorpus, config: baselines.HFEncoderConfig, seed: int,
                     device: torch.device):
     """The `embedding` build: scored over the corpus vocabulary, like the models trained on it."""
-    return baselines.encoder_word_vectors(_encoder_source(config), prepared.vocab.words, config, device)
+    return baselines.encoder_word_vectors(_encoder_source(config), prepared.vocab.words, config, device,
+                                          prepared.progress)
 
 
 def encoder_layers(config: baselines.HFEncoderConfig, device: torch.device) -> LayeredEncoder:

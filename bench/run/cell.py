@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from gensim.models import KeyedVectors
 
+from bench import api
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.eval import metrics
 from bench.models import checkpoints
@@ -157,7 +158,7 @@ def run_embedding_cell(spec: ModelSpec, config, prepared: PreparedCorpus, seed: 
     epochs = getattr(config, "epochs", 0)
     timings = {"train": train_phase.row(prepared.train.n_tokens * epochs if spec.trains else None,
                                    train_device)}
-    scored = _vector_metrics(vectors, matrix.eval, similarity_sets, device)
+    scored = _vector_metrics(vectors, matrix.eval, similarity_sets, device, prepared.progress)
     timings.update(scored["timings"])
     cell_metrics = {"wordsim": scored["wordsim"], "analogy": scored["analogy"]}
     training = {}
@@ -174,21 +175,24 @@ def run_embedding_cell(spec: ModelSpec, config, prepared: PreparedCorpus, seed: 
             "timings": timings}
 
 
-def _vector_metrics(vectors: KeyedVectors, ev: EvalConfig, similarity_sets: list, device: torch.device) -> dict:
-    """Word similarity and analogies of one set of vectors: {"wordsim", "analogy", "timings"}."""
-    timings = {}
-    with measure(device) as similarity_phase:
-        wordsim = [metrics.evaluate_similarity(vectors, sim_set, oov=ev.oov, restrict_vocab=ev.restrict_vocab,
-                                               case_insensitive=ev.case_insensitive) for sim_set in similarity_sets]
-    timings["eval_similarity"] = similarity_phase.row(None, device)
+def _vector_metrics(vectors: KeyedVectors, ev: EvalConfig, similarity_sets: list, device: torch.device,
+                    progress: bool = False) -> dict:
+    """Word similarity and analogies (those of `ev.tasks`) of one set of vectors: {"wordsim",
+    "analogy", "timings"}; a task left out has no rows and no timing. `progress`: the
+    analogies' bar."""
+    timings, wordsim, analogy = {}, [], []
+    if "similarity" in ev.tasks:
+        with measure(device) as similarity_phase:
+            wordsim = api.vector_rows(vectors, similarity_sets, ev, device, tasks=("similarity",))["wordsim"]
+        timings["eval_similarity"] = similarity_phase.row(None, device)
+    if "analogy" not in ev.tasks:
+        return {"wordsim": wordsim, "analogy": analogy, "timings": timings}
 
     # Warm-up: parse the question file and run the kernels once, outside the timed region.
     metrics.evaluate_analogies(_tiny_vectors(vectors), restrict_vocab=ev.restrict_vocab,
                                case_insensitive=ev.case_insensitive, methods=ev.analogy_methods, device=device)
     with measure(device) as analogy_phase:
-        analogy = metrics.evaluate_analogies(vectors, restrict_vocab=ev.restrict_vocab,
-                                             case_insensitive=ev.case_insensitive, methods=ev.analogy_methods,
-                                             device=device)
+        analogy = api.vector_rows(vectors, [], ev, device, tasks=("analogy",), progress=progress)["analogy"]
     timings["eval_analogy"] = analogy_phase.row(None, device)
     if ev.gensim_analogy_timing:
         # Like for like: our 3CosAdd alone against gensim's evaluator (3CosAdd only).
@@ -203,18 +207,6 @@ def _vector_metrics(vectors: KeyedVectors, ev: EvalConfig, similarity_sets: list
                                             case_insensitive=ev.case_insensitive)
         timings["eval_analogy_gensim"] = gensim_phase.row(None, torch.device("cpu"))
     return {"wordsim": wordsim, "analogy": analogy, "timings": timings}
-
-
-def _lm_protocol(matrix: Matrix, prepared: PreparedCorpus) -> dict:
-    """The protocol fields every perplexity row carries (the scored split adds its unknown rate and context)."""
-    tokenizer, vocab = matrix.tokenizer, prepared.vocab.config
-    return {
-        "tokenization": f"lowercase={tokenizer.lowercase}, pattern={tokenizer.pattern}",
-        "vocab_rule": f"train words seen >= {vocab.min_count} times"
-                      + (f", at most {vocab.max_size}" if vocab.max_size else "") + f", others -> {vocab.unk}",
-        "vocab_size": len(prepared.vocab),
-        "sentence_ends_scored": vocab.eos is not None,
-    }
 
 
 def run_lm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpus, seed: int, device: torch.device,
@@ -241,18 +233,18 @@ def run_lm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpus,
         else:
             trained = spec.build(prepared, config, train_config, seed, train_device)
     timings = {"train": train_phase.row(trained.train_tokens, train_device)}
-    protocol = _lm_protocol(matrix, prepared)
     rows = []
     for split in ("validation", "test"):
         if split not in prepared.streams:
             continue
         with measure(train_device) as phase:
             scored = trained.score(split)
-        if not np.isfinite(scored["perplexity"]):
-            raise FloatingPointError(f"{spec.name}: {split} perplexity is {scored['perplexity']}")
         timings[f"eval_{split}"] = phase.row(scored["scored_tokens"], train_device)
         # An open-vocabulary model's score states its own tokenization, vocabulary and unknown rate.
-        rows.append({"split": split, **protocol, "unk_rate": prepared.unk_rates[split], **scored})
+        try:
+            rows.append(api.perplexity_row(prepared, split, scored))
+        except FloatingPointError as exc:
+            raise FloatingPointError(f"{spec.name}: {exc}") from exc
     probed = encoder_probes(spec, config, probe_corpus, matrix, seed, device, timings, trained.training)
     return {"metrics": {"perplexity": rows, **probed},
             "metric_defs": {"word_perplexity": dataclasses.asdict(metrics.METRICS["word_perplexity"]),
@@ -277,7 +269,7 @@ def run_bilm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpu
     with measure(device) as train_phase:
         trained = spec.build(prepared, config, train_config, seed, device, precision)
     timings = {"train": train_phase.row(trained.train_tokens, device)}
-    protocol = _lm_protocol(matrix, prepared)
+    protocol = api.lm_protocol(prepared)
     perplexity = []
     for split in ("validation", "test"):
         if split not in prepared.streams:
@@ -299,7 +291,7 @@ def run_bilm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpu
     cell_metrics = {"perplexity": perplexity, "wordsim": [], "analogy": []}
     for name, kv in vectors.items():
         _check_finite(kv, name)
-        scored = _vector_metrics(kv, matrix.eval, similarity_sets, device)
+        scored = _vector_metrics(kv, matrix.eval, similarity_sets, device, prepared.progress)
         cell_metrics["wordsim"] += [{"model": name, **row} for row in scored["wordsim"]]
         cell_metrics["analogy"] += [{"model": name, **row} for row in scored["analogy"]]
         timings.update({f"{phase}_{name}": row for phase, row in scored["timings"].items()})

@@ -41,6 +41,7 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.models import checkpoints
 from bench.models.registry import MODELS, ModelSpec, user_model
+from bench.eval import VECTOR_TASKS
 from bench.eval.probe_config import SHARED, ProbeConfig, from_flat, in_layout_of
 from bench.eval.tasks import probe_task
 from bench.data.vocab import TokenizerConfig, VocabConfig
@@ -59,6 +60,7 @@ class EvalConfig:
     case_insensitive: bool = True
     analogy_methods: tuple[str, ...] = ("3cosadd", "3cosmul")
     gensim_analogy_timing: bool = False  # also time gensim's evaluate_word_analogies on each cell
+    tasks: tuple[str, ...] = VECTOR_TASKS  # some of VECTOR_TASKS: what the vectors are scored on
 
     def __post_init__(self):
         if self.oov not in ("skip", "zero"):
@@ -68,6 +70,8 @@ class EvalConfig:
         unknown = set(self.analogy_methods) - {"3cosadd", "3cosmul"}
         if unknown:
             raise BenchError(f"eval.analogy_methods: unknown {sorted(unknown)}, expected 3cosadd and/or 3cosmul")
+        if not self.tasks or set(self.tasks) - set(VECTOR_TASKS):
+            raise BenchError(f"eval.tasks: expected some of {', '.join(VECTOR_TASKS)}, got {list(self.tasks)!r}")
         if self.restrict_vocab < 1:
             raise BenchError(f"eval.restrict_vocab must be >= 1, got {self.restrict_vocab}")
 
@@ -350,7 +354,7 @@ def _merged(base: dict, over: dict) -> dict:
 def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str] | None = None,
                 corpora: list[str] | None = None, seeds: int | None = None,
                 vectors: list[str] | None = None, unsets: list[str] = ()) -> Matrix:
-    """`vectors`: files to score as extra `kind = "vectors"` rows, each named after its file stem.
+    """`vectors`: files to score as extra `kind = "vectors"` rows, named as `vectors_names` says.
     `unsets`: settings of the matrix file to drop, so their dataclass defaults apply (TOML has
     no null: a cap such as probe.wsd_max_train_per_word cannot be set back to None with --set);
     applied before the `assignments`. Everything is then checked once, by `matrix_from_dict`,
@@ -378,8 +382,8 @@ def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str
     if seeds is not None:
         raw["seeds"] = seeds
         origins[("seeds",)] = "--seeds"
-    for vectors_path in vectors or ():
-        add_vectors_model(raw, vectors_path)
+    for name, vectors_path in vectors_names(vectors or [], "--vectors"):
+        add_vectors_model(raw, name, vectors_path, "--vectors")
     return matrix_from_dict(raw, path.stem, str(path), declared_models, origins)
 
 
@@ -395,13 +399,39 @@ def _class_fields(cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
 
-def add_vectors_model(raw: dict, path: str) -> str:
-    """Add a vectors file to a raw matrix as a `kind = "vectors"` model named after its file
-    stem (`glove.6B.50d.txt` -> `glove.6B.50d`); returns the name."""
-    name = Path(path).stem
+def vectors_names(arguments: list[str], flag: str) -> list[tuple[str, str]]:
+    """(row name, path) per vectors argument: `NAME=PATH` names its row; a bare path is named
+    after its file stem, or, where stems repeat, after its parent folder (`run --save-models`
+    saves every cell's vectors as OUT/models/<cell>/vectors.bin). Two rows of one name are a
+    BenchError naming the arguments as given under `flag`."""
+    named = []
+    for argument in arguments:
+        name, sep, path = argument.partition("=")
+        if sep and name and path and "/" not in name and not Path(argument).exists():
+            named.append((name, path, argument))
+        else:
+            named.append((None, argument, argument))
+    stems = [Path(path).stem for name, path, _ in named if name is None]
+    rows, given = [], {}
+    for name, path, argument in named:
+        if name is None:
+            name = Path(path).stem
+            if stems.count(name) > 1 and Path(path).parent.name:
+                name = Path(path).parent.name
+        if name in given:
+            raise BenchError(f"{flag} {given[name]} and {argument}: both rows would be named '{name}'; "
+                             f"expected distinct names: name them NAME=PATH")
+        given[name] = argument
+        rows.append((name, path))
+    return rows
+
+
+def add_vectors_model(raw: dict, name: str, path: str, flag: str) -> str:
+    """Add a vectors file to a raw matrix as a `kind = "vectors"` model called `name`
+    (`vectors_names`); returns the name. `flag`: the option that gave it, for the error."""
     if name in MODELS or name in raw.get("model", {}):
-        raise BenchError(f"--vectors {path}: its row would be named '{name}', which is already a model; "
-                         f"rename the file")
+        raise BenchError(f"{flag} {path}: its row would be named '{name}', which is already a model; "
+                         f"name it NAME=PATH")
     raw.setdefault("model", {})[name] = {"kind": "vectors", "path": str(path)}
     raw["models"] = [*raw.get("models", []), name]
     return name

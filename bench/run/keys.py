@@ -99,6 +99,7 @@ SCORED_FAMILIES = ("embedding", "bilm")
 _ADDED_LATER = {
     "probe": {"layers": None},  # unset: every layer is probed
     "model": {"softmax_samples": 0},  # the biLM's full training softmax (impl.elmo)
+    "eval": {"tasks": ["similarity", "analogy"]},  # both (bench.eval.VECTOR_TASKS)
 }
 
 
@@ -118,8 +119,13 @@ def relevant_config(config: dict, family: str, probed: bool | None = None) -> di
     for block, neutral in _ADDED_LATER.items():
         if isinstance(relevant.get(block), dict):
             relevant[block] = {name: value for name, value in relevant[block].items()
-                               if not (name in neutral and value == neutral[name])}
+                               if not (name in neutral and _as_json(value) == neutral[name])}
     return relevant
+
+
+def _as_json(value):
+    """A setting as its result file stores it: tuples are JSON lists."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def cell_key(family: str, config: dict, corpus: dict | None, probe: dict | None, similarity: dict | None,

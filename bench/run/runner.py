@@ -21,6 +21,7 @@ from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.errors import BenchError
 from bench.eval import metrics
 from bench.models import checkpoints
+from bench.run import reference
 from bench.run.cell import CellJob, EvalData
 from bench.run.config import Matrix
 from bench.run.executors import LocalExecutor, RayExecutor
@@ -48,9 +49,12 @@ def model_dir(out_dir: Path, model: str, corpus: str, seed: int) -> Path:
 
 def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torch.device,
                force: bool = False, progress: bool = True, executor: LocalExecutor | RayExecutor | None = None,
-               precision: str = "fp32", save_models: bool = False) -> list[Path]:
+               precision: str = "fp32", save_models: bool = False,
+               cached_cells: dict[Path, Path] | None = None) -> list[Path]:
     """Run every cell with `executor` (default: a LocalExecutor); returns the result paths
     of cells that failed. `precision` is the run's, checked by `resolve_precision`.
+    `cached_cells`: cell file -> a copy scored before elsewhere (eval-vectors' reference row),
+    put in place when the cell is absent, then planned like any cell (skipped when its key fits).
 
     A finished cell is skipped only when its key (bench.run.keys) equals the one these
     settings and this data give. Cells made otherwise, here or under the same model and
@@ -81,6 +85,8 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
                                                        read_by[model].probe_fingerprint,
                                                        read_by[model].similarity_sets))
                 for model in matrix.models for corpus in matrix.corpora}
+    for path, cached in (cached_cells or {}).items():
+        reference.restore(cached, path)
     plan = plan_cells(out_dir, cells, expected, force)
     plan.move_aside()
     remove_stale_temp_files(out_dir)
