@@ -241,12 +241,12 @@ def _eval_vectors(args) -> int:
     """A run of a matrix made here: one `kind = "vectors"` row per file, plus glove-6b-50d
     (from the cache when scored before, bench.run.reference), on the embedded Lee corpus
     (which vectors read from files ignore: it only labels the cells). The table printed and
-    eval_vectors.csv come from bench.api's frame of each cell's rows, without corpus or seed
+    eval_vectors.csv come from bench.run.api's frame of each cell's rows, without corpus or seed
     (the files were not trained here)."""
     import pandas as pd
 
     from bench.run.config import add_vectors_model, matrix_from_dict
-    from bench.api import VECTOR_COLUMNS, vector_frame
+    from bench.run.api import VECTOR_COLUMNS, vector_frame
     from bench.run import reference
     from bench.run.config import vectors_names
     from bench.run.executors import LocalExecutor

@@ -1,4 +1,4 @@
-"""The Python API (bench.api): vectors and language models in memory, scored with results
+"""The Python API (bench.run.api): vectors and language models in memory, scored with results
 that can be checked by hand."""
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from gensim.models import KeyedVectors
 
-from bench import api
+from bench.run import api
 from bench.data.prepared import prepare_corpus
 from bench.data.vocab import TokenizerConfig, VocabConfig
 from bench.errors import BenchError

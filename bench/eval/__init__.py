@@ -8,5 +8,5 @@ May import: `bench.models`, `bench.train`, `bench.data`, `bench.errors`, `bench.
 """
 
 # What word vectors are scored on: the similarity sets and the Google analogies
-# (`eval.tasks` of a matrix, `eval-vectors --tasks`, bench.api's `tasks`).
+# (`eval.tasks` of a matrix, `eval-vectors --tasks`, bench.run.api's `tasks`).
 VECTOR_TASKS = ("similarity", "analogy")

@@ -2,7 +2,8 @@
 (`runner`), one cell from data to result (`cell`) and its probe tasks (`probes`), cell keys
 (`keys`), output folders and their lock (`outdir`), the local and Ray executors (`executors`)
 and a cell's worker process (`worker`), the result schema and atomic writes (`results`), keying
-old results (`migrate`) and the quality gates (`gates`).
+old results (`migrate`), the quality gates (`gates`), the Python API that scores objects in
+memory as a cell scores them (`api`) and eval-vectors' cached reference row (`reference`).
 
 May import every stage before it: `bench.eval`, `bench.models`, `bench.train`, `bench.data`,
 `bench.errors`, `bench.timing`, `impl`.

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from gensim.models import KeyedVectors
 
-from bench import api
+from bench.run import api
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.eval import metrics
 from bench.models import checkpoints

@@ -126,7 +126,7 @@ def evaluate_lm_perplexity(module: torch.nn.Module, prepared, splits=("validatio
     or "recurrent" with `init_state`); the protocol is the suite's: every token scored, a
     recurrent model's state carried across the split from `start_id` (batch_size 1).
     """
-    from bench.models.registry import start_id
+    from bench.models.language_models import start_id
     from bench.train.lm import evaluate_perplexity
 
     missing = [split for split in splits if split not in prepared.streams]
