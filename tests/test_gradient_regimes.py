@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from bench.cli import main
 from bench.eval import diagnostics
 from bench.eval.diagnostics import (CLIPPING_COLUMNS, REGIME_COLUMNS, GradientRegimesConfig, Verdict,
                                     clipping_prevents_divergence, explodes_above_one, gated_cells_keep_gradients,
@@ -130,3 +131,10 @@ def test_a_tiny_real_run_measures_both_regimes_and_draws_them():
     assert len(clipped) == 12 and np.isfinite(clipped["loss"]).all()
     for png in (figures.gradient_regimes(regimes), figures.clipping(clipping)):
         assert png.startswith(PNG)
+
+
+def test_gradient_flow_refuses_negative_regime_seeds_before_any_work(tmp_path, capsys):
+    out = tmp_path / "flow"
+    assert main(["gradient-flow", "--out", str(out), "--regime-seeds", "-1"]) == 2
+    assert capsys.readouterr().err == "lm-lineage: error: --regime-seeds must be >= 0, got -1\n"
+    assert not out.exists()

@@ -70,7 +70,16 @@ def gradient_flow_table(config: GradientFlowConfig, seeds: list[int], data_dir=N
     return pd.DataFrame(rows, columns=["model", "k", "grad_norm", "seed"])
 
 
+# gradient_regimes.csv, one row per network, state and k: cell (rnn | lstm | gru); radius: the Elman
+# RNN's W_hh spectral radius set at init (empty for gated cells); state (init | trained); train_steps
+# and train_loss (nats/token, the mean of the last LAST_STEPS batches; empty at init);
+# spectral_radius: W_hh's at that state (empty for gated cells); k: steps back; grad_norm: the mean
+# over windows of |d loss_t / d h_(t-k)| (L2 over hidden units; the loss in nats; higher = more of
+# the gradient reaches k steps back); seed.
 REGIME_COLUMNS = ["cell", "radius", "state", "train_steps", "train_loss", "spectral_radius", "k", "grad_norm", "seed"]
+# clipping.csv, one row per training step: clip (max global gradient norm, 0 = none); lr (SGD); step
+# (1-based); loss: the step's batch cross-entropy (nats/token, lower is better); grad_norm: the
+# global L2 norm of all parameters' gradients before clipping; seed.
 CLIPPING_COLUMNS = ["clip", "lr", "step", "loss", "grad_norm", "seed"]
 LAST_STEPS = 10  # a training's loss is the mean of its last steps' batch losses
 
@@ -124,9 +133,12 @@ def prepare_regime_corpus(config: GradientRegimesConfig, data_dir=None):
 
 def regime_model(config: GradientRegimesConfig, vocab_size: int, seed: int, cell: str,
                  radius: float | None = None) -> RNNLM:
-    """A seeded single-layer LM; the Elman RNN's W_hh rescaled to `radius` (None: the cell's own init)."""
-    torch.manual_seed(seed)
-    model = RNNLM(RNNLMConfig(cell=cell, emb=config.emb, hidden=config.hidden, layers=1, dropout=0.0), vocab_size)
+    """A seeded single-layer LM; the Elman RNN's W_hh rescaled to `radius` (None: the cell's own init).
+    The global torch generator is left as it was."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = RNNLM(RNNLMConfig(cell=cell, emb=config.emb, hidden=config.hidden, layers=1, dropout=0.0),
+                      vocab_size)
     if radius is not None:
         set_spectral_radius(model.rnn.weight_hh_l0, radius)
     return model
