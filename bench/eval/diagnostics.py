@@ -284,7 +284,8 @@ def gated_cells_keep_gradients(regimes: pd.DataFrame, k: int = 50, state: str = 
                              f"gated-cell (lstm, gru) rows")
         reference = max(_retention(curve, k) for _, curve in vanishing.groupby("radius"))
         worst_gated = min(_retention(curve, k) for _, curve in gated.groupby("cell"))
-        effect = math.log10(worst_gated / reference)
+        with np.errstate(divide="ignore"):  # a float32 gradient can underflow to 0: log10 -inf, effect +-inf
+            effect = float(np.log10(worst_gated) - np.log10(reference))
         per_seed.append({"holds": effect >= orders, "effect": effect})
     return _verdict(pd.DataFrame(per_seed))
 
