@@ -89,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     flow.add_argument("--regime-seeds", type=int, default=0,
                       help="also measure both regimes on Brown with this many seeds: the Elman RNN by spectral radius "
                            "with LSTM and GRU, at init and trained (gradient_regimes.csv), and training with and "
-                           "without clipping (clipping.csv); 8 short trainings a seed, about 8 CPU-minutes each (default: 0, skip)")
+                           "without clipping (clipping.csv); 8 short trainings, about 8 CPU-minutes a seed "
+                           "(default: 0, skip)")
 
     gates = commands.add_parser("gates", help="record the quality gates' seed spread (bench.run.gates)")
     gates.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1), at least 2 (default: 5)")
