@@ -431,13 +431,14 @@ def _gradient_flow(args) -> int:
 
 
 def _claims(args) -> int:
-    from bench.report.claims import Rows, print_ledger
-    from bench.report.tables import GRADIENT_FLOW, read_diagnostic, tables
+    from bench.report.claims import print_ledger
+    from bench.report.render import claim_rows
+    from bench.report.tables import tables
     from bench.run.results import load_results
 
     results_dir = Path(args.results)
     results = load_results(results_dir)
-    print_ledger(Rows(results, tables(results), read_diagnostic(results_dir, GRADIENT_FLOW)))
+    print_ledger(claim_rows(results_dir, results, tables(results)))
     return 0
 
 

@@ -13,8 +13,9 @@ import pytest
 from bench.cli import main
 from bench.report import claims
 from bench.report.claims import DOES_NOT_HOLD, HOLDS, MIXED, NOT_RUN
-from bench.report.render import render
-from bench.report.tables import GRADIENT_FLOW, read_diagnostic, tables
+from bench.eval.diagnostics import CLIPPING_COLUMNS, REGIME_COLUMNS
+from bench.report.render import claim_rows, render
+from bench.report.tables import tables
 from bench.run.results import load_results
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -152,6 +153,46 @@ def test_the_vanishing_rule_flips_with_the_gradient_left_far_back():
     assert claims.gated_cells_keep_gradients(_rows([])).outcome == NOT_RUN
 
 
+def _regime_rows(above: float, below: float, seeds=(0, 1)) -> pd.DataFrame:
+    """Elman RNN curves g_k = factor^k at radii 0.5 and 2.0 (init), and trained rnn/lstm/gru curves."""
+    rows = []
+    for seed in seeds:
+        for cell, radius, state, factor in (("rnn", 0.5, "init", below), ("rnn", 2.0, "init", above),
+                                            ("rnn", 0.5, "trained", 0.5), ("lstm", None, "trained", 0.9),
+                                            ("gru", None, "trained", 0.9)):
+            rows += [{"cell": cell, "radius": radius, "state": state, "train_steps": 0 if state == "init" else 100,
+                      "train_loss": None, "spectral_radius": radius, "k": k, "grad_norm": factor ** k, "seed": seed}
+                     for k in range(1, 51)]
+    return pd.DataFrame(rows, columns=REGIME_COLUMNS)
+
+
+def _clipping_rows(unclipped: list[float], seeds=(0, 1)) -> pd.DataFrame:
+    clipped = [8.5] + [6.0] * 20
+    return pd.DataFrame([{"clip": clip, "lr": 1.0, "step": step, "loss": loss, "grad_norm": 1.0, "seed": seed}
+                         for seed in seeds for clip, losses in ((0.0, unclipped), (1.0, clipped))
+                         for step, loss in enumerate(losses)], columns=CLIPPING_COLUMNS)
+
+
+def test_the_gradient_regime_checks_flip_with_their_rows():
+    def rows(regimes=None, clipping=None):
+        return claims.Rows([], tables([]), None, regimes, clipping)
+
+    assert claims.exploding_gradients(rows(_regime_rows(1.2, 0.5))).outcome == HOLDS
+    assert claims.exploding_gradients(rows(_regime_rows(0.9, 0.5))).outcome == DOES_NOT_HOLD  # no growth above 1
+    verdict = claims.exploding_gradients(rows(pd.concat([_regime_rows(1.2, 0.5, (0,)), _regime_rows(0.9, 0.5, (1,))])))
+    assert (verdict.outcome, verdict.holds_in, verdict.runs) == (MIXED, 1, 2)
+    assert verdict.effect == "smallest growth factor per step back above radius 1 1.05 ± 0.21"
+    # lstm and gru keep 0.9^50 / 0.5^50 = 10^13.5 more than the Elman RNN: at least 100x.
+    assert claims.gated_cells_keep_gradients_trained(rows(_regime_rows(1.2, 0.5))).outcome == HOLDS
+    assert claims.clipping_prevents_divergence(rows(clipping=_clipping_rows([8.5] + [20.0] * 20))).outcome == HOLDS
+    assert claims.clipping_prevents_divergence(rows(clipping=_clipping_rows([8.5] + [6.0] * 20))).outcome == \
+        DOES_NOT_HOLD  # the unclipped run learns too
+    for rule in (claims.exploding_gradients, claims.gated_cells_keep_gradients_trained,
+                 claims.clipping_prevents_divergence):
+        verdict = rule(rows())
+        assert verdict.outcome == NOT_RUN and verdict.command == claims.REGIMES_COMMAND
+
+
 def test_skipgram_against_cbow_is_counted_per_implementation_and_seed():
     # Ours follows the claim, gensim's does not: mixed over the two implementations of one seed.
     cells = _sizes(0, True) + [dict(cell, cell={**cell["cell"], "model": cell["cell"]["model"].replace(
@@ -164,24 +205,23 @@ def test_skipgram_against_cbow_is_counted_per_implementation_and_seed():
 
 def test_the_ledger_of_the_committed_results_lists_all_ten_claims():
     results = load_results(RESULTS)
-    judged = claims.judge(claims.Rows(results, tables(results), read_diagnostic(RESULTS, GRADIENT_FLOW)))
+    judged = claims.judge(claim_rows(RESULTS, results, tables(results)))
     table = claims.ledger(judged)
     assert list(table["#"]) == list(range(1, 11))
     verdicts = dict(zip(table["#"], table["verdict"]))
     parts = [part for text in verdicts.values() for part in text.split("; ")]  # one per check
-    verdict = r"(\w+: )?((holds|does not hold) \(\d+ of \d+ .+\)|mixed \(holds in \d+ of \d+ .+\)|not run)"
+    verdict = r"([\w ,]+: )?((holds|does not hold) \(\d+ of \d+ .+\)|mixed \(holds in \d+ of \d+ .+\)|not run)"
     assert all(re.fullmatch(verdict, part) for part in parts), parts
     assert verdicts[1] == "holds (1 of 1 seed)"
-    # No rows yet for claims 4 and 9, for 2's exploding half and for 8's weights: each names its command.
-    assert verdicts[4] == verdicts[9] == "not run"
-    assert verdicts[2].endswith("exploding: not run") and verdicts[8].endswith("weights: not run")
+    # No rows yet for claim 9 and for 8's weights: each names its command. Claim 2's regimes and
+    # claim 4 (corpus-size) read committed rows.
+    assert verdicts[9] == "not run" and verdicts[8].endswith("weights: not run")
+    assert "not run" not in verdicts[2] and "not run" not in verdicts[4]
     items = claims.behind(judged)
     assert len(items) == 10
     assert items[0].startswith("- 1 (Bengio et al. 2003: the neural LM): brown-lm: test perplexity")
     assert "[Perplexity](#perplexity-per-word-lower-is-better-mean--sd-over-seeds)" in items[0]
-    assert items[3].startswith("- 4 (Word2Vec): not run: `lm-lineage run --matrix corpus-size")
     assert items[8].startswith("- 9 (ELMo): not run: `lm-lineage run --matrix elmo-finetune")
-    assert "exploding: not run: `lm-lineage gradient-flow" in items[1]
     assert "weights: not run: `lm-lineage run --matrix elmo-seeds-wsd" in items[7]
 
 

@@ -219,10 +219,12 @@ def _growth_factor(curve: pd.Series) -> float:
 
 
 def _verdict(per_seed: pd.DataFrame) -> Verdict:
-    """From one row per seed with columns `holds` (bool) and `effect` (float)."""
-    return Verdict(bool(per_seed["holds"].all()), float(per_seed["effect"].mean()),
-                   float(per_seed["effect"].std(ddof=1)) if len(per_seed) > 1 else math.nan,
-                   len(per_seed), int(per_seed["holds"].sum()))
+    """From one row per seed with columns `holds` (bool) and `effect` (float). An infinite
+    effect (a gradient that underflowed to 0) has no spread: sd NaN, without a warning."""
+    effects = per_seed["effect"]
+    spread = float(effects.std(ddof=1)) if len(per_seed) > 1 and np.isfinite(effects).all() else math.nan
+    return Verdict(bool(per_seed["holds"].all()), float(effects.mean()), spread, len(per_seed),
+                   int(per_seed["holds"].sum()))
 
 
 def _state_rows(regimes: pd.DataFrame, state: str) -> pd.DataFrame:

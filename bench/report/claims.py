@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from bench.eval import diagnostics
 from bench.eval.wsd import ALL_WORDS
 
 HOLDS, DOES_NOT_HOLD, MIXED, NOT_RUN = "holds", "does not hold", "mixed", "not run"
@@ -75,11 +76,14 @@ class Verdict:
 class Rows:
     """What the rules read: every result, the report's tables of them (bench.report.tables.tables,
     corpora not yet labelled by matrix) and the gradient-flow diagnostic (None when absent).
-    The report and the CLI build it: this module imports neither, so the report can import it."""
+    The report and the CLI build it (`read_rows`): this module imports neither, so the report can
+    import it."""
 
     results: list[dict]
     frames: dict[str, pd.DataFrame]
     gradient_flow: pd.DataFrame | None
+    regimes: pd.DataFrame | None = None  # gradient-flow/gradient_regimes.csv (bench.eval.diagnostics)
+    clipping: pd.DataFrame | None = None  # gradient-flow/clipping.csv
 
     def of(self, table: str, matrix: str) -> pd.DataFrame:
         frame = self.frames[table]
@@ -191,6 +195,62 @@ def gated_cells_keep_gradients(rows: Rows) -> Verdict:
                            *[effect(f"log10 {m} / rnn gradient left at k={far}", np.log10(kept[m] / rnn), 1)
                              for m in gated]],
                    scale=f"freshly initialized LMs, k = 1..{far}")
+
+
+# --- claim 2: both regimes (gradient-flow --regime-seeds, bench.eval.diagnostics) -------------------
+
+REGIMES_COMMAND = "lm-lineage gradient-flow --out results/gradient-flow --regime-seeds 2"
+
+
+def _from_diagnostic(verdict: diagnostics.Verdict, name: str, digits: int, scale: str,
+                     signed: bool = True) -> Verdict:
+    """A diagnostics verdict (holds in `seeds_holding` of `seeds`, effect mean and sd) as a ledger one."""
+    k, n = verdict.seeds_holding, verdict.seeds
+    outcome = HOLDS if k == n else DOES_NOT_HOLD if k == 0 else MIXED
+    spread = "" if n == 1 or not np.isfinite(verdict.sd) else f" ± {verdict.sd:.{digits}f}"
+    sign = "+" if signed else ""
+    return Verdict(outcome, k, n, "seed", f"{name} {verdict.effect:{sign}.{digits}f}{spread}", scale)
+
+
+def _regimes_not_run(rows: Rows, table: str) -> Verdict | None:
+    if getattr(rows, table) is None:
+        return Verdict(NOT_RUN, command=REGIMES_COMMAND, why=f"no gradient-flow/{table} rows under the results folder")
+    return None
+
+
+def exploding_gradients(rows: Rows) -> Verdict:
+    """Below spectral radius 1 the Elman RNN's gradient shrinks per step back, above 1 it grows
+    (bench.eval.diagnostics.explodes_above_one, at initialization)."""
+    missing = _regimes_not_run(rows, "regimes")
+    if missing is not None:
+        return missing
+    return _from_diagnostic(diagnostics.explodes_above_one(rows.regimes, state="init"),
+                            "smallest growth factor per step back above radius 1", 2,
+                            "freshly initialized Elman RNNs, k = 1..50", signed=False)
+
+
+def clipping_prevents_divergence(rows: Rows) -> Verdict:
+    """The unclipped run diverges and the clipped one does not (diagnostics.clipping_prevents_divergence)."""
+    missing = _regimes_not_run(rows, "clipping")
+    if missing is not None:
+        return missing
+    steps = int(rows.clipping["step"].max()) + 1
+    return _from_diagnostic(diagnostics.clipping_prevents_divergence(rows.clipping),
+                            "final loss without − with clipping, nats/token", 1,
+                            f"Brown, {steps} SGD steps at lr {rows.clipping['lr'].iloc[0]:g}")
+
+
+def gated_cells_keep_gradients_trained(rows: Rows) -> Verdict:
+    """After a short training, LSTM and GRU keep at least 100x more gradient 50 steps back than
+    the best Elman RNN of the vanishing regime (diagnostics.gated_cells_keep_gradients)."""
+    missing = _regimes_not_run(rows, "regimes")
+    if missing is not None:
+        return missing
+    trained = rows.regimes[rows.regimes["state"] == "trained"]
+    steps = int(trained["train_steps"].max()) if not trained.empty else 0
+    return _from_diagnostic(diagnostics.gated_cells_keep_gradients(rows.regimes, k=50, state="trained"),
+                            "log10 gated / Elman RNN (radius < 1) gradient left at k=50", 1,
+                            f"after {steps} Adam steps on Brown")
 
 
 # --- claim 3: word2vec is fast and stable -------------------------------------------------------------
@@ -365,11 +425,12 @@ CLAIMS = (
                  gated_cells_keep_gradients,
                  "Gradient flow: |d loss_t / d h_(t-k)| in freshly initialized recurrent LMs",
                  "gradient norm against distance k"),
-           Check("exploding", "gradient norms of an Elman RNN at recurrent spectral radii above 1; a Brown run with "
-                              "and without clipping",
-                 not_run("lm-lineage gradient-flow --out results",
-                         "it measures freshly initialized networks at one spectral radius only; the sweep of radii "
-                         "and the clipping run are issue 25's Deliver 4")))),
+           Check("exploding", "gradient-flow/gradient_regimes.csv: the Elman RNN's gradient norm against steps back "
+                              "at recurrent spectral radii 0.5, 1, 1.5, 2, freshly initialized", exploding_gradients),
+           Check("clipping", "gradient-flow/clipping.csv: an Elman RNN LM on Brown at SGD lr 1.0, with and without "
+                             "gradient-norm clipping", clipping_prevents_divergence),
+           Check("vanishing, after training", "gradient-flow/gradient_regimes.csv: the same networks and lstm, gru "
+                                              "after 100 Adam steps on Brown", gated_cells_keep_gradients_trained))),
     Claim(3, "Word2Vec trains fast and its results do not swing from run to run.", "Word2Vec",
           (Check("", "standard-vectors: Spearman ρ and train tokens/s of word2vec-cbow, -sg; brown-lm: nnlm-mlp* "
                      "train tokens/s", word2vec_fast_and_stable,
@@ -462,9 +523,9 @@ def behind(judged: Judged) -> list[str]:
     return [f"- {claim.id} ({claim.section}): {_joined(checks, _behind)}" for claim, checks in judged]
 
 
-def claims_section(results: list[dict], frames: dict[str, pd.DataFrame], gradient_flow: pd.DataFrame | None) -> list:
-    """The report's opening section: the ledger, before any other table. `frames`: bench.report.tables.tables(results)."""
-    judged = judge(Rows(results, frames, gradient_flow))
+def claims_section(rows: Rows) -> list:
+    """The report's opening section: the ledger, before any other table."""
+    judged = judge(rows)
     return ["## Claims ledger: the note's claims and what these results say", "",
             "Every verdict is computed from the result rows (bench.report.claims), never typed in: holds, does not "
             "hold, or mixed (holds in k of n seeds), with the effect as mean ± sd over seeds, or not run.", "",

@@ -18,9 +18,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report import sections, studies
-from bench.report.claims import claims_section
+from bench.report.claims import Rows, claims_section
 from bench.report.markup import Block, to_html, to_markdown
-from bench.report.tables import GRADIENT_FLOW, label_corpora_by_matrix, read_diagnostic, tables, write_csvs
+from bench.report.tables import (CLIPPING, GRADIENT_FLOW, GRADIENT_REGIMES, label_corpora_by_matrix, read_diagnostic,
+                                 tables, write_csvs)
 from bench.run.results import load_results, write_text_atomic
 
 
@@ -53,6 +54,13 @@ def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame]) -> li
     return blocks
 
 
+def claim_rows(results_dir: Path, results: list[dict], frames: dict[str, pd.DataFrame]) -> Rows:
+    """What the claims ledger reads: the results, their tables (corpora not yet labelled by
+    matrix) and the gradient diagnostics under `results_dir`."""
+    return Rows(results, frames, read_diagnostic(results_dir, GRADIENT_FLOW),
+                read_diagnostic(results_dir, GRADIENT_REGIMES), read_diagnostic(results_dir, CLIPPING))
+
+
 def render(results_dir: Path, out_dir: Path | None = None) -> Path:
     """Write the CSV tables, report.md and report.html for every result under `results_dir`."""
     out_dir = out_dir or results_dir
@@ -63,7 +71,7 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
     write_csvs(frames, out_dir)
     blocks = ["# lm-lineage report", "",
               f"Rendered from {len(results)} result files in `{results_dir}` by `lm-lineage report`.", ""]
-    blocks += claims_section(results, frames, flow)  # the claims ledger opens the report
+    blocks += claims_section(claim_rows(results_dir, results, frames))  # the claims ledger opens the report
     trained_probes = studies.probes_against_training(frames, results)  # joined on the unlabelled corpus names
     frames = label_corpora_by_matrix(frames)  # the CSVs above keep corpus and matrix apart
     blocks += _result_sections(results, frames)

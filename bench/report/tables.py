@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.eval import metrics
+from bench.eval import diagnostics, metrics
 from bench.eval.wsd import ALL_WORDS
 from bench.run.results import ROW_KEYS
 
@@ -29,6 +29,12 @@ class Diagnostic:
 
 GRADIENT_FLOW = Diagnostic("gradient_flow.csv", ("model", "k", "grad_norm", "seed"),
                            "run `lm-lineage gradient-flow --out DIR`")
+# Both regimes of the gradient problem (`gradient-flow --regime-seeds N`), in a gradient-flow
+# folder of their own under the results (its CSVs are not result JSON).
+REGIMES_PRODUCER = "run `lm-lineage gradient-flow --out DIR/gradient-flow --regime-seeds 2`"
+GRADIENT_REGIMES = Diagnostic("gradient-flow/gradient_regimes.csv", tuple(diagnostics.REGIME_COLUMNS),
+                              REGIMES_PRODUCER)
+CLIPPING = Diagnostic("gradient-flow/clipping.csv", tuple(diagnostics.CLIPPING_COLUMNS), REGIMES_PRODUCER)
 
 # The tables written as `<name>.csv`, one row per cell and seed. The probe tables are read
 # from the cells' rows only: a CSV left by an earlier render is never read back.
@@ -108,7 +114,7 @@ def micro_averaged_wsd_tasks(wsd: pd.DataFrame) -> list[pd.DataFrame]:
 
 
 def read_diagnostic(results_dir: Path, diagnostic: Diagnostic) -> pd.DataFrame | None:
-    """The diagnostic's CSV at the top of `results_dir`, None when there is none."""
+    """The diagnostic's CSV under `results_dir`, None when there is none."""
     path = results_dir / diagnostic.file
     if not path.is_file():
         return None
