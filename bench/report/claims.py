@@ -15,7 +15,6 @@ figure) behind it, and the rule that turns those rows into a `Verdict`:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,6 +23,7 @@ import pandas as pd
 
 from bench.eval import diagnostics
 from bench.eval.wsd import ALL_WORDS
+from bench.report.markup import anchor
 
 HOLDS, DOES_NOT_HOLD, MIXED, NOT_RUN = "holds", "does not hold", "mixed", "not run"
 
@@ -481,12 +481,6 @@ Judged = list[tuple[Claim, list[tuple[Check, Verdict]]]]  # each claim with each
 
 def judge(rows: Rows) -> Judged:
     return [(claim, [(check, check.rule(rows)) for check in claim.checks]) for claim in CLAIMS]
-
-
-def anchor(heading: str) -> str:
-    """The `#fragment` GitHub gives a Markdown heading: lower case, punctuation dropped, spaces
-    to hyphens."""
-    return "#" + re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
 def _joined(checks: list[tuple[Check, Verdict]], part: Callable[[Check, Verdict], str]) -> str:

@@ -64,8 +64,16 @@ def to_markdown(blocks: list[Block]) -> str:
     return "\n".join(_markdown(b) if isinstance(b, pd.DataFrame) else b for b in blocks if not isinstance(b, Figure))
 
 
+def anchor(heading: str) -> str:
+    """The `#fragment` GitHub gives a Markdown heading: lower case, punctuation dropped, spaces
+    to hyphens. report.html gives its headings the same ids, so one link serves both files."""
+    return "#" + re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
 def _inline_html(text: str) -> str:
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    """Markdown's inline code and in-page links (`[text](#fragment)`) as HTML."""
+    linked = re.sub(r"\[([^\]]+)\]\((#[\w\-]+)\)", r'<a href="\2">\1</a>', html.escape(text))
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", linked)
 
 
 def _block_html(block: Block) -> str:
@@ -78,7 +86,8 @@ def _block_html(block: Block) -> str:
             else image
     level = len(block) - len(block.lstrip("#"))
     if level:
-        return f"<h{level}>{_inline_html(block[level:].strip())}</h{level}>"
+        heading = block[level:].strip()
+        return f'<h{level} id="{anchor(heading)[1:]}">{_inline_html(heading)}</h{level}>'
     if block.startswith("- "):
         return f"<li>{_inline_html(block[2:])}</li>"
     return f"<p>{_inline_html(block)}</p>"
