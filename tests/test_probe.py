@@ -102,6 +102,7 @@ def _context_featurizer(sentences: list[list[str]], dim: int = 32):
     return featurize
 
 
+@pytest.mark.data
 def test_probe_on_brown_pos_beats_the_majority_tag(data_root):
     corpus = load_tagged_corpus("brown-pos", data_root)
     train, test = corpus.splits["train"], corpus.splits["test"]
