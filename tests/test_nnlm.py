@@ -13,7 +13,11 @@ TOY = ["I like milk", "I love hot-pot", "I hate coffee", "I want sing", "I am sl
 
 @pytest.fixture(autouse=True)
 def one_thread():
+    """Tiny models: one torch thread, given back afterwards (later tests keep their pool)."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_toy_sentences_predict_their_last_word():
@@ -25,7 +29,7 @@ def test_toy_sentences_predict_their_last_word():
     model = NNLM(NNLMConfig(n=3, m=2, h=10), len(words))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
-    for _ in range(5000):
+    for _ in range(600):  # all seven are right from epoch 150 on (checked up to 5000)
         order = torch.randperm(len(TOY), generator=generator)
         for batch in order.split(4):
             _, loss = model(contexts[batch], targets[batch])
