@@ -27,6 +27,18 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Tiny models on one torch thread (a pool of two only waits on each other at these sizes),
+    and torch's thread count given back afterwards, so later tests keep their pool."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def data_root(request) -> Path:
     """The real data root (CI sets LM_LINEAGE_DATA); tests that need it skip without it.
 

@@ -7,17 +7,10 @@ import torch
 from bench.train.lm import LMTrainConfig, evaluate_perplexity, nnlm_windows, train_lm
 from impl.nnlm import NNLM, NNLMConfig
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TOY = ["I like milk", "I love hot-pot", "I hate coffee", "I want sing", "I am sleep", "I go home",
        "Love you forever"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one torch thread, given back afterwards (later tests keep their pool)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_toy_sentences_predict_their_last_word():

@@ -12,12 +12,9 @@ from bench.eval.probe import (ProbeConfig, encode_tags, extract_features, load_t
                          most_frequent_tag_baseline, run_probe, static_coverage, static_featurizer, strip_tag,
                          tag_index, train_linear_probe)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
 
 
 def test_strip_tag_by_hand():
