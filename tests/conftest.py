@@ -28,8 +28,8 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def one_torch_thread():
-    """Tiny models on one torch thread (a pool of two only waits on each other at these sizes),
-    and torch's thread count given back afterwards, so later tests keep their pool."""
+    """One torch thread for the tiny models these tests train, and torch's thread count given
+    back afterwards, so that the tests after them keep their pool."""
     import torch
 
     threads = torch.get_num_threads()
