@@ -1,5 +1,6 @@
-# Two entry points: `make bench` (set up, then run the default matrix) and
-# `make test` (set up, then run the test suite). Both create .venv on first use.
+# Entry points: `make bench` (set up, then run the default matrix), `make test` (set up,
+# then run the whole test suite, as CI does) and `make test-fast` (the inner loop). All
+# create .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup bench test clean
+.PHONY: setup bench test test-fast clean
 
 setup: $(STAMP)
 
@@ -33,8 +34,15 @@ $(STAMP): pyproject.toml Makefile  # the Makefile holds NO_DEPS_PACKAGES
 bench: $(STAMP)
 	$(BIN)/lm-lineage run --matrix $(MATRIX) --out $(OUT)
 
+# Every test; the 20 slowest are listed at the end, so a test that grows past ~5 s is seen
+# (mark it @pytest.mark.slow, which test-fast leaves out).
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=20 $(PYTEST_ARGS)
+
+# The inner loop, about a minute on 2 cores: no training runs (slow) and nothing that needs
+# the data root (data). `make test` still runs before a merge.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not data" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

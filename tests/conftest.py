@@ -28,8 +28,25 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
-def data_root() -> Path:
-    """The real data root (CI sets LM_LINEAGE_DATA); tests that need it skip without it."""
+def one_torch_thread():
+    """One torch thread for the tiny models these tests train, and torch's thread count given
+    back afterwards, so that the tests after them keep their pool."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def data_root(request) -> Path:
+    """The real data root (CI sets LM_LINEAGE_DATA); tests that need it skip without it.
+
+    A test that asks for it must carry @pytest.mark.data, so that `-m "not data"` (make
+    test-fast, a clone without the data) leaves out exactly the tests that read it."""
+    if request.node.get_closest_marker("data") is None:
+        pytest.fail(f"{request.node.nodeid} reads the data root: mark it @pytest.mark.data", pytrace=False)
     value = os.environ.get("LM_LINEAGE_DATA")
     if not value or not Path(value).is_dir():
         pytest.skip("LM_LINEAGE_DATA is not set to the data root (e.g. ../shared/data)")

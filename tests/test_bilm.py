@@ -17,18 +17,14 @@ from bench.data.vocab import TokenizerConfig, VocabConfig
 from impl.elmo import ELMo
 
 # PyTorch's oneDNN LSTM has no projection; its default kernel is used, which is what we want.
-pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+pytestmark = [pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 CPU = torch.device("cpu")
 TINY = dict(char_dim=4, max_chars=8, filters=((1, 8), (2, 8), (3, 16)), highway_layers=1, projection_dim=16,
             hidden=32, layers=2, dropout=0.0)
 TOKENIZER = TokenizerConfig(lowercase=False, pattern=r"\S+")
 DETERMINERS, NOUNS, VERBS = ("the", "a"), ("cat", "dog", "bird", "fish", "Horse"), ("sees", "likes", "eats")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
 
 
 def toy_sentences(n: int, seed: int) -> list[tuple[list[str], list[str]]]:

@@ -164,7 +164,7 @@ def test_small_run_writes_schema_and_tables_then_resumes(tmp_path, capsys, monke
     monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)  # the embedded default: gensim's two sets
     out = tmp_path / "run"
     argv = ["run", "--models", "word2vec-cbow,gensim-cbow", "--set", "train.epochs=2", "--out", str(out),
-            "--no-progress", "--data-dir", str(write_corpus(tmp_path / "root", "x\n").parent)]
+            "--no-progress", "--in-process", "--data-dir", str(write_corpus(tmp_path / "root", "x\n").parent)]
     # a data root without wordsim/ is a clear error, not a silent fallback
     assert main(argv) == 2 and "wordsim" in capsys.readouterr().err
     argv = argv[:-2]
@@ -194,7 +194,7 @@ def test_same_seed_same_cpu_gives_identical_metrics(tmp_path, monkeypatch):
     # Ours on one thread: with two, its Hogwild threads (like gensim's workers) interleave
     # their updates differently from run to run; one thread is reproducible.
     monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
-    argv = ["run", "--models", "word2vec-cbow,word2vec-sg", "--set", "train.epochs=2", "--no-progress",
+    argv = ["run", "--models", "word2vec-cbow,word2vec-sg", "--set", "train.epochs=2", "--no-progress", "--in-process",
             "--set", "model.word2vec-cbow.threads=1", "--set", "model.word2vec-sg.threads=1"]
     runs = [tmp_path / "a", tmp_path / "b"]
     for out in runs:

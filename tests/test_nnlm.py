@@ -7,13 +7,10 @@ import torch
 from bench.train.lm import LMTrainConfig, evaluate_perplexity, nnlm_windows, train_lm
 from impl.nnlm import NNLM, NNLMConfig
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TOY = ["I like milk", "I love hot-pot", "I hate coffee", "I want sing", "I am sleep", "I go home",
        "Love you forever"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
 
 
 def test_toy_sentences_predict_their_last_word():
@@ -25,7 +22,7 @@ def test_toy_sentences_predict_their_last_word():
     model = NNLM(NNLMConfig(n=3, m=2, h=10), len(words))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
-    for _ in range(5000):
+    for _ in range(600):  # all seven are right from epoch 150 on (checked up to 5000)
         order = torch.randperm(len(TOY), generator=generator)
         for batch in order.split(4):
             _, loss = model(contexts[batch], targets[batch])

@@ -12,12 +12,9 @@ from bench.eval.probe import (PosSettings, encode_tags, extract_features, load_t
                          most_frequent_tag_baseline, run_probe, static_coverage, static_featurizer, strip_tag,
                          tag_index, train_linear_probe)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
 
 
 def test_strip_tag_by_hand():
@@ -102,6 +99,7 @@ def _context_featurizer(sentences: list[list[str]], dim: int = 32):
     return featurize
 
 
+@pytest.mark.data
 def test_probe_on_brown_pos_beats_the_majority_tag(data_root):
     corpus = load_tagged_corpus("brown-pos", data_root)
     train, test = corpus.splits["train"], corpus.splits["test"]

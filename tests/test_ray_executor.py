@@ -26,7 +26,7 @@ def _closed_port() -> int:
 def test_ray_cells_match_the_local_executor_and_resume(tmp_path, monkeypatch):
     monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)  # the embedded Lee corpus and gensim's similarity sets
     local, on_ray = tmp_path / "local", tmp_path / "ray"
-    assert main([*ARGV, "--out", str(local)]) == 0
+    assert main([*ARGV, "--out", str(local), "--in-process"]) == 0  # the reference, without a worker of its own
     assert main([*ARGV, "--out", str(on_ray), "--executor", "ray", "--ray-address", "local"]) == 0
     cells = sorted(path.name for path in (local / "cells").glob("*.json"))
     assert cells == ["svd-ppmi__lee__seed0.json", "word2vec-sg__lee__seed0.json"]

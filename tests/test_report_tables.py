@@ -118,6 +118,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 TABLES = ("wordsim", "analogy", "perplexity", "throughput", "pos_probe")
 
 
+@pytest.mark.slow  # renders every committed result: tables, figures and both reports
 def test_rerendering_the_committed_results_leaves_their_tables_unchanged(tmp_path):
     # The report's code may change how it shows numbers, never the numbers its tables hold.
     assert main(["report", "--results", str(RESULTS), "--out", str(tmp_path)]) == 0

@@ -25,11 +25,11 @@ TIMEOUT_S = 1800
 
 
 @contextmanager
-def _matrix_run(out: Path, stderr):
+def _matrix_run(out: Path, stderr, *extra: str):
     """`lm-lineage run` in its own process group, which a signal reaches as a whole (the run
     and its cell's worker, nothing else); whatever is left of it is killed on the way out."""
     command = [sys.executable, "-m", "bench", "run", "--matrix", "quick", "--models", ",".join(MODELS),
-               "--set", "train.epochs=1", "--out", str(out), "--no-progress"]
+               "--set", "train.epochs=1", "--out", str(out), "--no-progress", *extra]
     # A job started in the background of a non-interactive shell (as CI may run the suite)
     # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler: give
     # the run the default disposition, as a terminal's foreground job has.
@@ -83,7 +83,8 @@ def test_killed_run_resumes_without_losing_or_redoing_cells(tmp_path, monkeypatc
     assert len(finished) >= cells_before_kill, "a finished cell was lost"
     assert len(finished) < len(CELLS), "the run was killed after its last cell: nothing left to resume"
 
-    with open(stderr_path, "w") as stderr, _matrix_run(out, stderr) as rerun:
+    # The re-run's cells in its own process (--in-process): which cells it skips is the point, not its workers.
+    with open(stderr_path, "w") as stderr, _matrix_run(out, stderr, "--in-process") as rerun:
         assert rerun.wait(timeout=TIMEOUT_S) == 0, stderr_path.read_text()
     assert _finished(out) == CELLS
     for name, (content, mtime_ns) in finished.items():
@@ -100,11 +101,10 @@ STEADY_TABLES = {"wordsim.csv": ["model", "corpus", "seed", "benchmark", "pairs"
                  "perplexity.csv": ["model", "corpus", "seed", "split", "perplexity"]}
 
 
-def _steady_run(out: Path, stderr) -> subprocess.Popen:
+def _steady_run(out: Path, stderr, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "bench", "run", "--matrix", "quick", "--models", ",".join(STEADY_MODELS),
                "--set", "train.epochs=1", "--set", "model.gensim-cbow.workers=1", "--set", "vocab.unk=<unk>",
-               "--seeds", "2",
-               "--out", str(out), "--no-progress"]
+               "--seeds", "2", "--out", str(out), "--no-progress", *extra]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
                             env={**os.environ, "PYTHONHASHSEED": "0"})
 
@@ -120,14 +120,17 @@ def _tables(out: Path) -> dict:
 def test_many_random_kills_leave_intact_cells_and_the_tables_of_an_uninterrupted_run(tmp_path, monkeypatch):
     """SIGKILL or SIGTERM to the runner at random moments, resuming after each: every cell
     that was finished stays byte for byte, no worker outlives its runner, and the final
-    tables equal those of a run that was never interrupted."""
+    tables equal those of a run that was never interrupted. The uninterrupted run and the
+    last, finishing one run their cells in their own process (--in-process): only the killed
+    runs need workers."""
     monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
     import pandas as pd
 
     rng = random.Random(7)
     clean, resumed = tmp_path / "clean", tmp_path / "resumed"
     with open(tmp_path / "clean.txt", "w") as stderr:
-        assert _steady_run(clean, stderr).wait(timeout=TIMEOUT_S) == 0, (tmp_path / "clean.txt").read_text()
+        assert _steady_run(clean, stderr, "--in-process").wait(timeout=TIMEOUT_S) == 0, \
+            (tmp_path / "clean.txt").read_text()
     finished: dict[str, bytes] = {}
     for kill in range(4):
         with open(tmp_path / "stderr.txt", "w") as stderr:
@@ -143,7 +146,8 @@ def test_many_random_kills_leave_intact_cells_and_the_tables_of_an_uninterrupted
             assert (resumed / "cells" / name).read_bytes() == content, f"{name} changed after kill {kill}"
         finished = {path.name: path.read_bytes() for path in (resumed / "cells").glob("*.json")}
     with open(tmp_path / "stderr.txt", "w") as stderr:
-        assert _steady_run(resumed, stderr).wait(timeout=TIMEOUT_S) == 0, (tmp_path / "stderr.txt").read_text()
+        assert _steady_run(resumed, stderr, "--in-process").wait(timeout=TIMEOUT_S) == 0, \
+            (tmp_path / "stderr.txt").read_text()
     assert not _leftovers(resumed)
     assert _finished(resumed) == _finished(clean)
     for name, table in _tables(clean).items():

@@ -8,12 +8,9 @@ from bench.errors import BenchError
 from bench.train.lm import LMTrainConfig, batchify, bptt_batches, evaluate_perplexity, train_lm
 from impl.rnn import RNNLM, RNNLMConfig, gradient_flow
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

@@ -17,12 +17,8 @@ from tests.conftest import write_corpus
 
 CPU = torch.device("cpu")
 # PyTorch's oneDNN LSTM has no projection; its default kernel is used (the tiny ELMo below).
-pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
+pytestmark = [pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 def split_of(rows: list[tuple[str, list[str], int, str]]) -> wsd.SenseSplit:
