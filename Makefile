@@ -1,5 +1,6 @@
-# Two entry points: `make bench` (set up, then run the default matrix) and
-# `make test` (set up, then run the test suite). Both create .venv on first use.
+# Three entry points: `make bench` (set up, then run the default matrix), `make test` (set up,
+# then run the test suite) and `make lint` (ruff, then mypy; configured in pyproject.toml).
+# All create .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup bench test clean
+.PHONY: setup bench test lint clean
 
 setup: $(STAMP)
 
@@ -36,5 +37,9 @@ bench: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+lint: $(STAMP)
+	$(BIN)/ruff check
+	$(BIN)/mypy
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
