@@ -1,6 +1,6 @@
 # Entry points: `make bench` (set up, then run the default matrix), `make test` (set up,
-# then run the whole test suite, as CI does) and `make test-fast` (the inner loop). All
-# create .venv on first use.
+# then run the whole test suite, as CI does), `make test-fast` (the inner loop) and `make lint`
+# (ruff, then mypy; configured in pyproject.toml). All create .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup bench test test-fast clean
+.PHONY: setup bench test test-fast lint clean
 
 setup: $(STAMP)
 
@@ -44,5 +44,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not data" $(PYTEST_ARGS)
 
+lint: $(STAMP)
+	$(BIN)/ruff check
+	$(BIN)/mypy
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -15,6 +15,7 @@ import sys
 import threading
 import tomllib
 from pathlib import Path
+from typing import overload
 
 from bench.errors import BenchError
 from bench.eval import VECTOR_TASKS
@@ -185,6 +186,10 @@ def _version() -> str:
         return "(not installed: pip install -e .)"
 
 
+@overload
+def _split(value: str, flag: str) -> list[str]: ...
+@overload
+def _split(value: None, flag: str) -> None: ...
 def _split(value: str | None, flag: str) -> list[str] | None:
     """A comma-separated flag's names; None when the flag is not given. An empty list (`--models ,`,
     `--corpus "$UNSET"`) is an error, never "the matrix's whole list"."""
@@ -413,7 +418,8 @@ def _gradient_flow(args) -> int:
                       "gradient_regimes.png": figures.gradient_regimes(regimes),
                       "clipping.csv": _csv_bytes(clipping), "clipping.png": figures.clipping(clipping)}
         for name, content in files.items():  # all measured before the first write: nothing half-written
-            write_bytes_atomic(out_dir / name, content)
+            if content is not None:  # None: a figure with nothing to plot (an empty table) is not written
+                write_bytes_atomic(out_dir / name, content)
     far = table[table["k"] == table["k"].max()].groupby("model")["grad_norm"].mean()
     print(f"{path} (plot: {path.with_suffix('.png').name}): mean |d loss_t / d h_(t-k)| at k={table['k'].max()}: "
           + ", ".join(f"{model} {value:.3g}" for model, value in far.items()))
@@ -479,8 +485,8 @@ def _list() -> int:
     for spec in KINDS.values():
         print(f"  {spec.name:18} [{spec.family}] {spec.description}")
     print("corpora:")
-    for spec in CORPORA.values():
-        print(f"  {spec.name:18} [{spec.kind}] {spec.description}")
+    for corpus in CORPORA.values():
+        print(f"  {corpus.name:18} [{corpus.kind}] {corpus.description}")
     print("probe tasks ([probe] tasks = [...], settings in [probe.NAME]):")
     for task in PROBE_TASKS.values():
         print(f"  {task.name:18} {task.description}")

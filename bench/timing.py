@@ -96,6 +96,7 @@ def measure(device: torch.device):
         if sampler:
             stop.set()
             sampler.join()
-        phase.peak_rss_mb = _status_mb("VmHWM") if kernel_peak else max(peak[0], rss_mb())
+        kernel_mb = _status_mb("VmHWM") if kernel_peak else None
+        phase.peak_rss_mb = kernel_mb if kernel_mb is not None else max(peak[0], rss_mb())
         if device.type == "cuda":
             phase.peak_cuda_mb = torch.cuda.max_memory_allocated(device) / 2**20

@@ -8,17 +8,17 @@ config field or a corpus is checked the same way everywhere and the error text r
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int | np.integer]:
     """A Python or NumPy integer, never a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def is_num(value: object) -> bool:
+def is_num(value: object) -> TypeGuard[int | float | np.integer | np.floating]:
     """A finite int or float (bools excluded)."""
     return (is_int(value) or isinstance(value, (float, np.floating))) and math.isfinite(value)
 
@@ -27,7 +27,7 @@ def is_bool(value: object) -> bool:
     return isinstance(value, (bool, np.bool_))
 
 
-def need(config: Any, ok: bool, field: str, expected: str) -> None:
+def need(config: Any, ok: bool | np.bool_, field: str, expected: str) -> None:
     """Raise ``ValueError`` naming ``Class.field=value`` and what was expected, unless ``ok``."""
     if not ok:
         raise ValueError(f"{type(config).__name__}.{field}={getattr(config, field)!r}: expected {expected}")

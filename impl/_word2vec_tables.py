@@ -40,7 +40,7 @@ def huffman_codes(counts: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray
         heapq.heappush(heap, _HeapNode((a[0] + b[0], n + k, a, b)))
     codes: list[np.ndarray] = [np.zeros(0, np.uint8)] * n
     points: list[np.ndarray] = [np.zeros(0, np.int64)] * n
-    stack = [(heap[0], [], [])] if n else []
+    stack: list[tuple[_HeapNode, list[int], list[int]]] = [(heap[0], [], [])] if n else []  # (node, code, point)
     while stack:
         node, code, point = stack.pop()
         if node[1] < n:

@@ -140,6 +140,7 @@ def _torch_targets(centre, noise, tables: _TorchTables, n_inner: int, dtype):
     Huffman paths, then (with ``noise`` [b, K or span*K]) the word and its noise words."""
     parts_t, parts_l, parts_m = [], [], []
     if tables.hs_points is not None:
+        assert tables.hs_labels is not None and tables.hs_mask is not None, "_torch_tables sets all three"
         parts_t.append(tables.hs_points[centre])
         parts_l.append(tables.hs_labels[centre])
         parts_m.append(tables.hs_mask[centre])

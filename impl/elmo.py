@@ -179,10 +179,11 @@ class Highway(nn.Module):
 
     def __init__(self, dim: int, layers: int):
         super().__init__()
-        self.layers = nn.ModuleList(nn.Linear(dim, 2 * dim) for _ in range(layers))
-        for layer in self.layers:
+        linears = [nn.Linear(dim, 2 * dim) for _ in range(layers)]
+        for layer in linears:
             # b_T = -2 starts each layer close to carrying x through (Kim et al. 2016).
             nn.init.constant_(layer.bias[dim:], -2.0)
+        self.layers = nn.ModuleList(linears)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
@@ -234,6 +235,9 @@ def _reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 class ELMo(nn.Module):
     """The biLM: shared char-CNN token encoder, forward and backward LSTMP stacks, shared softmax."""
 
+    proposal_order: torch.Tensor  # (V,) buffer: frequency rank -> softmax id
+    proposal_rank: torch.Tensor  # (V,) buffer: softmax id -> frequency rank
+
     def __init__(self, config: ELMoConfig, vocab_size: int, frequency_order: torch.Tensor | None = None):
         """frequency_order: the softmax ids (V,) from the most frequent target to the least, the
         order the sampled softmax's log-uniform proposal assumes (default: the ids themselves).
@@ -260,8 +264,8 @@ class ELMo(nn.Module):
         # Forget-gate bias 1 (Gers et al. 2000), as in impl/rnn.py: the two biases add up.
         # Gates are stacked (input, forget, cell, output) along dim 0.
         with torch.no_grad():
-            lstm.bias_ih_l0[cfg.hidden:2 * cfg.hidden] = 1.0
-            lstm.bias_hh_l0[cfg.hidden:2 * cfg.hidden] = 0.0
+            lstm.get_parameter("bias_ih_l0")[cfg.hidden:2 * cfg.hidden] = 1.0
+            lstm.get_parameter("bias_hh_l0")[cfg.hidden:2 * cfg.hidden] = 0.0
         return lstm
 
     def word_vectors(self, words: list[str]) -> torch.Tensor:

@@ -209,7 +209,7 @@ class KneserNey:
         for k, table in enumerate(self.tables, start=1):
             if k - 1 > len(context):
                 break
-            history = self._history_row(context[len(context) - (k - 1):]) if k > 1 else 0
+            history = self._history_row(context[len(context) - (k - 1):], V) if k > 1 else 0
             if history < 0:
                 break  # a history never seen means no longer one was either
             lo, hi = np.searchsorted(table.keys, [history * V, (history + 1) * V])
@@ -217,11 +217,12 @@ class KneserNey:
             p[table.keys[lo:hi] - history * V] += table.direct[lo:hi]
         return p
 
-    def _history_row(self, tokens: tuple[int, ...]) -> int:
-        """Row of the len(tokens)-gram `tokens` in its order's table, -1 if never seen."""
+    def _history_row(self, tokens: tuple[int, ...], V: int) -> int:
+        """Row of the len(tokens)-gram `tokens` in its order's table, -1 if never seen (V: the
+        fitted vocabulary size)."""
         row = tokens[0]
         for j, token in enumerate(tokens[1:], start=2):
-            row = int(_lookup(self.tables[j - 1].keys, np.array([row * self.vocab_size + token]))[0])
+            row = int(_lookup(self.tables[j - 1].keys, np.array([row * V + token]))[0])
             if row < 0:
                 return -1
         return row

@@ -81,7 +81,7 @@ class NNLM(nn.Module):
         logits = self.b.expand(x.shape[0], -1)  # (B, V)
         if self.W is not None:
             logits = logits + self.W(x)
-        if self.H is not None:
+        if self.H is not None and self.U is not None:  # both or neither (config.h > 0)
             logits = logits + self.U(self.drop(torch.tanh(self.H(x))))  # hidden: (B, h)
         loss = F.cross_entropy(logits, targets) if targets is not None else None
         return logits, loss

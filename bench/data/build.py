@@ -172,7 +172,9 @@ def _senseval_rows(text: str, word: str) -> Iterator[dict]:
         instance_id, body = instance.groups()
         senses = _ANSWER.findall(body)
         context = _CONTEXT.search(body)
-        tokens, tags, heads = [], [], []
+        tokens: list[str] = []
+        tags: list[str] = []
+        heads: list[int] = []
         for match in _WORD_OR_HEAD.finditer(context.group(1) if context else ""):
             if match.group(0) == "<head>":
                 heads.append(len(tokens))  # the token the head wraps comes next
@@ -206,6 +208,7 @@ def _senseval2(sources: Sources) -> Files:
 
 
 def _wordsim(sources: Sources) -> Files:
+    assert sources.wordsim is not None, "build() fetches the similarity sets whenever this recipe is due"
     return {name: (sources.wordsim / name).read_bytes() for name in WORDSIM_SETS}
 
 
@@ -289,8 +292,8 @@ def build_data_root(out: Path, only: Iterable[str] | None = None, *, nltk_archiv
     out.mkdir(parents=True, exist_ok=True)
     # Private (0700), as NLTK's downloader requires of its folder, and inside `out`, so a
     # folder built here is renamed into place on the same file system.
-    with tempfile.TemporaryDirectory(prefix=".data-build-", dir=out) as work, _nltk_path(nltk, Path(work) / "nltk"):
-        work = Path(work)
+    with tempfile.TemporaryDirectory(prefix=".data-build-", dir=out) as folder, _nltk_path(nltk, Path(folder) / "nltk"):
+        work = Path(folder)
         wordsim = wordsim_dir
         if wordsim is None and needs_wordsim:
             wordsim = _download_wordsim(wordsim_url, work / "wordsim")

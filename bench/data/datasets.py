@@ -217,6 +217,8 @@ def _data_root_for(name: str, data_dir: str | Path | None) -> Path:
 
 def local_folder(spec: CorpusSpec, data_dir: str | Path | None) -> Path:
     """The folder of a local registry corpus under the data root, or one line saying why not."""
+    if spec.folder is None:
+        raise BenchError(f"corpus '{spec.name}': a local corpus needs a folder under the data root, got none")
     root = _data_root_for(spec.name, data_dir)
     folder = root / spec.folder
     if not folder.is_dir():

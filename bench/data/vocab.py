@@ -168,14 +168,14 @@ def _write_cache(path: Path, tokenized: TokenizedCorpus) -> None:
     encoded = [word.encode("utf-8") for word in tokenized.types]
     type_offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(word) for word in encoded], out=type_offsets[1:])
-    arrays = {"type_bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8), "type_offsets": type_offsets,
-              "train_counts": tokenized.train_counts}
+    arrays: dict[str, np.ndarray] = {"type_bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8),
+                                     "type_offsets": type_offsets, "train_counts": tokenized.train_counts}
     for split, stream in tokenized.splits.items():
         arrays[f"{split}.ids"] = stream.ids
         arrays[f"{split}.offsets"] = stream.offsets
     tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
     try:
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub reads a **dict as its allow_pickle flag
         os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache
     except BaseException:  # Ctrl-C included: no half-written temp file left behind
         tmp.unlink(missing_ok=True)
@@ -183,9 +183,9 @@ def _write_cache(path: Path, tokenized: TokenizedCorpus) -> None:
 
 
 # The arrays of a cache entry and their dtypes (the writer's; little-endian, as np.savez writes them here).
-_TYPE_ARRAYS = {"type_bytes": np.dtype(np.uint8), "type_offsets": np.dtype(np.int64),
+_TYPE_ARRAYS: dict[str, np.dtype] = {"type_bytes": np.dtype(np.uint8), "type_offsets": np.dtype(np.int64),
                 "train_counts": np.dtype(np.int64)}
-_SPLIT_ARRAYS = {"ids": np.dtype(np.int32), "offsets": np.dtype(np.int64)}
+_SPLIT_ARRAYS: dict[str, np.dtype] = {"ids": np.dtype(np.int32), "offsets": np.dtype(np.int64)}
 _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
@@ -294,8 +294,9 @@ class Vocab:
         mapped = self.type_to_id[stream.ids.astype(np.int64)]
         known = mapped >= 0
         unk_rate = float(1.0 - known.mean()) if mapped.size else 0.0
-        if self.config.unk is not None:
-            mapped = np.where(known, mapped, self.unk_id)
+        unk_id, eos_id = self.unk_id, self.eos_id  # None where the config has no such token
+        if unk_id is not None:
+            mapped = np.where(known, mapped, unk_id)
             keep = np.ones_like(known)
         else:
             keep = known
@@ -303,10 +304,10 @@ class Vocab:
         sentence_of_token = np.repeat(np.arange(stream.n_sentences), np.diff(stream.offsets))
         kept_per_sentence = np.bincount(sentence_of_token[keep], minlength=stream.n_sentences)
         ids = mapped[keep]
-        if self.config.eos is not None:
+        if eos_id is not None:
             # Insert eos after each sentence: position = new sentence end.
             ends = np.cumsum(kept_per_sentence)
-            ids = np.insert(ids, ends, self.eos_id)
+            ids = np.insert(ids, ends, eos_id)
             kept_per_sentence = kept_per_sentence + 1
         offsets = np.concatenate([[0], np.cumsum(kept_per_sentence)]).astype(np.int64)
         return TokenStream(ids.astype(np.int32), offsets), unk_rate

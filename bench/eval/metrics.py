@@ -319,7 +319,8 @@ def _parse_analogy_file(path: str, _mtime_ns: int, _size: int) -> tuple[_Analogy
             raise BenchError(
                 f"{path}:{line_no}: expected 4 words 'a b c expected', got {len(words)}: {line.strip()[:60]!r}"
             )
-        questions.append(tuple(words))
+        a, b, c, expected = words
+        questions.append((a, b, c, expected))
     if name is not None:
         sections.append(_analogy_section(name, questions))
     if not any(section.questions for section in sections):
@@ -408,7 +409,8 @@ def evaluate_analogies(
             batch = answerable_rows[start:start + batch_size]  # (batch, 4)
             predicted = _best_candidates(method, unit, batch, excluded[start:start + batch_size], workspace)
             correct[start:start + batch_size] = canonical[predicted] == batch[:, 3]
-        results.extend(_accuracy_rows(method, is_syntactic, answerable, correct.cpu().numpy()))
+        results.extend(_accuracy_rows(method, is_syntactic, answerable,  # type: ignore[arg-type]  # numpy's stub:
+                                      correct.cpu().numpy()))  # .all(axis=1) may be a scalar; it is (questions,)
     return results
 
 

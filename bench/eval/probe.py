@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -205,7 +205,7 @@ def extract_features(featurize: Featurizer, sentences: list[list[str]], batch_si
                     chunks[i] = vectors.detach().float().cpu()
                 else:  # a copy: a view would keep the whole batch's features alive
                     chunks[i] = vectors[positions[i]:positions[i] + 1].detach().float().cpu().clone()  # (1, D)
-    return torch.cat(chunks)
+    return torch.cat([chunk for chunk in chunks if chunk is not None])  # all filled: `order` visits every index
 
 
 def _static_row(kv: KeyedVectors, word: str) -> int:
@@ -279,7 +279,7 @@ def fit_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, t
     std = train_features.std(dim=0).clamp_min(1e-6)  # constant features stay 0, not NaN
     n_classes = int(train_labels.max()) + 1
     if train_features.dim() == 3:
-        probe = MixedLinearProbe(train_features.shape[1], train_features.shape[2], n_classes).to(device)
+        probe: nn.Module = MixedLinearProbe(train_features.shape[1], train_features.shape[2], n_classes).to(device)
     else:
         probe = nn.Linear(train_features.shape[1], n_classes).to(device)
     optimizer = torch.optim.Adam(probe.parameters(), lr=lr, weight_decay=weight_decay)
@@ -358,11 +358,12 @@ def run_layer_probes(featurize: Featurizer, n_layers: int, corpus: TaggedCorpus,
         raise ValueError(f"featurize returned {train_layers.shape[1]} features, not a multiple of {n_layers} layers")
     train_layers = train_layers.view(len(train_labels), n_layers, -1)  # (N, n_layers, D): views, no copies
     test_layers = test_layers.view(len(test_labels), n_layers, -1)  # (M, n_layers, D)
-    settings = dict(epochs=config.epochs, lr=config.lr, seed=seed, device=device,
-                    weight_decay=config.weight_decay, batch_size=config.batch_size)
+    settings: dict[str, Any] = dict(epochs=config.epochs, lr=config.lr, seed=seed, device=device,
+                                    weight_decay=config.weight_decay, batch_size=config.batch_size)
     accuracies = {str(layer): train_linear_probe(train_layers[:, layer], train_labels, test_layers[:, layer],
                                                  test_labels, **settings)
                   for layer in range(n_layers)}
     accuracies["mix"], mixed = fit_linear_probe(train_layers, train_labels, test_layers, test_labels, **settings)
+    assert isinstance(mixed, MixedLinearProbe), "3-D features train a mixed probe"
     return {"layers": accuracies, "mix_weights": torch.softmax(mixed.mix.weights.detach(), 0).tolist(),
             "mix_gamma": mixed.mix.gamma.item(), **_references(train, test, index, test_labels)}

@@ -163,7 +163,7 @@ def cap_per_word(split: SenseSplit, limit: int | None) -> SenseSplit:
     if limit is None:
         return split
     rng = np.random.default_rng(SAMPLE_SEED)
-    kept = []
+    kept: list[int] = []  # instance indices
     for indices in split.by_word().values():
         kept += indices if len(indices) <= limit else rng.choice(indices, size=limit, replace=False).tolist()
     return split.take(sorted(kept))
@@ -198,7 +198,8 @@ def most_frequent_sense(train: SenseSplit, test: SenseSplit, by_form: bool = Fal
 
     per_word = best(train.words)
     per_form = best([f"{w}\t{f}" for w, f in zip(train.words, train.forms())]) if by_form else {}
-    correct, totals = Counter(), Counter()
+    correct: Counter[str] = Counter()  # per word
+    totals: Counter[str] = Counter()
     for word, form, sense in zip(test.words, test.forms(), test.senses):
         guess = per_form.get(f"{word}\t{form}", per_word[word])
         correct[word] += guess == sense
@@ -217,7 +218,8 @@ def naive_bayes(train: SenseSplit, test: SenseSplit) -> list[dict]:
     score(s) = log P(s) + sum over context tokens w of log (count(w, s) + 1) / (count(s) + |V|),
     V = the context words seen with the word in train (test words outside V are skipped);
     the highest score wins (ties: the sense first seen in train)."""
-    correct, totals = Counter(), Counter()
+    correct: Counter[str] = Counter()  # per word
+    totals: Counter[str] = Counter()
     train_groups, test_groups = train.by_word(), test.by_word()
     for word, test_indices in test_groups.items():
         indices = train_groups[word]
@@ -283,7 +285,7 @@ def score_features(train_x: torch.Tensor, test_x: torch.Tensor, train: SenseSpli
 
     train_x (N, D) / test_x (M, D) are rows of train / test; (N, L+1, D) layers are fit by
     the linear probe through a scalar mix (methods must then be ("linear",))."""
-    correct = {method: Counter() for method in methods}
+    correct: dict[str, Counter[str]] = {method: Counter() for method in methods}  # method -> per word
     totals: dict[str, int] = {}
     train_groups = train.by_word()
     for word, test_idx in test.by_word().items():

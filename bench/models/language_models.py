@@ -75,7 +75,7 @@ def _trained_tokens(record: dict) -> int:
     return sum(row["train_tokens"] for row in record["history"])
 
 
-def neural_lm(make_model: Callable[[object, int], torch.nn.Module]) -> Callable:
+def neural_lm(make_model: Callable[..., torch.nn.Module]) -> Callable:
     """The `lm` build of a network `make_model(config, vocab_size)` makes: trained by
     bench.train.lm's loop (or loaded from a checkpoint), scored by its perplexity evaluation."""
 

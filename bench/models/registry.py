@@ -255,15 +255,15 @@ class _Models(Mapping[str, ModelSpec]):
         self._plugins: dict[str, ModelSpec] | None = None
         self._errors: list[str] = []
 
-    def _load(self) -> None:
+    def _load(self) -> dict[str, ModelSpec]:
         if self._plugins is None:
             self._plugins, self._errors = _load_plugins(self.built_in)
+        return self._plugins
 
     @property
     def plugins(self) -> dict[str, ModelSpec]:
         """The working plugins' models (loading the plugins if not yet done)."""
-        self._load()
-        return self._plugins
+        return self._load()
 
     @property
     def plugin_errors(self) -> list[str]:

@@ -77,7 +77,8 @@ class ContractLM(nn.Module):
 
     def init_state(self, batch_size: int, device: torch.device | str):
         if self.stateful:
-            return self.inner.init_state(batch_size, device)
+            init_state = getattr(self.inner, "init_state")  # the user's method; nn.Module's typing knows none
+            return init_state(batch_size, device)
         # The loop detaches the state between chunks: an empty tensor stands for "no state".
         return torch.zeros(0, device=device)
 

@@ -215,7 +215,7 @@ def _scan_text(path: Path, handle: io.BufferedReader, fmt: str, limit: int | Non
     for raw in handle:
         if wanted is not None and seen == wanted:
             if limit is None and raw.strip():
-                return _more_than_header(path, count)
+                return _more_than_header(path, wanted)  # without a limit, wanted is the header's count
             break
         line_no += 1
         if not raw.strip() and count is None:
@@ -237,7 +237,7 @@ def _scan_text(path: Path, handle: io.BufferedReader, fmt: str, limit: int | Non
             except ValueError:
                 return f"{path}: line {line_no}: value {value[:40]!r} is not a number (word {parts[0][:40]!r})"
         seen += 1
-    if count is not None and seen < wanted:
+    if count is not None and wanted is not None and seen < wanted:  # wanted: count, or less under a limit
         return (f"{path}: the header (line 1) says {count} words but the file ends after {seen} lines of vectors; "
                 f"expected them to agree")
     if seen == 0:
@@ -325,7 +325,7 @@ class _KeyedVectorsUnpickler(pickle.Unpickler):
     no array larger than `budget` bytes (the file's size: a KeyedVectors pickle reconstructs
     its arrays empty and fills them from bytes it holds)."""
 
-    def __init__(self, handle: io.BufferedReader, budget: int):
+    def __init__(self, handle: io.BytesIO, budget: int):
         super().__init__(handle)
         self.budget = budget
 

@@ -212,18 +212,15 @@ def _from_diagnostic(verdict: diagnostics.Verdict, name: str, digits: int, scale
     return Verdict(outcome, k, n, "seed", f"{name} {verdict.effect:{sign}.{digits}f}{spread}", scale)
 
 
-def _regimes_not_run(rows: Rows, table: str) -> Verdict | None:
-    if getattr(rows, table) is None:
-        return Verdict(NOT_RUN, command=REGIMES_COMMAND, why=f"no gradient-flow/{table} rows under the results folder")
-    return None
+def _regimes_not_run(table: str) -> Verdict:
+    return Verdict(NOT_RUN, command=REGIMES_COMMAND, why=f"no gradient-flow/{table} rows under the results folder")
 
 
 def exploding_gradients(rows: Rows) -> Verdict:
     """Below spectral radius 1 the Elman RNN's gradient shrinks per step back, above 1 it grows
     (bench.eval.diagnostics.explodes_above_one, at initialization)."""
-    missing = _regimes_not_run(rows, "regimes")
-    if missing is not None:
-        return missing
+    if rows.regimes is None:
+        return _regimes_not_run("regimes")
     return _from_diagnostic(diagnostics.explodes_above_one(rows.regimes, state="init"),
                             "smallest growth factor per step back above radius 1", 2,
                             "freshly initialized Elman RNNs, k = 1..50", signed=False)
@@ -231,9 +228,8 @@ def exploding_gradients(rows: Rows) -> Verdict:
 
 def clipping_prevents_divergence(rows: Rows) -> Verdict:
     """The unclipped run diverges and the clipped one does not (diagnostics.clipping_prevents_divergence)."""
-    missing = _regimes_not_run(rows, "clipping")
-    if missing is not None:
-        return missing
+    if rows.clipping is None:
+        return _regimes_not_run("clipping")
     steps = int(rows.clipping["step"].max()) + 1
     return _from_diagnostic(diagnostics.clipping_prevents_divergence(rows.clipping),
                             "final loss without − with clipping, nats/token", 1,
@@ -243,9 +239,8 @@ def clipping_prevents_divergence(rows: Rows) -> Verdict:
 def gated_cells_keep_gradients_trained(rows: Rows) -> Verdict:
     """After a short training, LSTM and GRU keep at least 100x more gradient 50 steps back than
     the best Elman RNN of the vanishing regime (diagnostics.gated_cells_keep_gradients)."""
-    missing = _regimes_not_run(rows, "regimes")
-    if missing is not None:
-        return missing
+    if rows.regimes is None:
+        return _regimes_not_run("regimes")
     trained = rows.regimes[rows.regimes["state"] == "trained"]
     steps = int(trained["train_steps"].max()) if not trained.empty else 0
     return _from_diagnostic(diagnostics.gated_cells_keep_gradients(rows.regimes, k=50, state="trained"),

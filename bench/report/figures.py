@@ -72,7 +72,7 @@ def _value_label(value: float) -> str:
 
 def _model_styles(models: list[str]) -> dict[str, tuple]:
     """A (color, marker) per model, distinct within one figure: 10 colors times 4 markers."""
-    colors = list(matplotlib.colormaps["tab10"].colors)
+    colors = list(matplotlib.color_sequences["tab10"])
     markers = "osD^"
     return {model: (colors[i % len(colors)], markers[i // len(colors) % len(markers)])
             for i, model in enumerate(models)}
@@ -420,7 +420,7 @@ def gradient_regimes(frame: pd.DataFrame) -> bytes | None:
         trained = rows["train_steps"].max()
         axes.set_title("at initialisation" if state == "init" else f"after {trained} training steps on Brown",
                        fontsize=9)
-    shared.legend(fontsize=7, loc="upper left", frameon=False)
+    figure.axes[0].legend(fontsize=7, loc="upper left", frameon=False)
     figure.suptitle("How far back gradients reach: the Elman RNN by recurrent spectral radius ρ, LSTM and GRU "
                     f"(mean over {frame['seed'].nunique()} seed(s))", fontsize=10)
     return _png(figure)
@@ -438,7 +438,7 @@ def clipping(frame: pd.DataFrame) -> bytes | None:
     colors = {True: "#4c72b0", False: "#c44e52"}
     for (clip, seed), run in frame.groupby(["clip", "seed"]):
         run = run.sort_values("step")
-        label = f"clipped at norm {clip:g}" if clip > 0 else "no clipping"
+        label: str | None = f"clipped at norm {clip:g}" if clip > 0 else "no clipping"
         label = label if seed == frame["seed"].min() else None  # one legend entry per setting
         loss_axes.plot(run["step"], run["loss"], color=colors[clip > 0], linewidth=1, label=label)
         norm_axes.plot(run["step"], run["grad_norm"], color=colors[clip > 0], linewidth=1)

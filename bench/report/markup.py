@@ -12,6 +12,7 @@ import base64
 import html
 import re
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import pandas as pd
 
@@ -23,7 +24,7 @@ class Figure:
     caption: str = ""  # under the image, e.g. which corpus and matrix it shows
 
 
-Block = str | pd.DataFrame | Figure
+Block: TypeAlias = str | pd.DataFrame | Figure
 
 
 def mean_sd(values: pd.Series, digits: int) -> str:
@@ -80,6 +81,7 @@ def _block_html(block: Block) -> str:
     if isinstance(block, pd.DataFrame):
         return block.to_html(index=False, border=0, na_rep="–")
     if isinstance(block, Figure):
+        assert block.png is not None, "to_html drops the figures with nothing to plot"
         data = base64.b64encode(block.png).decode("ascii")
         image = f'<img src="data:image/png;base64,{data}" alt="{html.escape(block.alt)}">'
         return f"<figure>{image}<figcaption>{_inline_html(block.caption)}</figcaption></figure>" if block.caption \

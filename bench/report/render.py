@@ -27,7 +27,7 @@ from bench.run.results import load_results, write_text_atomic
 
 def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame]) -> list[Block]:
     """The sections drawn from the result files; a required one with no input says what makes it."""
-    blocks = []
+    blocks: list[Block] = []
     if frames["wordsim"].empty:
         blocks += sections.absent("Word similarity", "No word-similarity results in this folder: run a word-vector "
                                                      "matrix, e.g. `lm-lineage run --matrix standard-vectors --out "
@@ -69,7 +69,7 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
     flow = read_diagnostic(results_dir, GRADIENT_FLOW)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csvs(frames, out_dir)
-    blocks = ["# lm-lineage report", "",
+    blocks: list[Block] = ["# lm-lineage report", "",
               f"Rendered from {len(results)} result files in `{results_dir}` by `lm-lineage report`.", ""]
     blocks += claims_section(claim_rows(results_dir, results, frames))  # the claims ledger opens the report
     trained_probes = studies.probes_against_training(frames, results)  # joined on the unlabelled corpus names

@@ -55,7 +55,8 @@ def like_for_like(pair_scores: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     size (spearman NaN below MIN_SCORED_PAIRS), and one sentence per reason a set was left out:
     some cells hold no per-pair scores for it (results written before rows kept them), or the
     cells scored different pair lists under one name."""
-    rows, lacking, differ = [], {}, []
+    rows, differ = [], []
+    lacking: dict[str, list[str]] = {}  # cells lacking per-pair scores -> the sets they leave out
     for benchmark, sub in pair_scores.groupby("benchmark", sort=False):
         missing = sub[sub["scores"].isna()]
         if not missing.empty:
@@ -115,7 +116,7 @@ def _heatmap(scores: pd.DataFrame, header_counts: dict[str, int], title: str, co
 
 
 def wordsim_section(wordsim: pd.DataFrame, pair_scores: pd.DataFrame) -> list[Block]:
-    lines = ["## Word similarity (Spearman ρ, higher is better; mean ± sd over seeds)", "",
+    lines: list[Block] = ["## Word similarity (Spearman ρ, higher is better; mean ± sd over seeds)", "",
              f"Two tables per corpus: each model on the pairs its own vocabulary covers (headers: the set's "
              f"pairs), and every model on the pairs all models of the table cover (like for like; headers: the "
              f"pairs scored). A set with fewer than {MIN_SCORED_PAIRS} scored pairs shows – and its count.", ""]
@@ -147,7 +148,7 @@ def wordsim_section(wordsim: pd.DataFrame, pair_scores: pd.DataFrame) -> list[Bl
 
 
 def analogy_section(analogy: pd.DataFrame) -> list[Block]:
-    lines = ["## Google analogies (accuracy over answered questions, higher is better)", ""]
+    lines: list[Block] = ["## Google analogies (accuracy over answered questions, higher is better)", ""]
     for corpus, frame in analogy.groupby("corpus", sort=False):
         rows = []
         for model in _model_order(frame):
@@ -165,7 +166,7 @@ def analogy_section(analogy: pd.DataFrame) -> list[Block]:
 
 
 def perplexity_section(perplexity: pd.DataFrame) -> list[Block]:
-    lines = ["## Perplexity (per word, lower is better; mean ± sd over seeds)", "",
+    lines: list[Block] = ["## Perplexity (per word, lower is better; mean ± sd over seeds)", "",
              "Each row's protocol: vocabulary size, the unknown-token rate of the test split (unknown "
              "words are scored as the `<unk>` symbol: a closed-vocabulary perplexity), whether "
              "sentence ends are scored, and the context the model had.", "",
@@ -194,7 +195,7 @@ def perplexity_section(perplexity: pd.DataFrame) -> list[Block]:
 
 
 def throughput_section(throughput: pd.DataFrame) -> list[Block]:
-    lines = ["## Cost (training tokens/s, wall time, peak memory; quality is reported apart)", "",
+    lines: list[Block] = ["## Cost (training tokens/s, wall time, peak memory; quality is reported apart)", "",
              "Tokens/s counts the corpus tokens each model trains on (after the vocabulary rule) "
              "times epochs. Peak memory is the process' resident set during the phase (CUDA: "
              "peak allocated).", ""]
@@ -281,7 +282,7 @@ def wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame) -> list[Block]:
     if wsd.empty:
         return absent(heading, "No word-sense probe rows in this folder: run a matrix with `[probe] task = "
                                 "\"wsd\"` or `\"pos+wsd\"`, e.g. `lm-lineage run --matrix probes --out DIR`.")
-    lines = [f"## {heading} (accuracy in percent, mean ± sd over seeds)", "",
+    lines: list[Block] = [f"## {heading} (accuracy in percent, mean ± sd over seeds)", "",
              "For each ambiguous word apart, classifiers fit on the train instances and scored on the test "
              "instances of the frozen representation of the target token: `centroid` (Peters et al. 2018: the "
              "nearest sense centroid by cosine) and `linear` (softmax regression; `mix`: through a learned scalar "
@@ -358,7 +359,7 @@ def _hardware(device: dict) -> str:
 
 
 def environment_section(results: list[dict]) -> list[Block]:
-    lines = ["## Environment: how these numbers were made", ""]
+    lines: list[Block] = ["## Environment: how these numbers were made", ""]
     # The commands that made the cells, not the folder's matrix.json alone: a re-run of some
     # models (--models ... --force) rewrites matrix.json, and the other cells keep theirs.
     commands = Counter((str(r.get("cell", {}).get("matrix")), str(r.get("command"))) for r in results)

@@ -40,7 +40,7 @@ POS_LAYER_ONE_TARGET = 95  # percent: the POS accuracy the project targets for a
 
 
 def parity_section(wordsim: pd.DataFrame, throughput: pd.DataFrame) -> list[Block]:
-    lines = []
+    lines: list[Block] = []
     train = throughput[throughput["phase"] == "train"]
     for corpus in dict.fromkeys(wordsim["corpus"]):
         rows = []
@@ -205,7 +205,7 @@ def best_layer_against_references(frame: pd.DataFrame, corpus: str) -> list[Bloc
             compared.append((f"`{reference}`", values))
     for model, sub in micro[micro["layer"] == BAG_OF_CONTEXT].groupby("model", sort=False):
         compared.append((f"`{model}`'s bag of context", sub["accuracy"]))
-    lines = []
+    lines: list[Block] = []
     for model in layered:
         means = micro[(micro["model"] == model) & numeric].groupby("layer", sort=False)["accuracy"].mean()
         layer = means.idxmax()
@@ -227,7 +227,7 @@ def layer_one_against_two(probe: pd.DataFrame, label: str, task: str) -> list[Bl
     """One sentence per model shaped like ELMo's biLM (layers 0, 1, 2) and probe corpus: which of
     layers 1 and 2 scores higher on `task` ("POS" or "WSD"; `label` heads the sentence), mean ±
     sd over seeds and in how many seeds, against the layer Peters et al. (2018) found better."""
-    lines = []
+    lines: list[Block] = []
     probe = probe.assign(layer=probe["layer"].astype(str))  # layers are labels ("1", "mix"), whatever the dtype
     for (model, corpus), sub in probe.groupby(["model", "corpus"], sort=False):
         numeric = sub["layer"][sub["layer"].str.fullmatch(r"\d+")].astype(int)

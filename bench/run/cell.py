@@ -12,7 +12,7 @@ import dataclasses
 import time
 import traceback
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ def run_cell(matrix: Matrix, model: str, corpus: str, seed: int, data_root: Path
     """One cell, start to finish: prepare the data (from the tokenization cache), run the
     family's loop, and return the result; an exception becomes a failed result. With
     `save_dir`, what the cell trained is saved there (bench.models.checkpoints)."""
-    built = []  # what the model's build returned
+    built: list[Any] = []  # what the model's build returned (its type depends on the family)
     spec = _loading_and_keeping(matrix.spec(model), matrix.checkpoint(model), built)
     prepared = prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab, progress)
     config, train_config = matrix.model_config(model), matrix.train_config(model)
@@ -161,7 +161,7 @@ def run_embedding_cell(spec: ModelSpec, config, prepared: PreparedCorpus, seed: 
     scored = _vector_metrics(vectors, matrix.eval, similarity_sets, device, prepared.progress)
     timings.update(scored["timings"])
     cell_metrics = {"wordsim": scored["wordsim"], "analogy": scored["analogy"]}
-    training = {}
+    training: dict[str, dict] = {}  # what encoder_probes trains, by name
     if probe_corpus is not None:
         static = static_probes(vectors, spec.name, probe_corpus, matrix, seed, device, timings)
         layered = encoder_probes(spec, config, probe_corpus, matrix, seed, device, timings, training)
@@ -180,7 +180,9 @@ def _vector_metrics(vectors: KeyedVectors, ev: EvalConfig, similarity_sets: list
     """Word similarity and analogies (those of `ev.tasks`) of one set of vectors: {"wordsim",
     "analogy", "timings"}; a task left out has no rows and no timing. `progress`: the
     analogies' bar."""
-    timings, wordsim, analogy = {}, [], []
+    timings: dict[str, dict] = {}  # phase -> its timing row
+    wordsim: list[dict] = []
+    analogy: list[dict] = []
     if "similarity" in ev.tasks:
         with measure(device) as similarity_phase:
             wordsim = api.vector_rows(vectors, similarity_sets, ev, device, tasks=("similarity",))["wordsim"]
@@ -221,7 +223,8 @@ def run_lm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpus,
     """
     train_device = device if spec.runs_on_device else torch.device("cpu")
     if not spec.trains and not {"validation", "test"} & set(prepared.streams):
-        timings, training = {}, {}
+        timings: dict[str, dict] = {}  # phase -> its timing row
+        training: dict[str, dict] = {}
         cell_metrics = {"perplexity": [],
                         **encoder_probes(spec, config, probe_corpus, matrix, seed, device, timings, training)}
         return {"metrics": cell_metrics,

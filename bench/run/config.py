@@ -34,7 +34,7 @@ import functools
 import tomllib
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,7 +121,7 @@ class Matrix:
     def _resolve(self, name: str, cls: type, preset: dict):
         fields = {f.name for f in dataclasses.fields(cls)}
         values = dict(preset)
-        not_shared = getattr(cls, "not_shared", frozenset())
+        not_shared: frozenset[str] = getattr(cls, "not_shared", frozenset())
         values.update({k: v for k, v in self.train.items() if k in fields and k not in not_shared})
         values.update({k: v for k, v in self.model_overrides.get(name, {}).items() if k in fields})
         return _build(cls, values, ("model", name), _blamer(f"matrix {self.name}"))
@@ -327,7 +327,7 @@ def _setting_table(raw: dict, text: str, where: str) -> tuple[dict | None, str]:
     """The table of the matrix table `raw` that holds the setting `text` (section.key or
     model.NAME.key), None where `raw` does not set it; and the setting's key in that table."""
     *sections, key = in_layout_of(_setting_path(text, where, "section.key or model.NAME.key"), raw.get("probe"))
-    node = raw
+    node: dict | None = raw
     for section in sections:
         node = node.get(section) if isinstance(node, dict) else None
     return (node if isinstance(node, dict) and key in node else None), key
@@ -351,9 +351,9 @@ def _merged(base: dict, over: dict) -> dict:
     return merged
 
 
-def load_matrix(name_or_path: str, assignments: list[str] = (), models: list[str] | None = None,
+def load_matrix(name_or_path: str, assignments: Sequence[str] = (), models: list[str] | None = None,
                 corpora: list[str] | None = None, seeds: int | None = None,
-                vectors: list[str] | None = None, unsets: list[str] = ()) -> Matrix:
+                vectors: list[str] | None = None, unsets: Sequence[str] = ()) -> Matrix:
     """`vectors`: files to score as extra `kind = "vectors"` rows, named as `vectors_names` says.
     `unsets`: settings of the matrix file to drop, so their dataclass defaults apply (TOML has
     no null: a cap such as probe.wsd_max_train_per_word cannot be set back to None with --set);
@@ -404,15 +404,16 @@ def vectors_names(arguments: list[str], flag: str) -> list[tuple[str, str]]:
     after its file stem, or, where stems repeat, after its parent folder (`run --save-models`
     saves every cell's vectors as OUT/models/<cell>/vectors.bin). Two rows of one name are a
     BenchError naming the arguments as given under `flag`."""
-    named = []
+    named: list[tuple[str | None, str, str]] = []  # (name or None for the file's stem, path, argument as given)
     for argument in arguments:
-        name, sep, path = argument.partition("=")
-        if sep and name and path and "/" not in name and not Path(argument).exists():
-            named.append((name, path, argument))
+        before, sep, path = argument.partition("=")
+        if sep and before and path and "/" not in before and not Path(argument).exists():
+            named.append((before, path, argument))
         else:
             named.append((None, argument, argument))
     stems = [Path(path).stem for name, path, _ in named if name is None]
-    rows, given = [], {}
+    rows: list[tuple[str, str]] = []
+    given: dict[str, str] = {}  # row name -> the argument that named it
     for name, path, argument in named:
         if name is None:
             name = Path(path).stem
@@ -473,8 +474,9 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
     train = raw.get("train", {})
     for key, value in train.items():
         # The file's keys against the file's models; a --set's against the models that run.
-        from_file = ("train", key) not in (origins or {}) and isinstance(declared_models, list)
-        models = declared_models if from_file else raw["models"]
+        models = raw["models"]
+        if ("train", key) not in (origins or {}) and isinstance(declared_models, list):
+            models = declared_models
         specs = [_spec_of(m, overrides) for m in models if m in MODELS or m in defined]
         classes = [cls for spec in specs for cls in _config_classes(spec) if key in _class_fields(cls)]
         if not classes:

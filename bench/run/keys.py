@@ -96,7 +96,7 @@ SCORED_FAMILIES = ("embedding", "bilm")
 
 # Settings added after the first keyed results, with the value that does what the cells made
 # before them did: at that value a setting is left out of the key, so those cells keep theirs.
-_ADDED_LATER = {
+_ADDED_LATER: dict[str, dict[str, object]] = {
     "probe": {"layers": None},  # unset: every layer is probed
     "model": {"softmax_samples": 0},  # the biLM's full training softmax (impl.elmo)
     "eval": {"tasks": ["similarity", "analogy"]},  # both (bench.eval.VECTOR_TASKS)
@@ -117,8 +117,9 @@ def relevant_config(config: dict, family: str, probed: bool | None = None) -> di
     if not probes or not (family in SCORED_FAMILIES if probed is None else probed):
         relevant["probe"] = None
     for block, neutral in _ADDED_LATER.items():
-        if isinstance(relevant.get(block), dict):
-            relevant[block] = {name: value for name, value in relevant[block].items()
+        table = relevant.get(block)
+        if isinstance(table, dict):
+            relevant[block] = {name: value for name, value in table.items()
                                if not (name in neutral and _as_json(value) == neutral[name])}
     return relevant
 
@@ -156,8 +157,9 @@ def config_block(matrix: Matrix, model: str, precision: str) -> dict:
     spec = matrix.spec(model)
     if spec.files is not None:
         block["model_files"] = spec.files(config)
-    if matrix.checkpoint(model) is not None:
-        block["checkpoint"] = checkpoints.identity(matrix.checkpoint(model), f"model.{model}")
+    checkpoint = matrix.checkpoint(model)
+    if checkpoint is not None:
+        block["checkpoint"] = checkpoints.identity(checkpoint, f"model.{model}")
     return block
 
 

@@ -41,7 +41,8 @@ def cache_path(matrix: Matrix, corpus: str, data_dir: str | None) -> Path:
     data_root = resolve_data_dir(data_dir)
     prepared = prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab)
     eval_data = EvalData.load(matrix, matrix.spec(REFERENCE_VECTORS), data_root)
-    key = expected_key(matrix, REFERENCE_VECTORS, "fp32", prepared.fingerprint, eval_data)
+    key = expected_key(matrix, REFERENCE_VECTORS, "fp32", prepared.fingerprint, eval_data.probe_fingerprint,
+                       eval_data.similarity_sets)
     content = digest({"cell": key["hash"], "package": {path.name: file_sha256(path) for path in _package_files()},
                       "analogies": file_sha256(datapath("questions-words.txt"))})
     return cache_dir() / CACHE_FOLDER / f"{content}.json"

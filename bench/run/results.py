@@ -31,7 +31,7 @@ RESULT_FILE_MODE = 0o644  # mkstemp makes its file private; results and reports 
 
 
 def library_versions() -> dict:
-    versions = {"python": platform.python_version()}
+    versions: dict[str, str | None] = {"python": platform.python_version()}  # None: not installed
     for name in LIBRARIES:
         try:
             versions[name] = metadata.version(name)
@@ -54,7 +54,7 @@ def git_commit() -> str | None:
 
 
 def device_info(device: torch.device, threads: int) -> dict:
-    info = {"type": device.type, "cpu": platform.processor() or platform.machine(),
+    info: dict[str, object] = {"type": device.type, "cpu": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "torch_threads": threads}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
@@ -118,7 +118,8 @@ def load_results(folder: Path) -> list[dict]:
     """
     if not folder.is_dir():
         raise BenchError(f"results folder {folder} does not exist")
-    results, made_by = [], {}
+    results: list[dict] = []
+    made_by: dict[tuple[str, str, str], tuple[Path, str]] = {}  # (matrix, model, corpus) -> first file, key hash
     for path in sorted(folder.rglob("*.json")):
         if path.name in NOT_RESULTS:
             continue

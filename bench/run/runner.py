@@ -76,8 +76,9 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
         fingerprints[corpus] = prepared.fingerprint
     eval_data = EvalData(metrics.similarity_sets(data_root), probe_corpora(matrix, data_root))
     for model in matrix.models:
-        if matrix.spec(model).check is not None:
-            matrix.spec(model).check(matrix.model_config(model), f"model.{model}")
+        check = matrix.spec(model).check
+        if check is not None:
+            check(matrix.model_config(model), f"model.{model}")
     check_probe_layers(matrix)
     read_by = {model: eval_data.select(matrix.spec(model)) for model in matrix.models}
     expected = {(model, corpus): Expected(config_block(matrix, model, precision),
@@ -125,8 +126,9 @@ def check_checkpoint_vocabularies(matrix: Matrix, prepared: PreparedCorpus) -> N
     """Refuse, before anything runs, a `checkpoint =` trained on another vocabulary than this
     corpus gives (its model and config are checked when the matrix loads)."""
     for model in matrix.models:
-        if matrix.checkpoint(model) is not None:
-            checkpoints.check_vocabulary(matrix.checkpoint(model), prepared, f"model.{model}")
+        checkpoint = matrix.checkpoint(model)
+        if checkpoint is not None:
+            checkpoints.check_vocabulary(checkpoint, prepared, f"model.{model}")
 
 
 @dataclass

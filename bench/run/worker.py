@@ -35,6 +35,7 @@ def worker_main(conn: Connection, parent_pid: int) -> None:
     except Exception as exc:
         conn.send(("failed", f"the worker could not start the cell: {type(exc).__name__}: {exc}"))
         return
+    reply: tuple[str, dict | BaseException]
     try:
         reply = ("result", run_cell(*job))
     except BaseException as exc:  # raised again in the runner, as a call in its own process would

@@ -78,6 +78,7 @@ class BiLMData:
         vocab = prepared.vocab
         if vocab.unk_id is None:
             raise BenchError("the biLM needs a closed vocabulary: set vocab.unk (e.g. \"<unk>\")")
+        self.unk_id: int = vocab.unk_id  # out-of-vocabulary words read as this id
         self.prepared = prepared
         self.bos_id = len(vocab)
         self.eos_id = vocab.eos_id if vocab.eos_id is not None else len(vocab) + 1
@@ -94,7 +95,7 @@ class BiLMData:
         if split not in self._splits:
             stream = self.prepared.tokenized.splits[split]
             ids = self.prepared.vocab.type_to_id[stream.ids.astype(np.int64)]  # (N,), -1 outside the vocabulary
-            ids = np.where(ids >= 0, ids, self.prepared.vocab.unk_id)
+            ids = np.where(ids >= 0, ids, self.unk_id)
             bounds = stream.offsets.tolist()
             self._splits[split] = [Sentence(stream.ids[a:b].astype(np.int64), ids[a:b])
                                    for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
@@ -141,13 +142,13 @@ def length_batches(lengths: list[int], batch_size: int, rng: np.random.Generator
     batches in random order. Without (evaluation): sorted by length, longest first, so the
     largest batch comes first and memory peaks at once.
     """
-    lengths = np.asarray(lengths)
+    sizes = np.asarray(lengths)
     if rng is None:
-        order = np.argsort(-lengths, kind="stable")
+        order = np.argsort(-sizes, kind="stable")
         return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    order = rng.permutation(len(lengths))
+    order = rng.permutation(len(sizes))
     pool = batch_size * POOL_BATCHES
-    order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
+    order = np.concatenate([chunk[np.argsort(sizes[chunk], kind="stable")]
                             for chunk in np.split(order, range(pool, len(order), pool))])
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
@@ -205,7 +206,7 @@ def evaluate_bilm(model: ELMo, data: BiLMData, split: str, device: torch.device,
     contexts = {"forward": f"sentence level: <S> and the previous words of the same sentence, from a zero state{ends}",
                 "backward": f"sentence level: </S> and the following words of the same sentence, read right to "
                             f"left from a zero state{ends}"}
-    rows = {}
+    rows: dict[str, dict] = {}  # direction (and "mean") -> its perplexity row
     for direction in DIRECTIONS:
         total = nll[direction].item()
         rows[direction] = {"perplexity": math.exp(total / scored), "nll_sum": total, "scored_tokens": scored,

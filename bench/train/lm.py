@@ -157,7 +157,8 @@ def evaluate_perplexity(model: nn.Module, ids: np.ndarray, device: torch.device,
     model.eval()
     nll_sum = torch.zeros((), dtype=torch.float64, device=device)
     data = batchify(np.concatenate([[start_id], ids]), batch_size).to(device)  # (B, N_row)
-    state = model.init_state(batch_size, device)
+    init_state = getattr(model, "init_state")  # a recurrent model's contract method; nn.Module's typing knows none
+    state = init_state(batch_size, device)
     for inputs, targets in bptt_batches(data, bptt):
         with autocast(device, precision):
             logits, _, state = model(inputs, None, state)  # (B, T, V)
@@ -185,7 +186,8 @@ def window_log_probs(model: nn.Module, ids: np.ndarray, device: torch.device, *,
     """
     was_training = model.training
     model.eval()
-    contexts, targets = nnlm_windows(ids, model.context_size, start_id, device)  # (N, c), (N,)
+    context_size: int = getattr(model, "context_size")  # a window model's contract attribute (module docstring)
+    contexts, targets = nnlm_windows(ids, context_size, start_id, device)  # (N, c), (N,)
     parts = []
     for start in range(0, len(targets), batch_size):
         with autocast(device, precision):
