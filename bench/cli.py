@@ -255,10 +255,9 @@ def _eval_vectors(args) -> int:
     (the files were not trained here)."""
     import pandas as pd
 
-    from bench.run.config import add_vectors_model, matrix_from_dict
-    from bench.run.api import VECTOR_COLUMNS, vector_frame
     from bench.run import reference
-    from bench.run.config import vectors_names
+    from bench.run.api import VECTOR_COLUMNS, vector_frame
+    from bench.run.config import add_vectors_model, matrix_from_dict, vectors_names
     from bench.run.executors import LocalExecutor
     from bench.run.results import load_results, write_text_atomic
     from bench.run.runner import cell_path
@@ -394,8 +393,8 @@ def _executor(args):
 
 
 def _gradient_flow(args) -> int:
-    from bench.report import figures
     from bench.eval import diagnostics
+    from bench.report import figures
     from bench.run.results import write_bytes_atomic
 
     if args.seeds < 1:
@@ -470,11 +469,11 @@ def _gates(args) -> int:
 
 
 def _list() -> int:
-    from bench.run.config import MATRIX_DIR
     from bench.data.datasets import CORPORA
     from bench.eval.metrics import METRICS
     from bench.eval.tasks import PROBE_TASKS
     from bench.models.registry import KINDS, MODELS
+    from bench.run.config import MATRIX_DIR
 
     print("models:")
     for spec in MODELS.values():

@@ -7,10 +7,10 @@ import pytest
 import torch
 from gensim.models import KeyedVectors
 
-from bench.run import api
 from bench.data.prepared import prepare_corpus
 from bench.data.vocab import TokenizerConfig, VocabConfig
 from bench.errors import BenchError
+from bench.run import api
 
 
 def _angle(degrees: float) -> np.ndarray:

@@ -9,11 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.train import bilm
-from bench.train import lm
 from bench.cli import main
 from bench.data.prepared import prepare_corpus
 from bench.data.vocab import TokenizerConfig, VocabConfig
+from bench.train import bilm, lm
 from impl.elmo import ELMo
 
 # PyTorch's oneDNN LSTM has no projection; its default kernel is used, which is what we want.

@@ -2,9 +2,9 @@
 `torch-lm` modules, plugins, and the export round trips of `run --save-models`."""
 
 import json
-from pathlib import Path
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -385,10 +385,9 @@ def _cli(*argv, pythonpath: Path, cwd: Path):
 def test_example_plugin_installs_lists_and_runs(tmp_path):
     """examples/plugin installed (into a folder of its own, not the venv) adds example-bigram,
     which `list` shows and a run trains and scores end to end."""
+    import shutil
     import subprocess
     import sys
-
-    import shutil
 
     site, source = tmp_path / "site", tmp_path / "plugin"
     shutil.copytree(REPO / "examples" / "plugin", source)  # the build leaves its build/ folder there, not in the repo

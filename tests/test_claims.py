@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
+from bench.eval.diagnostics import CLIPPING_COLUMNS, REGIME_COLUMNS
 from bench.report import claims
 from bench.report.claims import DOES_NOT_HOLD, HOLDS, MIXED, NOT_RUN
-from bench.eval.diagnostics import CLIPPING_COLUMNS, REGIME_COLUMNS
 from bench.report.render import claim_rows, render
 from bench.report.tables import tables
 from bench.run.results import load_results

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.run.config import load_matrix
 from bench.errors import BenchError
+from bench.run.config import load_matrix
 from bench.run.results import SCHEMA
 from tests.conftest import write_corpus
 
@@ -138,8 +138,8 @@ def test_shared_train_alpha_is_word2vecs_learning_rate_not_gloves_exponent():
 
 
 def test_every_shipped_matrix_loads():
-    from bench.run.config import MATRIX_DIR
     from bench.models.registry import MODELS
+    from bench.run.config import MATRIX_DIR
 
     matrices = {path.stem: load_matrix(path.stem) for path in MATRIX_DIR.glob("*.toml")}
     assert {"quick", "standard-vectors", "standard-all", "brown-lm", "gpu-full"} <= set(matrices)

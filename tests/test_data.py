@@ -5,8 +5,8 @@ import pytest
 
 from bench.data import vocab as vocab_module
 from bench.data.datasets import load_corpus
-from bench.errors import BenchError
 from bench.data.vocab import TokenizerConfig, VocabConfig, build_vocab, tokenize_corpus
+from bench.errors import BenchError
 from tests.conftest import write_corpus
 
 

@@ -6,8 +6,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from impl.elmo import (BOS, EOS, IGNORE, ELMo, ELMoConfig, ScalarMix, batch_char_ids, bilm_targets, char_ids,
-                       log_uniform_log_prob, log_uniform_sample, sampled_softmax_loss)
+from impl.elmo import (
+    BOS,
+    EOS,
+    IGNORE,
+    ELMo,
+    ELMoConfig,
+    ScalarMix,
+    batch_char_ids,
+    bilm_targets,
+    char_ids,
+    log_uniform_log_prob,
+    log_uniform_sample,
+    sampled_softmax_loss,
+)
 
 # PyTorch's oneDNN LSTM has no projection; its default kernel is used, which is what we want.
 pytestmark = [pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN"),

@@ -7,13 +7,10 @@ import torch
 from gensim.models import KeyedVectors
 from gensim.test.utils import datapath
 
-from tests.corpora import lee as lee_corpus
-from tests.corpora import toy
 from impl._cooccurrence import cooccurrence
 from impl.glove import GloVeConfig, fit_glove, glove_weight, train_glove
-
-
-
+from tests.corpora import lee as lee_corpus
+from tests.corpora import toy
 
 # --- counting settings (the counter itself: tests/test_cooccurrence.py) -------------------
 

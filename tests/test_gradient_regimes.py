@@ -11,9 +11,17 @@ import torch
 
 from bench.cli import main
 from bench.eval import diagnostics
-from bench.eval.diagnostics import (CLIPPING_COLUMNS, REGIME_COLUMNS, GradientRegimesConfig, Verdict,
-                                    clipping_prevents_divergence, explodes_above_one, gated_cells_keep_gradients,
-                                    set_spectral_radius, spectral_radius)
+from bench.eval.diagnostics import (
+    CLIPPING_COLUMNS,
+    REGIME_COLUMNS,
+    GradientRegimesConfig,
+    Verdict,
+    clipping_prevents_divergence,
+    explodes_above_one,
+    gated_cells_keep_gradients,
+    set_spectral_radius,
+    spectral_radius,
+)
 from bench.report import figures
 from impl.rnn import RNNLM, RNNLMConfig, gradient_flow
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.run.config import load_matrix
 from bench.errors import BenchError
+from bench.run.config import load_matrix
 from tests.conftest import write_corpus
 
 PTB_MATRIX = """

@@ -10,8 +10,8 @@ import torch
 from gensim.models import KeyedVectors
 from gensim.test.utils import datapath
 
-from bench.eval import metrics
 from bench.errors import BenchError
+from bench.eval import metrics
 from bench.eval.metrics import (
     METRICS,
     SimilaritySet,

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from bench.models import pretrained_lm
 from bench.cli import main
+from bench.models import pretrained_lm
 from bench.models.pretrained_lm import PretrainedLMConfig, sliding_windows, subword_nll, word_perplexity
 from tests.conftest import write_corpus
 

@@ -8,9 +8,20 @@ import torch
 from gensim.models import KeyedVectors
 
 from bench.errors import BenchError
-from bench.eval.probe import (PosSettings, encode_tags, extract_features, load_tagged_corpus, majority_tag_baseline,
-                         most_frequent_tag_baseline, run_probe, static_coverage, static_featurizer, strip_tag,
-                         tag_index, train_linear_probe)
+from bench.eval.probe import (
+    PosSettings,
+    encode_tags,
+    extract_features,
+    load_tagged_corpus,
+    majority_tag_baseline,
+    most_frequent_tag_baseline,
+    run_probe,
+    static_coverage,
+    static_featurizer,
+    strip_tag,
+    tag_index,
+    train_linear_probe,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

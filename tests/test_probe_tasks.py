@@ -184,7 +184,7 @@ def test_a_bad_probe_table_is_one_line_naming_it(tmp_path, capsys, probe, expect
 @pytest.mark.parametrize("assignment, expected", [
     ("probe.wsd.windw=3", "unknown key(s) windw in [probe.wsd]"),
     ("probe.ner.corpus=x", "unknown probe task 'ner'"),
-    ("probe.wsd.lr=0.1", "lr is shared by every task; expected probe.lr=VALUE"),
+    ("probe.wsd.lr=0.1", "lr is shared by every task; expected it in [probe]"),
     ("probe.wsd.window=wide", "expected int, got 'wide'"),
 ])
 def test_a_bad_set_of_a_task_setting_is_blamed_on_set(tmp_path, capsys, assignment, expected):

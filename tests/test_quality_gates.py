@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.run import gates
 from bench.cli import main
+from bench.run import gates
 
 RECORD = Path(__file__).resolve().parents[1] / "results" / "quality_gates.json"
 RECORD_COMMAND = "lm-lineage gates --seeds 5 --out results/quality_gates.json"

@@ -8,12 +8,9 @@ import scipy.sparse as sp
 from gensim.models import KeyedVectors
 from gensim.test.utils import datapath
 
+from impl.svd import SVDConfig, ppmi, svd_vectors, train_svd_ppmi
 from tests.corpora import lee as lee_corpus
 from tests.corpora import toy
-from impl.svd import SVDConfig, ppmi, svd_vectors, train_svd_ppmi
-
-
-
 
 # --- PPMI ---------------------------------------------------------------------------------
 

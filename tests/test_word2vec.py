@@ -10,13 +10,13 @@ from gensim.models import KeyedVectors
 from gensim.models.word2vec import _assign_binary_codes
 from gensim.test.utils import datapath
 
-from tests.corpora import lee as lee_corpus
-from tests.corpora import toy
 from impl import _word2vec_numba, word2vec
 from impl._word2vec_numba import _cbow_centre, _centre_targets, _draw_noise, _scaled_to_2_32, _sg_centre
 from impl._word2vec_tables import alias_table, huffman_codes, huffman_table, keep_probabilities
 from impl._word2vec_torch import _cbow_step, _sg_slot_steps, _torch_tables, _torch_targets, context_mask
 from impl.word2vec import Word2VecConfig, train_word2vec
+from tests.corpora import lee as lee_corpus
+from tests.corpora import toy
 
 BACKENDS = ["numba", "torch"]
 

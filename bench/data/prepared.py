@@ -14,9 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from bench.data.datasets import load_corpus
+from bench.data.vocab import (
+    TokenizedCorpus,
+    TokenizerConfig,
+    TokenStream,
+    Vocab,
+    VocabConfig,
+    build_vocab,
+    tokenize_corpus,
+)
 from bench.errors import BenchError
-from bench.data.vocab import (TokenizedCorpus, TokenizerConfig, TokenStream, Vocab, VocabConfig, build_vocab,
-                         tokenize_corpus)
 
 
 @dataclass

@@ -466,7 +466,7 @@ CLAIMS = (
     Claim(10, "The scalar mix adapts ELMo's output to each downstream task.", "ELMo",
           (Check("", f"{ELMO_MATRIX}: POS and WSD accuracy (linear) of the scalar mix and of each layer",
                  scalar_mix_adapts,
-                 "ELMo layer probe: linear POS tagging accuracy per layer (percent, mean ± sd over seeds)",
+                 "Layer probe: linear POS tagging accuracy per layer (percent, mean ± sd over seeds)",
                  "POS probe accuracy per layer and model"),)),
 )
 

@@ -20,8 +20,15 @@ import pandas as pd
 from bench.report import sections, studies
 from bench.report.claims import Rows, claims_section
 from bench.report.markup import Block, to_html, to_markdown
-from bench.report.tables import (CLIPPING, GRADIENT_FLOW, GRADIENT_REGIMES, label_corpora_by_matrix, read_diagnostic,
-                                 tables, write_csvs)
+from bench.report.tables import (
+    CLIPPING,
+    GRADIENT_FLOW,
+    GRADIENT_REGIMES,
+    label_corpora_by_matrix,
+    read_diagnostic,
+    tables,
+    write_csvs,
+)
 from bench.run.results import load_results, write_text_atomic
 
 

@@ -18,15 +18,14 @@ import numpy as np
 import torch
 from gensim.models import KeyedVectors
 
-from bench.run import api
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.eval import metrics
 from bench.models import checkpoints
 from bench.models.registry import ModelSpec
+from bench.run import api
 from bench.run.config import EvalConfig, Matrix
 from bench.run.keys import SCORED_FAMILIES, config_block, expected_key, reads_probes
-from bench.run.probes import (ProbeCorpora, encoder_probes, layer_probes, probe_corpora, probe_metric_defs,
-                              static_probes)
+from bench.run.probes import ProbeCorpora, encoder_probes, layer_probes, probe_corpora, probe_metric_defs, static_probes
 from bench.run.results import SCHEMA, device_info, git_commit, library_versions
 from bench.timing import measure
 from bench.train import lm

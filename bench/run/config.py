@@ -38,13 +38,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.data.vocab import TokenizerConfig, VocabConfig
 from bench.errors import BenchError
-from bench.models import checkpoints
-from bench.models.registry import MODELS, ModelSpec, user_model
 from bench.eval import VECTOR_TASKS
 from bench.eval.probe_config import SHARED, ProbeConfig, from_flat, in_layout_of
 from bench.eval.tasks import probe_task
-from bench.data.vocab import TokenizerConfig, VocabConfig
+from bench.models import checkpoints
+from bench.models.registry import MODELS, ModelSpec, user_model
 
 MATRIX_DIR = Path(__file__).resolve().parents[1] / "matrices"
 Blame = Callable[..., str]  # setting path -> the file or flag that set it (`_blamer`)

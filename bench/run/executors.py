@@ -21,7 +21,6 @@ from bench.run.cell import CellJob, run_cell
 from bench.run.results import SCHEMA
 from bench.run.worker import worker_main
 
-
 # A Ray task's process gets the environment of its node, not ours: these carry this run's
 # hub access (--allow-hub) and tokenization cache to the cells.
 RAY_CELL_ENVIRONMENT = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", CACHE_ENV)

@@ -30,12 +30,12 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.run.config import matrix_from_dict
 from bench.errors import BenchError
 from bench.eval.metrics import METRICS
 from bench.models.registry import MODELS
-from bench.run.results import command_line, device_info, git_commit, library_versions
 from bench.run.cell import run_cell
+from bench.run.config import matrix_from_dict
+from bench.run.results import command_line, device_info, git_commit, library_versions
 
 SCHEMA = "lm-lineage.quality-gates/1"
 CORPUS = "lee"

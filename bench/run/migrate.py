@@ -24,6 +24,7 @@ from bench.eval import metrics, probe
 from bench.run.keys import SCORED_FAMILIES, cell_key, cell_path, data_identity, similarity_identity
 from bench.run.results import SCHEMA, UNKEYED_SCHEMA, write_json_atomic
 
+
 class _EvalDataCache:
     """Similarity sets and probe corpora of one data root, each read once."""
 

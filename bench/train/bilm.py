@@ -41,9 +41,9 @@ import torch
 from gensim.models import KeyedVectors
 from tqdm import tqdm
 
-from bench.train import lm
-from bench.errors import BenchError
 from bench.data.prepared import PreparedCorpus
+from bench.errors import BenchError
+from bench.train import lm
 from impl._checks import is_int, need
 from impl.elmo import BOS, EOS, IGNORE, ELMo, ELMoConfig, batch_char_ids, bilm_targets, char_ids
 

@@ -7,9 +7,9 @@ import torch
 from gensim.models import KeyedVectors
 from gensim.test.utils import datapath
 
-from bench.train import lm
 from bench.eval import metrics
 from bench.models.registry import MODELS
+from bench.train import lm
 from impl import rnn
 from tests.benchmarks.harness import VOCAB, time_on_device
 

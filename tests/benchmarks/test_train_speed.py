@@ -10,10 +10,10 @@ stream. The README's "Speed regression gate" says how to save and compare a base
 import pytest
 import torch
 
-from bench.train import lm
-from impl import kneser_ney as ngram
 from bench.models.registry import MODELS
+from bench.train import lm
 from impl import elmo, glove, nnlm, rnn, svd, word2vec
+from impl import kneser_ney as ngram
 from impl._cooccurrence import cooccurrence
 from tests.benchmarks.harness import BENCH_THREADS, VOCAB, time_on_device
 
