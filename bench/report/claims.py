@@ -119,8 +119,11 @@ def by_seed(holds: pd.Series, effects: list[str], scale: str = "", unit: str = "
     """The verdict of a condition tested per seed (`holds`, one bool per seed or run); `effects`:
     the effect sizes over the same seeds, each `name mean ± sd` (see `effect`)."""
     k, n = int(holds.sum()), len(holds)
-    outcome = HOLDS if k == n else DOES_NOT_HOLD if k == 0 else MIXED
-    return Verdict(outcome, k, n, unit, "; ".join(effects), scale)
+    return Verdict(_outcome(k, n), k, n, unit, "; ".join(effects), scale)
+
+
+def _outcome(holds_in: int, runs: int) -> str:
+    return HOLDS if holds_in == runs else DOES_NOT_HOLD if holds_in == 0 else MIXED
 
 
 def effect(name: str, values: pd.Series, digits: int, signed: bool = True) -> str:
@@ -206,31 +209,30 @@ def _from_diagnostic(verdict: diagnostics.Verdict, name: str, digits: int, scale
                      signed: bool = True) -> Verdict:
     """A diagnostics verdict (holds in `seeds_holding` of `seeds`, effect mean and sd) as a ledger one."""
     k, n = verdict.seeds_holding, verdict.seeds
-    outcome = HOLDS if k == n else DOES_NOT_HOLD if k == 0 else MIXED
     spread = "" if n == 1 or not np.isfinite(verdict.sd) else f" ± {verdict.sd:.{digits}f}"
     sign = "+" if signed else ""
-    return Verdict(outcome, k, n, "seed", f"{name} {verdict.effect:{sign}.{digits}f}{spread}", scale)
+    return Verdict(_outcome(k, n), k, n, "seed", f"{name} {verdict.effect:{sign}.{digits}f}{spread}", scale)
 
 
-def _regimes_not_run(table: str) -> Verdict:
-    return Verdict(NOT_RUN, command=REGIMES_COMMAND, why=f"no gradient-flow/{table} rows under the results folder")
+def _regimes_not_run(file: str) -> Verdict:
+    return Verdict(NOT_RUN, command=REGIMES_COMMAND, why=f"no gradient-flow/{file} under the results folder")
 
 
 def exploding_gradients(rows: Rows) -> Verdict:
     """Below spectral radius 1 the Elman RNN's gradient shrinks per step back, above 1 it grows
     (bench.eval.diagnostics.explodes_above_one, at initialization)."""
     if rows.regimes is None:
-        return _regimes_not_run("regimes")
+        return _regimes_not_run("gradient_regimes.csv")
     return _from_diagnostic(diagnostics.explodes_above_one(rows.regimes, state="init"),
                             "smallest growth factor per step back above radius 1", 2,
-                            "freshly initialized Elman RNNs, k = 1..50", signed=False)
+                            f"freshly initialized Elman RNNs, k = 1..{int(rows.regimes['k'].max())}", signed=False)
 
 
 def clipping_prevents_divergence(rows: Rows) -> Verdict:
     """The unclipped run diverges and the clipped one does not (diagnostics.clipping_prevents_divergence)."""
     if rows.clipping is None:
-        return _regimes_not_run("clipping")
-    steps = int(rows.clipping["step"].max()) + 1
+        return _regimes_not_run("clipping.csv")
+    steps = rows.clipping["step"].nunique()  # per run: every run records the same steps
     return _from_diagnostic(diagnostics.clipping_prevents_divergence(rows.clipping),
                             "final loss without − with clipping, nats/token", 1,
                             f"Brown, {steps} SGD steps at lr {rows.clipping['lr'].iloc[0]:g}")
@@ -240,7 +242,7 @@ def gated_cells_keep_gradients_trained(rows: Rows) -> Verdict:
     """After a short training, LSTM and GRU keep at least 100x more gradient 50 steps back than
     the best Elman RNN of the vanishing regime (diagnostics.gated_cells_keep_gradients)."""
     if rows.regimes is None:
-        return _regimes_not_run("regimes")
+        return _regimes_not_run("gradient_regimes.csv")
     trained = rows.regimes[rows.regimes["state"] == "trained"]
     steps = int(trained["train_steps"].max()) if not trained.empty else 0
     return _from_diagnostic(diagnostics.gated_cells_keep_gradients(rows.regimes, k=50, state="trained"),
