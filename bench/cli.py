@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import overload
 
@@ -225,10 +226,12 @@ def _run(args) -> int:
 
 
 def _run_and_render(matrix, out_dir: Path, args, executor, device: str, precision: str = "fp32",
-                    save_models: bool = False, cached_cells: dict | None = None) -> tuple[list[Path], Path]:
+                    save_models: bool = False, cached_cells: dict | None = None,
+                    before_render: Callable[[Path], None] | None = None) -> tuple[list[Path], Path]:
     """run_matrix, then the tables and report: (failed cells, report path). Interrupted
     (Ctrl-C, SIGTERM), it re-renders the tables from the cells kept before it re-raises, so
-    they match the cells; the executor is closed either way."""
+    they match the cells; the executor is closed either way. `before_render(cells folder)`
+    runs on the cells kept before either render."""
     from bench.report import render as report
     from bench.run.runner import resolve_precision, run_matrix
 
@@ -240,22 +243,26 @@ def _run_and_render(matrix, out_dir: Path, args, executor, device: str, precisio
                             executor=executor, precision=resolve_precision(precision, resolved),
                             save_models=save_models, cached_cells=cached_cells)
     except KeyboardInterrupt:
+        if before_render is not None:
+            before_render(out_dir / "cells")
         _render_finished_cells(report, out_dir)
         raise
     finally:
         executor.close()
+    if before_render is not None:
+        before_render(out_dir / "cells")
     return failed, report.render(out_dir)
 
 
 def _eval_vectors(args) -> int:
     """A run of a matrix made here: one `kind = "vectors"` row per file, plus glove-6b-50d
     (from the cache when scored before, bench.run.reference), on the embedded Lee corpus
-    (which vectors read from files ignore: it only labels the cells). The table printed and
-    eval_vectors.csv come from bench.run.api's frame of each cell's rows, without corpus or seed
-    (the files were not trained here)."""
+    (which vectors read from files ignore: it only labels the cells, and bench.run.not_trained
+    marks them so that no row claims it or a seed). The table printed and eval_vectors.csv come
+    from bench.run.api's frame of each cell's rows."""
     import pandas as pd
 
-    from bench.run import reference
+    from bench.run import not_trained, reference
     from bench.run.api import VECTOR_COLUMNS, vector_frame
     from bench.run.config import add_vectors_model, matrix_from_dict, vectors_names
     from bench.run.executors import LocalExecutor
@@ -281,7 +288,10 @@ def _eval_vectors(args) -> int:
             cached = reference.cache_path(matrix, "lee", args.data_dir)
             reference_cell = cell_path(out_dir, reference.REFERENCE_VECTORS, "lee", 0)
             cached_cells[reference_cell] = cached
-        failed, path = _run_and_render(matrix, out_dir, args, LocalExecutor(), "auto", cached_cells=cached_cells)
+        # In this process: a worker per file would import torch and gensim again for each,
+        # and scoring read vectors has no training timings that other cells could skew.
+        failed, path = _run_and_render(matrix, out_dir, args, LocalExecutor(isolate=False), "auto",
+                                       cached_cells=cached_cells, before_render=not_trained.mark)
         if not args.no_reference:
             reference.keep(reference_cell, cached)
         scored = [vector_frame(r["metrics"]).assign(model=r["cell"]["model"])

@@ -1,4 +1,4 @@
-"""The corpus-size study's report section (claim 4): the SG − CBOW table and its three figures, from hand-made rows."""
+"""The corpus-size study's report section (claim 4): the SG − CBOW table and three figures, from hand-made rows."""
 
 from pathlib import Path
 
