@@ -66,6 +66,7 @@ def test_each_figure_counts_where_skipgram_is_ahead():
     train = corpus_size.sized(frames["throughput"], results)
     speed = train.assign(panel="speed", value=-train["tokens_per_s"])
     assert corpus_size.skipgram_ahead(speed) == (4, 4)  # skip-gram the slower everywhere
+    assert corpus_size.skipgram_ahead(values[values["model"].str.endswith("-cbow")]) == (0, 0)  # nothing to compare
 
 
 def test_no_corpus_size_cells_no_section():

@@ -34,6 +34,7 @@ HEADING = "CBOW against skip-gram by corpus size (mean ± sd over seeds)"
 SIMILARITY_FIGURE = "Spearman ρ per similarity set against training tokens, CBOW and skip-gram"
 ANALOGY_FIGURE = "Google analogy accuracy, semantic and syntactic, against training tokens"
 COST_FIGURE = "training tokens/s and peak memory against training tokens"
+SPEED, MEMORY = "training speed", "peak memory"  # the cost figure's panels
 
 
 class _Style(NamedTuple):
@@ -74,11 +75,19 @@ def _tokens(size: float) -> str:
 
 def skipgram_ahead(values: pd.DataFrame) -> tuple[int, int]:
     """In how many of the (panel, size, implementation) means skip-gram is above CBOW, of how
-    many. `values`: panel, model, size, value rows (one per seed)."""
+    many that have both; (0, 0) without such a pair. `values`: panel, model, size, value rows
+    (one per seed)."""
     means = values.groupby(["panel", "size", "model"])["value"].mean().unstack("model")
-    pairs = [(sg, cbow) for sg, cbow in SG_CBOW_PAIRS if {sg, cbow} <= set(means)]
-    ahead = pd.concat([means[sg] > means[cbow] for sg, cbow in pairs if (means[sg] - means[cbow]).notna().any()])
-    return int(ahead.sum()), len(ahead)
+    gaps = [(means[sg] - means[cbow]).dropna() for sg, cbow in SG_CBOW_PAIRS if {sg, cbow} <= set(means)]
+    ahead = [gap > 0 for gap in gaps if not gap.empty]
+    return (int(sum(part.sum() for part in ahead)), sum(len(part) for part in ahead)) if ahead else (0, 0)
+
+
+def _message(values: pd.DataFrame, what: str, sign: int = 1) -> str:
+    """The figure's one point: `what` (a sentence with the count k and total n left to
+    format) over skip-gram's lead on `sign` times the values, or a sentence that nothing compares."""
+    ahead, means = skipgram_ahead(values.assign(value=sign * values["value"]))
+    return what.format(k=ahead, n=means) if means else "no skip-gram and CBOW pair to compare"
 
 
 class _Axis(NamedTuple):
@@ -139,12 +148,9 @@ def similarity_figure(wordsim: pd.DataFrame, corpus: str) -> bytes | None:
     rows = wordsim[wordsim["benchmark"].isin(SIZE_BENCHMARKS)]
     values = pd.DataFrame({"panel": rows["benchmark"].map(SIZE_BENCHMARKS), "model": rows["model"],
                            "size": rows["size"], "value": rows["spearman"]})
-    if values.empty:
-        return None
-    ahead, means = skipgram_ahead(values)
     return _panels(values, {name: _Axis("Spearman ρ") for name in SIZE_BENCHMARKS.values()},
                    f"Word similarity against corpus size: matrix {MATRIX}, {corpus} prefixes",
-                   f"skip-gram above CBOW in {ahead} of {means} set × size × implementation means")
+                   _message(values, "skip-gram above CBOW in {k} of {n} set × size × implementation means"))
 
 
 def analogy_figure(analogy: pd.DataFrame, corpus: str) -> bytes | None:
@@ -154,15 +160,9 @@ def analogy_figure(analogy: pd.DataFrame, corpus: str) -> bytes | None:
     values = pd.DataFrame({"panel": rows["section"], "model": rows["model"], "size": rows["size"],
                            "value": rows["accuracy"] * 100})
     values = values[values["panel"].isin(["semantic", "syntactic"])]
-    if values.empty:
-        return None
-    ahead, means = skipgram_ahead(values)
     return _panels(values, {section: _Axis("3CosAdd accuracy, answered (%)") for section in ("semantic", "syntactic")},
                    f"Google analogies against corpus size: matrix {MATRIX}, {corpus} prefixes",
-                   f"skip-gram above CBOW in {ahead} of {means} section × size × implementation means")
-
-
-SPEED, MEMORY = "training speed", "peak memory"
+                   _message(values, "skip-gram above CBOW in {k} of {n} section × size × implementation means"))
 
 
 def cost_figure(train: pd.DataFrame, corpus: str) -> bytes | None:
@@ -171,14 +171,12 @@ def cost_figure(train: pd.DataFrame, corpus: str) -> bytes | None:
     values = pd.concat([pd.DataFrame({"panel": panel, "model": train["model"], "size": train["size"],
                                       "value": train[column]})
                         for panel, column in ((SPEED, "tokens_per_s"), (MEMORY, "peak_mem_mb"))], ignore_index=True)
-    speed = values[values["panel"] == SPEED].dropna(subset=["value"])
-    if speed.empty:
-        return None
-    slower, means = skipgram_ahead(speed.assign(value=-speed["value"]))  # ahead on −tokens/s: slower
+    speed = values[values["panel"] == SPEED]
     return _panels(values, {SPEED: _Axis("train tokens/s (log)", log=True),
                             MEMORY: _Axis("peak resident memory (MiB)")},
                    f"Training cost against corpus size: matrix {MATRIX}, {corpus} prefixes",
-                   f"skip-gram trains fewer tokens/s than CBOW in {slower} of {means} size × implementation means")
+                   _message(speed, "skip-gram trains fewer tokens/s than CBOW in {k} of {n} size × implementation "
+                                   "means", sign=-1))
 
 
 def _gap_table(wordsim: pd.DataFrame) -> pd.DataFrame:
