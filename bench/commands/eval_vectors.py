@@ -15,12 +15,12 @@ EVAL_VECTORS_OUT = "runs/eval-vectors"  # never the committed results/ (`bench.r
 def eval_vectors_command(args) -> int:
     """A run of a matrix made here: one `kind = "vectors"` row per file, plus glove-6b-50d
     (from the cache when scored before, bench.run.reference), on the embedded Lee corpus
-    (which vectors read from files ignore: it only labels the cells). The table printed and
-    eval_vectors.csv come from bench.run.api's frame of each cell's rows, without corpus or seed
-    (the files were not trained here)."""
+    (which vectors read from files ignore: it only labels the cells, and bench.run.not_trained
+    marks them so that no row claims it or a seed). The table printed and eval_vectors.csv come
+    from bench.run.api's frame of each cell's rows."""
     import pandas as pd
 
-    from bench.run import reference
+    from bench.run import not_trained, reference
     from bench.run.api import VECTOR_COLUMNS, vector_frame
     from bench.run.config import add_vectors_model, matrix_from_dict, vectors_names
     from bench.run.executors import LocalExecutor
@@ -46,7 +46,10 @@ def eval_vectors_command(args) -> int:
             cached = reference.cache_path(matrix, "lee", args.data_dir)
             reference_cell = cell_path(out_dir, reference.REFERENCE_VECTORS, "lee", 0)
             cached_cells[reference_cell] = cached
-        failed, path = run_and_render(matrix, out_dir, args, LocalExecutor(), "auto", cached_cells=cached_cells)
+        # In this process: a worker per file would import torch and gensim again for each,
+        # and scoring read vectors has no training timings that other cells could skew.
+        failed, path = run_and_render(matrix, out_dir, args, LocalExecutor(isolate=False), "auto",
+                                      cached_cells=cached_cells, before_render=not_trained.mark)
         if not args.no_reference:
             reference.keep(reference_cell, cached)
         scored = [vector_frame(r["metrics"]).assign(model=r["cell"]["model"])

@@ -4,6 +4,7 @@ parts eval-vectors runs the same way (`run_and_render`, `exit_code`)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.commands.flags import split_names
@@ -37,10 +38,12 @@ def run_command(args) -> int:
 
 
 def run_and_render(matrix, out_dir: Path, args, executor, device: str, precision: str = "fp32",
-                   save_models: bool = False, cached_cells: dict | None = None) -> tuple[list[Path], Path]:
+                   save_models: bool = False, cached_cells: dict | None = None,
+                   before_render: Callable[[Path], None] | None = None) -> tuple[list[Path], Path]:
     """run_matrix, then the tables and report: (failed cells, report path). Interrupted
     (Ctrl-C, SIGTERM), it re-renders the tables from the cells kept before it re-raises, so
-    they match the cells; the executor is closed either way."""
+    they match the cells; the executor is closed either way. `before_render(cells folder)`
+    runs on the cells kept before either render."""
     from bench.report import render as report
     from bench.run.runner import resolve_precision, run_matrix
 
@@ -52,10 +55,14 @@ def run_and_render(matrix, out_dir: Path, args, executor, device: str, precision
                             executor=executor, precision=resolve_precision(precision, resolved),
                             save_models=save_models, cached_cells=cached_cells)
     except KeyboardInterrupt:
+        if before_render is not None:
+            before_render(out_dir / "cells")
         render_finished_cells(report, out_dir)
         raise
     finally:
         executor.close()
+    if before_render is not None:
+        before_render(out_dir / "cells")
     return failed, report.render(out_dir)
 
 

@@ -4,7 +4,8 @@ its config field's type with errors blamed on the file or flag that set it (`con
 (`keys`), output folders and their lock (`outdir`), the local and Ray executors (`executors`)
 and a cell's worker process (`worker`), the result schema and atomic writes (`results`), keying
 old results (`migrate`), the quality gates (`gates`), the Python API that scores objects in
-memory as a cell scores them (`api`) and eval-vectors' cached reference row (`reference`).
+memory as a cell scores them (`api`), eval-vectors' cached reference row (`reference`) and its
+rows that claim no training corpus or seed (`not_trained`).
 
 May import every stage before it: `bench.eval`, `bench.models`, `bench.train`, `bench.data`,
 `bench.errors`, `bench.timing`, `impl`.
