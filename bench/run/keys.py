@@ -100,6 +100,7 @@ _ADDED_LATER: dict[str, dict[str, object]] = {
     "probe": {"layers": None},  # unset: every layer is probed
     "model": {"softmax_samples": 0},  # the biLM's full training softmax (impl.elmo)
     "eval": {"tasks": ["similarity", "analogy"]},  # both (bench.eval.VECTOR_TASKS)
+    "train": {"max_tokens": None},  # unset: no token budget (bench.train.lm.LMTrainConfig)
 }
 
 
