@@ -174,6 +174,78 @@ def sampled_softmax_loss(hidden: torch.Tensor, targets: torch.Tensor, weight: to
     return F.cross_entropy(logits, torch.zeros_like(y))
 
 
+# Positions per block of `softmax_cross_entropy_sum`: a (256, 14k) fp32 block of logits is
+# 14 MB, which stays in a CPU's last-level cache through the passes over it; whole (N, V)
+# logits do not, and on a 2-core machine each pass over them from memory took as long as
+# the matmul that made them (issue 27, results/README.md).
+SOFTMAX_BLOCK = 256
+
+
+class _SoftmaxCrossEntropySum(torch.autograd.Function):
+    """sum_i -log softmax(W h_i + b)[y_i] over rows i, and, when a gradient is wanted, its
+    gradient computed in the same pass over each block of rows (see
+    `softmax_cross_entropy_sum`); backward only scales it by the incoming gradient."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
+                with_grad: bool) -> torch.Tensor:
+        # hidden (N, D), weight (V, D), bias (V,), targets (N,) softmax ids, none IGNORE.
+        weight_t = weight.t()  # (D, V)
+        nll = hidden.new_zeros((), dtype=torch.float64)  # summed in double: N terms of a few nats each
+        if with_grad:
+            grad_hidden = torch.empty_like(hidden)  # (N, D)
+            grad_weight = torch.zeros_like(weight)  # (V, D)
+            grad_bias = torch.zeros_like(bias)  # (V,)
+        for start in range(0, hidden.shape[0], SOFTMAX_BLOCK):
+            rows = slice(start, start + SOFTMAX_BLOCK)
+            h, y = hidden[rows], targets[rows]  # (n, D), (n,)
+            logits = torch.addmm(bias, h, weight_t)  # (n, V)
+            log_norm = torch.logsumexp(logits, dim=1)  # (n,)
+            nll += (log_norm - logits.gather(1, y[:, None]).squeeze(1)).sum()
+            if with_grad:
+                # d nll_i / d logits_i = softmax_i - onehot(y_i), made in place of the logits.
+                grad_logits = logits.sub_(log_norm[:, None]).exp_()  # (n, V)
+                grad_logits[torch.arange(len(y), device=y.device), y] -= 1.0
+                torch.mm(grad_logits, weight, out=grad_hidden[rows])
+                grad_weight.addmm_(grad_logits.t(), h)
+                grad_bias += grad_logits.sum(dim=0)
+        if with_grad:
+            ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        ctx.with_grad = with_grad
+        return nll.to(hidden.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_nll: torch.Tensor):
+        if not ctx.with_grad:
+            raise RuntimeError("softmax_cross_entropy_sum was called without a gradient (no_grad or no "
+                               "input requiring one), so it has none to give")
+        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
+        return grad_hidden * grad_nll, grad_weight * grad_nll, grad_bias * grad_nll, None, None
+
+
+def softmax_cross_entropy_sum(hidden: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
+                              bias: torch.Tensor) -> torch.Tensor:
+    """The summed cross-entropy of the full softmax over the scored positions: the value and
+    gradients of F.cross_entropy(F.linear(hidden, weight, bias), targets, reduction="sum",
+    ignore_index=IGNORE), made without its (..., V) logits.
+
+    hidden (..., D), targets (...) with IGNORE where nothing is scored; weight (V, D) and
+    bias (V,) the output layer. Only the scored positions are gathered (a sentence batch's
+    padding and each row's unpredicted end are not), and they are taken SOFTMAX_BLOCK rows
+    at a time: a block's logits are made, normalized and, in training, turned into their
+    gradient softmax - onehot, which is multiplied out into the gradients of hidden, weight
+    and bias while it is still in cache. The separate log-softmax, its backward and the
+    (N, V) tensors between them, which cost as much as the matmuls on a 2-core CPU, are
+    gone; the matmuls (3 of N x D x V) are the same. The gradient is the loss's own when
+    backward comes (it is linear in the incoming gradient), so a caller that does not call
+    backward after a forward with grad enabled has paid for it in vain.
+    """
+    scored = targets != IGNORE
+    h, y = hidden[scored], targets[scored]  # (N, D), (N,)
+    with_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (h, weight, bias))
+    return _SoftmaxCrossEntropySum.apply(h, weight, bias, y, with_grad)
+
+
 class Highway(nn.Module):
     """y = t * relu(W_H x + b_H) + (1 - t) * x,  t = sigmoid(W_T x + b_T)  (Srivastava et al. 2015)."""
 
@@ -297,35 +369,39 @@ class ELMo(nn.Module):
         return x, forward, backward
 
     def forward(self, chars: torch.Tensor, targets_fwd: torch.Tensor | None = None,
-                targets_bwd: torch.Tensor | None = None) -> dict:
+                targets_bwd: torch.Tensor | None = None, *, logits: bool = False) -> dict:
         """chars: (B, T, max_chars) char ids, rows right-padded with all-0 words;
         targets_fwd / targets_bwd: (B, T) softmax ids of t_{k+1} / t_{k-1} (IGNORE = not
         scored; see `bilm_targets`) or None.
 
-        Returns logits_fwd and logits_bwd (B, T, V); loss_fwd and loss_bwd, the mean
-        cross-entropy over scored positions (None without targets); loss, the mean of the
-        losses given (None if neither). In training mode with softmax_samples = K > 0 the
-        losses are sampled-softmax estimates over one draw of K candidates shared by both
-        directions, and no logits are made (None): the (B, T, V) logits are what it saves.
+        Returns loss_fwd and loss_bwd, the mean cross-entropy over scored positions (None
+        without targets), made by `softmax_cross_entropy_sum` at the scored positions only;
+        loss, the mean of the losses given (None if neither); logits_fwd and logits_bwd
+        (B, T, V) with logits=True, else None: training and scoring need only the losses,
+        and the (B, T, V) logits were the largest cost of a step. In training mode with
+        softmax_samples = K > 0 the losses are sampled-softmax estimates over one draw of K
+        candidates shared by both directions, and logits=True is refused.
         """
         _, forward, backward = self._layers(chars)
         tops = {"fwd": (self.drop(forward[-1]), targets_fwd), "bwd": (self.drop(backward[-1]), targets_bwd)}
         out: dict = {}
-        if self.training and self.config.softmax_samples > 0:
+        sampled = self.training and self.config.softmax_samples > 0
+        if sampled and logits:
+            raise ValueError("a training-mode biLM with a sampled softmax makes no logits; call .eval() first")
+        for name, (top, _) in tops.items():
+            out[f"logits_{name}"] = self.softmax(top) if logits else None  # (B, T, V)
+        if sampled:
             ranks = log_uniform_sample(self.config.softmax_samples, self.vocab_size, chars.device)  # (K,)
             samples = self.proposal_order[ranks]  # (K,) softmax ids
             log_expected = math.log(self.config.softmax_samples) + log_uniform_log_prob(
                 self.proposal_rank, self.vocab_size)  # (V,), per softmax id
             for name, (top, targets) in tops.items():
-                out[f"logits_{name}"] = None
                 out[f"loss_{name}"] = None if targets is None else sampled_softmax_loss(
                     top, targets, self.softmax.weight, self.softmax.bias, samples, log_expected)
         else:
             for name, (top, targets) in tops.items():
-                logits = self.softmax(top)  # (B, T, V)
-                out[f"logits_{name}"] = logits
-                out[f"loss_{name}"] = None if targets is None else F.cross_entropy(
-                    logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+                out[f"loss_{name}"] = None if targets is None else softmax_cross_entropy_sum(
+                    top, targets, self.softmax.weight, self.softmax.bias) / (targets != IGNORE).sum()
         losses = [loss for loss in (out["loss_fwd"], out["loss_bwd"]) if loss is not None]
         out["loss"] = sum(losses) / len(losses) if losses else None
         return out
