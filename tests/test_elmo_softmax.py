@@ -74,3 +74,32 @@ def test_a_sampled_softmax_in_training_refuses_to_make_logits():
     model = ELMo(ELMoConfig(**TINY, softmax_samples=4), vocab_size=11).train()
     with pytest.raises(ValueError, match="sampled softmax makes no logits"):
         model(batch_char_ids([["a"]], max_chars=8), logits=True)
+
+
+def test_bf16_matmuls_stay_within_bf16_rounding_of_the_fp32_loss_and_gradients():
+    hidden, targets, layer = ragged_batch(vocab_size=13, seed=2)
+    hidden, layer = hidden.float().requires_grad_(), layer.float()
+    params = [hidden, layer.weight, layer.bias]
+    exact = softmax_cross_entropy_sum(hidden, targets, layer.weight, layer.bias)
+    exact_grads = torch.autograd.grad(exact, params)
+    rounded = softmax_cross_entropy_sum(hidden, targets, layer.weight, layer.bias, torch.bfloat16)
+    rounded_grads = torch.autograd.grad(rounded, params)
+    assert rounded.dtype == torch.float32 and rounded != exact  # the matmuls did round
+    torch.testing.assert_close(rounded, exact, rtol=1e-2, atol=0)  # bf16 keeps 8 significant bits
+    for name, got, want in zip(("hidden", "weight", "bias"), rounded_grads, exact_grads):
+        assert (got - want).norm() < 2e-2 * want.norm(), f"gradient of {name}"
+
+
+def test_the_softmax_precision_applies_to_training_only():
+    torch.manual_seed(0)
+    model = ELMo(ELMoConfig(**TINY, softmax_precision="bf16"), vocab_size=11)
+    chars = batch_char_ids([["the", "cat", "sat"], ["a", "dog"]], max_chars=8)
+    targets = bilm_targets(torch.tensor([[9, 1, 2, 3, 10], [9, 4, 5, 10, IGNORE]]))
+    fp32 = ELMo(ELMoConfig(**TINY), vocab_size=11)
+    fp32.load_state_dict(model.state_dict())
+    model.eval(), fp32.eval()
+    torch.testing.assert_close(model(chars, *targets)["loss"], fp32(chars, *targets)["loss"], rtol=0, atol=0)
+    model.train(), fp32.train()
+    assert model(chars, *targets)["loss"] != fp32(chars, *targets)["loss"]
+    with pytest.raises(ValueError, match=r"^ELMoConfig\.softmax_precision='fp16': expected one of fp32, bf16$"):
+        ELMoConfig(softmax_precision="fp16")
