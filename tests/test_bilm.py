@@ -100,7 +100,7 @@ def test_perplexity_protocol_by_hand(tmp_path, eos):
     with torch.no_grad():
         for sentence in data.sentences("test"):
             chars, ids = data.batch([sentence])
-            out = model(chars)
+            out = model(chars, logits=True)
             fwd = torch.log_softmax(out["logits_fwd"][0], -1)  # (n + 2, V)
             bwd = torch.log_softmax(out["logits_bwd"][0], -1)
             n = len(sentence.ids)
