@@ -43,8 +43,17 @@ from gensim.models import KeyedVectors
 
 from bench.data.datasets import _sha256_files, corpus_folder
 from bench.errors import BenchError
-from bench.eval.probe import (MIXES, Featurizer, MixedLinearProbe, _static_row, extract_features, fit_linear_probe,
-                               mean_mix_fields, mix_fields, need_caps)
+from bench.eval.probe import (
+    MIXES,
+    Featurizer,
+    MixedLinearProbe,
+    _static_row,
+    extract_features,
+    fit_linear_probe,
+    mean_mix_fields,
+    mix_fields,
+    need_caps,
+)
 from impl._checks import is_num, need, need_ints
 
 FIELDS = ("word", "tokens", "head", "sense")
