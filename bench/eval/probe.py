@@ -297,8 +297,7 @@ def train_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
     train mean and standard deviation first (an affine map, so the probe stays linear) so
     that one lr suits representations of any scale. Mini-batch Adam over shuffled tokens.
     Features (N, L+1, D) are layers, each standardized on its own, that a
-    `MixedLinearProbe` mixes; with `mix_layer_norm` they are not standardized but each layer
-    normalised as a whole by the mix (ELMo's do_layer_norm; each batch's statistics).
+    `MixedLinearProbe` mixes.
     """
     return fit_linear_probe(train_features, train_labels, test_features, test_labels, epochs=epochs, lr=lr,
                             seed=seed, device=device, weight_decay=weight_decay, batch_size=batch_size)[0]
@@ -308,7 +307,10 @@ def fit_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, t
                      test_labels: torch.Tensor, *, epochs: int, lr: float, seed: int, device: torch.device | str,
                      weight_decay: float = 0.0, batch_size: int = 1024,
                      mix_layer_norm: bool = False) -> tuple[float, nn.Module]:
-    """`train_linear_probe`, also returning the trained probe (a mixed probe's weights are read off it)."""
+    """`train_linear_probe`, also returning the trained probe (a mixed probe's weights are read off it).
+
+    `mix_layer_norm`: layers (N, L+1, D) are not standardized but each normalised as a whole by
+    the mix (ELMo's do_layer_norm, on each batch's statistics: the "mix-ln" of MIXES)."""
     if train_labels.min() < 0:
         raise ValueError("train_labels must be class ids >= 0")
     if mix_layer_norm and train_features.dim() != 3:

@@ -418,14 +418,16 @@ MIX_MATRIX = "mix-weights"  # the pretrained transformers' probes (bench/matrice
 MIX_COMMANDS = f"{ELMO_COMMAND} --save-models; lm-lineage run --matrix {MIX_MATRIX} --out results/{MIX_MATRIX}"
 
 
-def _mix_table(rows: Rows, value: str, matrices: tuple[str, ...]) -> pd.DataFrame:
+def _mix_table(rows: Rows, value: str, matrices: tuple[str, ...], model: str | None = None) -> pd.DataFrame:
     """(model, seed, mix) x task ("POS", "WSD"): `value` of the learned scalar mixes (the report's
-    `scalar_mix` table) of the cells of `matrices`, for the runs that learned both tasks' mixes."""
+    `scalar_mix` table) of the cells of `matrices` (and of `model` alone if given), for the runs
+    that learned both tasks' mixes; empty where none did."""
     frame = rows.frames["scalar_mix"]
-    frame = frame[frame["matrix"].isin(matrices)].dropna(subset=[value])
-    table = frame.pivot_table(index=["model", "seed", "mix"], columns="task", values=value)
-    return table.dropna(subset=[task for task in ("POS", "WSD") if task in table]) if {"POS", "WSD"} <= set(
-        table) else pd.DataFrame()
+    frame = frame[frame["matrix"].isin(matrices) & ((frame["model"] == model) if model else True)]
+    table = frame.dropna(subset=[value]).pivot_table(index=["model", "seed", "mix"], columns="task", values=value)
+    if not {"POS", "WSD"} <= set(table):
+        return pd.DataFrame()
+    return table.dropna(subset=["POS", "WSD"])
 
 
 def _mix_scale(rows: Rows, matrices: tuple[str, ...]) -> str:
@@ -460,8 +462,7 @@ def mix_centre_higher_for_word_sense(rows: Rows) -> Verdict:
 def mix_layer_two_for_word_sense(rows: Rows) -> Verdict:
     """The note's claim word for word, on ELMo's biLMs: s_2 − s_1 above 0 in the WSD probe's
     mix and below 0 in the POS probe's, per seed and mix."""
-    weights = _mix_table(rows, "s2_minus_s1", (ELMO_MATRIX,))
-    weights = weights[weights.index.get_level_values("model") == "elmo"] if not weights.empty else weights
+    weights = _mix_table(rows, "s2_minus_s1", (ELMO_MATRIX,), model="elmo")
     if weights.empty:
         return Verdict(NOT_RUN, command=f"{ELMO_COMMAND} --save-models",
                        why=f"no POS and WSD scalar-mix weights of elmo's layers 1 and 2 in {ELMO_MATRIX} (stored "
