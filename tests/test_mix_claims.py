@@ -86,3 +86,15 @@ def test_report_section_lists_every_seed_and_their_mean():
     assert list(pos["s_l (layer 0 first)"]) == ["0.20 0.50 0.30"] * 3
     assert list(pos["E[layer]"]) == ["1.10", "1.10", "1.10 ± 0.00"] and pos["s2 − s1"].iloc[0] == "-0.200"
     assert studies.scalar_mix_section(tables([])["scalar_mix"]) == []
+
+
+def test_a_result_made_before_rows_stored_their_mix_gives_its_pos_weights_from_the_training_record():
+    cell = _mix_cell("elmo", "elmo", 0, LOW, HIGH)
+    old_pos = [{key: value for key, value in row.items() if not key.startswith("mix_")}
+               for row in cell["metrics"]["pos_probe"] if row["layer"] == "mix"]
+    cell["metrics"] = {"pos_probe": old_pos}  # as POS cells stored it before: the weights apart, no WSD mix
+    cell["training"] = {"probe_scalar_mix": {"weights": [0.6, 0.3, 0.1], "gamma": 0.8}}
+    cell["config"] = {"probe": {"layers": [0, 2, 1]}}
+    (row,) = tables([cell])["scalar_mix"].itertuples()
+    assert (row.task, row.mix, row.layers, row.weights, row.gamma) == ("POS", "mix", (0, 2, 1), (0.6, 0.3, 0.1), 0.8)
+    assert row.centre == pytest.approx(0.3 * 2 + 0.1) and row.s2_minus_s1 == pytest.approx(0.2)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.eval import diagnostics, metrics
+from bench.eval.probe import mix_fields
 from bench.eval.wsd import ALL_WORDS
 from bench.run.results import ROW_KEYS
 
@@ -82,10 +83,11 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
                               "word": row["word"], "method": row["method"], "accuracy": row["accuracy"],
                               "train_corpus": cell["corpus"], "instances": row["instances"],
                               "probe_train": row["train_instances"], "probe_eval": row["eval_instances"]})
-        scalar_mix += [_scalar_mix_row(key, cell, task, row)
-                       for task, rows_key in (("POS", "pos_probe"), ("WSD", "wsd_probe"))
-                       for row in r["metrics"].get(rows_key, [])
-                       if "mix_weights" in row and row.get("word", ALL_WORDS) == ALL_WORDS]
+        for task, rows_key in (("POS", "pos_probe"), ("WSD", "wsd_probe")):
+            for row in r["metrics"].get(rows_key, []):
+                row = _with_stored_pos_mix(r, row) if task == "POS" else row
+                if "mix_weights" in row and row.get("word", ALL_WORDS) == ALL_WORDS:
+                    scalar_mix.append(_scalar_mix_row(key, cell, task, row))
         for phase, t in r["timings"].items():
             peak = t["peak_cuda_mb"] if t.get("peak_cuda_mb") is not None else t["peak_rss_mb"]
             throughput.append({**key, "device": t["device"], "phase": phase, "tokens_per_s": t["tokens_per_s"],
@@ -117,6 +119,17 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
     built["pos_probe"] = built["pos_probe"].drop_duplicates(ignore_index=True)
     built["wsd_probe"] = built["wsd_probe"].drop_duplicates(ignore_index=True)  # the same for the WSD references
     return built
+
+
+def _with_stored_pos_mix(result: dict, row: dict) -> dict:
+    """A POS probe row with its scalar mix's fields: its own, or for the "mix" row of a result
+    made before rows stored them, the weights and gamma the cell's training record kept
+    (`training.probe_scalar_mix`, over the layers `[probe] layers` picked)."""
+    stored = result.get("training", {}).get("probe_scalar_mix")
+    if "mix_weights" in row or row["layer"] != "mix" or stored is None:
+        return row
+    layers = result["config"].get("probe", {}).get("layers") or list(range(len(stored["weights"])))
+    return {**row, **mix_fields(stored["weights"], stored["gamma"], layers)}
 
 
 def _scalar_mix_row(key: dict, cell: dict, task: str, row: dict) -> dict:
