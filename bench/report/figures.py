@@ -460,9 +460,12 @@ def scalar_mix_weights(frame: pd.DataFrame) -> bytes | None:
     (POS, WSD), one line per model and mix (solid: plain, dashed: layer-normalised), mean over
     seeds. A weight is drawn as s_l * (number of layers mixed), so 1 is the uniform mix whatever
     the model's depth, and a task whose mix favours higher layers rises to the right.
-    `frame`: the report's `scalar_mix` table (model, task, mix, layers, weights, seed)."""
+    `frame`: the report's `scalar_mix` table (model, task, mix, layers, weights, seed, matrix); a
+    model run by several matrices gets a line per matrix."""
     if frame.empty:
         return None
+    several = frame.groupby("model")["matrix"].transform("nunique") > 1  # a model of several matrices: one line each
+    frame = frame.assign(model=frame["model"].where(~several, frame["model"] + " (" + frame["matrix"] + ")"))
     points = pd.DataFrame([{"model": row.model, "task": row.task, "mix": row.mix, "seed": row.seed,
                             "relative": layer / max(max(row.layers), 1), "weight": weight * len(row.layers)}
                            for row in frame.itertuples() for layer, weight in zip(row.layers, row.weights)])

@@ -330,7 +330,7 @@ def scalar_mix_section(mixes: pd.DataFrame) -> list[Block]:
         rows += [{"task": task, "model": model, "matrix": matrix, "mix": mix, "seed": str(run.seed),
                   "s_l (layer 0 first)": _weights(run.weights), "γ": f"{run.gamma:.2f}",
                   "E[layer]": f"{run.centre:.2f}",
-                  "s2 − s1": number(run.s2_minus_s1, "+.3f"), "accuracy %": f"{run.accuracy * 100:.1f}"}
+                  "s2 − s1": number(run.s2_minus_s1, ".3f"), "accuracy %": f"{run.accuracy * 100:.1f}"}
                  for run in runs.itertuples()]
         if len(runs) > 1:
             rows.append({"task": task, "model": model, "matrix": matrix, "mix": mix, "seed": "mean ± sd",
