@@ -39,8 +39,7 @@ What differs from the paper (scaled down to a 2-core CPU machine):
 - the char-CNN encodes each distinct word of a batch once (`CharCNN.forward`; the same
   vectors and gradients as encoding every position);
 - the training loss is the mean of the two directions' cross-entropies (the paper sums
-  the log-likelihoods), so it is on the scale of one LM's loss;
-- `ScalarMix` has no optional layer normalization of the layers.
+  the log-likelihoods), so it is on the scale of one LM's loss.
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from impl._checks import check_int, is_int, is_num, need, need_ints
+from impl._checks import check_int, is_bool, is_int, is_num, need, need_ints
 
 # Sentence-boundary tokens; `char_ids` gives them their own characters, so no word collides.
 BOS, EOS = "<S>", "</S>"
@@ -442,18 +441,44 @@ class ELMo(nn.Module):
 class ScalarMix(nn.Module):
     """gamma * sum_j softmax(w)_j layers[j]: the paper's task-specific weighting of the layers.
 
-    w starts at 0 (equal weights) and gamma at 1.
+    w starts at 0 (equal weights) and gamma at 1. With `layer_norm` (bilm-tf's and AllenNLP's
+    `do_layer_norm`), each layer is first normalised to mean 0 and variance 1 over all its
+    non-padding positions and units together (one mean and one variance per layer and batch, no
+    learned scale or shift): without it a layer whose activations are larger can win or lose
+    the softmax by its scale alone, so its weight says less about what the layer holds.
     """
 
-    def __init__(self, n_layers: int):
+    LAYER_NORM_EPS = 1e-12  # as AllenNLP's ScalarMix: guards a constant layer, not a rescaling
+
+    def __init__(self, n_layers: int, layer_norm: bool = False):
         super().__init__()
         check_int("n_layers", n_layers)
+        if not is_bool(layer_norm):
+            raise ValueError(f"layer_norm={layer_norm!r}: expected a bool")
+        self.layer_norm = layer_norm
         self.weights = nn.Parameter(torch.zeros(n_layers))  # w
         self.gamma = nn.Parameter(torch.ones(()))
 
-    def forward(self, layers: torch.Tensor) -> torch.Tensor:
-        """layers: (L+1, ..., D) -> (..., D)."""
+    def forward(self, layers: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """layers: (L+1, ..., D) -> (..., D); mask: (...) bool, True at real positions (None: all
+        real), read by the layer normalization only."""
         if layers.shape[0] != self.weights.shape[0]:
             raise ValueError(f"expected {self.weights.shape[0]} layers along dim 0, got {layers.shape[0]}")
+        if self.layer_norm:
+            layers = self._normalised(layers, mask)
         s = torch.softmax(self.weights, dim=0)  # (L+1,)
         return self.gamma * torch.tensordot(s, layers, dims=1)
+
+    def _normalised(self, layers: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Each layer (L+1, ..., D) minus its mean over the masked positions and units, over its standard deviation."""
+        if mask is None:
+            mask = torch.ones(layers.shape[1:-1], dtype=torch.bool, device=layers.device)
+        if mask.shape != layers.shape[1:-1]:
+            raise ValueError(f"mask of shape {tuple(mask.shape)} for layers of shape {tuple(layers.shape)}; "
+                             f"expected {tuple(layers.shape[1:-1])}")
+        weight = mask.unsqueeze(-1).to(layers.dtype).expand(layers.shape[1:])  # (..., D): 1 at real units
+        count = weight.sum().clamp_min(1)  # units counted per layer
+        dims = tuple(range(1, layers.dim()))
+        mean = (layers * weight).sum(dim=dims, keepdim=True) / count  # (L+1, 1, ..., 1)
+        variance = (((layers - mean) * weight) ** 2).sum(dim=dims, keepdim=True) / count
+        return (layers - mean) / torch.sqrt(variance + self.LAYER_NORM_EPS)

@@ -26,6 +26,7 @@ from bench.eval.wsd import ALL_WORDS
 from bench.report import corpus_size
 from bench.report.corpus_size import SG_CBOW_PAIRS, SIZE_BENCHMARKS, corpus_sizes
 from bench.report.markup import anchor
+from bench.report.studies import MIX_FIGURE, MIX_SECTION
 
 HOLDS, DOES_NOT_HOLD, MIXED, NOT_RUN = "holds", "does not hold", "mixed", "not run"
 
@@ -400,6 +401,67 @@ def scalar_mix_adapts(rows: Rows) -> Verdict:
                    scale=_elmo_scale(rows))
 
 
+# --- claim 8: the scalar-mix weights themselves ---------------------------------------------------------
+
+MIX_MATRIX = "mix-weights"  # the pretrained transformers' probes (bench/matrices/mix-weights.toml)
+MIX_COMMANDS = f"{ELMO_COMMAND} --save-models; lm-lineage run --matrix {MIX_MATRIX} --out results/{MIX_MATRIX}"
+
+
+def _mix_table(rows: Rows, value: str, matrices: tuple[str, ...], model: str | None = None) -> pd.DataFrame:
+    """(model, seed, mix) x task ("POS", "WSD"): `value` of the learned scalar mixes (the report's
+    `scalar_mix` table) of the cells of `matrices` (and of `model` alone if given), for the runs
+    that learned both tasks' mixes; empty where none did."""
+    frame = rows.frames["scalar_mix"]
+    frame = frame[frame["matrix"].isin(matrices) & ((frame["model"] == model) if model else True)]
+    table = frame.dropna(subset=[value]).pivot_table(index=["model", "seed", "mix"], columns="task", values=value)
+    if not {"POS", "WSD"} <= set(table):
+        return pd.DataFrame()
+    return table.dropna(subset=["POS", "WSD"])
+
+
+def _mix_scale(rows: Rows, matrices: tuple[str, ...]) -> str:
+    """The models whose mixes were read and the layers they mix; the biLM's corpus and tokens."""
+    frame = rows.frames["scalar_mix"]
+    frame = frame[frame["matrix"].isin(matrices)]
+    layers = frame.groupby("model", sort=False)["layers"].first()
+    mixed = ", ".join(f"{model} layers {min(numbers)}–{max(numbers)}" for model, numbers in layers.items())
+    return "; ".join(part for part in (mixed, _elmo_scale(rows)) if part)
+
+
+def _per_model_mix(name: str, values: pd.Series, digits: int) -> list[str]:
+    """`effect` of `values` ((model, seed, mix)-indexed) for each model and mix: `elmo mix: NAME ...`."""
+    return [effect(f"{model} {mix}: {name}", group, digits)
+            for (model, mix), group in values.groupby(level=["model", "mix"], sort=False)]
+
+
+def mix_centre_higher_for_word_sense(rows: Rows) -> Verdict:
+    """Tenney et al.'s centre of gravity E[layer] = Σ l·s_l of the WSD probe's mix above the POS
+    probe's, per model (ELMo's biLMs, the pretrained transformers), seed and mix (plain and
+    layer-normalised): the task the note calls semantic draws on higher layers."""
+    matrices = (ELMO_MATRIX, MIX_MATRIX)
+    centre = _mix_table(rows, "centre", matrices)
+    if centre.empty:
+        return Verdict(NOT_RUN, command=MIX_COMMANDS,
+                       why=f"no POS and WSD scalar-mix weights in {' or '.join(matrices)} (stored since issue 25)")
+    gap = centre["WSD"] - centre["POS"]
+    return by_seed(gap > 0, _per_model_mix("E[layer] WSD − POS", gap, 2), unit="model × seed × mix",
+                   scale=_mix_scale(rows, matrices))
+
+
+def mix_layer_two_for_word_sense(rows: Rows) -> Verdict:
+    """The note's claim word for word, on ELMo's biLMs: s_2 − s_1 above 0 in the WSD probe's
+    mix and below 0 in the POS probe's, per seed and mix."""
+    weights = _mix_table(rows, "s2_minus_s1", (ELMO_MATRIX,), model="elmo")
+    if weights.empty:
+        return Verdict(NOT_RUN, command=f"{ELMO_COMMAND} --save-models",
+                       why=f"no POS and WSD scalar-mix weights of elmo's layers 1 and 2 in {ELMO_MATRIX} (stored "
+                           f"since issue 25)")
+    return by_seed((weights["WSD"] > 0) & (weights["POS"] < 0),
+                   [*_per_model_mix("WSD s2 − s1", weights["WSD"], 2),
+                    *_per_model_mix("POS s2 − s1", weights["POS"], 2)],
+                   unit="seed × mix", scale=_mix_scale(rows, (ELMO_MATRIX,)))
+
+
 CLAIMS = (
     Claim(1, "Bengio's NNLM beats n-gram models, and mixing it with an n-gram model helps further.",
           "Bengio et al. 2003: the neural LM",
@@ -445,9 +507,12 @@ CLAIMS = (
           (Check("orderings", f"{ELMO_MATRIX}: POS and WSD accuracy (linear) of layers 1 and 2", layer_orderings,
                  "Word-sense probe and layers against depth (accuracy in percent, mean ± sd over seeds)",
                  "probe accuracy against relative depth"),
-           Check("weights", "the learned scalar-mix weights of the POS and WSD probes per seed",
-                 not_run(f"{ELMO_COMMAND} --save-models",
-                         "the WSD probe stores no scalar-mix weights yet: issue 25's Deliver 3")))),
+           Check("weights, centre of gravity",
+                 f"{ELMO_MATRIX}, {MIX_MATRIX}: E[layer] of the learned scalar-mix weights (plain and "
+                 f"layer-normalised) of the POS and WSD probes (linear)",
+                 mix_centre_higher_for_word_sense, MIX_SECTION, MIX_FIGURE),
+           Check("weights, layer 2 over 1", f"{ELMO_MATRIX}: the weight of elmo's layer 2 against layer 1 in the "
+                                            f"same mixes", mix_layer_two_for_word_sense, MIX_SECTION, MIX_FIGURE))),
     Claim(9, "ELMo is pre-trained on a large corpus, then fine-tuned on the downstream task's corpus.", "ELMo",
           (Check("", "probe accuracy of a Brown biLM before and after fine-tuning on senseval2's train text, and of "
                      "a biLM trained on that text alone",

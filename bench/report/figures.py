@@ -453,3 +453,36 @@ def clipping(frame: pd.DataFrame) -> bytes | None:
     loss_axes.set_title(f"Elman RNN on Brown, SGD lr {lr:g}: loss and gradient norm with and without clipping",
                         fontsize=10)
     return _png(figure)
+
+
+def scalar_mix_weights(frame: pd.DataFrame) -> bytes | None:
+    """The learned scalar-mix weight of each layer against relative depth, one panel per task
+    (POS, WSD), one line per model and mix (solid: plain, dashed: layer-normalised), mean over
+    seeds. A weight is drawn as s_l * (number of layers mixed), so 1 is the uniform mix whatever
+    the model's depth, and a task whose mix favours higher layers rises to the right.
+    `frame`: the report's `scalar_mix` table (model, task, mix, layers, weights, seed, matrix); a
+    model run by several matrices gets a line per matrix."""
+    if frame.empty:
+        return None
+    several = frame.groupby("model")["matrix"].transform("nunique") > 1  # a model of several matrices: one line each
+    frame = frame.assign(model=frame["model"].where(~several, frame["model"] + " (" + frame["matrix"] + ")"))
+    points = pd.DataFrame([{"model": row.model, "task": row.task, "mix": row.mix, "seed": row.seed,
+                            "relative": layer / max(max(row.layers), 1), "weight": weight * len(row.layers)}
+                           for row in frame.itertuples() for layer, weight in zip(row.layers, row.weights)])
+    tasks = list(dict.fromkeys(points["task"]))
+    styles = _model_styles(list(dict.fromkeys(points["model"])))
+    figure = Figure(figsize=(9.0, 3.6))
+    panels = figure.subplots(1, len(tasks), sharey=True, squeeze=False)[0]
+    for axes, task in zip(panels, tasks):
+        for (model, mix), sub in points[points["task"] == task].groupby(["model", "mix"], sort=False):
+            curve = sub.groupby("relative")["weight"].mean()
+            color, marker = styles[model]
+            axes.plot(curve.index, curve.values, color=color, marker=marker, markersize=3,
+                      linestyle="--" if mix.endswith("-ln") else "-", label=f"{model} ({mix})")
+        axes.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+        axes.set_title(task, fontsize=10)
+        axes.set_xlabel("relative depth (0 = embeddings)")
+    panels[0].set_ylabel("weight × layers mixed (1 = uniform)")
+    figure.suptitle("Where each task's scalar mix puts its weight (mean over seeds)", fontsize=10)
+    panels[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    return _png(figure)

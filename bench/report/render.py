@@ -87,6 +87,7 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
     blocks += _result_sections(results, frames, size_study)
     blocks += sections.gradient_flow_section(flow) + sections.layer_probe_section(frames["pos_probe"])
     blocks += sections.wsd_probe_section(frames["wsd_probe"], frames["pos_probe"])
+    blocks += studies.scalar_mix_section(frames["scalar_mix"])
     blocks += studies.training_tokens_section(trained_probes)
     blocks += sections.environment_section(results)
     report = out_dir / "report.md"

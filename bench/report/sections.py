@@ -286,8 +286,9 @@ def wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame) -> list[Block]:
     lines: list[Block] = [f"## {heading} (accuracy in percent, mean ± sd over seeds)", "",
              "For each ambiguous word apart, classifiers fit on the train instances and scored on the test "
              "instances of the frozen representation of the target token: `centroid` (Peters et al. 2018: the "
-             "nearest sense centroid by cosine) and `linear` (softmax regression; `mix`: through a learned scalar "
-             "mix of the layers). `all` is micro-averaged over every test instance. References without a model: "
+             "nearest sense centroid by cosine) and `linear` (softmax regression; `mix` and `mix-ln`: through a "
+             "learned scalar mix of the layers, plain and layer-normalised). `all` is micro-averaged over every "
+             "test instance. References without a model: "
              "`most-frequent-sense`, `naive-bayes` (bag of words of the instance, add-one smoothing) and "
              "`most-frequent-sense-per-form`. Static word vectors get the `bag-of-context` layer: the mean of the "
              "vectors of the words within ±k of the target. A static vector of the target word alone is the same "
