@@ -211,3 +211,31 @@ def test_a_run_whose_seed_has_no_checkpoint_stops_before_writing(saved, tmp_path
     err = capsys.readouterr().err.strip()
     assert code == 2 and "its config does not match this model's: hidden 4 (saved) vs 8" in err
     assert not out.exists()
+
+
+# --- on the real data ---------------------------------------------------------------------------------
+
+@pytest.mark.data
+@pytest.mark.slow  # about 15 s of CPU, most of it loading and tokenizing senseval2's train split afresh
+def test_a_saved_bilm_fine_tuned_on_senseval2_train_text_gives_every_row(saved, data_root, tmp_path, capsys):
+    """The elmo-finetune matrix's path end to end, small: the tiny pre-trained biLM trains one
+    epoch (a few steps) on the first 3,000 tokens of senseval2's train text, then is scored and
+    its layers probed for word sense on a few instances per word (the POS probe, left out for
+    time, reads the layers through the same path)."""
+    probes = "[probe]\ntask = \"wsd\"\nwsd_max_train_per_word = 12\nwsd_max_eval_per_word = 6\nwsd_epochs = 2\n"
+    matrix = _matrix(tmp_path, f'init_from = "{saved.parent}/elmo__lee__seed{{seed}}"',
+                     corpus="senseval2-train-text@3000")
+    Path(matrix).write_text(Path(matrix).read_text().replace("[eval]", probes + "[eval]"))
+    out = tmp_path / "out"
+    code = main(["run", "--matrix", matrix, "--data-dir", str(data_root), "--out", str(out), "--no-progress",
+                 "--in-process"])
+    assert code == 0, capsys.readouterr().err
+    [cell] = (out / "cells").glob("elmo-finetuned__*.json")
+    result = json.loads(cell.read_text())
+    assert result["status"] == "ok", result.get("error")
+    assert result["training"]["init_from"]["folder"] == str(saved) and len(result["training"]["history"]) == 1
+    assert result["dataset"]["vocabulary_of"] == PRETRAINING
+    assert result["dataset"]["vocab_size"] == json.loads((saved / checkpoints.CONFIG).read_text())["vocab"]["size"]
+    rows = result["metrics"]
+    assert {row["model"] for row in rows["perplexity"]} == {f"elmo-finetuned-{d}" for d in bilm.DIRECTIONS + ("mean",)}
+    assert {row["layer"] for row in rows["wsd_probe"] if row["model"] == "elmo-finetuned"} == {"0", "1", "mix"}

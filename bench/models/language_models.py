@@ -137,13 +137,14 @@ def elmo_bilm(prepared: PreparedCorpus, config: bilm.BiLMConfig, train_config: l
     saved biLM trained further on `prepared` (bench.models.finetune: fine-tuning), its record
     naming the checkpoint it started from. Both need `prepared` numericalized with the saved
     vocabulary."""
-    if checkpoint is None and init_from is None:
+    saved = checkpoint or init_from
+    if saved is None:
         return bilm.build_elmo(prepared, config, train_config, seed, device, precision)
     data = bilm.BiLMData(prepared, config.max_chars)
     torch.manual_seed(seed)  # nothing is initialized at random, but dropout in training draws from it
     # The sampled softmax's proposal (impl.elmo) is not saved: it ranks this corpus's targets.
     model = bilm.ELMo(config, data.softmax_size, data.frequency_order()).to(device)
-    loaded = checkpoints.load_module(model, checkpoint or init_from, prepared, "model")
+    loaded = checkpoints.load_module(model, saved, prepared, "model")
     if init_from is None:
         record = {"history": [], **loaded}
     else:
