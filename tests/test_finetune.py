@@ -139,7 +139,7 @@ def test_a_checkpoint_made_under_other_vocabulary_settings_is_one_line(saved):
 
 # --- training from it ------------------------------------------------------------------------------
 
-def test_fine_tuning_trains_the_saved_weights_and_finetune_false_keeps_them(saved, one_torch_thread):
+def test_fine_tuning_trains_the_saved_weights_and_finetune_false_keeps_them(saved, tmp_path, one_torch_thread):
     vocab, corpus = finetune.pretrained_vocab(str(saved), TOKENIZER, VOCAB, None, "model.elmo")
     read = finetune.through_vocab(prepare_corpus(FINE_TUNING, None, TOKENIZER, VOCAB), vocab, corpus)
     cpu = torch.device("cpu")
@@ -152,6 +152,9 @@ def test_fine_tuning_trains_the_saved_weights_and_finetune_false_keeps_them(save
     assert start.keys() == after.keys()
     assert not all(torch.equal(start[name], after[name]) for name in start)
     assert tuned.score("validation")["mean"]["perplexity"] < kept.score("validation")["mean"]["perplexity"]
+    # Saved again, the fine-tuned biLM names the vocabulary's corpus, so it can start a next fine-tuning.
+    checkpoints.save_module(tuned.model, "elmo", TINY, read, tmp_path / "tuned")
+    assert finetune.pretrained_vocab(str(tmp_path / "tuned"), TOKENIZER, VOCAB, None, "model.elmo")[1] == PRETRAINING
 
 
 # --- the matrix: its settings, its key, its preflight -----------------------------------------------

@@ -89,7 +89,9 @@ def save_vectors(vectors: KeyedVectors, folder: Path) -> dict:
 def save_module(module: torch.nn.Module, model: str, config, prepared: PreparedCorpus, folder: Path) -> dict:
     """An LM's or biLM's weights and the config that rebuilds it."""
     header = {"schema": CHECKPOINT_SCHEMA, "model": model, "config": _as_json(config),
-              "vocab": vocab_identity(prepared), "corpus": prepared.name}
+              "vocab": vocab_identity(prepared), "corpus": prepared.name,
+              # A fine-tuned biLM keeps the vocabulary of the corpus it was pre-trained on (bench.models.finetune).
+              "vocab_corpus": prepared.fingerprint.get("vocabulary_of", prepared.name)}
 
     def write(tmp: Path) -> None:
         save_model(module, str(tmp / WEIGHTS))

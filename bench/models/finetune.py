@@ -12,8 +12,9 @@ Unlike `checkpoint =`, which loads a model into the corpus it was trained on and
 ids of its own vocabulary, so the cell's corpus is numericalized with that vocabulary (its words
 in the saved id order; every other word -> <unk>), never with the corpus's own vocabulary rule.
 A checkpoint records only its vocabulary's size and sha256, so the words are rebuilt from the
-corpus it names with this matrix's [tokenizer] and [vocab] and checked against that sha256
-(`pretrained_vocab`): a checkpoint trained under other settings is a one-line error.
+corpus it names (`vocab_corpus`: a fine-tuned biLM's is the one it was pre-trained on) with this
+matrix's [tokenizer] and [vocab] and checked against that sha256 (`pretrained_vocab`): a
+checkpoint trained under other settings is a one-line error.
 
 `{seed}` in the path (the only placeholder) is the cell's seed, so each seed of a matrix starts
 from its own pre-trained model. The cell key holds the sha256 of the weights of every seed's
@@ -97,7 +98,7 @@ def pretrained_vocab(path: str, tokenizer: TokenizerConfig, vocab_config: VocabC
     """The vocabulary the checkpoint at `path` was trained on, and the corpus it came from:
     rebuilt from that corpus with these settings, checked against the checkpoint's sha256."""
     header = checkpoints.read_header(path, where, INIT_FROM)
-    corpus = header.get("corpus")
+    corpus = header.get("vocab_corpus", header.get("corpus"))  # checkpoints saved before vocab_corpus: the same
     if not isinstance(corpus, str):
         raise BenchError(f"{where}.init_from {path}: its {checkpoints.CONFIG} names no corpus; expected a biLM "
                          f"saved by `run --save-models`")
@@ -126,7 +127,7 @@ def key_block(matrix: Matrix, model: str) -> dict:
     template = matrix.model_overrides.get(model, {}).get(INIT_FROM)
     if template is None:
         return {}
-    weights = {str(seed): checkpoints.identity(init_from(matrix, model, seed) or "", f"model.{model}", INIT_FROM)["sha256"]
+    weights = {str(seed): checkpoints.identity(template.format(seed=seed), f"model.{model}", INIT_FROM)["sha256"]
                for seed in matrix.seeds}
     return {INIT_FROM: {"path": template, FINETUNE: finetunes(matrix, model), "sha256": weights}}
 

@@ -435,7 +435,7 @@ def finetuning_helps(rows: Rows) -> Verdict:
     if not {PRETRAINED, FINETUNED, CONTROL} <= set(wsd):
         return Verdict(NOT_RUN, command=FINETUNE_COMMAND,
                        why="needs the Brown biLMs of `lm-lineage run --matrix elmo-seeds-wsd --save-models`, then about "
-                           "100 minutes of 2 idle cores, the matrix's description says")
+                           "90 minutes of 2 idle cores, the matrix's description says")
     wsd = wsd.dropna(subset=[PRETRAINED, FINETUNED, CONTROL])
     over_pretrained, over_control = wsd[FINETUNED] - wsd[PRETRAINED], wsd[FINETUNED] - wsd[CONTROL]
     effects = [effect("WSD fine-tuned − pre-trained, points", over_pretrained, 2),
