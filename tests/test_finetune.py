@@ -219,8 +219,8 @@ def test_a_run_whose_seed_has_no_checkpoint_stops_before_writing(saved, tmp_path
 # --- on the real data ---------------------------------------------------------------------------------
 
 @pytest.mark.data
-@pytest.mark.slow  # about 15 s of CPU, most of it loading and tokenizing senseval2's train split afresh
-def test_a_saved_bilm_fine_tuned_on_senseval2_train_text_gives_every_row(saved, data_root, tmp_path, capsys):
+def test_a_saved_bilm_fine_tuned_on_senseval2_train_text_gives_every_row(saved, data_root, tmp_path, capsys,
+                                                                         one_torch_thread):
     """The elmo-finetune matrix's path end to end, small: the tiny pre-trained biLM trains one
     epoch (a few steps) on the first 3,000 tokens of senseval2's train text, then is scored and
     its layers probed for word sense on a few instances per word (the POS probe, left out for
