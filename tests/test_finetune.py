@@ -19,8 +19,11 @@ from bench.data.vocab import TokenizerConfig, VocabConfig
 from bench.errors import BenchError
 from bench.models import checkpoints, finetune
 from bench.models.language_models import elmo_bilm
+from bench.report import claims
+from bench.report.tables import tables
 from bench.run.config import load_matrix
 from bench.run.keys import config_block
+from bench.run.results import load_results
 from bench.train import bilm, lm
 
 # The elmo-seeds protocol (Brown's own tokens, case kept) on small corpora, and a biLM of a few thousand weights.
@@ -219,26 +222,39 @@ def test_a_run_whose_seed_has_no_checkpoint_stops_before_writing(saved, tmp_path
 # --- on the real data ---------------------------------------------------------------------------------
 
 @pytest.mark.data
-def test_a_saved_bilm_fine_tuned_on_senseval2_train_text_gives_every_row(saved, data_root, tmp_path, capsys,
-                                                                         one_torch_thread):
-    """The elmo-finetune matrix's path end to end, small: the tiny pre-trained biLM trains one
-    epoch (a few steps) on the first 3,000 tokens of senseval2's train text, then is scored and
-    its layers probed for word sense on a few instances per word (the POS probe, left out for
-    time, reads the layers through the same path)."""
-    probes = "[probe]\ntask = \"wsd\"\nwsd_max_train_per_word = 12\nwsd_max_eval_per_word = 6\nwsd_epochs = 2\n"
-    matrix = _matrix(tmp_path, f'init_from = "{saved.parent}/elmo__lee__seed{{seed}}"',
-                     corpus="senseval2-train-text@3000")
-    Path(matrix).write_text(Path(matrix).read_text().replace("[eval]", probes + "[eval]"))
+def test_the_elmo_finetune_matrix_small_gives_every_row_and_a_verdict(saved, data_root, tmp_path, capsys,
+                                                                      one_torch_thread):
+    """The elmo-finetune matrix's three biLMs end to end, small: the tiny pre-trained biLM probed
+    as it is, the same trained one epoch (a few steps) on the first 3,000 tokens of senseval2's
+    train text, and a control trained as long on that text alone; each scored and its layers
+    probed for word sense on a few instances per word (the POS probe, left out for time, reads
+    the layers through the same path). Claim 9's rule reads the rows: a verdict, not "not run"."""
+    start_from = f'init_from = "{saved.parent}/elmo__lee__seed{{seed}}"'
+    text = MATRIX.format(corpus="senseval2-train-text@3000", settings=start_from).replace(
+        '["elmo-finetuned"]', '["elmo-pretrained", "elmo-finetuned", "elmo-scratch"]').replace(
+        "[eval]", "[probe]\ntask = \"wsd\"\nwsd_max_train_per_word = 12\nwsd_max_eval_per_word = 6\nwsd_epochs = 2\n"
+                  "[eval]")
+    text += (f'[model.elmo-pretrained]\nkind = "elmo"\n{start_from}\nfinetune = false\n'
+             '[model.elmo-scratch]\nkind = "elmo"\n')
+    matrix = tmp_path / f"{claims.FINETUNE_MATRIX}.toml"
+    matrix.write_text(text)
     out = tmp_path / "out"
-    code = main(["run", "--matrix", matrix, "--data-dir", str(data_root), "--out", str(out), "--no-progress",
+    code = main(["run", "--matrix", str(matrix), "--data-dir", str(data_root), "--out", str(out), "--no-progress",
                  "--in-process"])
     assert code == 0, capsys.readouterr().err
-    [cell] = (out / "cells").glob("elmo-finetuned__*.json")
-    result = json.loads(cell.read_text())
-    assert result["status"] == "ok", result.get("error")
-    assert result["training"]["init_from"]["folder"] == str(saved) and len(result["training"]["history"]) == 1
-    assert result["dataset"]["vocabulary_of"] == PRETRAINING
-    assert result["dataset"]["vocab_size"] == json.loads((saved / checkpoints.CONFIG).read_text())["vocab"]["size"]
-    rows = result["metrics"]
-    assert {row["model"] for row in rows["perplexity"]} == {f"elmo-finetuned-{d}" for d in bilm.DIRECTIONS + ("mean",)}
-    assert {row["layer"] for row in rows["wsd_probe"] if row["model"] == "elmo-finetuned"} == {"0", "1", "mix"}
+    results = {result["cell"]["model"]: result for result in load_results(out)}
+    assert all(result["status"] == "ok" for result in results.values()), results
+    pretrained, tuned, scratch = (results[name] for name in (claims.PRETRAINED, claims.FINETUNED, claims.CONTROL))
+    saved_vocab = json.loads((saved / checkpoints.CONFIG).read_text())["vocab"]["size"]
+    assert pretrained["training"]["history"] == [] and pretrained["training"]["checkpoint"]["folder"] == str(saved)
+    assert tuned["training"]["init_from"]["folder"] == str(saved) and len(tuned["training"]["history"]) == 1
+    assert pretrained["dataset"]["vocab_size"] == tuned["dataset"]["vocab_size"] == saved_vocab
+    assert tuned["dataset"]["vocabulary_of"] == PRETRAINING and "vocabulary_of" not in scratch["dataset"]
+    assert scratch["dataset"]["vocab_size"] != saved_vocab and "init_from" not in scratch["training"]
+    for name, result in results.items():
+        rows = result["metrics"]
+        assert {row["model"] for row in rows["perplexity"]} == {f"{name}-{d}" for d in (*bilm.DIRECTIONS, "mean")}
+        assert {row["layer"] for row in rows["wsd_probe"] if row["model"] == name} == {"0", "1", "mix"}
+    loaded = load_results(out)
+    verdict = claims.finetuning_helps(claims.Rows(loaded, tables(loaded), None))
+    assert verdict.outcome != claims.NOT_RUN and verdict.runs == 1
