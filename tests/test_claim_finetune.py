@@ -54,9 +54,10 @@ def test_the_effects_are_the_mix_gaps_in_points_and_the_scale_the_tokens_read():
                              "senseval2-train-text, 0.43M tokens")
 
 
-def test_without_all_three_biLMs_it_is_not_run_and_names_the_command():
+def test_without_a_seed_of_all_three_biLMs_it_is_not_run_and_names_the_command():
     partial = {claims.PRETRAINED: 0.7, claims.FINETUNED: 0.76}  # no control
-    for verdict in (_verdict(), _verdict(partial, partial)):
+    control_only = {claims.CONTROL: 0.6}  # all three models, never in one seed
+    for verdict in (_verdict(), _verdict(partial, partial), _verdict(partial, control_only)):
         assert verdict.outcome == NOT_RUN
         assert verdict.command == "lm-lineage run --matrix elmo-finetune --out results/elmo-finetune"
         assert "--save-models" in verdict.why

@@ -432,11 +432,11 @@ def finetuning_helps(rows: Rows) -> Verdict:
     fine-tuning text is senseval2's, not the POS probe's."""
     wsd = rows.of("wsd_probe", FINETUNE_MATRIX)
     wsd = _mix_accuracy(wsd[(wsd["word"] == ALL_WORDS) & (wsd["method"] == "linear")])
-    if not {PRETRAINED, FINETUNED, CONTROL} <= set(wsd):
+    wsd = wsd.reindex(columns=[PRETRAINED, FINETUNED, CONTROL]).dropna()  # the seeds with all three biLMs' rows
+    if wsd.empty:
         return Verdict(NOT_RUN, command=FINETUNE_COMMAND,
-                       why="needs the Brown biLMs of `lm-lineage run --matrix elmo-seeds-wsd --save-models`, then about "
-                           "90 minutes of 2 idle cores, the matrix's description says")
-    wsd = wsd.dropna(subset=[PRETRAINED, FINETUNED, CONTROL])
+                       why="needs the Brown biLMs of `lm-lineage run --matrix elmo-seeds-wsd --save-models --force`, "
+                           "then about 90 minutes of 2 idle cores, the matrix's description says")
     over_pretrained, over_control = wsd[FINETUNED] - wsd[PRETRAINED], wsd[FINETUNED] - wsd[CONTROL]
     effects = [effect("WSD fine-tuned − pre-trained, points", over_pretrained, 2),
                effect("WSD fine-tuned − control, points", over_control, 2)]
