@@ -174,8 +174,9 @@ KINDS: dict[str, ModelSpec] = {
         ModelSpec("torch-lm", "lm", torch_lm.TorchLMConfig, torch_lm.build,
                   "your nn.Module LM, trained by the suite's loop", train_cls=lm.LMTrainConfig, check=torch_lm.check,
                   checkpoints=True),
-        # Another ELMo biLM beside `elmo` in one matrix (a fine-tuned one and its control, bench.models.finetune).
-        dataclasses.replace(BUILT_IN["elmo"], name="elmo"),
+        dataclasses.replace(BUILT_IN["elmo"], name="elmo",
+                            description="ours: an ELMo biLM as `elmo`, under a name of your own, so one matrix holds "
+                                        "several (e.g. one fine-tuned from a saved biLM with init_from, and a control)"),
     ]
 }
 
