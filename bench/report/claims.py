@@ -23,6 +23,8 @@ import pandas as pd
 
 from bench.eval import diagnostics
 from bench.eval.wsd import ALL_WORDS
+from bench.report import corpus_size
+from bench.report.corpus_size import SG_CBOW_PAIRS, SIZE_BENCHMARKS, corpus_sizes
 from bench.report.markup import anchor
 
 HOLDS, DOES_NOT_HOLD, MIXED, NOT_RUN = "holds", "does not hold", "mixed", "not run"
@@ -43,10 +45,6 @@ GLOVE_RHO = 0.03
 # the Elman RNN's.
 VANISHED = 1e-3
 KEPT_FACTOR = 100.0
-# Claim 4: the similarity sets the corpus-size matrix scores (RW: rare words, which a small
-# corpus sees least).
-SIZE_BENCHMARKS = ("WS-353-ALL", "SIMLEX-999", "MEN-TR-3k", "RW-STANFORD")
-SG_CBOW_PAIRS = (("word2vec-sg", "word2vec-cbow"), ("gensim-sg", "gensim-cbow"))
 
 
 @dataclass(frozen=True)
@@ -277,22 +275,13 @@ def word2vec_fast_and_stable(rows: Rows) -> Verdict:
 CORPUS_SIZE_COMMAND = "lm-lineage run --matrix corpus-size --out results/corpus-size"
 
 
-def corpus_sizes(cells: list[dict]) -> pd.DataFrame:
-    """model, corpus, seed, matrix and size (the `NAME@N` prefix's N tokens) of cells that read a
-    corpus prefix (bench.data.datasets.corpus_prefix)."""
-    return pd.DataFrame([{**{k: r["cell"][k] for k in ("model", "corpus", "seed", "matrix")},
-                          "size": r["dataset"]["first_tokens"]}
-                         for r in cells if r["dataset"].get("first_tokens")],
-                        columns=["model", "corpus", "seed", "matrix", "size"])
-
-
 def skipgram_wins_with_size(rows: Rows) -> Verdict:
     """Per implementation (ours, gensim's) and seed: SG − CBOW mean ρ at the smallest prefix below
     0 and at the largest above 0, the note's claim; effect: SG − CBOW at each size."""
-    sizes = corpus_sizes(rows.cells("corpus-size"))
-    wordsim = rows.of("wordsim", "corpus-size").merge(sizes, on=["model", "corpus", "seed", "matrix"])
-    scores = _mean_spearman(wordsim, SIZE_BENCHMARKS).pivot_table(index=["seed", "size"], columns="model",
-                                                                  values="spearman")
+    sizes = corpus_sizes(rows.cells(corpus_size.MATRIX))
+    wordsim = rows.of("wordsim", corpus_size.MATRIX).merge(sizes, on=["model", "corpus", "seed", "matrix"])
+    scores = _mean_spearman(wordsim, tuple(SIZE_BENCHMARKS)).pivot_table(
+        index=["seed", "size"], columns="model", values="spearman")
     pairs = [(sg, cbow) for sg, cbow in SG_CBOW_PAIRS if {sg, cbow} <= set(scores)]
     if not pairs or scores.index.get_level_values("size").nunique() < 2:
         return Verdict(NOT_RUN, command=CORPUS_SIZE_COMMAND,
@@ -476,9 +465,8 @@ CLAIMS = (
                  "training tokens/s per model"),)),
     Claim(4, "CBOW suits smaller corpora; skip-gram does better on large ones.", "Word2Vec",
           (Check("", "corpus-size: Spearman ρ (WS-353, SimLex-999, MEN, RW) of ours and gensim's CBOW and skip-gram "
-                     "per offline-mix prefix", skipgram_wins_with_size,
-                 "Word similarity (Spearman ρ, higher is better; mean ± sd over seeds)",
-                 "Spearman ρ per model and set"),)),
+                     "per offline-mix prefix", skipgram_wins_with_size, corpus_size.HEADING,
+                 corpus_size.SIMILARITY_FIGURE),)),
     Claim(5, "Co-occurrence vectors are huge and sparse; SVD gives dense vectors that work.",
           "Count-based vectors and SVD",
           (Check("", "standard-all: Spearman ρ of svd-ppmi and word2vec-sg", svd_vectors_work,

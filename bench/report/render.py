@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import sections, studies
+from bench.report import corpus_size, sections, studies
 from bench.report.claims import Rows, claims_section
 from bench.report.markup import Block, to_html, to_markdown
 from bench.report.tables import (
@@ -32,8 +32,9 @@ from bench.report.tables import (
 from bench.run.results import load_results, write_text_atomic
 
 
-def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame]) -> list[Block]:
-    """The sections drawn from the result files; a required one with no input says what makes it."""
+def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame], size_study: list[Block]) -> list[Block]:
+    """The sections drawn from the result files; a required one with no input says what makes it.
+    `size_study`: the corpus-size study's section (bench.report.corpus_size), after the analogies."""
     blocks: list[Block] = []
     if frames["wordsim"].empty:
         blocks += sections.absent("Word similarity", "No word-similarity results in this folder: run a word-vector "
@@ -45,6 +46,7 @@ def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame]) -> li
         blocks += sections.wordsim_section(frames["wordsim"], frames["pair_scores"])
     if not frames["analogy"].empty:
         blocks += sections.analogy_section(frames["analogy"])
+    blocks += size_study
     blocks += studies.analogy_speed_section(results)
     if frames["perplexity"].empty:
         blocks += sections.absent("Perplexity", "No perplexity results in this folder: run a language-model matrix, "
@@ -80,8 +82,9 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
               f"Rendered from {len(results)} result files in `{results_dir}` by `lm-lineage report`.", ""]
     blocks += claims_section(claim_rows(results_dir, results, frames))  # the claims ledger opens the report
     trained_probes = studies.probes_against_training(frames, results)  # joined on the unlabelled corpus names
+    size_study = corpus_size.section(results, frames)  # so is this
     frames = label_corpora_by_matrix(frames)  # the CSVs above keep corpus and matrix apart
-    blocks += _result_sections(results, frames)
+    blocks += _result_sections(results, frames, size_study)
     blocks += sections.gradient_flow_section(flow) + sections.layer_probe_section(frames["pos_probe"])
     blocks += sections.wsd_probe_section(frames["wsd_probe"], frames["pos_probe"])
     blocks += studies.training_tokens_section(trained_probes)

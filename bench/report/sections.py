@@ -91,7 +91,7 @@ def spearman_table(scores: pd.DataFrame, header_counts: dict[str, int]) -> pd.Da
     rows = []
     for model in _model_order(scores):
         sub = scores[scores["model"] == model]
-        row = {"model": model, "seeds": sub["seed"].nunique()}
+        row = {"model": model, "seeds": sub["seed"].nunique() or "–"}  # –: vectors not trained here
         for benchmark, count in header_counts.items():
             cells = sub[sub["benchmark"] == benchmark]
             fewest = cells["scored"].min()
@@ -139,7 +139,8 @@ def wordsim_section(wordsim: pd.DataFrame, pair_scores: pd.DataFrame) -> list[Bl
         lines += ["Like for like left out:", *[f"- {note}" for note in notes], ""] if notes else []
         coverage = []
         for model in _model_order(frame):
-            sub = frame[(frame["model"] == model) & (frame["seed"] == frame[frame["model"] == model]["seed"].min())]
+            sub = frame[frame["model"] == model]
+            sub = sub[sub["seed"].isna() | (sub["seed"] == sub["seed"].min())]  # one seed's (or no seed's) rows
             coverage.append({"model": model, **{b: f"{int(r.oov_pairs)}/{int(r.pairs)}"
                                                 for r in sub.itertuples() for b in [r.benchmark]}})
         lines += ["Out-of-vocabulary pairs (OOV / all; covered pairs are scored):", "",

@@ -16,6 +16,7 @@ import pandas as pd
 from bench.errors import BenchError
 from bench.eval import diagnostics, metrics
 from bench.eval.wsd import ALL_WORDS
+from bench.run.not_trained import row_key
 from bench.run.results import ROW_KEYS
 
 
@@ -50,7 +51,7 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
     wsd_probe = []
     for r in results:
         cell = r["cell"]
-        key = {"model": cell["model"], "corpus": cell["corpus"], "seed": cell["seed"], "matrix": cell["matrix"]}
+        key = row_key(r)  # vectors scored but not trained here: no corpus, no seed
         if r["status"] != "ok":
             failed.append({**key, "error": r["error"]})
             continue
@@ -69,12 +70,12 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
         for row in r["metrics"].get("pos_probe", []):
             # corpus: the tagged corpus probed; train_corpus: the one the model was trained on.
             pos_probe.append({**key, "model": row["model"], "corpus": row["probe_corpus"], "layer": str(row["layer"]),
-                              "accuracy": row["accuracy"], "train_corpus": cell["corpus"],
+                              "accuracy": row["accuracy"], "train_corpus": key["corpus"],
                               "probe_train": row["train_tokens"], "probe_eval": row["eval_tokens"]})
         for row in r["metrics"].get("wsd_probe", []):
             wsd_probe.append({**key, "model": row["model"], "corpus": row["probe_corpus"], "layer": str(row["layer"]),
                               "word": row["word"], "method": row["method"], "accuracy": row["accuracy"],
-                              "train_corpus": cell["corpus"], "instances": row["instances"],
+                              "train_corpus": key["corpus"], "instances": row["instances"],
                               "probe_train": row["train_instances"], "probe_eval": row["eval_instances"]})
         for phase, t in r["timings"].items():
             peak = t["peak_cuda_mb"] if t.get("peak_cuda_mb") is not None else t["peak_rss_mb"]
