@@ -4,7 +4,8 @@ bench.train.lm's loop trains (NNLM, RNN/LSTM/GRU, and through `neural_lm` a user
 Bengio et al.'s NNLM + kn5 mix and ELMo's biLM; and `TrainedLM`, what an `lm` build returns.
 
 A neural build with `checkpoint` loads saved weights (bench.models.checkpoints) instead of
-training: its record's history is then empty.
+training: its record's history is then empty. The biLM's build also takes `init_from`: saved
+weights trained further on the cell's corpus (bench.models.finetune).
 """
 
 from __future__ import annotations
@@ -130,14 +131,26 @@ def nnlm_mix(prepared: PreparedCorpus, config: nnlm.NNLMConfig, train_config: lm
 
 
 def elmo_bilm(prepared: PreparedCorpus, config: bilm.BiLMConfig, train_config: lm.LMTrainConfig, seed: int,
-              device: torch.device, precision: str, checkpoint: str | None = None) -> bilm.TrainedBiLM:
-    """bilm.build_elmo, or with `checkpoint` the saved biLM (nothing trained)."""
-    if checkpoint is None:
+              device: torch.device, precision: str, checkpoint: str | None = None,
+              init_from: str | None = None) -> bilm.TrainedBiLM:
+    """bilm.build_elmo; with `checkpoint` the saved biLM (nothing trained); with `init_from` the
+    saved biLM trained further on `prepared` (bench.models.finetune: fine-tuning), its record
+    naming the checkpoint it started from. Both need `prepared` numericalized with the saved
+    vocabulary."""
+    saved = checkpoint or init_from
+    if saved is None:
         return bilm.build_elmo(prepared, config, train_config, seed, device, precision)
     data = bilm.BiLMData(prepared, config.max_chars)
-    model = bilm.ELMo(config, data.softmax_size).to(device)
-    record = {"history": [], **checkpoints.load_module(model, checkpoint, prepared, "model"),
-              "parameters": sum(p.numel() for p in model.parameters()), "softmax_size": data.softmax_size}
+    torch.manual_seed(seed)  # nothing is initialized at random, but dropout in training draws from it
+    # The sampled softmax's proposal (impl.elmo) is not saved: it ranks this corpus's targets.
+    model = bilm.ELMo(config, data.softmax_size, data.frequency_order()).to(device)
+    loaded = checkpoints.load_module(model, saved, prepared, "model")
+    if init_from is None:
+        record = {"history": [], **loaded}
+    else:
+        record = {**bilm.train_bilm(model, data, train_config, device, seed=seed, progress=prepared.progress,
+                                    precision=precision), "init_from": loaded["checkpoint"]}
+    record.update(parameters=sum(p.numel() for p in model.parameters()), softmax_size=data.softmax_size)
     return bilm.TrainedBiLM(model, data, config, train_config, device, precision, record)
 
 

@@ -29,8 +29,9 @@ transformer encoders' vectors and layers (bench.models.hf_encoder), vectors file
 Besides the built-in MODELS, a matrix defines its own models with `[model.NAME]` and
 `kind =` one of KINDS (`user_model` builds their spec): `vectors` (word vectors read from a
 file, bench.models.vectors), `torch-lm` (your nn.Module, trained by the suite's LM loop,
-bench.models.torch_lm) and `hf-encoder` (any transformers encoder, read as `minilm` reads
-all-MiniLM-L6-v2; its layers feed the probes).
+bench.models.torch_lm), `hf-encoder` (any transformers encoder, read as `minilm` reads
+all-MiniLM-L6-v2; its layers feed the probes) and `elmo` (another biLM like `elmo`, so one
+matrix holds several: pre-trained, fine-tuned and a control, bench.models.finetune).
 
 Plugins: an installed package adds models through the entry-point group `lm_lineage.models`
 (PLUGIN_GROUP): each entry point names a function that takes no arguments and returns a
@@ -173,6 +174,9 @@ KINDS: dict[str, ModelSpec] = {
         ModelSpec("torch-lm", "lm", torch_lm.TorchLMConfig, torch_lm.build,
                   "your nn.Module LM, trained by the suite's loop", train_cls=lm.LMTrainConfig, check=torch_lm.check,
                   checkpoints=True),
+        dataclasses.replace(BUILT_IN["elmo"], name="elmo",
+                            description="ours: an ELMo biLM as `elmo`, under a name of your own, so one matrix holds "
+                                        "several (e.g. one fine-tuned from a saved biLM with init_from, and a control)"),
     ]
 }
 
@@ -188,7 +192,9 @@ def user_model(name: str, settings: dict, where: str) -> ModelSpec:
     described = {"vectors": f"word vectors from {settings.get('path')}",
                  "torch-lm": f"{settings.get('module')} (your LM), trained by the suite's loop",
                  "hf-encoder": f"transformers encoder {settings.get('source')}: a word's vector = mean-pooled output "
-                               f"for the word alone; probed layer by layer"}
+                               f"for the word alone; probed layer by layer",
+                 "elmo": "ours: an ELMo biLM as `elmo`, under its own name"
+                         + (f", starting from {settings['init_from']}" if settings.get("init_from") else "")}
     return dataclasses.replace(template, name=name, description=described.get(kind, template.description))
 
 

@@ -20,7 +20,7 @@ from gensim.models import KeyedVectors
 
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.eval import metrics
-from bench.models import checkpoints
+from bench.models import checkpoints, finetune
 from bench.models.registry import ModelSpec
 from bench.run import api
 from bench.run.config import EvalConfig, Matrix
@@ -52,8 +52,12 @@ def run_cell(matrix: Matrix, model: str, corpus: str, seed: int, data_root: Path
     family's loop, and return the result; an exception becomes a failed result. With
     `save_dir`, what the cell trained is saved there (bench.models.checkpoints)."""
     built: list[Any] = []  # what the model's build returned (its type depends on the family)
-    spec = _loading_and_keeping(matrix.spec(model), matrix.checkpoint(model), built)
+    spec = _loading_and_keeping(matrix.spec(model), _saved_weights(matrix, model, seed), built)
     prepared = prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab, progress)
+    start = finetune.init_from(matrix, model, seed)
+    if start is not None:  # the corpus read with the saved biLM's vocabulary: its softmax predicts those ids
+        prepared = finetune.through_vocab(prepared, *finetune.pretrained_vocab(start, matrix.tokenizer, matrix.vocab,
+                                                                                data_root, f"model.{model}"))
     config, train_config = matrix.model_config(model), matrix.train_config(model)
     eval_data = EvalData.load(matrix, spec, data_root)
     result = _result_header(matrix, spec, prepared, eval_data, seed, device, command, precision)
@@ -78,13 +82,23 @@ def run_cell(matrix: Matrix, model: str, corpus: str, seed: int, data_root: Path
     return result
 
 
-def _loading_and_keeping(spec: ModelSpec, checkpoint: str | None, built: list) -> ModelSpec:
-    """`spec` whose build loads `checkpoint` ([model.NAME] checkpoint, instead of training)
-    and appends what it returns to `built`, so the cell can save it after scoring (saving
-    inside the build would count in the train phase's time)."""
+def _saved_weights(matrix: Matrix, model: str, seed: int) -> dict[str, str]:
+    """What the model's build loads: {"checkpoint": FOLDER} (loaded, nothing trained; so is an
+    `init_from` with finetune = false), {"init_from": FOLDER} (loaded, then trained) or {}."""
+    start = finetune.init_from(matrix, model, seed)
+    if start is not None:
+        return {"init_from" if finetune.finetunes(matrix, model) else "checkpoint": start}
+    checkpoint = matrix.checkpoint(model)
+    return {} if checkpoint is None else {"checkpoint": checkpoint}
+
+
+def _loading_and_keeping(spec: ModelSpec, loads: dict[str, str], built: list) -> ModelSpec:
+    """`spec` whose build loads the saved weights `loads` names (`_saved_weights`) and appends
+    what it returns to `built`, so the cell can save it after scoring (saving inside the build
+    would count in the train phase's time)."""
 
     def build(*args):
-        trained = spec.build(*args, **({} if checkpoint is None else {"checkpoint": checkpoint}))
+        trained = spec.build(*args, **loads)
         built.append(trained)
         return trained
 

@@ -40,7 +40,7 @@ from bench.errors import BenchError
 from bench.eval import VECTOR_TASKS
 from bench.eval.probe_config import SHARED, ProbeConfig, from_flat, in_layout_of
 from bench.eval.tasks import probe_task
-from bench.models import checkpoints
+from bench.models import checkpoints, finetune
 from bench.models.registry import MODELS, ModelSpec, user_model
 from bench.run.conform import Blame, blamer, build, checked, class_fields
 
@@ -414,7 +414,7 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
 def _check_model_table(model: str, values: dict, spec: ModelSpec, blame: Blame) -> None:
     """A [model.NAME] table's keys and their types, against the model's config classes."""
     allowed = (_field_names(spec) | ({"kind"} if "kind" in values else set())
-               | ({"checkpoint"} if spec.checkpoints else set()))
+               | ({"checkpoint"} if spec.checkpoints else set()) | finetune.settings(spec))
     unknown = sorted(set(values) - allowed)
     if unknown:
         raise BenchError(f"{blame('model', model, unknown[0])}: unknown key(s) {', '.join(unknown)} in "
@@ -423,6 +423,7 @@ def _check_model_table(model: str, values: dict, spec: ModelSpec, blame: Blame) 
         for cls in _config_classes(spec):
             if key in class_fields(cls):
                 checked(cls, key, value, ("model", model), blame)
+    finetune.check_table(model, values, blame("model", model))
 
 
 def _probe_config(table: dict, blame: Blame) -> ProbeConfig:

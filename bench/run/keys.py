@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.models import checkpoints
+from bench.models import checkpoints, finetune
 
 if TYPE_CHECKING:
     from bench.models.registry import ModelSpec
@@ -162,6 +162,7 @@ def config_block(matrix: Matrix, model: str, precision: str) -> dict:
     checkpoint = matrix.checkpoint(model)
     if checkpoint is not None:
         block["checkpoint"] = checkpoints.identity(checkpoint, f"model.{model}")
+    block.update(finetune.key_block(matrix, model))  # init_from: every seed's weights, by sha256
     return block
 
 
