@@ -140,8 +140,13 @@ def _separate_labels(labels: list[Annotation], renderer: RendererBase) -> None:
 
 def _title(figure: Figure, title: str, fontsize: float = 10) -> None:
     """`title` over the whole figure, wrapped at words to the figure's width."""
-    characters = int(figure.get_figwidth() * 72 / (fontsize * 0.6)) - 4  # a character is ~0.6 em wide
-    figure.suptitle(textwrap.fill(title, characters), fontsize=fontsize)
+    figure.suptitle(_wrapped(title, figure.get_figwidth(), fontsize), fontsize=fontsize)
+
+
+def _wrapped(text: str, width_in: float, fontsize: float) -> str:
+    """`text` in lines that fit `width_in` inches at `fontsize` (a long path breaks anywhere)."""
+    characters = int(width_in * 72 / (fontsize * 0.6)) - 4  # a character is ~0.6 em wide
+    return textwrap.fill(text, max(characters, 10))
 
 
 def _grid(count: int, columns: int) -> tuple[int, int]:
@@ -195,7 +200,10 @@ def similarity_heatmap(mean: pd.DataFrame, scored: pd.DataFrame, title: str) -> 
     if mean.empty:
         return None
     values = mean.to_numpy(dtype=float)  # (models, sets)
-    figure = Figure(figsize=(min(MAX_WIDTH_IN, max(6.0, 0.75 * mean.shape[1] + 2.5)), 0.38 * mean.shape[0] + 1.9))
+    width_in = min(MAX_WIDTH_IN, max(6.0, 0.75 * mean.shape[1] + 2.5))
+    title = _wrapped(title, width_in, 10)
+    # Three rows at least: a colorbar any shorter crowds its tick labels.
+    figure = Figure(figsize=(width_in, 0.38 * max(mean.shape[0], 3) + 1.7 + 0.18 * title.count("\n")))
     axes = figure.add_subplot()
     # One fixed scale for every heatmap of the report, so colors compare across corpora.
     image = axes.imshow(np.ma.masked_invalid(values), cmap=matplotlib.colormaps["viridis"].with_extremes(bad="#eeeeee"),
@@ -282,10 +290,13 @@ def throughput(frame: pd.DataFrame, title: str) -> bytes | None:
     devices = sorted(set(train["device"]), key=lambda device: device != "cpu")  # CPU first, then GPU kinds
     bar_in = 0.17 * len(devices)  # the height of one model's row
     grid_rows, columns = _grid(len(corpora), 3)
-    shown = [max(means[corpus].index.get_level_values("model").nunique()
-                 for corpus in corpora[row * columns:(row + 1) * columns]) for row in range(grid_rows)]
-    row_in = [0.5 + bar_in * models for models in shown]  # every bar as thick as every other
-    figure = Figure(figsize=(MAX_WIDTH_IN if columns == 3 else 4.0 * columns + 1.0, sum(row_in) + 0.9))
+    width_in = MAX_WIDTH_IN if columns == 3 else 4.0 * columns + 3.0
+    titles = [_wrapped(corpus, width_in / columns - 1.2, 8) for corpus in corpora]  # 1.2: the model names
+    rows = [range(row * columns, min((row + 1) * columns, len(corpora))) for row in range(grid_rows)]
+    shown = [max(means[corpora[i]].index.get_level_values("model").nunique() for i in row) for row in rows]
+    row_in = [0.4 + 0.14 * max(titles[i].count("\n") + 1 for i in row) + bar_in * models  # every bar as thick
+              for row, models in zip(rows, shown)]
+    figure = Figure(figsize=(width_in, sum(row_in) + 0.9))
     grid = figure.add_gridspec(grid_rows, columns, height_ratios=row_in)
     first: Axes | None = None
     for index, corpus in enumerate(corpora):
@@ -293,7 +304,7 @@ def throughput(frame: pd.DataFrame, title: str) -> bytes | None:
         first = first or axes
         _speed_bars(axes, means[corpus].unstack().reindex(columns=devices),
                     sds[corpus].unstack().reindex(columns=devices), shown[index // columns])
-        axes.set_title(corpus, fontsize=8)
+        axes.set_title(titles[index], fontsize=8)
         if index + columns >= len(corpora):  # the lowest panel of its column
             axes.set_xlabel("train tokens/s (log; higher is faster)", fontsize=8)
     assert first is not None
@@ -369,6 +380,7 @@ def quality_vs_cost(table: pd.DataFrame, measure: Measure, title: str) -> bytes 
     several_devices = points.index.get_level_values("device").nunique() > 1
     grid_rows, columns = _grid(len(corpora), 3)
     figure = Figure(figsize=(MAX_WIDTH_IN if columns == 3 else 3.9 * columns + 0.5, 2.6 * grid_rows + 0.6))
+    panel_in = figure.get_figwidth() / columns - 0.6  # less the y tick labels
     labels: list[Annotation] = []
     for index, corpus in enumerate(corpora):
         axes = figure.add_subplot(grid_rows, columns, index + 1)
@@ -387,7 +399,7 @@ def quality_vs_cost(table: pd.DataFrame, measure: Measure, title: str) -> bytes 
         axes.set_xlim(*span)
         _log_ticks(axes.xaxis, measure.x_format)
         axes.tick_params(labelsize=7)
-        axes.set_title(corpus, fontsize=8)
+        axes.set_title(_wrapped(corpus, panel_in, 8), fontsize=8)
         if index % columns == 0:
             axes.set_ylabel(measure.ylabel, fontsize=7)
         if index + columns >= len(corpora):
