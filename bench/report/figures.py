@@ -355,11 +355,12 @@ PERPLEXITY_AGAINST_TIME = Measure("wall_s", "perplexity", "train wall seconds (l
 def quality_and_cost(wordsim: pd.DataFrame, perplexity: pd.DataFrame, throughput: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, corpus, device) that trained: train tokens/s and wall seconds on that
     device, with the model's mean Spearman over the similarity sets and test perplexity, each a
-    mean over seeds (NaN where the model has no such number: an LM has no Spearman). Devices
-    stay apart: a GPU's speed is not a CPU's. A pretrained model trained nothing here (its
-    train phase has no tokens/s, only the seconds it took to load) and has no row."""
+    mean over seeds (NaN where the model has no such number: an LM has no Spearman, a
+    pretrained model no tokens/s: its train phase's seconds are the time it took to load).
+    Devices stay apart: a GPU's speed is not a CPU's."""
     cells = ["model", "corpus"]
-    train = _train_speeds(throughput)
+    train = throughput[throughput["phase"] == "train"]
+    train = train.assign(device=_device_kind(train["device"]))
     cost = train.groupby([*cells, "device"], sort=False)[["tokens_per_s", "wall_s"]].mean()
     test = perplexity[perplexity["split"] == "test"]
     quality = pd.concat([wordsim.groupby(cells, sort=False)["spearman"].mean(),
@@ -369,11 +370,12 @@ def quality_and_cost(wordsim: pd.DataFrame, perplexity: pd.DataFrame, throughput
 
 def quality_vs_cost(table: pd.DataFrame, measure: Measure, title: str) -> bytes | None:
     """`quality_and_cost` rows as one scatter panel per corpus (· matrix) holding two points or
-    more (one point compares with nothing), x on a log scale; each point named by its model
+    more (one point compares with nothing), x on a log scale. Only models with a training
+    speed are drawn: a pretrained model trained nothing here, and its seconds are loading's; each point named by its model
     (and device where the table has several), hollow on a GPU. The panels' x axes are their
     own: a corpus' models are compared with each other, and one axis for all would crowd
     most panels' points into a corner to make room for the slowest model of all."""
-    points = table.dropna(subset=[measure.x, measure.y])
+    points = table.dropna(subset=["tokens_per_s", measure.x, measure.y])
     corpora = [corpus for corpus, sub in points.groupby("corpus", sort=False) if len(sub) > 1]
     if not corpora:
         return None

@@ -6,9 +6,10 @@ the figures of `bench.report.figures`, embedded, so the one file can be mailed o
 `results_dir` may be one matrix's output or a folder of several (every `*.json` result below it
 is read), with the gradient flow's `gradient_flow.csv` at its top level.
 
-The report, in order: the claims ledger, a table of contents, the studies' targets on word vectors (`bench.report.studies`), the generic
-sections of each result table (`bench.report.sections`), the probes, the studies on ELMo's
-biLMs and the environment; `bench.report.markup` writes the blocks as Markdown and HTML.
+The report, in order: the claims ledger, a table of contents, the studies' targets on word
+vectors (`bench.report.studies`), the generic sections of each result table
+(`bench.report.sections`), the probes, the studies on ELMo's biLMs and the environment;
+`bench.report.markup` writes the blocks as Markdown and HTML.
 """
 
 from __future__ import annotations

@@ -267,8 +267,9 @@ def quality_cost_section(frames: dict[str, pd.DataFrame]) -> list[Block]:
              "train wall s": number(row.wall_s, ".1f")}
             for (model, corpus, device), row in table.iterrows()]
     return ["## Quality against training cost (means over seeds)", "",
-            "Pretrained models train nothing here, so they have no training cost and no row (nor point in "
-            "the figures of report.html). A figure's panel shows a corpus with two trained models or more. The "
+            "Pretrained models train nothing here, so they have no training tokens/s (their wall seconds are the "
+            "time they took to load) and no point in the figures of report.html; nor has a model whose training "
+            "counts no tokens (`svd-ppmi`). A figure's panel shows a corpus with two such points or more. The "
             f"mean ρ leaves out sets with fewer than {MIN_SCORED_PAIRS} covered pairs.", "", *plots,
             pd.DataFrame(rows), ""]
 
