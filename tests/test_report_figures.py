@@ -145,3 +145,9 @@ def test_in_chromium_figure_titles_are_distinct_images_unclipped_and_contents_li
     assert found["squeezed"].group(1) == "[]"
     assert int(found["links"].group(1)) >= 7  # the contents, besides the ledger's links
     assert found["dangling"].group(1) == "[]"
+
+
+def test_the_pos_probe_figure_grows_to_hold_the_legend_of_many_models_probed_once():
+    frame = pd.DataFrame([*_probe_rows("elmo", ["0", "1", "2", "mix"]),
+                          *[row for i in range(30) for row in _probe_rows(f"static-model-{i}", ["static"])]])
+    assert figures.layer_probe(frame, "POS probe, corpus brown-pos").startswith(b"\x89PNG")  # _png: legend inside

@@ -152,7 +152,7 @@ def test_diagnostic_csv_without_its_columns_is_refused_in_one_line(tmp_path):
 
 # Smallest width and height (pixels) a figure must have once the browser decoded it: a
 # broken or empty plot would be a few pixels; the smallest one drawn (a one-row bar chart)
-# is 700 x 190.
+# is 800 x 192.
 MIN_FIGURE_PX = (300, 150)
 
 

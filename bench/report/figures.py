@@ -57,7 +57,7 @@ def _png(figure: Figure, rect: tuple[float, float, float, float] = (0, 0, 1, 1),
     suptitle = figure.get_suptitle()
     if suptitle:  # tight_layout leaves no room for it over the panels' own titles
         lines = suptitle.count("\n") + 1
-        rect = (*rect[:3], min(rect[3], 1 - (0.18 * lines + 0.08) / figure.get_figheight()))
+        rect = (*rect[:3], min(rect[3], 1 - (0.15 * lines + 0.03) / figure.get_figheight()))
     figure.tight_layout(rect=rect)
     canvas.draw()
     if after_layout is not None:
@@ -451,7 +451,8 @@ def layer_probe(frame: pd.DataFrame, title: str) -> bytes | None:
     layered = [model for model, layers in numbered.groupby("model", sort=False)["layer"] if layers.nunique() > 1]
     single = [model for model in dict.fromkeys(frame["model"]) if model not in layered]
     styles = _model_styles([*layered, *single])
-    figure = Figure(figsize=(MAX_WIDTH_IN if len(layered) > 1 else 8.0, 4.0))
+    # As tall as the legend of the models probed once needs, 4 inches at least.
+    figure = Figure(figsize=(MAX_WIDTH_IN if len(layered) > 1 else 8.0, max(4.0, 0.16 * len(single) + 1.4)))
     first: Axes | None = None
     for index, model in enumerate(layered or [None]):
         axes = figure.add_subplot(1, max(len(layered), 1), index + 1, sharey=first)
@@ -511,7 +512,8 @@ def probe_depth(frame: pd.DataFrame, title: str) -> bytes | None:
     styles = _model_styles(list(families.index))
     tasks = list(dict.fromkeys(frame["task"]))
     grid_rows, columns = _grid(len(tasks), 3)
-    figure = Figure(figsize=(MAX_WIDTH_IN if columns == 3 else 4.2 * columns + 2.0, 3.4 * grid_rows + 0.6))
+    figure = Figure(figsize=(MAX_WIDTH_IN if columns == 3 else 4.2 * columns + 2.0,
+                             max(3.4 * grid_rows + 0.6, 0.16 * len(families) + 1.4)))  # room for the legend
     for index, task in enumerate(tasks):
         axes = figure.add_subplot(grid_rows, columns, index + 1)
         for (model, family), sub in frame[frame["task"] == task].groupby(["model", "family"], sort=False):
