@@ -370,11 +370,11 @@ def quality_and_cost(wordsim: pd.DataFrame, perplexity: pd.DataFrame, throughput
 
 def quality_vs_cost(table: pd.DataFrame, measure: Measure, title: str) -> bytes | None:
     """`quality_and_cost` rows as one scatter panel per corpus (· matrix) holding two points or
-    more (one point compares with nothing), x on a log scale. Only models with a training
-    speed are drawn: a pretrained model trained nothing here, and its seconds are loading's; each point named by its model
-    (and device where the table has several), hollow on a GPU. The panels' x axes are their
-    own: a corpus' models are compared with each other, and one axis for all would crowd
-    most panels' points into a corner to make room for the slowest model of all."""
+    more (one point compares with nothing), x on a log scale, each point named by its model
+    (and device where the table has several), hollow on a GPU. Only models with a training
+    speed are drawn: a pretrained model trained nothing here, and its seconds are loading's.
+    The panels' x axes are their own: a corpus' models are compared with each other, and one
+    axis for all would crowd most panels' points into a corner to make room for the slowest."""
     points = table.dropna(subset=["tokens_per_s", measure.x, measure.y])
     corpora = [corpus for corpus, sub in points.groupby("corpus", sort=False) if len(sub) > 1]
     if not corpora:

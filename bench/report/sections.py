@@ -25,8 +25,8 @@ GRADIENT_FLOW_KS = (1, 5, 10, 20, 50)  # the distances the gradient-flow table s
 # A Spearman ρ over fewer pairs says little (MC-30 on the Lee corpus: 3 covered pairs, ρ = 1.000):
 # the similarity tables and figures show "–" and the count instead.
 MIN_SCORED_PAIRS = 20
-# The titles of the report's one-of-a-kind figures (the claims ledger names them; a figure
-# per corpus is titled by `_titled`).
+# The titles of the report's one-of-a-kind figures (the claims ledger quotes their first
+# words); a figure per corpus is titled by `_titled`.
 FLOW_TITLE = "Gradient norm against distance k, per recurrent cell (mean over seeds)"
 DEPTH_TITLE = "Probe accuracy against relative depth: one panel per task, one line per model (mean over seeds)"
 QUALITY_AGAINST_COST = (
@@ -41,8 +41,11 @@ def _figures_by_corpus(frame: pd.DataFrame, draw: Callable[[pd.DataFrame, str], 
                        what: str) -> list[Figure]:
     """One figure per corpus (and matrix) of `frame`: `draw(rows of that corpus, title)` -> PNG
     or None, the title naming what it shows and the corpus."""
-    return [Figure(draw(sub, title), title)
-            for corpus, sub in frame.groupby("corpus", sort=False) for title in [_titled(what, corpus)]]
+    drawn = []
+    for corpus, sub in frame.groupby("corpus", sort=False):
+        title = _titled(what, corpus)
+        drawn.append(Figure(draw(sub, title), title))
+    return drawn
 
 
 def _titled(what: str, corpus: str) -> str:
@@ -260,8 +263,7 @@ def quality_cost_section(frames: dict[str, pd.DataFrame]) -> list[Block]:
         return absent("Quality against training cost",
                        "No model in this folder has both a quality score and a measured training cost: run a "
                        "matrix that trains models, e.g. `lm-lineage run --matrix standard-vectors --out DIR`.")
-    plots = [Figure(png, title) for measure, title in QUALITY_AGAINST_COST
-             for png in [figures.quality_vs_cost(table, measure, title)] if png is not None]
+    plots = [Figure(figures.quality_vs_cost(table, measure, title), title) for measure, title in QUALITY_AGAINST_COST]
     rows = [{"model": model, "corpus": corpus, "device": device, "mean ρ over sets": number(row.spearman, ".3f"),
              "test perplexity": number(row.perplexity, ".1f"), "train tokens/s": number(row.tokens_per_s, ",.0f"),
              "train wall s": number(row.wall_s, ".1f")}
