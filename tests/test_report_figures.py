@@ -1,10 +1,12 @@
 """The report's figures read: distinct titles that name corpus and matrix, legends inside the
 image, no overprinted labels, pretrained LMs apart, and a table of contents whose links land."""
 
+import html
 import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -151,3 +153,14 @@ def test_the_pos_probe_figure_grows_to_hold_the_legend_of_many_models_probed_onc
     frame = pd.DataFrame([*_probe_rows("elmo", ["0", "1", "2", "mix"]),
                           *[row for i in range(30) for row in _probe_rows(f"static-model-{i}", ["static"])]])
     assert figures.layer_probe(frame, "POS probe, corpus brown-pos").startswith(b"\x89PNG")  # _png: legend inside
+
+
+def test_every_figure_the_claims_ledger_names_is_in_the_committed_report():
+    from bench.report.claims import CLAIMS
+
+    page = (Path(__file__).resolve().parents[1] / "results" / "report.html").read_text()
+    titles = [html.unescape(alt).lower() for alt in re.findall(r'<img src="data:image/png;base64,[^"]*" alt="([^"]*)"',
+                                                                page)]
+    named = {check.figure for claim in CLAIMS for check in claim.checks if check.figure}
+    assert named and all(any(figure.lower() in title for title in titles) for figure in named), \
+        [figure for figure in named if not any(figure.lower() in title for title in titles)]
