@@ -6,9 +6,10 @@ the figures of `bench.report.figures`, embedded, so the one file can be mailed o
 `results_dir` may be one matrix's output or a folder of several (every `*.json` result below it
 is read), with the gradient flow's `gradient_flow.csv` at its top level.
 
-The report, in order: the studies' targets on word vectors (`bench.report.studies`), the generic
-sections of each result table (`bench.report.sections`), the probes, the studies on ELMo's
-biLMs and the environment; `bench.report.markup` writes the blocks as Markdown and HTML.
+The report, in order: the claims ledger, a table of contents, the studies' targets on word
+vectors (`bench.report.studies`), the generic sections of each result table
+(`bench.report.sections`), the probes, the studies on ELMo's biLMs and the environment;
+`bench.report.markup` writes the blocks as Markdown and HTML.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pandas as pd
 
 from bench.report import corpus_size, sections, studies
 from bench.report.claims import Rows, claims_section
-from bench.report.markup import Block, to_html, to_markdown
+from bench.report.markup import Block, contents, to_html, to_markdown
 from bench.report.tables import (
     CLIPPING,
     GRADIENT_FLOW,
@@ -52,7 +53,7 @@ def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame], size_
         blocks += sections.absent("Perplexity", "No perplexity results in this folder: run a language-model matrix, "
                                                 "e.g. `lm-lineage run --matrix brown-lm --out DIR`.")
     else:
-        blocks += sections.perplexity_section(frames["perplexity"])
+        blocks += sections.perplexity_section(frames["perplexity"], frames["throughput"])
     if frames["throughput"].empty:
         blocks += sections.absent("Cost", "No timings in this folder (no cell finished): run a matrix with "
                                           "`lm-lineage run --matrix NAME --out DIR`.")
@@ -84,12 +85,13 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
     trained_probes = studies.probes_against_training(frames, results)  # joined on the unlabelled corpus names
     size_study = corpus_size.section(results, frames)  # so is this
     frames = label_corpora_by_matrix(frames)  # the CSVs above keep corpus and matrix apart
-    blocks += _result_sections(results, frames, size_study)
-    blocks += sections.gradient_flow_section(flow) + sections.layer_probe_section(frames["pos_probe"])
-    blocks += sections.wsd_probe_section(frames["wsd_probe"], frames["pos_probe"])
-    blocks += studies.scalar_mix_section(frames["scalar_mix"])
-    blocks += studies.training_tokens_section(trained_probes)
-    blocks += sections.environment_section(results)
+    body = _result_sections(results, frames, size_study)
+    body += sections.gradient_flow_section(flow) + sections.layer_probe_section(frames["pos_probe"])
+    body += sections.wsd_probe_section(frames["wsd_probe"], frames["pos_probe"])
+    body += studies.scalar_mix_section(frames["scalar_mix"])
+    body += studies.training_tokens_section(trained_probes)
+    body += sections.environment_section(results)
+    blocks += contents(body) + body  # after the ledger, which stays the first screen
     report = out_dir / "report.md"
     write_text_atomic(report, to_markdown(blocks))
     write_text_atomic(out_dir / "report.html", to_html(blocks))

@@ -313,7 +313,7 @@ def training_tokens_section(trained: pd.DataFrame) -> list[Block]:
             "a panel holds several, its slices; nor does a line join biLMs of different shapes (the biLM column). "
             f"POS: {POS_LAYER_ONE_TARGET}% is the target for layer 1.", "",
             pd.DataFrame(rows), "",
-            Figure(figures.probes_against_tokens(trained), "ELMo probe accuracy against training tokens read"), ""]
+            Figure(figures.probes_against_tokens(trained), figures.PROBES_AGAINST_TOKENS_TITLE), ""]
 
 
 
