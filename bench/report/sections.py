@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.eval.metrics import TABLES, Metric, RowTable
 from bench.eval.wsd import ALL_WORDS
 from bench.report import figures, studies
 from bench.report.markup import Block, Figure, mean_sd, number, plural
@@ -135,7 +136,7 @@ def _heatmap(scores: pd.DataFrame, header_counts: dict[str, int], title: str, co
 
 
 def wordsim_section(wordsim: pd.DataFrame, pair_scores: pd.DataFrame) -> list[Block]:
-    lines: list[Block] = ["## Word similarity (Spearman ρ, higher is better; mean ± sd over seeds)", "",
+    lines: list[Block] = [f"## {TABLES['wordsim'].heading}", "",
              f"Two tables per corpus: each model on the pairs its own vocabulary covers (headers: the set's "
              f"pairs), and every model on the pairs all models of the table cover (like for like; headers: the "
              f"pairs scored). A set with fewer than {MIN_SCORED_PAIRS} scored pairs shows – and its count.", ""]
@@ -168,7 +169,7 @@ def wordsim_section(wordsim: pd.DataFrame, pair_scores: pd.DataFrame) -> list[Bl
 
 
 def analogy_section(analogy: pd.DataFrame) -> list[Block]:
-    lines: list[Block] = ["## Google analogies (accuracy over answered questions, higher is better)", ""]
+    lines: list[Block] = [f"## {TABLES['analogy'].heading}", ""]
     for corpus, frame in analogy.groupby("corpus", sort=False):
         rows = []
         for model in _model_order(frame):
@@ -189,7 +190,7 @@ def perplexity_section(perplexity: pd.DataFrame, throughput: pd.DataFrame) -> li
     """The perplexity per corpus: a figure and a table with each row's protocol. A model that
     trained nothing on the corpus (no training tokens/s in `throughput`: a pretrained LM) is
     drawn apart as not comparable."""
-    lines: list[Block] = ["## Perplexity (per word, lower is better; mean ± sd over seeds)", "",
+    lines: list[Block] = [f"## {TABLES['perplexity'].heading}", "",
              "Each row's protocol: vocabulary size, the unknown-token rate of the test split (unknown "
              "words are scored as the `<unk>` symbol: a closed-vocabulary perplexity), whether "
              "sentence ends are scored, and the context the model had.", "",
@@ -252,6 +253,32 @@ def throughput_section(throughput: pd.DataFrame) -> list[Block]:
     return lines
 
 
+def metric_section(table: RowTable, frame: pd.DataFrame) -> list[Block]:
+    """The section of a registered metric that has none of its own (none without rows): per
+    corpus, one row per model and text column of its rows (a set's name, a split), each
+    measured column aggregated over seeds as its metric declares, under the table's heading."""
+    if frame.empty:
+        return []
+    measured = table.measured_columns
+    cell = ("model", "corpus", "seed", "matrix")
+    keys = ["model", *(column for column in table.columns
+                       if column not in (*measured, *cell) and frame[column].dtype == object)]
+    lines: list[Block] = [f"## {table.heading}", ""]
+    for corpus, rows in frame.groupby("corpus", sort=False):
+        shown = [{**dict(zip(keys, values)), "seeds": sub["seed"].nunique(),
+                  **{column: _over_seeds(sub[column], metric) for column, metric in measured.items()}}
+                 for values, sub in rows.groupby(keys, sort=False)]
+        lines += [f"### corpus `{corpus}`", "", pd.DataFrame(shown), ""]
+    return lines
+
+
+def _over_seeds(values: pd.Series, metric: Metric, digits: int = 3) -> str:
+    """The seeds' values as `metric` aggregates them: "mean ± sd", or the median."""
+    if metric.aggregation == "mean":
+        return mean_sd(values, digits)
+    return number(metric.aggregate(values), f".{digits}f")
+
+
 def absent(heading: str, sentence: str) -> list[Block]:
     return [f"## {heading}", "", sentence, ""]
 
@@ -294,9 +321,9 @@ def gradient_flow_section(flow: pd.DataFrame | None) -> list[Block]:
 def layer_probe_section(probe: pd.DataFrame) -> list[Block]:
     """The POS probe per model, probe corpus and layer (ELMo's biLMs and the pretrained
     transformers alike), with ELMo's layers 1 and 2 against Peters et al."""
-    heading = "Layer probe: linear POS tagging accuracy per layer"
+    table = TABLES["pos_probe"]
     if probe.empty:
-        return absent(heading, "No POS probe rows in this folder: run a matrix with a `[probe]` section (one row "
+        return absent(table.title, "No POS probe rows in this folder: run a matrix with a `[probe]` section (one row "
                                "per model, corpus, seed and layer), e.g. `lm-lineage run --matrix elmo --out DIR`.")
     layers = list(dict.fromkeys(probe["layer"]))
     rows = []
@@ -304,7 +331,7 @@ def layer_probe_section(probe: pd.DataFrame) -> list[Block]:
         rows.append({"model": model, "corpus": corpus, "seeds": sub["seed"].nunique(),
                      **{f"layer {layer}": mean_sd(sub[sub["layer"] == layer]["accuracy"] * 100, 1)
                         for layer in layers}})
-    return [f"## {heading} (percent, mean ± sd over seeds)", "",
+    return [f"## {table.heading}", "",
             *_figures_by_corpus(probe, figures.layer_probe, "POS probe accuracy per layer and model"),
             pd.DataFrame(rows), "",
             *studies.layer_one_against_two(probe, "POS", task="POS")]
@@ -313,11 +340,11 @@ def layer_probe_section(probe: pd.DataFrame) -> list[Block]:
 def wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame) -> list[Block]:
     """The word-sense probe per model, layer and method (per word and micro-averaged), the best
     layer of every layered model per task, and the figure of accuracy against relative depth."""
-    heading = "Word-sense probe and layers against depth"
+    table = TABLES["wsd_probe"]
     if wsd.empty:
-        return absent(heading, "No word-sense probe rows in this folder: run a matrix with `[probe] task = "
+        return absent(table.title, "No word-sense probe rows in this folder: run a matrix with `[probe] task = "
                                 "\"wsd\"` or `\"pos+wsd\"`, e.g. `lm-lineage run --matrix probes --out DIR`.")
-    lines: list[Block] = [f"## {heading} (accuracy in percent, mean ± sd over seeds)", "",
+    lines: list[Block] = [f"## {table.heading}", "",
              "For each ambiguous word apart, classifiers fit on the train instances and scored on the test "
              "instances of the frozen representation of the target token: `centroid` (Peters et al. 2018: the "
              "nearest sense centroid by cosine) and `linear` (softmax regression; `mix` and `mix-ln`: through a "

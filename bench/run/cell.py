@@ -181,8 +181,7 @@ def run_embedding_cell(spec: ModelSpec, config, prepared: PreparedCorpus, seed: 
         # The static rows and the layers' share each metric list, told apart by their layer.
         cell_metrics.update({key: static.get(key, []) + layered.get(key, []) for key in {*static, *layered}})
     return {"metrics": cell_metrics,
-            "metric_defs": {**{name: dataclasses.asdict(metrics.METRICS[name])
-                               for name in ("spearman", "pearson", "analogy_accuracy")}, **probe_metric_defs()},
+            "metric_defs": metric_defs(cell_metrics),
             "vectors": {"words": len(vectors.index_to_key), "dims": int(vectors.vector_size)},
             **({"training": training} if training else {}),
             "timings": timings}
@@ -241,7 +240,7 @@ def run_lm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpus,
         cell_metrics = {"perplexity": [],
                         **encoder_probes(spec, config, probe_corpus, matrix, seed, device, timings, training)}
         return {"metrics": cell_metrics,
-                "metric_defs": probe_metric_defs(),
+                "metric_defs": metric_defs(cell_metrics),
                 "training": training, "timings": timings}
     with measure(train_device) as train_phase:
         if _trained_by_lm_loops(spec):
@@ -262,9 +261,9 @@ def run_lm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpus,
         except FloatingPointError as exc:
             raise FloatingPointError(f"{spec.name}: {exc}") from exc
     probed = encoder_probes(spec, config, probe_corpus, matrix, seed, device, timings, trained.training)
-    return {"metrics": {"perplexity": rows, **probed},
-            "metric_defs": {"word_perplexity": dataclasses.asdict(metrics.METRICS["word_perplexity"]),
-                            **(probe_metric_defs() if probed else {})},
+    cell_metrics = {"perplexity": rows, **probed}
+    return {"metrics": cell_metrics,
+            "metric_defs": metric_defs(cell_metrics),
             "training": trained.training,
             "timings": timings}
 
@@ -316,13 +315,19 @@ def run_bilm_cell(spec: ModelSpec, config, train_config, prepared: PreparedCorpu
         cell_metrics.update(layer_probes(spec.name, trained.featurize, trained.n_layers, probe_corpus, matrix, seed,
                                          device, timings, trained.training))
     return {"metrics": cell_metrics,
-            "metric_defs": {**{name: dataclasses.asdict(metrics.METRICS[name])
-                               for name in ("word_perplexity", "spearman", "pearson", "analogy_accuracy")},
-                            **probe_metric_defs()},
+            "metric_defs": metric_defs(cell_metrics),
             "training": trained.training,
             "vectors": {name: {"words": len(kv.index_to_key), "dims": int(kv.vector_size)}
                         for name, kv in vectors.items()},
             "timings": timings}
+
+
+def metric_defs(cell_metrics: dict[str, list[dict]]) -> dict[str, dict]:
+    """What each metric of the cell's rows means (direction, unit, aggregation), as the result
+    records it: those of the registered metrics (bench.eval.metrics) and of the probe tasks
+    whose rows the cell holds; a name with no rows defines nothing."""
+    held = [name for name, rows in cell_metrics.items() if rows]
+    return {**metrics.metric_defs(held), **probe_metric_defs(held)}
 
 
 def _check_finite(vectors: KeyedVectors, model: str) -> None:
