@@ -262,7 +262,7 @@ def metric_section(table: RowTable, frame: pd.DataFrame) -> list[Block]:
     measured = table.measured_columns
     cell = ("model", "corpus", "seed", "matrix")
     keys = ["model", *(column for column in table.columns
-                       if column not in (*measured, *cell) and frame[column].dtype == object)]
+                       if column not in (*measured, *cell) and pd.api.types.is_string_dtype(frame[column]))]
     lines: list[Block] = [f"## {table.heading}", ""]
     for corpus, rows in frame.groupby("corpus", sort=False):
         shown = [{**dict(zip(keys, values)), "seeds": sub["seed"].nunique(),
