@@ -12,10 +12,10 @@ from gensim.test.utils import datapath
 
 from bench.errors import BenchError
 from bench.eval import metrics
-from bench.eval.metrics import analogy
 from bench.eval.metrics import (
     METRICS,
     SimilaritySet,
+    analogy,
     evaluate_analogies,
     evaluate_similarity,
     load_similarity_set,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.eval.metrics import TABLES, Metric, RowTable
+from bench.eval.metrics import METRICS, TABLES, Metric, RowTable
 from bench.eval.wsd import ALL_WORDS
 from bench.report import figures, studies
 from bench.report.markup import Block, Figure, mean_sd, number, plural
@@ -56,6 +56,13 @@ def _titled(what: str, corpus: str) -> str:
 
 def _model_order(frame: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(frame["model"]))
+
+
+def _over_seeds(values: pd.Series, metric: Metric, digits: int = 3) -> str:
+    """The seeds' values as `metric` aggregates them: "mean ± sd", or the median."""
+    if metric.aggregation == "mean":
+        return mean_sd(values, digits)
+    return number(metric.aggregate(values), f".{digits}f")
 
 
 def own_coverage(wordsim: pd.DataFrame) -> pd.DataFrame:
@@ -116,7 +123,7 @@ def spearman_table(scores: pd.DataFrame, header_counts: dict[str, int]) -> pd.Da
             cells = sub[sub["benchmark"] == benchmark]
             fewest = cells["scored"].min()
             row[f"{benchmark} ({count:,})"] = (f"– ({int(fewest)})" if fewest < MIN_SCORED_PAIRS
-                                               else mean_sd(cells["spearman"], 3))
+                                               else _over_seeds(cells["spearman"], METRICS["spearman"], 3))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -178,7 +185,7 @@ def analogy_section(analogy: pd.DataFrame) -> list[Block]:
                 row = {"model": model, "method": method}
                 for section in ("semantic", "syntactic", "total"):
                     part = sub[sub["section"] == section]
-                    row[section] = mean_sd(part["accuracy"] * 100, 1)
+                    row[section] = _over_seeds(part["accuracy"] * 100, METRICS["analogy_accuracy"], 1)
                 total = sub[sub["section"] == "total"].iloc[0]
                 row["answered / all"] = f"{int(total.questions - total.oov_questions)}/{int(total.questions)}"
                 rows.append(row)
@@ -190,6 +197,7 @@ def perplexity_section(perplexity: pd.DataFrame, throughput: pd.DataFrame) -> li
     """The perplexity per corpus: a figure and a table with each row's protocol. A model that
     trained nothing on the corpus (no training tokens/s in `throughput`: a pretrained LM) is
     drawn apart as not comparable."""
+    metric = METRICS["word_perplexity"]
     lines: list[Block] = [f"## {TABLES['perplexity'].heading}", "",
              "Each row's protocol: vocabulary size, the unknown-token rate of the test split (unknown "
              "words are scored as the `<unk>` symbol: a closed-vocabulary perplexity), whether "
@@ -207,8 +215,8 @@ def perplexity_section(perplexity: pd.DataFrame, throughput: pd.DataFrame) -> li
             sub = frame[frame["model"] == model]
             test = sub[sub["split"] == "test"]
             rows.append({"model": model, "seeds": sub["seed"].nunique(),
-                         "validation": mean_sd(sub[sub["split"] == "validation"]["perplexity"], 1),
-                         "test": mean_sd(test["perplexity"], 1),
+                         "validation": _over_seeds(sub[sub["split"] == "validation"]["perplexity"], metric, 1),
+                         "test": _over_seeds(test["perplexity"], metric, 1),
                          "vocab": int(sub["vocab_size"].iloc[0]),
                          "test unk rate": f"{test['unk_rate'].iloc[0]:.3f}" if len(test) else "–",
                          "sentence ends": "scored" if sub["sentence_ends_scored"].iloc[0] else "none",
@@ -272,13 +280,6 @@ def metric_section(table: RowTable, frame: pd.DataFrame) -> list[Block]:
     return lines
 
 
-def _over_seeds(values: pd.Series, metric: Metric, digits: int = 3) -> str:
-    """The seeds' values as `metric` aggregates them: "mean ± sd", or the median."""
-    if metric.aggregation == "mean":
-        return mean_sd(values, digits)
-    return number(metric.aggregate(values), f".{digits}f")
-
-
 def absent(heading: str, sentence: str) -> list[Block]:
     return [f"## {heading}", "", sentence, ""]
 
@@ -329,7 +330,7 @@ def layer_probe_section(probe: pd.DataFrame) -> list[Block]:
     rows = []
     for (model, corpus), sub in probe.groupby(["model", "corpus"], sort=False):
         rows.append({"model": model, "corpus": corpus, "seeds": sub["seed"].nunique(),
-                     **{f"layer {layer}": mean_sd(sub[sub["layer"] == layer]["accuracy"] * 100, 1)
+                     **{f"layer {layer}": _over_seeds(sub[sub["layer"] == layer]["accuracy"] * 100, table.metrics[0], 1)
                         for layer in layers}})
     return [f"## {table.heading}", "",
             *_figures_by_corpus(probe, figures.layer_probe, "POS probe accuracy per layer and model"),
@@ -360,8 +361,9 @@ def wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame) -> list[Block]:
         rows = []
         for (model, layer, method), sub in frame.groupby(["model", "layer", "method"], sort=False):
             rows.append({"model": model, "layer": layer, "method": method, "seeds": sub["seed"].nunique(),
-                         "all": mean_sd(sub[sub["word"] == ALL_WORDS]["accuracy"] * 100, 1),
-                         **{word: mean_sd(sub[sub["word"] == word]["accuracy"] * 100, 1) for word in words}})
+                         "all": _over_seeds(sub[sub["word"] == ALL_WORDS]["accuracy"] * 100, table.metrics[0], 1),
+                         **{word: _over_seeds(sub[sub["word"] == word]["accuracy"] * 100, table.metrics[0], 1)
+                            for word in words}})
         n = plural(int(frame[frame["word"] == ALL_WORDS]["instances"].max()), "test instance")
         lines += [f"### corpus `{corpus}` ({n})", "", pd.DataFrame(rows), ""]
         for method in ("linear", "centroid"):
