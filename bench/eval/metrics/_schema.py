@@ -72,6 +72,13 @@ def stored(default: Any = None) -> Any:
     return dataclasses.field(default=default, metadata={_COLUMN: None})
 
 
+def as_stored(row: Any) -> dict:
+    """A row (an instance of a table's row type) as a result stores it: its fields in declaration
+    order, an optional one only when it is set (not None)."""
+    return {field.name: getattr(row, field.name) for field in dataclasses.fields(row)
+            if field.default is dataclasses.MISSING or getattr(row, field.name) is not None}
+
+
 # The cell's identity in every table: model and corpus lead (a row may name its own model, or
 # its own corpus: a probe's), matrix closes (two matrices may run the same model and corpus).
 _LEADING, _CLOSING = ("model", "corpus", "seed"), ("matrix",)

@@ -19,7 +19,7 @@ from gensim.test.utils import datapath
 from tqdm.auto import tqdm
 
 from bench.errors import BenchError
-from bench.eval.metrics._schema import Metric, RowTable, measured, stored
+from bench.eval.metrics._schema import Metric, RowTable, as_stored, measured, stored
 from bench.eval.metrics._vocab import fold, restricted_vocab
 
 ANALOGY_ACCURACY = Metric("analogy_accuracy", "higher", "fraction",
@@ -139,9 +139,8 @@ def evaluate_analogies(
 
     Each batch of questions is one matmul against the restricted unit matrix on `device`;
     the caller synchronizes if it times a CUDA run. `progress`: a bar over the batches (400k
-    candidates take minutes on a CPU). Returns one row per method and section
-    kind: {method, section ("semantic", "syntactic", "total"), questions, oov_questions,
-    correct, accuracy}.
+    candidates take minutes on a CPU). Returns one `AnalogyRow`, as stored, per method and
+    section kind ("semantic", "syntactic", "total").
     """
     unknown = [method for method in methods if method not in ANALOGY_METHODS]
     if unknown or not methods:
@@ -304,13 +303,8 @@ def _accuracy_rows(method: str, is_syntactic: np.ndarray, answerable: np.ndarray
         questions = int(selected.sum())
         answered = int((selected & answerable).sum())
         hits = int((selected & correct_all).sum())
-        rows.append({
-            "method": method,
-            "section": section,
-            "questions": questions,
-            "oov_questions": questions - answered,
-            "correct": hits,
-            "accuracy": hits / answered if answered else math.nan,
-        })
+        rows.append(as_stored(AnalogyRow(method=method, section=section, questions=questions,
+                                         oov_questions=questions - answered, correct=hits,
+                                         accuracy=hits / answered if answered else math.nan)))
     return rows
 

@@ -16,7 +16,7 @@ from gensim.test.utils import datapath
 from scipy import stats
 
 from bench.errors import BenchError
-from bench.eval.metrics._schema import Metric, RowTable, measured, stored
+from bench.eval.metrics._schema import Metric, RowTable, as_stored, measured, stored
 from bench.eval.metrics._vocab import fold, restricted_vocab
 
 SPEARMAN = Metric("spearman", "higher", "rho",
@@ -141,8 +141,9 @@ def evaluate_similarity(
     penalizes poor coverage. With fewer than two scored pairs the correlations are NaN
     (undefined), not an error, so one tiny model cannot abort a whole benchmark run.
 
-    The row keeps every pair's gold score and cosine (`pair_scores`, read back with
-    `pair_scores`), so a report can correlate several models on the pairs they all cover.
+    Returns a `WordsimRow` as stored. It keeps every pair's gold score and cosine
+    (`pair_scores`, read back with `pair_scores`), so a report can correlate several models on
+    the pairs they all cover.
     """
     if oov not in OOV_POLICIES:
         raise BenchError(f"oov={oov!r}: expected one of {', '.join(map(repr, OOV_POLICIES))}")
@@ -168,14 +169,8 @@ def evaluate_similarity(
     else:
         spearman = float(stats.spearmanr(gold, model).statistic)
         pearson = float(stats.pearsonr(gold, model).statistic)
-    return {
-        "benchmark": sim_set.name,
-        "pairs": len(sim_set.pairs),
-        "oov_pairs": int((~covered).sum()),
-        "spearman": spearman,
-        "pearson": pearson,
-        "pair_scores": per_pair,
-    }
+    return as_stored(WordsimRow(benchmark=sim_set.name, pairs=len(sim_set.pairs), oov_pairs=int((~covered).sum()),
+                                spearman=spearman, pearson=pearson, pair_scores=per_pair))
 
 
 # Per-pair scores travel as base64 of little-endian float32 arrays: the 11.7k pairs of the 13
