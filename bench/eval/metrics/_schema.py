@@ -67,9 +67,9 @@ def renamed(column: str) -> Any:
     return dataclasses.field(metadata={_COLUMN: column})
 
 
-def stored(default: Any = None) -> Any:
-    """An optional row field kept in the result file but not a table column (default when absent)."""
-    return dataclasses.field(default=default, metadata={_COLUMN: None})
+def stored() -> Any:
+    """An optional row field (None when absent) kept in the result file but not a table column."""
+    return dataclasses.field(default=None, metadata={_COLUMN: None})
 
 
 def as_stored(row: Any) -> dict:
