@@ -1,9 +1,11 @@
 """Sections: the report's generic sections, one function per result table, each a list of blocks.
 
 Word similarity, analogies, perplexity, cost, quality against cost, the gradient flow, the POS
-and word-sense probes, the failed cells and the environment the numbers were made in. Each
-groups its table by corpus (and matrix) and aggregates over seeds (mean ± sd); a section with
-no input says what makes it. The comparisons the project set itself targets for are in
+and word-sense probes, any other registered metric (`metric_section`), the failed cells and
+the environment the numbers were made in. Each groups its table by corpus (and matrix) and
+aggregates over seeds as the metric declares (bench.eval.metrics: mean ± sd, or the median),
+its heading stating the metric's direction and aggregation; a section with no input says what
+makes it. The comparisons the project set itself targets for are in
 `bench.report.studies`.
 """
 
