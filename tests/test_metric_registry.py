@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from gensim.models import KeyedVectors
+from gensim.test.utils import datapath
 
 from bench.cli import main
 from bench.errors import BenchError
@@ -201,3 +203,16 @@ def test_a_table_or_metric_registered_twice_is_refused():
     with pytest.raises(ValueError, match=re.escape("metric(s) spearman declared differently before")):
         metrics.register(table)
     assert "other" not in TABLES and METRICS["spearman"].direction == "higher"
+
+
+def test_evaluators_store_their_declared_row_types_in_the_layout_results_were_written_with():
+    kv = KeyedVectors(vector_size=2)
+    kv.add_vectors(["a", "b", "c"], np.array([[1, 0], [1, 1], [1, 3]], dtype=np.float32))
+    sim_set = metrics.SimilaritySet("TOY", "toy", [("a", "b", 1.0), ("b", "c", 2.0), ("a", "c", 3.0),
+                                                   ("a", "zebra", 4.0)])
+    # Optional fields left unset (the row's own model) are not stored; `stored` ones are.
+    assert list(metrics.evaluate_similarity(kv, sim_set)) == ["benchmark", "pairs", "oov_pairs", "spearman",
+                                                              "pearson", "pair_scores"]
+    rows = metrics.evaluate_analogies(kv, datapath("questions-words.txt"), methods=("3cosadd",))
+    assert [list(row) for row in rows] == [["method", "section", "questions", "oov_questions", "correct",
+                                            "accuracy"]] * 3
