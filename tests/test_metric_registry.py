@@ -26,6 +26,7 @@ from bench.cli import main
 from bench.errors import BenchError
 from bench.eval import metrics
 from bench.eval.metrics import METRICS, TABLES, Metric, RowTable, measured, renamed, stored
+from bench.eval.probe import mix_fields
 from bench.eval.tasks import PROBE_TASKS, ProbeRun, ProbeTask
 from bench.run.results import read_result
 from tests.conftest import write_corpus
@@ -216,3 +217,11 @@ def test_evaluators_store_their_declared_row_types_in_the_layout_results_were_wr
     rows = metrics.evaluate_analogies(kv, datapath("questions-words.txt"), methods=("3cosadd",))
     assert [list(row) for row in rows] == [["method", "section", "questions", "oov_questions", "correct",
                                             "accuracy"]] * 3
+
+
+@pytest.mark.parametrize("name", ["pos_probe", "wsd_probe"])
+def test_a_probe_row_holds_its_scalar_mix_fields_whole_or_not_at_all(name):
+    table = TABLES[name]
+    assert table.keys_of({"layer": "0"}) == table.required
+    mix = tuple(mix_fields([0.4, 0.6], 1.0, [1, 2]))  # what a mix's row stores (bench.eval.probe)
+    assert table.keys_of({"layer": "mix", "mix_weights": [0.4, 0.6]}) == (*table.required, *mix)

@@ -146,9 +146,6 @@ CELL_KEYS = ("model", "corpus", "seed", "matrix")
 OK_KEYS = ("key", "config", "metrics", "timings")
 CONFIG_KEYS = ("model", "tokenizer", "vocab", "eval")  # what the report groups settings by
 TIMING_KEYS = ("device", "wall_s", "tokens_per_s", "peak_rss_mb")
-# A probe row that holds a learned scalar mix's weights holds all of bench.eval.probe.mix_fields
-# (a mix row of a result made before they were stored holds none).
-MIX_KEYS = ("mix_layers", "mix_weights", "mix_gamma", "mix_centre", "mix_s2_minus_s1")
 
 
 def _need_keys(path: Path, where: str, value, keys: tuple[str, ...]) -> None:
@@ -174,15 +171,14 @@ def check_result_shape(path: Path, result: dict) -> None:
     _need_keys(path, "timings", result["timings"], ())
     for phase, timing in result["timings"].items():
         _need_keys(path, f"timings.{phase}", timing, TIMING_KEYS)
-    # Each registered metric's rows carry its row type's required fields; rows of other names
-    # are stored but not read.
+    # Each registered metric's rows carry its row type's required fields, and each group of
+    # optional ones whole or not at all; rows of other names are stored but not read.
     for name, table in TABLES.items():
         rows = result["metrics"].get(name, [])
         if not isinstance(rows, list):
             raise BenchError(f"{path}: metrics.{name} is {type(rows).__name__}, expected a list of rows")
         for i, row in enumerate(rows):
-            mixed = isinstance(row, dict) and "mix_weights" in row
-            _need_keys(path, f"metrics.{name}[{i}]", row, table.required + (MIX_KEYS if mixed else ()))
+            _need_keys(path, f"metrics.{name}[{i}]", row, table.keys_of(row) if isinstance(row, dict) else ())
 
 
 def read_result(path: Path) -> dict:

@@ -52,9 +52,10 @@ class Metric:
         return float(values.agg(self.aggregation))
 
 
-# A row field's metadata: the report's column it becomes (None: stored, not a column) and the
-# metric it measures (None: a key, a count or a protocol field).
-_COLUMN, _METRIC = "column", "metric"
+# A row field's metadata: the report's column it becomes (None: stored, not a column), the
+# metric it measures (None: a key, a count or a protocol field) and the group of optional
+# fields stored together it belongs to.
+_COLUMN, _METRIC, _GROUP = "column", "metric", "group"
 
 
 def measured(metric: Metric) -> Any:
@@ -67,9 +68,10 @@ def renamed(column: str) -> Any:
     return dataclasses.field(metadata={_COLUMN: column})
 
 
-def stored() -> Any:
-    """An optional row field (None when absent) kept in the result file but not a table column."""
-    return dataclasses.field(default=None, metadata={_COLUMN: None})
+def stored(group: str | None = None) -> Any:
+    """An optional row field (None when absent) kept in the result file but not a table column.
+    The fields of one `group` are stored together: a row holding one of them holds them all."""
+    return dataclasses.field(default=None, metadata={_COLUMN: None, _GROUP: group})
 
 
 def as_stored(row: Any) -> dict:
@@ -131,6 +133,16 @@ class RowTable:
         """The keys every stored row carries: what readers may index."""
         return tuple(field.name for field in self._fields()
                      if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING)
+
+    def keys_of(self, row: dict) -> tuple[str, ...]:
+        """The keys `row` must carry: the required ones, and every field of a `stored` group of
+        which it holds one."""
+        groups: dict[str, list[str]] = {}
+        for field in self._fields():
+            if field.metadata.get(_GROUP) is not None:
+                groups.setdefault(field.metadata[_GROUP], []).append(field.name)
+        held = [name for fields in groups.values() if any(name in row for name in fields) for name in fields]
+        return (*self.required, *held)
 
     @property
     def metrics(self) -> tuple[Metric, ...]:

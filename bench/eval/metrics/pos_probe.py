@@ -25,6 +25,13 @@ class PosProbeRow:
     eval_tokens: int = renamed("probe_eval")  # and test slice, as a matrix's caps set them
     eval_split: str | None = stored()
     n_tags: int | None = stored()
+    # A learned scalar mix's row (layer "mix", "mix-ln") holds its weights (bench.eval.probe.mix_fields);
+    # a mix row of a result made before they were stored holds none.
+    mix_layers: list | None = stored("mix")
+    mix_weights: list | None = stored("mix")
+    mix_gamma: float | None = stored("mix")
+    mix_centre: float | None = stored("mix")
+    mix_s2_minus_s1: float | None = stored("mix")  # None unless layers 1 and 2 are mixed
 
 
 TABLE = RowTable("pos_probe", PosProbeRow, title="Layer probe: linear POS tagging accuracy per layer",

@@ -27,6 +27,13 @@ class WsdProbeRow:
     train_instances: int = renamed("probe_train")  # the probe's whole train slice, every word
     eval_instances: int = renamed("probe_eval")  # and test slice
     correct: int | None = stored()
+    # A learned scalar mix's row (layer "mix", "mix-ln") holds its weights (bench.eval.probe.mix_fields);
+    # a mix row of a result made before they were stored holds none.
+    mix_layers: list | None = stored("mix")
+    mix_weights: list | None = stored("mix")
+    mix_gamma: float | None = stored("mix")
+    mix_centre: float | None = stored("mix")
+    mix_s2_minus_s1: float | None = stored("mix")  # None unless layers 1 and 2 are mixed
 
 
 TABLE = RowTable("wsd_probe", WsdProbeRow, title="Word-sense probe and layers against depth",
