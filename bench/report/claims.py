@@ -559,7 +559,7 @@ CLAIMS = (
           (Check("", f"{FINETUNE_MATRIX}: WSD accuracy (linear probe of the scalar mix, micro-averaged) of a Brown "
                      f"biLM before and after fine-tuning on senseval2's train text, and of a biLM trained on that "
                      f"text alone for the same budget", finetuning_helps,
-                 "Word-sense probe and layers against depth (accuracy in percent, mean ± sd over seeds)",
+                 TABLES["wsd_probe"].heading,
                  "probe accuracy against relative depth"),)),
     Claim(10, "The scalar mix adapts ELMo's output to each downstream task.", "ELMo",
           (Check("", f"{ELMO_MATRIX}: POS and WSD accuracy (linear) of the scalar mix and of each layer",
