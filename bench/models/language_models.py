@@ -5,7 +5,7 @@ Bengio et al.'s NNLM + kn5 mix and ELMo's biLM; and `TrainedLM`, what an `lm` bu
 
 A neural build with `checkpoint` loads saved weights (bench.models.checkpoints) instead of
 training: its record's history is then empty. The biLM's build also takes `init_from`: saved
-weights trained further on the cell's corpus (bench.models.finetune).
+weights trained further on the cell's corpus (bench.run.finetune).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def elmo_bilm(prepared: PreparedCorpus, config: bilm.BiLMConfig, train_config: l
               device: torch.device, precision: str, checkpoint: str | None = None,
               init_from: str | None = None) -> bilm.TrainedBiLM:
     """bilm.build_elmo; with `checkpoint` the saved biLM (nothing trained); with `init_from` the
-    saved biLM trained further on `prepared` (bench.models.finetune: fine-tuning), its record
+    saved biLM trained further on `prepared` (bench.run.finetune: fine-tuning), its record
     naming the checkpoint it started from. Both need `prepared` numericalized with the saved
     vocabulary."""
     saved = checkpoint or init_from

@@ -20,9 +20,9 @@ from gensim.models import KeyedVectors
 
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.eval import metrics
-from bench.models import checkpoints, finetune
+from bench.models import checkpoints
 from bench.models.registry import ModelSpec
-from bench.run import api
+from bench.run import api, finetune
 from bench.run.config import EvalConfig, Matrix
 from bench.run.keys import SCORED_FAMILIES, config_block, expected_key, reads_probes
 from bench.run.probes import ProbeCorpora, encoder_probes, layer_probes, probe_corpora, probe_metric_defs, static_probes
