@@ -86,7 +86,8 @@ class ELMoConfig:
     softmax_samples: int = 0
     # The training softmax's matmuls: "bf16" (2.3x fp32's speed on a CPU with AVX512-BF16, the same
     # validation perplexity per token read on Brown: issue 27) or "fp32" (exact; for a CPU without
-    # bf16 matmuls). `softmax_cross_entropy_sum`; evaluation (.eval()) computes in fp32 whatever this is.
+    # bf16 matmuls). `softmax_cross_entropy_sum`; evaluation (.eval()) computes in fp32 whatever this is,
+    # and the sampled softmax (softmax_samples > 0) in fp32 too.
     softmax_precision: str = "bf16"
 
     def __post_init__(self):
