@@ -52,6 +52,7 @@ What differs from the paper (scaled down to a 2-core CPU machine):
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -379,7 +380,11 @@ class ELMo(nn.Module):
         """Every layer's output (B, T, D) of one direction, reading x (B, T, D) left to right."""
         outputs = []
         for j, lstm in enumerate(lstms):
-            out, _ = lstm(self.drop(x))  # (B, T, D), from a zero state
+            with warnings.catch_warnings():
+                # oneDNN has no LSTM with projections, so torch runs its own kernel and says so on
+                # every process's first call: a fact about the backend, not a fault of this run.
+                warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+                out, _ = lstm(self.drop(x))  # (B, T, D), from a zero state
             x = out + x if j > 0 else out  # residual from the previous layer, as in the paper
             outputs.append(x)
         return outputs
