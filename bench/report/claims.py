@@ -423,7 +423,9 @@ def _mix_table(rows: Rows, value: str, matrices: tuple[str, ...], model: str | N
     `scalar_mix` table) of the cells of `matrices` (and of `model` alone if given), for the runs
     that learned both tasks' mixes; empty where none did."""
     frame = rows.frames["scalar_mix"]
-    frame = frame[frame["matrix"].isin(matrices) & ((frame["model"] == model) if model else True)]
+    frame = frame[frame["matrix"].isin(matrices)]
+    if model is not None:
+        frame = frame[frame["model"] == model]
     table = frame.dropna(subset=[value]).pivot_table(index=["model", "seed", "mix"], columns="task", values=value)
     if not {"POS", "WSD"} <= set(table):
         return pd.DataFrame()
