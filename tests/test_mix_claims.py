@@ -61,10 +61,11 @@ def test_the_weight_rules_flip_with_the_weights(rule, matrix, runs_per_seed):
 def test_the_effects_are_the_gaps_by_hand():
     cells = [_mix_cell("elmo", claims.ELMO_MATRIX, seed, LOW, HIGH) for seed in range(2)]
     centre = claims.mix_centre_higher_for_word_sense(_rows(cells))
-    assert "elmo mix: E[layer] WSD − POS +0.20" in centre.effect  # 1.3 − 1.1 both seeds: no spread
-    assert centre.unit == "model × seed × mix" and "elmo layers 0–2" in centre.scale
+    assert "elmo mix: E[layer] WSD − POS +0.20" in centre.effect  # 1.3 − 1.1 in both seeds
+    assert centre.unit == "model × mix × seed" and "elmo layers 0–2" in centre.scale
     layer_two = claims.mix_layer_two_for_word_sense(_rows(cells))
-    assert "elmo mix: WSD s2 − s1 +0.20" in layer_two.effect and "elmo mix-ln: POS s2 − s1 -0.20" in layer_two.effect
+    assert "elmo mix: WSD s2 − s1 +0.20" in layer_two.effect
+    assert "elmo mix-ln: POS s2 − s1 -0.20" in layer_two.effect
 
 
 def test_a_transformer_alone_does_not_judge_elmos_layer_two():

@@ -413,7 +413,9 @@ def _mix_table(rows: Rows, value: str, matrices: tuple[str, ...], model: str | N
     `scalar_mix` table) of the cells of `matrices` (and of `model` alone if given), for the runs
     that learned both tasks' mixes; empty where none did."""
     frame = rows.frames["scalar_mix"]
-    frame = frame[frame["matrix"].isin(matrices) & ((frame["model"] == model) if model else True)]
+    frame = frame[frame["matrix"].isin(matrices)]
+    if model is not None:
+        frame = frame[frame["model"] == model]
     table = frame.dropna(subset=[value]).pivot_table(index=["model", "seed", "mix"], columns="task", values=value)
     if not {"POS", "WSD"} <= set(table):
         return pd.DataFrame()
@@ -437,15 +439,15 @@ def _per_model_mix(name: str, values: pd.Series, digits: int) -> list[str]:
 
 def mix_centre_higher_for_word_sense(rows: Rows) -> Verdict:
     """Tenney et al.'s centre of gravity E[layer] = Σ l·s_l of the WSD probe's mix above the POS
-    probe's, per model (ELMo's biLMs, the pretrained transformers), seed and mix (plain and
-    layer-normalised): the task the note calls semantic draws on higher layers."""
+    probe's, per model (ELMo's biLMs, the pretrained transformers), mix (plain and
+    layer-normalised) and seed: the task the note calls semantic draws on higher layers."""
     matrices = (ELMO_MATRIX, MIX_MATRIX)
     centre = _mix_table(rows, "centre", matrices)
     if centre.empty:
         return Verdict(NOT_RUN, command=MIX_COMMANDS,
                        why=f"no POS and WSD scalar-mix weights in {' or '.join(matrices)} (stored since issue 25)")
     gap = centre["WSD"] - centre["POS"]
-    return by_seed(gap > 0, _per_model_mix("E[layer] WSD − POS", gap, 2), unit="model × seed × mix",
+    return by_seed(gap > 0, _per_model_mix("E[layer] WSD − POS", gap, 2), unit="model × mix × seed",
                    scale=_mix_scale(rows, matrices))
 
 
@@ -460,7 +462,7 @@ def mix_layer_two_for_word_sense(rows: Rows) -> Verdict:
     return by_seed((weights["WSD"] > 0) & (weights["POS"] < 0),
                    [*_per_model_mix("WSD s2 − s1", weights["WSD"], 2),
                     *_per_model_mix("POS s2 − s1", weights["POS"], 2)],
-                   unit="seed × mix", scale=_mix_scale(rows, (ELMO_MATRIX,)))
+                   unit="mix × seed", scale=_mix_scale(rows, (ELMO_MATRIX,)))
 
 
 # --- claim 9: pre-train, then fine-tune ------------------------------------------------------------------

@@ -109,8 +109,8 @@ def _with_stored_pos_mix(result: dict, row: dict) -> dict:
 
 
 def _scalar_mix_row(key: dict, cell: dict, task: str, row: dict) -> dict:
-    """One learned scalar mix of a probe row (bench.eval.probe.mix_fields): the weights as tuples
-    (hashable, so the frame's duplicates can be dropped like the probe tables')."""
+    """One learned scalar mix of a probe row (bench.eval.probe.mix_fields), its layers and weights
+    as tuples: a frame's cells that pandas can hash and compare."""
     return {**key, "model": row["model"], "corpus": row["probe_corpus"], "task": task, "mix": row["layer"],
             "layers": tuple(row["mix_layers"]), "weights": tuple(row["mix_weights"]), "gamma": row["mix_gamma"],
             "centre": row["mix_centre"], "s2_minus_s1": row["mix_s2_minus_s1"], "accuracy": row["accuracy"],
