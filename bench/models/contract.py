@@ -1,4 +1,5 @@
-"""The build contract every model follows: `build(ctx: BuildContext) -> Trained`.
+"""The build contract every model follows: `build(ctx: BuildContext) -> Trained`, and
+`ModelSpec`, the registry's entry that carries a model's build.
 
 One signature for every model, built in, user-defined (`kind =`) or a plugin's: the context
 carries everything a build may read (the prepared corpus, the resolved configs, seed, device,
@@ -141,3 +142,26 @@ class TrainedNeuralLM(TrainedLM):
     """A language model that is a torch module (ScoresText and HasModule)."""
 
     module: torch.nn.Module
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as the registry lists it: its build, and what the runner needs to know before
+    anything is built (bench.models.registry's docstring says what each field is for)."""
+
+    name: str
+    family: str  # "embedding" | "lm" | "bilm": listings, cell keys, run checks; no cell dispatch
+    config_cls: type  # the model's own settings
+    build: Callable[[BuildContext], Trained]  # this module's contract
+    description: str
+    trains: bool = True  # False: pretrained, deterministic, seeds are irrelevant
+    runs_on_device: bool = True  # False: a CPU-only library (gensim, numpy n-grams)
+    preset: dict = field(default_factory=dict)  # fixed config fields that define the variant
+    train_cls: type | None = None  # the training loop's settings, when the harness trains the model
+    autocast: bool = False  # its build honours the run's precision ("bf16": autocast in bench.train.lm's loops)
+    check: Callable | None = None  # pretrained: (config, where) -> None, raises BenchError if unloadable
+    files: Callable | None = None  # (config) -> {name: {path, sha256, ...}}: the files the model reads
+    checkpoints: bool = False  # build loads ctx.checkpoint, saved weights (bench.models.checkpoints), not training
+    encoder: Callable | None = None  # pretrained transformer: (config, device) -> hf_encoder.LayeredEncoder
+    layer_count: Callable | None = None  # layered model: (config, where) -> the layers its probes see, no weights read
+    warm_up: Callable | None = None  # (config, device): compile what build runs, before its timed region

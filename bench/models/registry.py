@@ -4,8 +4,9 @@ Every model is built the same way (bench.models.contract): `build(ctx: BuildCont
 Trained`, the context carrying the prepared corpus, the resolved model and training configs,
 seed, device, precision and a checkpoint to load; what comes back declares what it can do
 (word vectors, perplexity, per-layer features, a module to save) and the cell scores exactly
-that. `family` ("embedding", "lm", "bilm") is the row label `lm-lineage list` shows and the
-cell key's notion of which settings a cell reads; the cell never dispatches on it.
+that. `family` ("embedding", "lm", "bilm") labels the model in `lm-lineage list` and says,
+before anything is built, which settings and evaluation data its cells read (their keys,
+bench.run.keys) and which splits the runner requires; the cell's scoring never dispatches on it.
 
 A spec also says, before anything is built, what the runner needs to know ahead: `train_cls`
 (the training loop's settings, resolved like the model's), `autocast` (its build honours the
@@ -29,53 +30,25 @@ file, bench.models.vectors), `torch-lm` (your nn.Module, trained by the suite's 
 bench.models.torch_lm) and `hf-encoder` (any transformers encoder, read as `minilm` reads
 all-MiniLM-L6-v2; its layers feed the probes).
 
-Plugins: an installed package adds models through the entry-point group `lm_lineage.models`
-(PLUGIN_GROUP): each entry point names a function that takes no arguments and returns a
-ModelSpec (its build follows the contract), or a dict: with `kind`, a model of that kind
-whose other keys are its fixed settings (`{"name": "my-lm", "kind": "torch-lm", "module":
-"pkg:Class"}`), else ModelSpec's fields. They load lazily, the first time MODELS is asked for
-a name that is not built in (or listed whole), so a command that runs built-in models never
-imports one. A plugin that fails (on import, even with SystemExit, or with a bad spec) is
-left out and recorded as one line in `MODELS.plugin_errors`: `lm-lineage list` shows it, and
-a lookup of a name that is not built in raises it (BenchError), since that model may be the
-broken plugin's.
+Plugins (bench.models.plugins): an installed package adds models through the entry-point
+group `lm_lineage.models`; MODELS lists them after the built-in ones, loading them only when a
+command asks for a name that is not built in (or lists them all), and a broken plugin is one
+line for the command that needs it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any, Callable
 
 from bench.errors import BenchError
 from bench.models import baselines, hf_encoder, pretrained_lm, torch_lm
 from bench.models import language_models as lms
 from bench.models import vectors as vector_files
-from bench.models.contract import BuildContext, Trained, TrainedVectors
+from bench.models.contract import BuildContext, ModelSpec, TrainedVectors
+from bench.models.plugins import Models
 from bench.train import bilm, lm
 from impl import glove, kneser_ney, nnlm, rnn, svd, word2vec
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    family: str  # "embedding" | "lm" | "bilm": the rows it gives, for listings and cell keys (module docstring)
-    config_cls: type  # the model's own settings
-    build: Callable[[BuildContext], Trained]  # bench.models.contract
-    description: str
-    trains: bool = True  # False: pretrained, deterministic, seeds are irrelevant
-    runs_on_device: bool = True  # False: a CPU-only library (gensim, numpy n-grams)
-    preset: dict = field(default_factory=dict)  # fixed config fields that define the variant
-    train_cls: type | None = None  # the training loop's settings, when the harness trains the model
-    autocast: bool = False  # its build honours the run's precision ("bf16": autocast in bench.train.lm's loops)
-    check: Callable | None = None  # pretrained: (config, where) -> None, raises BenchError if unloadable
-    files: Callable | None = None  # (config) -> {name: {path, sha256, ...}}: the files the model reads
-    checkpoints: bool = False  # build loads ctx.checkpoint, saved weights (bench.models.checkpoints), not training
-    encoder: Callable | None = None  # pretrained transformer: (config, device) -> hf_encoder.LayeredEncoder
-    layer_count: Callable | None = None  # layered model: (config, where) -> the layers its probes see, no weights read
-    warm_up: Callable | None = None  # (config, device): compile what build runs, before its timed region
 
 
 def epochs(config) -> int:
@@ -203,110 +176,5 @@ def user_model(name: str, settings: dict, where: str) -> ModelSpec:
     return dataclasses.replace(template, name=name, description=described.get(kind, template.description))
 
 
-PLUGIN_GROUP = "lm_lineage.models"
-_SPEC_FIELDS = {f.name for f in dataclasses.fields(ModelSpec)}
-
-
-def _load_plugins(taken: Mapping[str, ModelSpec]) -> tuple[dict[str, ModelSpec], list[str]]:
-    """The models of every installed entry point of PLUGIN_GROUP, by name, and one line per
-    plugin that failed (it is left out; the others still load). `taken`: the built-in names."""
-    found: dict[str, ModelSpec] = {}
-    errors: list[str] = []
-    for entry in metadata.entry_points(group=PLUGIN_GROUP):
-        where = f"plugin '{entry.name}' ({entry.value}, entry-point group {PLUGIN_GROUP})"
-        try:
-            made = entry.load()()
-        except (Exception, SystemExit) as exc:  # anything the plugin raises on import or call, exit included
-            errors.append(f"{where} fails: {type(exc).__name__}: {exc}")
-            continue
-        try:
-            spec = _plugin_spec(made, where)
-        except BenchError as exc:
-            errors.append(str(exc))
-            continue
-        if spec.name in taken or spec.name in found:
-            errors.append(f"{where}: its model '{spec.name}' is already a model; expected a new name")
-            continue
-        dist = getattr(entry, "dist", None)
-        found[spec.name] = dataclasses.replace(
-            spec, description=f"{spec.description} (plugin {dist.name if dist else entry.name})")
-    return found, errors
-
-
-def _plugin_spec(made, where: str) -> ModelSpec:
-    if isinstance(made, ModelSpec):
-        return made
-    if not isinstance(made, dict) or not isinstance(made.get("name"), str):
-        raise BenchError(f"{where}: returned {type(made).__name__}; expected a ModelSpec or a dict with a 'name'")
-    if "kind" in made:
-        kind, name = made["kind"], made["name"]
-        if kind not in KINDS:
-            raise BenchError(f"{where}: kind {kind!r}; expected one of {', '.join(KINDS)}")
-        template = KINDS[kind]
-        settings = {key: value for key, value in made.items() if key not in ("name", "kind", "description")}
-        unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(template.config_cls)})
-        if unknown:
-            raise BenchError(f"{where}: unknown setting(s) {', '.join(unknown)} for kind {kind!r}")
-        return dataclasses.replace(template, name=name, preset=settings,
-                                   description=made.get("description", template.description))
-    unknown = sorted(set(made) - _SPEC_FIELDS)
-    if unknown:
-        raise BenchError(f"{where}: unknown ModelSpec field(s) {', '.join(unknown)}")
-    try:
-        return ModelSpec(**made)
-    except TypeError as exc:
-        raise BenchError(f"{where}: not a model spec ({exc})") from exc
-
-
-class _Models(Mapping[str, ModelSpec]):
-    """The built-in models, then the plugins', loaded on first need (module docstring)."""
-
-    def __init__(self, built_in: dict[str, ModelSpec]):
-        self.built_in = built_in
-        self._plugins: dict[str, ModelSpec] | None = None
-        self._errors: list[str] = []
-
-    def _load(self) -> dict[str, ModelSpec]:
-        if self._plugins is None:
-            self._plugins, self._errors = _load_plugins(self.built_in)
-        return self._plugins
-
-    @property
-    def plugins(self) -> dict[str, ModelSpec]:
-        """The working plugins' models (loading the plugins if not yet done)."""
-        return self._load()
-
-    @property
-    def plugin_errors(self) -> list[str]:
-        """One line per installed plugin that failed to load (loading the plugins if not yet done)."""
-        self._load()
-        return self._errors
-
-    def __getitem__(self, name: str) -> ModelSpec:
-        if name in self.built_in:
-            return self.built_in[name]
-        if name in self.plugins:
-            return self.plugins[name]
-        self._raise_broken_plugins()
-        raise KeyError(name)
-
-    def __contains__(self, name: object) -> bool:
-        if name in self.built_in or name in self.plugins:
-            return True
-        self._raise_broken_plugins()
-        return False
-
-    def __iter__(self) -> Iterator[str]:
-        yield from self.built_in
-        yield from self.plugins
-
-    def __len__(self) -> int:
-        return len(self.built_in) + len(self.plugins)
-
-    def _raise_broken_plugins(self) -> None:
-        """A name that is neither built in nor a working plugin's may be a broken plugin's."""
-        if self.plugin_errors:
-            raise BenchError("; ".join(self.plugin_errors))
-
-
-MODELS = _Models(BUILT_IN)
+# The built-in models, then the plugins' on first need (bench.models.plugins).
+MODELS = Models(BUILT_IN, KINDS)

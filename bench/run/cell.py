@@ -31,7 +31,7 @@ from bench.models.contract import BuildContext, HasLayers, HasTypeVectors, HasVe
 from bench.models.registry import ModelSpec
 from bench.run import api
 from bench.run.config import EvalConfig, Matrix
-from bench.run.keys import SCORED_FAMILIES, config_block, expected_key, reads_probes
+from bench.run.keys import config_block, expected_key, reads_probes, reads_similarity
 from bench.run.probes import ProbeCorpora, encoder_probes, layer_probes, probe_corpora, probe_metric_defs, static_probes
 from bench.run.results import SCHEMA, device_info, git_commit, library_versions
 from bench.timing import measure
@@ -87,7 +87,7 @@ class EvalData(NamedTuple):
 
     @classmethod
     def load(cls, matrix: Matrix, spec: ModelSpec, data_root: Path | None) -> "EvalData":
-        return cls(metrics.similarity_sets(data_root) if spec.family in SCORED_FAMILIES else [],
+        return cls(metrics.similarity_sets(data_root) if reads_similarity(spec) else [],
                    probe_corpora(matrix, data_root) if reads_probes(spec) else None)
 
     @property
@@ -96,7 +96,7 @@ class EvalData(NamedTuple):
 
     def select(self, spec: ModelSpec) -> "EvalData":
         """What a cell of `spec` reads of this run's evaluation data."""
-        return EvalData(self.similarity_sets if spec.family in SCORED_FAMILIES else [],
+        return EvalData(self.similarity_sets if reads_similarity(spec) else [],
                         self.probe_corpus if reads_probes(spec) else None)
 
 
