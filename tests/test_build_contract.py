@@ -95,7 +95,7 @@ def test_a_new_model_in_each_family_runs_through_the_cell(tmp_path, toy_models, 
     matrix = tmp_path / "toys.toml"
     matrix.write_text('description = "t"\nmodels = ["toy-counts", "toy-bigram"]\ncorpora = ["lee"]\nseeds = 1\n'
                       '[vocab]\nmax_size = 400\nunk = "<unk>"\n[eval]\ntasks = ["similarity"]\n'
-                      '[model.toy-bigram]\nepochs = 1\nlr = 0.01\nbatch_size = 32\neval_batch_size = 16\n')
+                      '[model.toy-bigram]\nepochs = 1\nlr = 0.01\nbatch_size = 64\neval_batch_size = 16\n')
     out = tmp_path / "out"
     argv = ["run", "--matrix", str(matrix), "--out", str(out), "--no-progress", "--in-process", "--save-models"]
     assert main(argv) == 0, capsys.readouterr().err
