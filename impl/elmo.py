@@ -39,8 +39,7 @@ What differs from the paper (scaled down to a 2-core CPU machine):
 - the char-CNN encodes each distinct word of a batch once (`CharCNN.forward`; the same
   vectors and gradients as encoding every position);
 - the training loss is the mean of the two directions' cross-entropies (the paper sums
-  the log-likelihoods), so it is on the scale of one LM's loss;
-- `ScalarMix` has no optional layer normalization of the layers.
+  the log-likelihoods), so it is on the scale of one LM's loss.
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from impl._checks import check_int, is_int, is_num, need, need_ints
+from impl._checks import check_int, is_bool, is_int, is_num, need, need_ints
 
 # Sentence-boundary tokens; `char_ids` gives them their own characters, so no word collides.
 BOS, EOS = "<S>", "</S>"
@@ -61,6 +60,7 @@ BOS, EOS = "<S>", "</S>"
 PAD_CHAR, BOW_CHAR, EOW_CHAR, BOS_CHAR, EOS_CHAR = 0, 257, 258, 259, 260
 CHAR_VOCAB = 261
 IGNORE = -100  # target id that the losses skip (F.cross_entropy's default ignore_index)
+SOFTMAX_PRECISIONS = ("fp32", "bf16")  # ELMoConfig.softmax_precision: the training softmax's matmuls
 
 
 @dataclass
@@ -76,6 +76,9 @@ class ELMoConfig:
     # Training softmax: 0 = full; K > 0 = sampled over K log-uniform candidates per batch (the
     # softmax is then no longer the largest cost of a step; evaluation stays exact).
     softmax_samples: int = 0
+    # The training softmax's matmuls: "fp32", or "bf16" (twice as fast on a CPU with AVX512-BF16;
+    # `softmax_cross_entropy_sum`). Evaluation (.eval()) computes in fp32 whatever this is.
+    softmax_precision: str = "fp32"
 
     def __post_init__(self):
         # Lists from a config file become the tuples the default uses.
@@ -89,6 +92,8 @@ class ELMoConfig:
              f"every filter width <= max_chars={self.max_chars}")
         need(self, self.projection_dim <= self.hidden, "projection_dim", f"<= hidden={self.hidden}")
         need(self, is_num(self.dropout) and 0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)")
+        need(self, self.softmax_precision in SOFTMAX_PRECISIONS, "softmax_precision",
+             f"one of {', '.join(SOFTMAX_PRECISIONS)}")
 
 
 def char_ids(words: list[str], max_chars: int) -> torch.Tensor:
@@ -172,6 +177,94 @@ def sampled_softmax_loss(hidden: torch.Tensor, targets: torch.Tensor, weight: to
     sampled_logits = sampled_logits.masked_fill(samples[None, :] == y[:, None], float("-inf"))
     logits = torch.cat([true_logits[:, None], sampled_logits], dim=1)  # (N, 1 + K): the target is class 0
     return F.cross_entropy(logits, torch.zeros_like(y))
+
+
+# Positions per block of `softmax_cross_entropy_sum`: a (256, 14k) fp32 block of logits is
+# 14 MB, which stays in a CPU's last-level cache through the passes over it; whole (N, V)
+# logits do not, and on a 2-core machine each pass over them from memory took as long as
+# the matmul that made them (issue 27, results/README.md).
+SOFTMAX_BLOCK = 256
+
+
+class _SoftmaxCrossEntropySum(torch.autograd.Function):
+    """sum_i -log softmax(W h_i + b)[y_i] over rows i, and, when a gradient is wanted, its
+    gradient computed in the same pass over each block of rows (see
+    `softmax_cross_entropy_sum`); backward only scales it by the incoming gradient."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
+                matmul_dtype: torch.dtype, with_grad: bool) -> torch.Tensor:
+        # hidden (N, D), weight (V, D), bias (V,) of one dtype, fp32 or wider; targets (N,) softmax
+        # ids, none IGNORE.
+        weight_mm = weight.to(matmul_dtype)  # (V, D): the matmuls' copy, weight itself when the same dtype
+        bias_mm = bias.to(matmul_dtype)  # (V,)
+        nll = hidden.new_zeros((), dtype=torch.float64)  # summed in double: N terms of a few nats each
+        if with_grad:
+            grad_hidden = torch.empty_like(hidden)  # (N, D)
+            grad_weight = torch.zeros_like(weight)  # (V, D)
+            grad_bias = torch.zeros_like(bias)  # (V,)
+        for start in range(0, hidden.shape[0], SOFTMAX_BLOCK):
+            rows = slice(start, start + SOFTMAX_BLOCK)
+            h, y = hidden[rows].to(matmul_dtype), targets[rows]  # (n, D), (n,)
+            logits = torch.addmm(bias_mm, h, weight_mm.t()).to(weight.dtype)  # (n, V), in weight's dtype again
+            top_logit, top_id = logits.max(dim=1)  # (n,) each
+            target_logit = logits.gather(1, y[:, None]).squeeze(1)  # (n,)
+            probs = torch.softmax(logits, dim=1)  # (n, V): one fused kernel, a third of logsumexp's time
+            # log Z = top_logit - log p(top): the top word's probability is at least 1/V, so its
+            # log is as exact as a logsumexp, where the target's own could underflow to 0.
+            log_norm = top_logit - probs.gather(1, top_id[:, None]).squeeze(1).log()  # (n,)
+            nll += (log_norm - target_logit).sum()
+            if with_grad:
+                # d nll_i / d logits_i = softmax_i - onehot(y_i), made in place of the probabilities.
+                probs[torch.arange(len(y), device=y.device), y] -= 1.0
+                grad_bias += probs.sum(dim=0)
+                grad_logits = probs.to(matmul_dtype)  # (n, V)
+                grad_hidden[rows] = torch.mm(grad_logits, weight_mm)
+                grad_weight += torch.mm(grad_logits.t(), h)  # (V, D), accumulated in fp32 over the blocks
+        if with_grad:
+            ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        ctx.with_grad = with_grad
+        return nll.to(weight.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_nll: torch.Tensor):
+        if not ctx.with_grad:
+            raise RuntimeError("softmax_cross_entropy_sum was called without a gradient (no_grad or no "
+                               "input requiring one), so it has none to give")
+        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
+        return grad_hidden * grad_nll, grad_weight * grad_nll, grad_bias * grad_nll, None, None, None
+
+
+def softmax_cross_entropy_sum(hidden: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
+                              bias: torch.Tensor, matmul_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The summed cross-entropy of the full softmax over the scored positions: the value and
+    gradients of F.cross_entropy(F.linear(hidden, weight, bias), targets, reduction="sum",
+    ignore_index=IGNORE), made without its (..., V) logits.
+
+    hidden (..., D), targets (...) with IGNORE where nothing is scored; weight (V, D) and
+    bias (V,) the output layer. Only the scored positions are gathered (a sentence batch's
+    padding and each row's unpredicted end are not), and they are taken SOFTMAX_BLOCK rows
+    at a time: a block's logits are made, normalized and, in training, turned into their
+    gradient softmax - onehot, which is multiplied out into the gradients of hidden, weight
+    and bias while it is still in cache. The separate log-softmax, its backward and the
+    (N, V) tensors between them, which cost as much as the matmuls on a 2-core CPU, are
+    gone; the matmuls (3 of N x D x V) are the same. The gradient is the loss's own when
+    backward comes (it is linear in the incoming gradient), so a caller that does not call
+    backward after a forward with grad enabled has paid for it in vain.
+
+    Everything is computed in the widest of the inputs' dtypes and fp32 (autocast, which
+    would round the logits, is switched off here), except the three matmuls' inputs and the
+    logits they make when matmul_dtype says so: bfloat16 runs them at about twice fp32's
+    speed on a CPU with AVX512-BF16, its products summed in fp32, its logits rounded to 8
+    significant bits.
+    """
+    dtype = torch.promote_types(torch.promote_types(hidden.dtype, weight.dtype), torch.float32)
+    scored = targets != IGNORE
+    h, y = hidden[scored].to(dtype), targets[scored]  # (N, D), (N,)
+    with_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (h, weight, bias))
+    with torch.autocast(hidden.device.type, enabled=False):
+        return _SoftmaxCrossEntropySum.apply(h, weight.to(dtype), bias.to(dtype), y, matmul_dtype or dtype,
+                                             with_grad)
 
 
 class Highway(nn.Module):
@@ -297,35 +390,40 @@ class ELMo(nn.Module):
         return x, forward, backward
 
     def forward(self, chars: torch.Tensor, targets_fwd: torch.Tensor | None = None,
-                targets_bwd: torch.Tensor | None = None) -> dict:
+                targets_bwd: torch.Tensor | None = None, *, logits: bool = False) -> dict:
         """chars: (B, T, max_chars) char ids, rows right-padded with all-0 words;
         targets_fwd / targets_bwd: (B, T) softmax ids of t_{k+1} / t_{k-1} (IGNORE = not
         scored; see `bilm_targets`) or None.
 
-        Returns logits_fwd and logits_bwd (B, T, V); loss_fwd and loss_bwd, the mean
-        cross-entropy over scored positions (None without targets); loss, the mean of the
-        losses given (None if neither). In training mode with softmax_samples = K > 0 the
-        losses are sampled-softmax estimates over one draw of K candidates shared by both
-        directions, and no logits are made (None): the (B, T, V) logits are what it saves.
+        Returns loss_fwd and loss_bwd, the mean cross-entropy over scored positions (None
+        without targets), made by `softmax_cross_entropy_sum` at the scored positions only;
+        loss, the mean of the losses given (None if neither); logits_fwd and logits_bwd
+        (B, T, V) with logits=True, else None: training and scoring need only the losses,
+        and the (B, T, V) logits were the largest cost of a step. In training mode with
+        softmax_samples = K > 0 the losses are sampled-softmax estimates over one draw of K
+        candidates shared by both directions, and logits=True is refused.
         """
         _, forward, backward = self._layers(chars)
         tops = {"fwd": (self.drop(forward[-1]), targets_fwd), "bwd": (self.drop(backward[-1]), targets_bwd)}
         out: dict = {}
-        if self.training and self.config.softmax_samples > 0:
+        sampled = self.training and self.config.softmax_samples > 0
+        if sampled and logits:
+            raise ValueError("a training-mode biLM with a sampled softmax makes no logits; call .eval() first")
+        for name, (top, _) in tops.items():
+            out[f"logits_{name}"] = self.softmax(top) if logits else None  # (B, T, V)
+        matmul_dtype = torch.bfloat16 if self.training and self.config.softmax_precision == "bf16" else None
+        if sampled:
             ranks = log_uniform_sample(self.config.softmax_samples, self.vocab_size, chars.device)  # (K,)
             samples = self.proposal_order[ranks]  # (K,) softmax ids
             log_expected = math.log(self.config.softmax_samples) + log_uniform_log_prob(
                 self.proposal_rank, self.vocab_size)  # (V,), per softmax id
             for name, (top, targets) in tops.items():
-                out[f"logits_{name}"] = None
                 out[f"loss_{name}"] = None if targets is None else sampled_softmax_loss(
                     top, targets, self.softmax.weight, self.softmax.bias, samples, log_expected)
         else:
             for name, (top, targets) in tops.items():
-                logits = self.softmax(top)  # (B, T, V)
-                out[f"logits_{name}"] = logits
-                out[f"loss_{name}"] = None if targets is None else F.cross_entropy(
-                    logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+                out[f"loss_{name}"] = None if targets is None else softmax_cross_entropy_sum(
+                    top, targets, self.softmax.weight, self.softmax.bias, matmul_dtype) / (targets != IGNORE).sum()
         losses = [loss for loss in (out["loss_fwd"], out["loss_bwd"]) if loss is not None]
         out["loss"] = sum(losses) / len(losses) if losses else None
         return out
@@ -343,18 +441,44 @@ class ELMo(nn.Module):
 class ScalarMix(nn.Module):
     """gamma * sum_j softmax(w)_j layers[j]: the paper's task-specific weighting of the layers.
 
-    w starts at 0 (equal weights) and gamma at 1.
+    w starts at 0 (equal weights) and gamma at 1. With `layer_norm` (bilm-tf's and AllenNLP's
+    `do_layer_norm`), each layer is first normalised to mean 0 and variance 1 over all its
+    non-padding positions and units together (one mean and one variance per layer and batch, no
+    learned scale or shift): without it a layer whose activations are larger can win or lose
+    the softmax by its scale alone, so its weight says less about what the layer holds.
     """
 
-    def __init__(self, n_layers: int):
+    LAYER_NORM_EPS = 1e-12  # as AllenNLP's ScalarMix: guards a constant layer, not a rescaling
+
+    def __init__(self, n_layers: int, layer_norm: bool = False):
         super().__init__()
         check_int("n_layers", n_layers)
+        if not is_bool(layer_norm):
+            raise ValueError(f"layer_norm={layer_norm!r}: expected a bool")
+        self.layer_norm = layer_norm
         self.weights = nn.Parameter(torch.zeros(n_layers))  # w
         self.gamma = nn.Parameter(torch.ones(()))
 
-    def forward(self, layers: torch.Tensor) -> torch.Tensor:
-        """layers: (L+1, ..., D) -> (..., D)."""
+    def forward(self, layers: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """layers: (L+1, ..., D) -> (..., D); mask: (...) bool, True at real positions (None: all
+        real), read by the layer normalization only."""
         if layers.shape[0] != self.weights.shape[0]:
             raise ValueError(f"expected {self.weights.shape[0]} layers along dim 0, got {layers.shape[0]}")
+        if self.layer_norm:
+            layers = self._normalised(layers, mask)
         s = torch.softmax(self.weights, dim=0)  # (L+1,)
         return self.gamma * torch.tensordot(s, layers, dims=1)
+
+    def _normalised(self, layers: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Each layer (L+1, ..., D) minus its mean over the masked positions and units, over its standard deviation."""
+        if mask is None:
+            mask = torch.ones(layers.shape[1:-1], dtype=torch.bool, device=layers.device)
+        if mask.shape != layers.shape[1:-1]:
+            raise ValueError(f"mask of shape {tuple(mask.shape)} for layers of shape {tuple(layers.shape)}; "
+                             f"expected {tuple(layers.shape[1:-1])}")
+        weight = mask.unsqueeze(-1).to(layers.dtype).expand(layers.shape[1:])  # (..., D): 1 at real units
+        count = weight.sum().clamp_min(1)  # units counted per layer
+        dims = tuple(range(1, layers.dim()))
+        mean = (layers * weight).sum(dim=dims, keepdim=True) / count  # (L+1, 1, ..., 1)
+        variance = (((layers - mean) * weight) ** 2).sum(dim=dims, keepdim=True) / count
+        return (layers - mean) / torch.sqrt(variance + self.LAYER_NORM_EPS)

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training to {args.tokens:,} tokens", file=sys.stderr, flush=True)
     while read["words"] < args.tokens:
         model.train()
-        bilm._train_epoch(model, data, train_config, device, optimizer, rng, lambda: read["words"] >= args.tokens,
+        bilm._train_epoch(model, data, train_config, device, optimizer, rng, lambda _: read["words"] >= args.tokens,
                           False, "fp32")
     seconds = time.perf_counter() - started
     words, steps = read["words"], read["steps"]

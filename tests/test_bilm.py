@@ -100,7 +100,7 @@ def test_perplexity_protocol_by_hand(tmp_path, eos):
     with torch.no_grad():
         for sentence in data.sentences("test"):
             chars, ids = data.batch([sentence])
-            out = model(chars)
+            out = model(chars, logits=True)
             fwd = torch.log_softmax(out["logits_fwd"][0], -1)  # (n + 2, V)
             bwd = torch.log_softmax(out["logits_bwd"][0], -1)
             n = len(sentence.ids)
@@ -212,7 +212,8 @@ def test_elmo_cell_end_to_end_with_a_tagged_toy_corpus(tmp_path, monkeypatch):
     probe = pd.read_csv(out / "pos_probe.csv", dtype={"layer": str})
     assert list(probe.columns[:5]) == ["model", "corpus", "seed", "layer", "accuracy"]
     layers = probe.groupby("model")["layer"].apply(sorted).to_dict()
-    assert layers == {"elmo": ["0", "1", "2", "mix"], "most-frequent-tag": ["per-word"], "word2vec-sg": ["static"]}
+    assert layers == {"elmo": ["0", "1", "2", "mix", "mix-ln"], "most-frequent-tag": ["per-word"],
+                      "word2vec-sg": ["static"]}
     accuracy = probe.set_index(["model", "layer"])["accuracy"]
     # Every word of the toy grammar has one tag, so the per-word baseline is perfect, and so is
     # the token encoder, which sees each word's spelling.
@@ -220,7 +221,8 @@ def test_elmo_cell_end_to_end_with_a_tagged_toy_corpus(tmp_path, monkeypatch):
     [cell] = (out / "cells").glob("elmo__*__seed0.json")
     result = json.loads(cell.read_text())
     assert result["config"]["probe"]["corpus"] == str(tagged)
-    assert len(result["training"]["probe_scalar_mix"]["weights"]) == 3
+    mixes = [row for row in result["metrics"]["pos_probe"] if row["layer"] in ("mix", "mix-ln")]
+    assert len(mixes) == 2 and all(row["mix_layers"] == [0, 1, 2] and len(row["mix_weights"]) == 3 for row in mixes)
     assert {"train", "eval_test", "type_vectors", "pos_probe"} <= set(result["timings"])
     report = (out / "report.md").read_text()
     assert "## Layer probe" in report and f"POS, `elmo` on `{tagged}`: layer " in report

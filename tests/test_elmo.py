@@ -39,7 +39,7 @@ def test_shapes():
     chars = batch_char_ids([["the", "cat", "sat"], ["a", "dog"]], max_chars=8)
     assert chars.shape == (2, 5, 8)  # <S> w1 w2 w3 </S>
     word_ids = torch.tensor([[9, 1, 2, 3, 10], [9, 4, 5, 10, IGNORE]])
-    out = model(chars, *bilm_targets(word_ids))
+    out = model(chars, *bilm_targets(word_ids), logits=True)
     assert out["logits_fwd"].shape == out["logits_bwd"].shape == (2, 5, 11)
     for key in ("loss_fwd", "loss_bwd", "loss"):
         assert out[key].shape == () and torch.isfinite(out[key])
@@ -70,18 +70,18 @@ def test_forward_lm_never_sees_later_tokens_and_backward_never_earlier():
     words = "we saw the old man walk slowly down the long road home".split()
     t = 5
     chars = batch_char_ids([words], max_chars=8, boundaries=False)  # (1, 12, 8)
-    reference = model(chars)
+    reference = model(chars, logits=True)
 
     later = chars.clone()
     later[0, t + 3] = char_ids(["zebra"], 8)[0]
-    changed = model(later)
+    changed = model(later, logits=True)
     assert torch.equal(changed["logits_fwd"][:, :t + 1], reference["logits_fwd"][:, :t + 1])
     assert not torch.equal(changed["logits_fwd"][:, t + 3], reference["logits_fwd"][:, t + 3])
     assert not torch.equal(changed["logits_bwd"][:, t], reference["logits_bwd"][:, t])  # the other way it shows
 
     earlier = chars.clone()
     earlier[0, t - 3] = char_ids(["zebra"], 8)[0]
-    changed = model(earlier)
+    changed = model(earlier, logits=True)
     assert torch.equal(changed["logits_bwd"][:, t:], reference["logits_bwd"][:, t:])
     assert not torch.equal(changed["logits_bwd"][:, t - 3], reference["logits_bwd"][:, t - 3])
     assert not torch.equal(changed["logits_fwd"][:, t], reference["logits_fwd"][:, t])
@@ -192,7 +192,7 @@ def test_sampled_softmax_trains_and_evaluation_stays_exact():
     model, _ = _train_tiny(steps=200, softmax_samples=4)
     train_out = model(chars, *targets)
     assert train_out["logits_fwd"] is None and torch.isfinite(train_out["loss"])
-    eval_out = model.eval()(chars, *targets)  # the full softmax, as evaluation always is
+    eval_out = model.eval()(chars, *targets, logits=True)  # the full softmax, as evaluation always is
     full = F.cross_entropy(eval_out["logits_fwd"].flatten(0, 1), targets[0].flatten(), ignore_index=IGNORE)
     torch.testing.assert_close(eval_out["loss_fwd"], full)
     untrained = tiny_model(vocab_size=vocab_size, dropout=0.0).eval()(chars, *targets)["loss"]
@@ -224,4 +224,4 @@ def test_bad_config_raises():
 def test_no_projection_when_hidden_equals_projection_dim():
     model = tiny_model(hidden=8)
     assert model.forward_lstms[0].proj_size == 0
-    assert model(batch_char_ids([["a", "b"]], max_chars=8))["logits_fwd"].shape == (1, 4, 11)
+    assert model(batch_char_ids([["a", "b"]], max_chars=8), logits=True)["logits_fwd"].shape == (1, 4, 11)

@@ -523,7 +523,7 @@ def test_an_interrupted_run_or_eval_vectors_re_renders_the_tables_of_the_cells_k
                                                                                      command):
     """Both commands go through one wrapper: Ctrl-C (or SIGTERM, raised as its subclass) in
     run_matrix re-renders the output folder's tables before the exit code 130."""
-    import bench.cli
+    import bench.commands.run
     import bench.run.runner
 
     def interrupted(*args, **kwargs):
@@ -531,7 +531,8 @@ def test_an_interrupted_run_or_eval_vectors_re_renders_the_tables_of_the_cells_k
 
     rendered = []
     monkeypatch.setattr(bench.run.runner, "run_matrix", interrupted)
-    monkeypatch.setattr(bench.cli, "_render_finished_cells", lambda report, out_dir: rendered.append(out_dir))
+    monkeypatch.setattr(bench.commands.run, "render_finished_cells",
+                        lambda report, out_dir: rendered.append(out_dir))
     vectors = tmp_path / "mine.txt"
     vectors.write_text("2 2\na 1 0\nb 0 1\n")
     out = tmp_path / "out"

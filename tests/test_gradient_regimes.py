@@ -122,10 +122,11 @@ def test_clipping_prevents_divergence_when_only_the_unclipped_run_ends_above_its
         clipping_prevents_divergence(pd.DataFrame(_run(1.0, learning)))
 
 
-def test_a_tiny_real_run_measures_both_regimes_and_draws_them():
+@pytest.mark.data  # the regimes read Brown (GradientRegimesConfig.corpus)
+def test_a_tiny_real_run_measures_both_regimes_and_draws_them(data_root):
     config = GradientRegimesConfig(radii=(0.5, 2.0), vocab_size=300, emb=16, hidden=16, max_k=12, windows=4,
                                    batch_size=4, bptt=8, train_steps=3, clip_steps=12)
-    prepared = diagnostics.prepare_regime_corpus(config)
+    prepared = diagnostics.prepare_regime_corpus(config, data_root)
     regimes = diagnostics.gradient_regimes_table(config, prepared, [0])
     assert list(regimes.columns) == REGIME_COLUMNS
     assert len(regimes) == 4 * 2 * 12  # (rnn 0.5, rnn 2, lstm, gru) x (init, trained) x k

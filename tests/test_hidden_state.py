@@ -84,8 +84,8 @@ def test_main_scopes_the_hub_switches_to_its_command(monkeypatch, capsys):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")  # the caller's own choice is kept
     seen = {}
-    monkeypatch.setattr(cli, "_list",
-                        lambda: seen.update({n: os.environ.get(n) for n in cli.HUB_OFFLINE_VARIABLES}) or 0)
+    monkeypatch.setattr(cli, "list_command",
+                        lambda args: seen.update({n: os.environ.get(n) for n in cli.HUB_OFFLINE_VARIABLES}) or 0)
     assert cli.main(["list"]) == 0
     assert seen == {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "1"}
     assert "HF_HUB_OFFLINE" not in os.environ and "TRANSFORMERS_OFFLINE" not in os.environ

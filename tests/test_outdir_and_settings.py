@@ -21,7 +21,8 @@ import pytest
 from bench.cli import main
 from bench.models.registry import KINDS, MODELS
 from bench.run import outdir
-from bench.run.config import SECTIONS, _conform, _describe, load_matrix
+from bench.run.config import SECTIONS, load_matrix
+from bench.run.conform import conform, describe
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "results" / "quick"  # seven committed cells: a cheap, real results folder
@@ -250,9 +251,9 @@ def test_every_config_field_s_annotation_is_checked_and_fits_its_default(cls):
     """A new field whose annotation the check cannot read fails here, not on a user's run."""
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
-        assert _describe(hints[field.name])  # raises nothing, names a type
+        assert describe(hints[field.name])  # raises nothing, names a type
         if field.default is not dataclasses.MISSING:
-            assert _conform(hints[field.name], field.default) == field.default, field.name
+            assert conform(hints[field.name], field.default) == field.default, field.name
 
 
 def test_a_valid_setting_is_conformed_to_its_field():

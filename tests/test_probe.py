@@ -153,8 +153,12 @@ def test_layer_probes_find_the_informative_layer_and_the_mix_weights_it():
     result = run_layer_probes(featurize, 3, corpus, config, seed=0, device=CPU)
     assert result["eval_tokens"] == sum(len(s) for s in corpus.splits["test"].tokens[:40])
     layers = result["layers"]
-    assert set(layers) == {"0", "1", "2", "mix"}
-    assert layers["1"] > 0.95 and layers["mix"] > 0.95 and max(layers["0"], layers["2"]) < 0.5
-    assert int(np.argmax(result["mix_weights"])) == 1 and sum(result["mix_weights"]) == pytest.approx(1.0)
+    assert set(layers) == {"0", "1", "2", "mix", "mix-ln"}
+    assert min(layers["1"], layers["mix"], layers["mix-ln"]) > 0.95 and max(layers["0"], layers["2"]) < 0.5
+    for mix in result["mixes"].values():  # both mixes weight the informative layer most
+        weights = mix["mix_weights"]
+        assert int(np.argmax(weights)) == 1 and sum(weights) == pytest.approx(1.0)
+        assert mix["mix_centre"] == pytest.approx(weights[1] + 2 * weights[2])
+        assert mix["mix_s2_minus_s1"] == pytest.approx(weights[2] - weights[1]) and mix["mix_s2_minus_s1"] < 0
     with pytest.raises(ValueError, match="not a multiple of 3 layers"):
         run_layer_probes(lambda batch: [torch.zeros(len(w), 7) for w in batch], 3, corpus, config, seed=0, device=CPU)

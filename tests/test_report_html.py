@@ -1,6 +1,7 @@
 """report.html: every figure embedded, absent inputs explained, and the page renders in a real browser."""
 
 import base64
+import html
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from gensim.models import KeyedVectors
 
 from bench.errors import BenchError
 from bench.eval.metrics import SimilaritySet, evaluate_similarity
+from bench.report import figures
 from bench.report.render import render
 
 # A committed cell: the synthetic results below are copies of it with a few fields changed,
@@ -98,10 +100,11 @@ def report_html(tmp_path_factory) -> Path:
     return folder / "report.html"
 
 
-# One set per corpus and matrix: similarity heatmaps (own coverage, like for like) for
-# offline-mix · standard-vectors; perplexity for brown · brown-lm; throughput and quality vs
-# cost for each of the two; the gradient flow. No cell holds POS probe rows: no probe figure.
-FIGURES = 8
+# Similarity heatmaps (own coverage, like for like) for offline-mix · standard-vectors;
+# perplexity for brown · brown-lm; one throughput figure (a panel each); quality against cost
+# for the word vectors (the one LM, kn3, compares with nothing: no LM figure); the gradient
+# flow. No cell holds POS probe rows: no probe figure.
+FIGURES = 6
 
 
 def test_report_html_embeds_every_figure_and_explains_what_is_missing(report_html):
@@ -112,7 +115,8 @@ def test_report_html_embeds_every_figure_and_explains_what_is_missing(report_htm
     images = _images(page)
     assert len(images) == page.count(PNG_PREFIX) == FIGURES
     assert all(image.startswith(b"\x89PNG\r\n\x1a\n") for image in images)
-    assert page.count("<figcaption>corpus <code>offline-mix · standard-vectors</code></figcaption>") == 2
+    assert page.count('alt="Own coverage (each model on the pairs it covers): Spearman ρ per model and set, corpus '
+                      'offline-mix · standard-vectors"') == 1
     assert "Like for like (the pairs every model here covers)" in page
     explanation = "No POS probe rows in this folder: run a matrix with a <code>[probe]</code> section"
     assert explanation in page
@@ -148,7 +152,7 @@ def test_diagnostic_csv_without_its_columns_is_refused_in_one_line(tmp_path):
 
 # Smallest width and height (pixels) a figure must have once the browser decoded it: a
 # broken or empty plot would be a few pixels; the smallest one drawn (a one-row bar chart)
-# is 700 x 190.
+# is 800 x 192.
 MIN_FIGURE_PX = (300, 150)
 
 
@@ -269,4 +273,4 @@ def test_elmo_layer_claims_are_stated_with_seeds_and_probes_drawn_against_traini
             "| 71.0 ± 1.4 | 72.0 ± 2.8 |") in section
     assert ("| elmo | elmo | 512-d layers, 512 cells, 2,048-sample softmax, lower-cased text | 1 | 4.00 | 95.0 "
             "| 96.0 | 75.0 | 78.0 |") in section
-    assert "ELMo probe accuracy against training tokens read" in (tmp_path / "report.html").read_text()
+    assert f'alt="{html.escape(figures.PROBES_AGAINST_TOKENS_TITLE)}"' in (tmp_path / "report.html").read_text()

@@ -213,7 +213,11 @@ def test_a_run_probes_the_chosen_elmo_layers(tmp_path, capsys, monkeypatch):
     (cell,) = [json.loads(path.read_text()) for path in (out / "cells").glob("elmo__*.json")]
     assert cell["status"] == "ok", cell.get("error")
     probed = {row["layer"] for row in cell["metrics"]["wsd_probe"] if row["model"] == "elmo"}
-    assert probed == {"0", "2", "mix"}
+    assert probed == {"0", "2", "mix", "mix-ln"}
+    mixes = [row for row in cell["metrics"]["wsd_probe"] if row["layer"] in ("mix", "mix-ln")]
+    for row in mixes:  # the weights by layer number: layer 2's first (as picked), no layer 1 to set against it
+        assert row["mix_layers"] == [2, 0] and row["mix_s2_minus_s1"] is None
+        assert row["mix_centre"] == pytest.approx(2 * row["mix_weights"][0])
 
 
 def test_layer_probes_find_the_sense_layer():
@@ -243,8 +247,15 @@ def test_layer_probes_find_the_sense_layer():
                                   device=CPU)
     micro = {layer: {row["method"]: row["accuracy"] for row in rows if row["word"] == "all"}
              for layer, rows in result["layers"].items()}
-    assert set(micro) == {"0", "1", "mix"} and set(micro["mix"]) == {"linear"}
-    assert micro["1"]["centroid"] > 0.9 and micro["1"]["linear"] > 0.9 and micro["mix"]["linear"] > 0.9
+    assert set(micro) == {"0", "1", "mix", "mix-ln"} and set(micro["mix"]) == set(micro["mix-ln"]) == {"linear"}
+    assert micro["1"]["centroid"] > 0.9 and micro["1"]["linear"] > 0.9
+    assert micro["mix"]["linear"] > 0.9 and micro["mix-ln"]["linear"] > 0.9
+    for name in ("mix", "mix-ln"):  # every word's mix, and their mean in "all", weights the sense layer most
+        rows = {row["word"]: row for row in result["layers"][name]}
+        assert set(rows) == {"v", "w", "all"} and all(row["mix_weights"][1] > 0.5 for row in rows.values())
+        assert rows["all"]["mix_weights"] == pytest.approx([(rows["v"]["mix_weights"][i] + rows["w"]["mix_weights"][i])
+                                                            / 2 for i in (0, 1)])
+        assert rows["all"]["mix_centre"] == pytest.approx(rows["all"]["mix_weights"][1])
     assert micro["0"]["centroid"] < 0.75 and micro["0"]["linear"] < 0.75
     assert result["train_instances"] == 80 and result["eval_instances"] == 40
     assert {row["method"] for row in result["baselines"]} == {wsd.MFS, wsd.NAIVE_BAYES, wsd.MFS_FORM}
@@ -337,9 +348,9 @@ def test_elmo_layers_through_the_wsd_probe(tmp_path):
     result = wsd.run_layer_probes(trained.featurize, trained.n_layers, wsd.SenseCorpus("toy", {"train": train,
                                                                                                "test": test}, {}),
                                   wsd.WsdSettings(epochs=2), seed=0, device=CPU)
-    assert set(result["layers"]) == {"0", "1", "2", "mix"}
+    assert set(result["layers"]) == {"0", "1", "2", "mix", "mix-ln"}
     # 2 methods x (hard, all) per layer
-    assert all(len(rows) == 2 * 2 for layer, rows in result["layers"].items() if layer != "mix")
+    assert all(len(rows) == 2 * 2 for layer, rows in result["layers"].items() if layer not in ("mix", "mix-ln"))
 
 
 @pytest.mark.slow  # loads the packaged MiniLM (a few seconds; more on a busy machine)

@@ -7,7 +7,11 @@ Three sources, one interface (`load_corpus(name, data_dir) -> RawCorpus`):
 - local: folders under a data root (`--data-dir` or `LM_LINEAGE_DATA`), each loadable
   with `load_dataset(folder)`; `offline-mix` concatenates several train splits;
 - hub: aliases for Hugging Face hub ids, for users with network. Without network they
-  fail with one line that says how to use a local copy instead.
+  fail with one line that says how to use a local copy instead;
+- train-text: the text of a local corpus's train split alone, as language-model sentences
+  (`senseval2-train-text`: a probe corpus's train contexts, no labels), with validation and
+  test carved out of that train split (`carve_train_split`); the corpus's other split files
+  are never opened, so a model trained on it has not read a word of the probe's test split.
 
 A corpus name that is a path to a folder is loaded as a local folder too, so a user
 with a downloaded copy of a hub corpus can point at it directly. `NAME@N` is corpus NAME cut
@@ -34,7 +38,7 @@ SPLITS = ("train", "validation", "test")
 
 @dataclass(frozen=True)
 class CorpusSpec:
-    """How to load one named corpus. `kind` is embedded | local | composite | hub."""
+    """How to load one named corpus. `kind` is embedded | local | composite | hub | train-text."""
 
     name: str
     kind: str
@@ -70,6 +74,10 @@ CORPORA: dict[str, CorpusSpec] = {
                    folder="corpora/movie-reviews"),
         CorpusSpec("senseval2", "local", "Senseval-2 line/hard/serve/interest contexts with their senses "
                    "({word, tokens, head, sense} jsonl, train and test): the word-sense probe's corpus",
+                   folder="corpora/senseval2", text_field="tokens"),
+        CorpusSpec("senseval2-train-text", "train-text", "the text of senseval2's train split alone as LM sentences "
+                   "(no senses; its test split never opened): every 20th context held out as validation and every "
+                   "20th as test, the rest train; for fine-tuning a biLM on the word-sense probe's domain",
                    folder="corpora/senseval2", text_field="tokens"),
         CorpusSpec(
             "offline-mix",
@@ -348,6 +356,8 @@ def load_corpus(name: str, data_dir: str | Path | None = None) -> RawCorpus:
         corpus = _load_hub(spec)
     elif spec.kind == "local":
         corpus = _load_local(spec, data_dir)
+    elif spec.kind == "train-text":
+        corpus = _load_train_text(spec, data_dir)
     else:
         corpus = _load_composite(spec, data_dir)
     for split, lines in corpus.splits.items():
@@ -374,3 +384,42 @@ def _load_composite(spec: CorpusSpec, data_dir: str | Path | None) -> RawCorpus:
     return RawCorpus(spec.name, splits,
                      {"name": spec.name, "source": " + ".join(f"{p.fingerprint['source']}:train" for p in parts),
                       "sha256": digest})
+
+
+# train-text corpora: of every CARVE_EVERY lines of the source's train split (in file order),
+# the one at CARVE_VALIDATION goes to validation and the one at CARVE_TEST to test.
+CARVE_EVERY = 20
+CARVE_VALIDATION, CARVE_TEST = CARVE_EVERY - 2, CARVE_EVERY - 1
+TRAIN_FILES = ("train.jsonl", "train.txt")
+
+
+def carve_train_split(lines: list[str]) -> dict[str, list[str]]:
+    """One split's lines as train, validation and test, by position (`CARVE_EVERY`): a fixed,
+    seed-free cut that takes the same share of every stretch of the file, so a file grouped
+    by word (senseval2's) gives each group's lines to every split."""
+    position = [i % CARVE_EVERY for i in range(len(lines))]
+    return {"train": [line for line, p in zip(lines, position) if p not in (CARVE_VALIDATION, CARVE_TEST)],
+            "validation": [line for line, p in zip(lines, position) if p == CARVE_VALIDATION],
+            "test": [line for line, p in zip(lines, position) if p == CARVE_TEST]}
+
+
+def _load_train_text(spec: CorpusSpec, data_dir: str | Path | None) -> RawCorpus:
+    """The text of a local corpus's train file alone (`carve_train_split`): only that file is
+    opened, loaded and hashed."""
+    folder = local_folder(spec, data_dir)
+    found = [folder / name for name in TRAIN_FILES if (folder / name).is_file()]
+    if not found:
+        raise BenchError(f"corpus '{spec.name}': expected {' or '.join(TRAIN_FILES)} in {folder}")
+    path = found[0]
+    _check_text_file(path, spec.name)
+    sha256 = _sha256_files([path])
+    builder = "json" if path.suffix == ".jsonl" else "text"
+    try:
+        loaded = _quiet_datasets().load_dataset(builder, data_files={"train": str(path)},
+                                                cache_dir=datasets_cache_for(sha256))
+    except Exception as exc:  # datasets raises many types; the user needs one line
+        raise BenchError(f"corpus '{spec.name}': load_dataset({path}) failed: {_first_line(exc)}") from exc
+    lines = _lines(loaded["train"], spec.text_field if builder == "json" else "text", str(path))
+    return RawCorpus(spec.name, carve_train_split(lines),
+                     {"name": spec.name, "source": f"{path} (validation, test: every {CARVE_EVERY}th line of it)",
+                      "sha256": sha256})

@@ -19,7 +19,13 @@ majority tag). Test tokens whose tag never occurs in train count as errors every
 
 A layered representation (ELMo's L + 1 layers) is probed layer by layer and through a
 scalar mix of its layers (`run_layer_probes`): the mix weights are learned with the probe,
-as Peters et al. learn them with the task model, and the features are extracted once.
+as Peters et al. learn them with the task model, and the features are extracted once. Two
+mixes are learned: "mix" on the layers as every other probe sees them (each dimension
+standardized on train, so no layer is larger than another) and "mix-ln" on the raw layers
+through ELMo's own `do_layer_norm` (`ScalarMix(layer_norm=True)`: one mean and variance per
+layer). Their rows carry what the mix learned (`mix_fields`): the weights s_l, gamma, Tenney
+et al.'s (2019) centre of gravity E[layer] = sum_l l * s_l and s_2 - s_1, the weight of layer
+2 against layer 1 that the reading note's claim is about.
 """
 
 from __future__ import annotations
@@ -235,20 +241,50 @@ def static_coverage(kv: KeyedVectors, sentences: list[list[str]]) -> float:
     return sum(row >= 0 for row in rows) / len(rows)
 
 
+MIXES = {"mix": False, "mix-ln": True}  # the `layer` of a scalar mix's rows -> does it normalise each layer first
+
+
 class MixedLinearProbe(nn.Module):
     """A scalar mix of the layers (b, L+1, D) -> (b, D), then a softmax regression.
 
     Still linear in the features: the mix only ties the weights given to each layer's copy
-    of a dimension to one learned scale per layer.
+    of a dimension to one learned scale per layer (`layer_norm`: each layer normalised over
+    the batch first, see ScalarMix).
     """
 
-    def __init__(self, n_layers: int, dim: int, n_classes: int):
+    def __init__(self, n_layers: int, dim: int, n_classes: int, layer_norm: bool = False):
         super().__init__()
-        self.mix = ScalarMix(n_layers)
+        self.mix = ScalarMix(n_layers, layer_norm=layer_norm)
         self.linear = nn.Linear(dim, n_classes)
 
     def forward(self, layers: torch.Tensor) -> torch.Tensor:
         return self.linear(self.mix(layers.transpose(0, 1)))  # ScalarMix wants the layers first: (L+1, b, D)
+
+    def weights(self) -> tuple[list[float], float]:
+        """The learned softmax-normalised layer weights s_l and gamma."""
+        return torch.softmax(self.mix.weights.detach(), 0).tolist(), self.mix.gamma.item()
+
+
+def mix_fields(weights: list[float], gamma: float, layers: list[int]) -> dict:
+    """What a scalar-mix row records: the weights s_l of `layers` (their layer numbers, 0 = the
+    embeddings), gamma, the centre of gravity E[layer] = sum_l l * s_l (Tenney et al. 2019) and
+    s_2 - s_1 (None unless layers 1 and 2 are both mixed)."""
+    if len(weights) != len(layers):
+        raise ValueError(f"{len(weights)} mix weights for {len(layers)} layers")
+    by_layer = dict(zip(layers, weights))
+    return {"mix_layers": list(layers), "mix_weights": list(weights), "mix_gamma": gamma,
+            "mix_centre": sum(layer * weight for layer, weight in by_layer.items()),
+            "mix_s2_minus_s1": by_layer[2] - by_layer[1] if {1, 2} <= set(by_layer) else None}
+
+
+def mean_mix_fields(mixes: list[dict]) -> dict:
+    """`mix_fields` of the mean weights and gamma of several mixes over the same layers (the WSD
+    probe's per-word mixes: its micro-averaged row)."""
+    layers = mixes[0]["mix_layers"]
+    if any(mix["mix_layers"] != layers for mix in mixes):
+        raise ValueError("mixes over different layers cannot be averaged")
+    return mix_fields(np.mean([mix["mix_weights"] for mix in mixes], axis=0).tolist(),
+                      float(np.mean([mix["mix_gamma"] for mix in mixes])), layers)
 
 
 def train_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
@@ -269,17 +305,27 @@ def train_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
 
 def fit_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
                      test_labels: torch.Tensor, *, epochs: int, lr: float, seed: int, device: torch.device | str,
-                     weight_decay: float = 0.0, batch_size: int = 1024) -> tuple[float, nn.Module]:
-    """`train_linear_probe`, also returning the trained probe (a mixed probe's weights are read off it)."""
+                     weight_decay: float = 0.0, batch_size: int = 1024,
+                     mix_layer_norm: bool = False) -> tuple[float, nn.Module]:
+    """`train_linear_probe`, also returning the trained probe (a mixed probe's weights are read off it).
+
+    `mix_layer_norm`: layers (N, L+1, D) are not standardized but each normalised as a whole by
+    the mix (ELMo's do_layer_norm, on each batch's statistics: the "mix-ln" of MIXES)."""
     if train_labels.min() < 0:
         raise ValueError("train_labels must be class ids >= 0")
+    if mix_layer_norm and train_features.dim() != 3:
+        raise ValueError("mix_layer_norm needs layered features (N, L+1, D)")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    mean = train_features.mean(dim=0)  # (D,) or (L+1, D)
-    std = train_features.std(dim=0).clamp_min(1e-6)  # constant features stay 0, not NaN
+    if mix_layer_norm:  # the mix normalises each layer itself
+        mean, std = torch.zeros(()), torch.ones(())
+    else:
+        mean = train_features.mean(dim=0)  # (D,) or (L+1, D)
+        std = train_features.std(dim=0).clamp_min(1e-6)  # constant features stay 0, not NaN
     n_classes = int(train_labels.max()) + 1
     if train_features.dim() == 3:
-        probe: nn.Module = MixedLinearProbe(train_features.shape[1], train_features.shape[2], n_classes).to(device)
+        probe: nn.Module = MixedLinearProbe(train_features.shape[1], train_features.shape[2], n_classes,
+                                            layer_norm=mix_layer_norm).to(device)
     else:
         probe = nn.Linear(train_features.shape[1], n_classes).to(device)
     optimizer = torch.optim.Adam(probe.parameters(), lr=lr, weight_decay=weight_decay)
@@ -342,12 +388,14 @@ def run_probe(featurize: Featurizer, corpus: TaggedCorpus, config: PosSettings, 
 
 def run_layer_probes(featurize: Featurizer, n_layers: int, corpus: TaggedCorpus, config: PosSettings, *, seed: int,
                      device: torch.device | str, eval_split: str = "test") -> dict:
-    """Probe accuracy of every layer of a layered representation and of a learned scalar mix.
+    """Probe accuracy of every layer of a layered representation and of its two learned scalar
+    mixes (MIXES: plain and layer-normalised).
 
     featurize returns one (len, n_layers * D) tensor per sentence: the layers side by side,
     layer 0 first. Every probe gets the same seed, sentences and settings. Returns
-    {"layers": {"0": accuracy, ..., "mix": accuracy}, "mix_weights": softmax(w) per layer,
-    "mix_gamma", and the baselines and sizes of `run_probe`}.
+    {"layers": {"0": accuracy, ..., "mix": accuracy, "mix-ln": accuracy}, "mixes": {"mix":
+    mix_fields, "mix-ln": mix_fields} (layers numbered 0..n_layers - 1), and the baselines and
+    sizes of `run_probe`}.
     """
     train, test = probe_splits(corpus, config, eval_split)
     index = tag_index(train.tags)
@@ -363,7 +411,10 @@ def run_layer_probes(featurize: Featurizer, n_layers: int, corpus: TaggedCorpus,
     accuracies = {str(layer): train_linear_probe(train_layers[:, layer], train_labels, test_layers[:, layer],
                                                  test_labels, **settings)
                   for layer in range(n_layers)}
-    accuracies["mix"], mixed = fit_linear_probe(train_layers, train_labels, test_layers, test_labels, **settings)
-    assert isinstance(mixed, MixedLinearProbe), "3-D features train a mixed probe"
-    return {"layers": accuracies, "mix_weights": torch.softmax(mixed.mix.weights.detach(), 0).tolist(),
-            "mix_gamma": mixed.mix.gamma.item(), **_references(train, test, index, test_labels)}
+    mixes = {}
+    for name, layer_norm in MIXES.items():
+        accuracies[name], mixed = fit_linear_probe(train_layers, train_labels, test_layers, test_labels,
+                                                   mix_layer_norm=layer_norm, **settings)
+        assert isinstance(mixed, MixedLinearProbe), "3-D features train a mixed probe"
+        mixes[name] = mix_fields(*mixed.weights(), list(range(n_layers)))
+    return {"layers": accuracies, "mixes": mixes, **_references(train, test, index, test_labels)}

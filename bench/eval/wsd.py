@@ -16,7 +16,8 @@ and scored on its test instances; accuracy per word and micro-averaged over the 
   The vectors are centred on the word's train mean first: transformer layers share one
   dominant direction (Ethayarajh 2019) that would otherwise swamp every cosine.
 - `linear`: the softmax regression of bench.eval.probe (features standardized on train),
-  per layer and, for a layered model, through a learned scalar mix of its layers.
+  per layer and, for a layered model, through the learned scalar mixes of its layers (plain
+  and layer-normalised, bench.eval.probe.MIXES), whose weights its rows carry.
 
 Reference rows that need no model: `most-frequent-sense` (every test instance of a word gets
 its most frequent train sense) and `naive-bayes` (the classical WSD baseline: multinomial
@@ -42,7 +43,17 @@ from gensim.models import KeyedVectors
 
 from bench.data.datasets import _sha256_files, corpus_folder
 from bench.errors import BenchError
-from bench.eval.probe import Featurizer, _static_row, extract_features, fit_linear_probe, need_caps
+from bench.eval.probe import (
+    MIXES,
+    Featurizer,
+    MixedLinearProbe,
+    _static_row,
+    extract_features,
+    fit_linear_probe,
+    mean_mix_fields,
+    mix_fields,
+    need_caps,
+)
 from impl._checks import is_num, need, need_ints
 
 FIELDS = ("word", "tokens", "head", "sense")
@@ -280,13 +291,20 @@ def _sense_ids(train: SenseSplit, test: SenseSplit, train_idx: list[int], test_i
 
 def score_features(train_x: torch.Tensor, test_x: torch.Tensor, train: SenseSplit, test: SenseSplit,
                    config: WsdSettings, *, seed: int, device: torch.device | str,
-                   methods: tuple[str, ...] = ("centroid", "linear")) -> list[dict]:
+                   methods: tuple[str, ...] = ("centroid", "linear"), mix_layer_norm: bool = False) -> list[dict]:
     """Accuracy rows (per word and "all") of each method on features of the target tokens.
 
     train_x (N, D) / test_x (M, D) are rows of train / test; (N, L+1, D) layers are fit by
-    the linear probe through a scalar mix (methods must then be ("linear",))."""
+    the linear probe through a scalar mix (methods must then be ("linear",); `mix_layer_norm`:
+    ELMo's layer-normalised mix, bench.eval.probe.MIXES). A mix's rows carry its weights
+    (bench.eval.probe.mix_fields, layers numbered 0..L): each word's its own mix's, the
+    "all" row their mean over the words."""
+    layered = train_x.dim() == 3
+    if layered and methods != ("linear",):
+        raise ValueError(f"layered features are probed by the linear method alone, not {methods}")
     correct: dict[str, Counter[str]] = {method: Counter() for method in methods}  # method -> per word
     totals: dict[str, int] = {}
+    mixes: dict[str, dict] = {}  # word -> its mix's fields
     train_groups = train.by_word()
     for word, test_idx in test.by_word().items():
         train_idx = train_groups[word]
@@ -296,11 +314,18 @@ def score_features(train_x: torch.Tensor, test_x: torch.Tensor, train: SenseSpli
             predicted = nearest_centroid(train_x[train_idx], train_y, test_x[test_idx])
             correct["centroid"][word] = int((predicted == test_y).sum())
         if "linear" in methods:
-            accuracy, _ = fit_linear_probe(train_x[train_idx], train_y, test_x[test_idx], test_y,
-                                           epochs=config.epochs, lr=config.lr, seed=seed, device=device,
-                                           weight_decay=config.weight_decay, batch_size=config.batch_size)
+            accuracy, fitted = fit_linear_probe(train_x[train_idx], train_y, test_x[test_idx], test_y,
+                                                epochs=config.epochs, lr=config.lr, seed=seed, device=device,
+                                                weight_decay=config.weight_decay, batch_size=config.batch_size,
+                                                mix_layer_norm=mix_layer_norm)
             correct["linear"][word] = round(accuracy * len(test_idx))
-    return [row for method in methods for row in _accuracy_rows(method, correct[method], totals)]
+            if isinstance(fitted, MixedLinearProbe):
+                mixes[word] = mix_fields(*fitted.weights(), list(range(train_x.shape[1])))
+    rows = [row for method in methods for row in _accuracy_rows(method, correct[method], totals)]
+    if mixes:
+        mixes[ALL_WORDS] = mean_mix_fields(list(mixes.values()))
+        rows = [{**row, **mixes[row["word"]]} for row in rows]
+    return rows
 
 
 def references(train: SenseSplit, test: SenseSplit) -> dict:
@@ -322,11 +347,12 @@ def run_static_probe(kv: KeyedVectors, corpus: SenseCorpus, config: WsdSettings,
 def run_layer_probes(featurize: Featurizer, n_layers: int, corpus: SenseCorpus, config: WsdSettings, *, seed: int,
                      device: torch.device | str) -> dict:
     """Centroid and linear rows for every layer of a layered representation, and a linear
-    probe through a learned scalar mix of the layers ("mix").
+    probe through each learned scalar mix of the layers (bench.eval.probe.MIXES: "mix" and the
+    layer-normalised "mix-ln"), whose rows carry its weights.
 
     featurize returns one (len, n_layers * D) tensor per sentence, layer 0 first (as
     bench.eval.probe.run_layer_probes takes it); only the target token's row is kept.
-    Returns {"layers": {"0": rows, ..., "mix": rows}, the references and sizes}."""
+    Returns {"layers": {"0": rows, ..., "mix": rows, "mix-ln": rows}, the references and sizes}."""
     train, test = probe_splits(corpus, config)
     features = {}
     for name, split in (("train", train), ("test", test)):
@@ -337,6 +363,7 @@ def run_layer_probes(featurize: Featurizer, n_layers: int, corpus: SenseCorpus, 
     layers = {str(layer): score_features(features["train"][:, layer], features["test"][:, layer], train, test, config,
                                          seed=seed, device=device)
               for layer in range(n_layers)}
-    layers["mix"] = score_features(features["train"], features["test"], train, test, config, seed=seed,
-                                   device=device, methods=("linear",))
+    for name, layer_norm in MIXES.items():
+        layers[name] = score_features(features["train"], features["test"], train, test, config, seed=seed,
+                                      device=device, methods=("linear",), mix_layer_norm=layer_norm)
     return {"layers": layers, **references(train, test)}

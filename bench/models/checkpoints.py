@@ -50,8 +50,12 @@ SAVED_FILE_MODE, SAVED_FOLDER_MODE = 0o644, 0o755
 
 def vocab_identity(prepared: PreparedCorpus) -> dict:
     """The vocabulary an LM's ids index: its size and the sha256 of its words in id order."""
-    words = "\n".join(prepared.vocab.words).encode("utf-8")
-    return {"size": len(prepared.vocab), "sha256": hashlib.sha256(words).hexdigest()}
+    return vocab_words_identity(prepared.vocab.words)
+
+
+def vocab_words_identity(words: list[str]) -> dict:
+    """A vocabulary's size and the sha256 of its words in id order."""
+    return {"size": len(words), "sha256": hashlib.sha256("\n".join(words).encode("utf-8")).hexdigest()}
 
 
 def _write_folder(folder: Path, write: Callable[[Path], None]) -> dict:
@@ -86,7 +90,9 @@ def save_vectors(vectors: KeyedVectors, folder: Path) -> dict:
 def save_module(module: torch.nn.Module, model: str, config, prepared: PreparedCorpus, folder: Path) -> dict:
     """An LM's or biLM's weights and the config that rebuilds it."""
     header = {"schema": CHECKPOINT_SCHEMA, "model": model, "config": _as_json(config),
-              "vocab": vocab_identity(prepared), "corpus": prepared.name}
+              "vocab": vocab_identity(prepared), "corpus": prepared.name,
+              # A fine-tuned biLM keeps the vocabulary of the corpus it was pre-trained on (bench.models.finetune).
+              "vocab_corpus": prepared.fingerprint.get("vocabulary_of", prepared.name)}
 
     def write(tmp: Path) -> None:
         save_model(module, str(tmp / WEIGHTS))
@@ -101,19 +107,20 @@ def _as_json(config) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def _folder(path: str | Path, where: str) -> Path:
+def _folder(path: str | Path, where: str, key: str = "checkpoint") -> Path:
     folder = Path(path)
     if folder.is_file() and folder.name in (WEIGHTS, CONFIG):
         folder = folder.parent
     if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
-        raise BenchError(f"{where}.checkpoint {path}: expected a folder that `run --save-models` wrote, with "
+        raise BenchError(f"{where}.{key} {path}: expected a folder that `run --save-models` wrote, with "
                          f"{CONFIG} and {WEIGHTS}")
     return folder
 
 
-def read_header(path: str | Path, where: str) -> dict:
-    """The checkpoint's header, once every file it lists is checked against its size and sha256."""
-    folder = _folder(path, where)
+def read_header(path: str | Path, where: str, key: str = "checkpoint") -> dict:
+    """The checkpoint's header, once every file it lists is checked against its size and sha256
+    (`key`: the setting that named it, for the errors)."""
+    folder = _folder(path, where, key)
     try:
         header = json.loads((folder / CONFIG).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -152,18 +159,26 @@ def check_matches(path: str | Path, model: str, config, where: str) -> None:
     if header.get("model") != model:
         raise BenchError(f"{where}.checkpoint {path}: saved by model '{header.get('model')}', expected a "
                          f"checkpoint of '{model}'")
+    check_config(path, config, where)
+
+
+def check_config(path: str | Path, config, where: str, key: str = "checkpoint") -> dict:
+    """The checkpoint's verified header, once its saved config is found to be `config`: the
+    network it rebuilds is the one its weights fit (`key`: the setting that named it)."""
+    header = read_header(path, where, key)
     expected = _as_json(config)
     if header.get("config") != expected:
         saved = header.get("config") or {}
-        changes = [f"{key} {saved.get(key)!r} (saved) vs {expected.get(key)!r}"
-                   for key in sorted(set(saved) | set(expected)) if saved.get(key) != expected.get(key)]
-        raise BenchError(f"{where}.checkpoint {path}: its config does not match this model's: "
+        changes = [f"{name} {saved.get(name)!r} (saved) vs {expected.get(name)!r}"
+                   for name in sorted(set(saved) | set(expected)) if saved.get(name) != expected.get(name)]
+        raise BenchError(f"{where}.{key} {path}: its config does not match this model's: "
                          + ", ".join(changes[:4]) + "; set the same config (or train anew)")
+    return header
 
 
-def identity(path: str | Path, where: str) -> dict:
+def identity(path: str | Path, where: str, key: str = "checkpoint") -> dict:
     """What identifies a checkpoint: its folder and the sha256 of its weights."""
-    folder = _folder(path, where)
+    folder = _folder(path, where, key)
     return {"folder": str(folder), "sha256": file_sha256(folder / WEIGHTS)}
 
 

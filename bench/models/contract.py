@@ -3,7 +3,7 @@
 
 One signature for every model, built in, user-defined (`kind =`) or a plugin's: the context
 carries everything a build may read (the prepared corpus, the resolved configs, seed, device,
-precision, a checkpoint to load), and what comes back declares what it can do by the
+precision, a checkpoint to load or to train further), and what comes back declares what it can do by the
 protocols it satisfies. The cell (bench.run.cell) asks those questions, never the model's
 family or its config classes:
 
@@ -50,6 +50,7 @@ class BuildContext:
     device: torch.device  # where the model runs: the CPU for a model whose spec has runs_on_device=False
     precision: str = "fp32"  # "fp32" or "bf16" (autocast on CUDA), honoured by the specs with autocast=True
     checkpoint: str | None = None  # saved weights to load instead of training (specs with checkpoints=True)
+    init_from: str | None = None  # saved weights to train further (fine-tuning, bench.models.finetune)
 
     @property
     def progress(self) -> bool:

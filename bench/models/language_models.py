@@ -4,7 +4,8 @@ bench.train.lm's loop trains (NNLM, RNN/LSTM/GRU, and through `neural_lm` a user
 Bengio et al.'s NNLM + kn5 mix and ELMo's biLM.
 
 A neural build with `ctx.checkpoint` loads saved weights (bench.models.checkpoints) instead of
-training: its record's history is then empty.
+training: its record's history is then empty. The biLM's build also reads `ctx.init_from`:
+saved weights trained further on the cell's corpus (bench.models.finetune).
 """
 
 from __future__ import annotations
@@ -113,14 +114,26 @@ def nnlm_mix(ctx: BuildContext) -> TrainedNeuralLM:
 
 
 def elmo_bilm(ctx: BuildContext) -> bilm.TrainedBiLM:
-    """bilm.build_elmo, or with `ctx.checkpoint` the saved biLM (nothing trained)."""
-    if ctx.checkpoint is None:
-        return bilm.build_elmo(ctx.prepared, ctx.config, ctx.train_config, ctx.seed, ctx.device, ctx.precision)
-    data = bilm.BiLMData(ctx.prepared, ctx.config.max_chars)
-    model = bilm.ELMo(ctx.config, data.softmax_size).to(ctx.device)
-    record = {"history": [], **checkpoints.load_module(model, ctx.checkpoint, ctx.prepared, "model"),
-              "parameters": sum(p.numel() for p in model.parameters()), "softmax_size": data.softmax_size}
-    return bilm.TrainedBiLM(model, data, ctx.config, ctx.train_config, ctx.device, ctx.precision, record)
+    """bilm.build_elmo; with `ctx.checkpoint` the saved biLM (nothing trained); with
+    `ctx.init_from` the saved biLM trained further on the corpus (bench.models.finetune:
+    fine-tuning), its record naming the checkpoint it started from. Both need the corpus
+    numericalized with the saved vocabulary."""
+    prepared, config, train_config, device = ctx.prepared, ctx.config, ctx.train_config, ctx.device
+    saved = ctx.checkpoint or ctx.init_from
+    if saved is None:
+        return bilm.build_elmo(prepared, config, train_config, ctx.seed, device, ctx.precision)
+    data = bilm.BiLMData(prepared, config.max_chars)
+    torch.manual_seed(ctx.seed)  # nothing is initialized at random, but dropout in training draws from it
+    # The sampled softmax's proposal (impl.elmo) is not saved: it ranks this corpus's targets.
+    model = bilm.ELMo(config, data.softmax_size, data.frequency_order()).to(device)
+    loaded = checkpoints.load_module(model, saved, prepared, "model")
+    if ctx.init_from is None:
+        record = {"history": [], **loaded}
+    else:
+        record = {**bilm.train_bilm(model, data, train_config, device, seed=ctx.seed, progress=ctx.progress,
+                                    precision=ctx.precision), "init_from": loaded["checkpoint"]}
+    record.update(parameters=sum(p.numel() for p in model.parameters()), softmax_size=data.softmax_size)
+    return bilm.TrainedBiLM(model, data, config, train_config, device, ctx.precision, record)
 
 
 def elmo_layer_count(config: bilm.BiLMConfig, where: str) -> int:

@@ -27,8 +27,9 @@ transformer encoders' vectors and layers (bench.models.hf_encoder), vectors file
 Besides the built-in MODELS, a matrix defines its own models with `[model.NAME]` and
 `kind =` one of KINDS (`user_model` builds their spec): `vectors` (word vectors read from a
 file, bench.models.vectors), `torch-lm` (your nn.Module, trained by the suite's LM loop,
-bench.models.torch_lm) and `hf-encoder` (any transformers encoder, read as `minilm` reads
-all-MiniLM-L6-v2; its layers feed the probes).
+bench.models.torch_lm), `hf-encoder` (any transformers encoder, read as `minilm` reads
+all-MiniLM-L6-v2; its layers feed the probes) and `elmo` (another biLM like `elmo`, so one
+matrix holds several: pre-trained, fine-tuned and a control, bench.models.finetune).
 
 Plugins (bench.models.plugins): an installed package adds models through the entry-point
 group `lm_lineage.models`; MODELS lists them after the built-in ones, loading them only when a
@@ -157,6 +158,9 @@ KINDS: dict[str, ModelSpec] = {
                   layer_count=hf_encoder.encoder_layer_count),
         ModelSpec("torch-lm", "lm", torch_lm.TorchLMConfig, torch_lm.build,
                   "your nn.Module LM, trained by the suite's loop", check=torch_lm.check, **TRAINED_BY_LM_LOOP),
+        dataclasses.replace(BUILT_IN["elmo"], name="elmo",
+                            description="ours: an ELMo biLM as `elmo`, under a name of your own, so one matrix holds "
+                                        "several (e.g. one fine-tuned from a saved biLM with init_from, and a control)"),
     ]
 }
 
@@ -172,7 +176,9 @@ def user_model(name: str, settings: dict, where: str) -> ModelSpec:
     described = {"vectors": f"word vectors from {settings.get('path')}",
                  "torch-lm": f"{settings.get('module')} (your LM), trained by the suite's loop",
                  "hf-encoder": f"transformers encoder {settings.get('source')}: a word's vector = mean-pooled output "
-                               f"for the word alone; probed layer by layer"}
+                               f"for the word alone; probed layer by layer",
+                 "elmo": "ours: an ELMo biLM as `elmo`, under its own name"
+                         + (f", starting from {settings['init_from']}" if settings.get("init_from") else "")}
     return dataclasses.replace(template, name=name, description=described.get(kind, template.description))
 
 

@@ -1,6 +1,7 @@
 """Stage 6, report: the Markdown/HTML reports rendered from result files only (`render`, which
 puts the others together): the result rows as tables and CSVs (`tables`), the generic sections
-(`sections`), the project's own comparisons and their targets (`studies`), the claims ledger that
+(`sections`), the project's own comparisons and their targets (`studies`), claim 4's corpus-size
+study with its figures (`corpus_size`), the claims ledger that
 opens the report and `lm-lineage claims` prints (`claims`), the closing table of a run
 (`summary`), blocks written as Markdown and HTML
 (`markup`), and one function per figure (`figures`).

@@ -23,7 +23,10 @@ import pandas as pd
 
 from bench.eval import diagnostics
 from bench.eval.wsd import ALL_WORDS
+from bench.report import corpus_size
+from bench.report.corpus_size import SG_CBOW_PAIRS, SIZE_BENCHMARKS, corpus_sizes
 from bench.report.markup import anchor
+from bench.report.studies import MIX_FIGURE, MIX_SECTION
 
 HOLDS, DOES_NOT_HOLD, MIXED, NOT_RUN = "holds", "does not hold", "mixed", "not run"
 
@@ -43,10 +46,6 @@ GLOVE_RHO = 0.03
 # the Elman RNN's.
 VANISHED = 1e-3
 KEPT_FACTOR = 100.0
-# Claim 4: the similarity sets the corpus-size matrix scores (RW: rare words, which a small
-# corpus sees least).
-SIZE_BENCHMARKS = ("WS-353-ALL", "SIMLEX-999", "MEN-TR-3k", "RW-STANFORD")
-SG_CBOW_PAIRS = (("word2vec-sg", "word2vec-cbow"), ("gensim-sg", "gensim-cbow"))
 
 
 @dataclass(frozen=True)
@@ -277,22 +276,13 @@ def word2vec_fast_and_stable(rows: Rows) -> Verdict:
 CORPUS_SIZE_COMMAND = "lm-lineage run --matrix corpus-size --out results/corpus-size"
 
 
-def corpus_sizes(cells: list[dict]) -> pd.DataFrame:
-    """model, corpus, seed, matrix and size (the `NAME@N` prefix's N tokens) of cells that read a
-    corpus prefix (bench.data.datasets.corpus_prefix)."""
-    return pd.DataFrame([{**{k: r["cell"][k] for k in ("model", "corpus", "seed", "matrix")},
-                          "size": r["dataset"]["first_tokens"]}
-                         for r in cells if r["dataset"].get("first_tokens")],
-                        columns=["model", "corpus", "seed", "matrix", "size"])
-
-
 def skipgram_wins_with_size(rows: Rows) -> Verdict:
     """Per implementation (ours, gensim's) and seed: SG − CBOW mean ρ at the smallest prefix below
     0 and at the largest above 0, the note's claim; effect: SG − CBOW at each size."""
-    sizes = corpus_sizes(rows.cells("corpus-size"))
-    wordsim = rows.of("wordsim", "corpus-size").merge(sizes, on=["model", "corpus", "seed", "matrix"])
-    scores = _mean_spearman(wordsim, SIZE_BENCHMARKS).pivot_table(index=["seed", "size"], columns="model",
-                                                                  values="spearman")
+    sizes = corpus_sizes(rows.cells(corpus_size.MATRIX))
+    wordsim = rows.of("wordsim", corpus_size.MATRIX).merge(sizes, on=["model", "corpus", "seed", "matrix"])
+    scores = _mean_spearman(wordsim, tuple(SIZE_BENCHMARKS)).pivot_table(
+        index=["seed", "size"], columns="model", values="spearman")
     pairs = [(sg, cbow) for sg, cbow in SG_CBOW_PAIRS if {sg, cbow} <= set(scores)]
     if not pairs or scores.index.get_level_values("size").nunique() < 2:
         return Verdict(NOT_RUN, command=CORPUS_SIZE_COMMAND,
@@ -411,6 +401,108 @@ def scalar_mix_adapts(rows: Rows) -> Verdict:
                    scale=_elmo_scale(rows))
 
 
+# --- claim 8: the scalar-mix weights themselves ---------------------------------------------------------
+
+MIX_MATRIX = "mix-weights"  # the pretrained transformers' probes (bench/matrices/mix-weights.toml)
+MIX_COMMANDS = f"{ELMO_COMMAND} --save-models; lm-lineage run --matrix {MIX_MATRIX} --out results/{MIX_MATRIX}"
+
+
+def _mix_table(rows: Rows, value: str, matrices: tuple[str, ...], model: str | None = None) -> pd.DataFrame:
+    """(model, seed, mix) x task ("POS", "WSD"): `value` of the learned scalar mixes (the report's
+    `scalar_mix` table) of the cells of `matrices` (and of `model` alone if given), for the runs
+    that learned both tasks' mixes; empty where none did."""
+    frame = rows.frames["scalar_mix"]
+    frame = frame[frame["matrix"].isin(matrices) & ((frame["model"] == model) if model else True)]
+    table = frame.dropna(subset=[value]).pivot_table(index=["model", "seed", "mix"], columns="task", values=value)
+    if not {"POS", "WSD"} <= set(table):
+        return pd.DataFrame()
+    return table.dropna(subset=["POS", "WSD"])
+
+
+def _mix_scale(rows: Rows, matrices: tuple[str, ...]) -> str:
+    """The models whose mixes were read and the layers they mix; the biLM's corpus and tokens."""
+    frame = rows.frames["scalar_mix"]
+    frame = frame[frame["matrix"].isin(matrices)]
+    layers = frame.groupby("model", sort=False)["layers"].first()
+    mixed = ", ".join(f"{model} layers {min(numbers)}–{max(numbers)}" for model, numbers in layers.items())
+    return "; ".join(part for part in (mixed, _elmo_scale(rows)) if part)
+
+
+def _per_model_mix(name: str, values: pd.Series, digits: int) -> list[str]:
+    """`effect` of `values` ((model, seed, mix)-indexed) for each model and mix: `elmo mix: NAME ...`."""
+    return [effect(f"{model} {mix}: {name}", group, digits)
+            for (model, mix), group in values.groupby(level=["model", "mix"], sort=False)]
+
+
+def mix_centre_higher_for_word_sense(rows: Rows) -> Verdict:
+    """Tenney et al.'s centre of gravity E[layer] = Σ l·s_l of the WSD probe's mix above the POS
+    probe's, per model (ELMo's biLMs, the pretrained transformers), seed and mix (plain and
+    layer-normalised): the task the note calls semantic draws on higher layers."""
+    matrices = (ELMO_MATRIX, MIX_MATRIX)
+    centre = _mix_table(rows, "centre", matrices)
+    if centre.empty:
+        return Verdict(NOT_RUN, command=MIX_COMMANDS,
+                       why=f"no POS and WSD scalar-mix weights in {' or '.join(matrices)} (stored since issue 25)")
+    gap = centre["WSD"] - centre["POS"]
+    return by_seed(gap > 0, _per_model_mix("E[layer] WSD − POS", gap, 2), unit="model × seed × mix",
+                   scale=_mix_scale(rows, matrices))
+
+
+def mix_layer_two_for_word_sense(rows: Rows) -> Verdict:
+    """The note's claim word for word, on ELMo's biLMs: s_2 − s_1 above 0 in the WSD probe's
+    mix and below 0 in the POS probe's, per seed and mix."""
+    weights = _mix_table(rows, "s2_minus_s1", (ELMO_MATRIX,), model="elmo")
+    if weights.empty:
+        return Verdict(NOT_RUN, command=f"{ELMO_COMMAND} --save-models",
+                       why=f"no POS and WSD scalar-mix weights of elmo's layers 1 and 2 in {ELMO_MATRIX} (stored "
+                           f"since issue 25)")
+    return by_seed((weights["WSD"] > 0) & (weights["POS"] < 0),
+                   [*_per_model_mix("WSD s2 − s1", weights["WSD"], 2),
+                    *_per_model_mix("POS s2 − s1", weights["POS"], 2)],
+                   unit="seed × mix", scale=_mix_scale(rows, (ELMO_MATRIX,)))
+
+
+# --- claim 9: pre-train, then fine-tune ------------------------------------------------------------------
+
+FINETUNE_MATRIX = "elmo-finetune"
+FINETUNE_COMMAND = f"lm-lineage run --matrix {FINETUNE_MATRIX} --out results/{FINETUNE_MATRIX}"
+# Its three biLMs per seed (bench/matrices/elmo-finetune.toml): pre-trained only, fine-tuned, control.
+PRETRAINED, FINETUNED, CONTROL = "elmo-pretrained", "elmo-finetuned", "elmo-scratch"
+
+
+def _mix_accuracy(frame: pd.DataFrame) -> pd.DataFrame:
+    """(seed x model) accuracy in percent of the learned scalar mix, ELMo's downstream use of its layers."""
+    mixed = frame[frame["layer"] == "mix"]
+    return mixed.pivot_table(index="seed", columns="model", values="accuracy") * 100
+
+
+def finetuning_helps(rows: Rows) -> Verdict:
+    """Per seed: the fine-tuned biLM's WSD accuracy (linear probe of the scalar mix, micro-averaged)
+    above both the pre-trained biLM it started from and the control trained on the fine-tuning
+    text alone for the same budget. The POS probe's gaps are shown beside it, not tested: the
+    fine-tuning text is senseval2's, not the POS probe's."""
+    wsd = rows.of("wsd_probe", FINETUNE_MATRIX)
+    wsd = _mix_accuracy(wsd[(wsd["word"] == ALL_WORDS) & (wsd["method"] == "linear")])
+    wsd = wsd.reindex(columns=[PRETRAINED, FINETUNED, CONTROL]).dropna()  # the seeds with all three biLMs' rows
+    if wsd.empty:
+        return Verdict(NOT_RUN, command=FINETUNE_COMMAND,
+                       why="needs the Brown biLMs of `lm-lineage run --matrix elmo-seeds-wsd --save-models --force`, "
+                           "then about 90 minutes of 2 idle cores, the matrix's description says")
+    over_pretrained, over_control = wsd[FINETUNED] - wsd[PRETRAINED], wsd[FINETUNED] - wsd[CONTROL]
+    effects = [effect("WSD fine-tuned − pre-trained, points", over_pretrained, 2),
+               effect("WSD fine-tuned − control, points", over_control, 2)]
+    pos = _mix_accuracy(rows.of("pos_probe", FINETUNE_MATRIX))
+    if {PRETRAINED, FINETUNED} <= set(pos):
+        effects.append(effect("POS fine-tuned − pre-trained, points", pos[FINETUNED] - pos[PRETRAINED], 2))
+    cells = rows.cells(FINETUNE_MATRIX)
+    fine_tuned = [r for r in cells if r["cell"]["model"] == FINETUNED]
+    control = [r for r in cells if r["cell"]["model"] == CONTROL]
+    scale = "; ".join(part for part in (f"fine-tuned: {_tokens_read(fine_tuned)}" if fine_tuned else "",
+                                        f"control: {_tokens_read(control)}" if control else "",
+                                        _data_size(control)) if part)
+    return by_seed((over_pretrained > 0) & (over_control > 0), effects, scale=scale)
+
+
 CLAIMS = (
     Claim(1, "Bengio's NNLM beats n-gram models, and mixing it with an n-gram model helps further.",
           "Bengio et al. 2003: the neural LM",
@@ -435,9 +527,8 @@ CLAIMS = (
                  "training tokens/s per model"),)),
     Claim(4, "CBOW suits smaller corpora; skip-gram does better on large ones.", "Word2Vec",
           (Check("", "corpus-size: Spearman ρ (WS-353, SimLex-999, MEN, RW) of ours and gensim's CBOW and skip-gram "
-                     "per offline-mix prefix", skipgram_wins_with_size,
-                 "Word similarity (Spearman ρ, higher is better; mean ± sd over seeds)",
-                 "Spearman ρ per model and set"),)),
+                     "per offline-mix prefix", skipgram_wins_with_size, corpus_size.HEADING,
+                 corpus_size.SIMILARITY_FIGURE),)),
     Claim(5, "Co-occurrence vectors are huge and sparse; SVD gives dense vectors that work.",
           "Count-based vectors and SVD",
           (Check("", "standard-all: Spearman ρ of svd-ppmi and word2vec-sg", svd_vectors_work,
@@ -457,14 +548,18 @@ CLAIMS = (
           (Check("orderings", f"{ELMO_MATRIX}: POS and WSD accuracy (linear) of layers 1 and 2", layer_orderings,
                  "Word-sense probe and layers against depth (accuracy in percent, mean ± sd over seeds)",
                  "probe accuracy against relative depth"),
-           Check("weights", "the learned scalar-mix weights of the POS and WSD probes per seed",
-                 not_run(f"{ELMO_COMMAND} --save-models",
-                         "the WSD probe stores no scalar-mix weights yet: issue 25's Deliver 3")))),
+           Check("weights, centre of gravity",
+                 f"{ELMO_MATRIX}, {MIX_MATRIX}: E[layer] of the learned scalar-mix weights (plain and "
+                 f"layer-normalised) of the POS and WSD probes (linear)",
+                 mix_centre_higher_for_word_sense, MIX_SECTION, MIX_FIGURE),
+           Check("weights, layer 2 over 1", f"{ELMO_MATRIX}: the weight of elmo's layer 2 against layer 1 in the "
+                                            f"same mixes", mix_layer_two_for_word_sense, MIX_SECTION, MIX_FIGURE))),
     Claim(9, "ELMo is pre-trained on a large corpus, then fine-tuned on the downstream task's corpus.", "ELMo",
-          (Check("", "probe accuracy of a Brown biLM before and after fine-tuning on senseval2's train text, and of "
-                     "a biLM trained on that text alone",
-                 not_run("lm-lineage run --matrix elmo-finetune --out results/elmo-finetune",
-                         "the biLM has no fine-tuning stage and no such matrix exists yet: issue 25's Deliver 5")),)),
+          (Check("", f"{FINETUNE_MATRIX}: WSD accuracy (linear probe of the scalar mix, micro-averaged) of a Brown "
+                     f"biLM before and after fine-tuning on senseval2's train text, and of a biLM trained on that "
+                     f"text alone for the same budget", finetuning_helps,
+                 "Word-sense probe and layers against depth (accuracy in percent, mean ± sd over seeds)",
+                 "probe accuracy against relative depth"),)),
     Claim(10, "The scalar mix adapts ELMo's output to each downstream task.", "ELMo",
           (Check("", f"{ELMO_MATRIX}: POS and WSD accuracy (linear) of the scalar mix and of each layer",
                  scalar_mix_adapts,

@@ -20,8 +20,8 @@ import pandas as pd
 @dataclass(frozen=True)
 class Figure:
     png: bytes | None  # None: nothing to plot, and the section says why in words instead
-    alt: str
-    caption: str = ""  # under the image, e.g. which corpus and matrix it shows
+    alt: str  # the title drawn in the image, so a reader of the HTML (and a test) sees what it shows
+    caption: str = ""  # above the image, so it is read with this figure and not the next
 
 
 Block: TypeAlias = str | pd.DataFrame | Figure
@@ -71,6 +71,21 @@ def anchor(heading: str) -> str:
     return "#" + re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
+def contents(blocks: list[Block]) -> list[Block]:
+    """A table of contents of the `## ` sections among `blocks`: one linked item each (the
+    heading up to its first parenthesis or colon), to the ids `_block_html` gives them."""
+    headings = [block[3:].strip() for block in blocks if isinstance(block, str) and block.startswith("## ")]
+    return ["## Contents", "", *[f"- [{_short(heading)}]({anchor(heading)})" for heading in headings], ""]
+
+
+def _short(heading: str) -> str:
+    """'Perplexity' of 'Perplexity (per word, lower is better; ...)'; a heading naming its
+    corpus keeps the name, so two sections of one kind stay apart."""
+    short = re.split(r" \(|: ", heading, maxsplit=1)[0]
+    corpus = re.search(r"\(corpus (`[^`]+`)\)", heading)
+    return f"{short}, {corpus.group(1)}" if corpus else short
+
+
 def _inline_html(text: str) -> str:
     """Markdown's inline code and in-page links (`[text](#fragment)`) as HTML."""
     linked = re.sub(r"\[([^\]]+)\]\((#[\w\-]+)\)", r'<a href="\2">\1</a>', html.escape(text))
@@ -84,7 +99,7 @@ def _block_html(block: Block) -> str:
         assert block.png is not None, "to_html drops the figures with nothing to plot"
         data = base64.b64encode(block.png).decode("ascii")
         image = f'<img src="data:image/png;base64,{data}" alt="{html.escape(block.alt)}">'
-        return f"<figure>{image}<figcaption>{_inline_html(block.caption)}</figcaption></figure>" if block.caption \
+        return f"<figure><figcaption>{_inline_html(block.caption)}</figcaption>{image}</figure>" if block.caption \
             else image
     level = len(block) - len(block.lstrip("#"))
     if level:

@@ -6,9 +6,10 @@ the figures of `bench.report.figures`, embedded, so the one file can be mailed o
 `results_dir` may be one matrix's output or a folder of several (every `*.json` result below it
 is read), with the gradient flow's `gradient_flow.csv` at its top level.
 
-The report, in order: the studies' targets on word vectors (`bench.report.studies`), the generic
-sections of each result table (`bench.report.sections`), the probes, the studies on ELMo's
-biLMs and the environment; `bench.report.markup` writes the blocks as Markdown and HTML.
+The report, in order: the claims ledger, a table of contents, the studies' targets on word
+vectors (`bench.report.studies`), the generic sections of each result table
+(`bench.report.sections`), the probes, the studies on ELMo's biLMs and the environment;
+`bench.report.markup` writes the blocks as Markdown and HTML.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import sections, studies
+from bench.report import corpus_size, sections, studies
 from bench.report.claims import Rows, claims_section
-from bench.report.markup import Block, to_html, to_markdown
+from bench.report.markup import Block, contents, to_html, to_markdown
 from bench.report.tables import (
     CLIPPING,
     GRADIENT_FLOW,
@@ -32,8 +33,9 @@ from bench.report.tables import (
 from bench.run.results import load_results, write_text_atomic
 
 
-def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame]) -> list[Block]:
-    """The sections drawn from the result files; a required one with no input says what makes it."""
+def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame], size_study: list[Block]) -> list[Block]:
+    """The sections drawn from the result files; a required one with no input says what makes it.
+    `size_study`: the corpus-size study's section (bench.report.corpus_size), after the analogies."""
     blocks: list[Block] = []
     if frames["wordsim"].empty:
         blocks += sections.absent("Word similarity", "No word-similarity results in this folder: run a word-vector "
@@ -45,12 +47,13 @@ def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame]) -> li
         blocks += sections.wordsim_section(frames["wordsim"], frames["pair_scores"])
     if not frames["analogy"].empty:
         blocks += sections.analogy_section(frames["analogy"])
+    blocks += size_study
     blocks += studies.analogy_speed_section(results)
     if frames["perplexity"].empty:
         blocks += sections.absent("Perplexity", "No perplexity results in this folder: run a language-model matrix, "
                                                 "e.g. `lm-lineage run --matrix brown-lm --out DIR`.")
     else:
-        blocks += sections.perplexity_section(frames["perplexity"])
+        blocks += sections.perplexity_section(frames["perplexity"], frames["throughput"])
     if frames["throughput"].empty:
         blocks += sections.absent("Cost", "No timings in this folder (no cell finished): run a matrix with "
                                           "`lm-lineage run --matrix NAME --out DIR`.")
@@ -80,12 +83,15 @@ def render(results_dir: Path, out_dir: Path | None = None) -> Path:
               f"Rendered from {len(results)} result files in `{results_dir}` by `lm-lineage report`.", ""]
     blocks += claims_section(claim_rows(results_dir, results, frames))  # the claims ledger opens the report
     trained_probes = studies.probes_against_training(frames, results)  # joined on the unlabelled corpus names
+    size_study = corpus_size.section(results, frames)  # so is this
     frames = label_corpora_by_matrix(frames)  # the CSVs above keep corpus and matrix apart
-    blocks += _result_sections(results, frames)
-    blocks += sections.gradient_flow_section(flow) + sections.layer_probe_section(frames["pos_probe"])
-    blocks += sections.wsd_probe_section(frames["wsd_probe"], frames["pos_probe"])
-    blocks += studies.training_tokens_section(trained_probes)
-    blocks += sections.environment_section(results)
+    body = _result_sections(results, frames, size_study)
+    body += sections.gradient_flow_section(flow) + sections.layer_probe_section(frames["pos_probe"])
+    body += sections.wsd_probe_section(frames["wsd_probe"], frames["pos_probe"])
+    body += studies.scalar_mix_section(frames["scalar_mix"])
+    body += studies.training_tokens_section(trained_probes)
+    body += sections.environment_section(results)
+    blocks += contents(body) + body  # after the ledger, which stays the first screen
     report = out_dir / "report.md"
     write_text_atomic(report, to_markdown(blocks))
     write_text_atomic(out_dir / "report.html", to_html(blocks))

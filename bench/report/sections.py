@@ -25,13 +25,32 @@ GRADIENT_FLOW_KS = (1, 5, 10, 20, 50)  # the distances the gradient-flow table s
 # A Spearman ρ over fewer pairs says little (MC-30 on the Lee corpus: 3 covered pairs, ρ = 1.000):
 # the similarity tables and figures show "–" and the count instead.
 MIN_SCORED_PAIRS = 20
+# The titles of the report's one-of-a-kind figures (the claims ledger quotes their first
+# words); a figure per corpus is titled by `_titled`.
+FLOW_TITLE = "Gradient norm against distance k, per recurrent cell (mean over seeds)"
+DEPTH_TITLE = "Probe accuracy against relative depth: one panel per task, one line per model (mean over seeds)"
+QUALITY_AGAINST_COST = (
+    (figures.SIMILARITY_AGAINST_SPEED, "Word vectors: similarity against training speed, one panel per corpus · "
+                                       "matrix"),
+    (figures.PERPLEXITY_AGAINST_TIME, "Language models: perplexity against training time, one panel per corpus · "
+                                      "matrix"),
+)
 
 
-def _figures_by_corpus(frame: pd.DataFrame, draw: Callable[[pd.DataFrame], bytes | None],
-                       alt: str) -> list[Figure]:
-    """One figure per corpus (and matrix) of `frame`: `draw(rows of that corpus)` -> PNG or None."""
-    return [Figure(draw(sub), f"{alt}, corpus {corpus}", f"corpus `{corpus}`")
-            for corpus, sub in frame.groupby("corpus", sort=False)]
+def _figures_by_corpus(frame: pd.DataFrame, draw: Callable[[pd.DataFrame, str], bytes | None],
+                       what: str) -> list[Figure]:
+    """One figure per corpus (and matrix) of `frame`: `draw(rows of that corpus, title)` -> PNG
+    or None, the title naming what it shows and the corpus."""
+    drawn = []
+    for corpus, sub in frame.groupby("corpus", sort=False):
+        title = _titled(what, corpus)
+        drawn.append(Figure(draw(sub, title), title))
+    return drawn
+
+
+def _titled(what: str, corpus: str) -> str:
+    """A figure's title: what it shows and of which corpus (· matrix, in a combined report)."""
+    return f"{what}, corpus {corpus}"
 
 
 def _model_order(frame: pd.DataFrame) -> list[str]:
@@ -91,7 +110,7 @@ def spearman_table(scores: pd.DataFrame, header_counts: dict[str, int]) -> pd.Da
     rows = []
     for model in _model_order(scores):
         sub = scores[scores["model"] == model]
-        row = {"model": model, "seeds": sub["seed"].nunique()}
+        row = {"model": model, "seeds": sub["seed"].nunique() or "–"}  # –: vectors not trained here
         for benchmark, count in header_counts.items():
             cells = sub[sub["benchmark"] == benchmark]
             fewest = cells["scored"].min()
@@ -111,8 +130,8 @@ def _heatmap(scores: pd.DataFrame, header_counts: dict[str, int], title: str, co
         scored >= MIN_SCORED_PAIRS)
     labels = [f"{benchmark} ({count:,})" for benchmark, count in header_counts.items()]
     mean.columns = scored.columns = labels
-    return Figure(figures.similarity_heatmap(mean, scored, title), f"{title}: Spearman ρ per model and set, "
-                                                                   f"corpus {corpus}")
+    title = _titled(f"{title}: Spearman ρ per model and set", corpus)
+    return Figure(figures.similarity_heatmap(mean, scored, title), title)
 
 
 def wordsim_section(wordsim: pd.DataFrame, pair_scores: pd.DataFrame) -> list[Block]:
@@ -139,7 +158,8 @@ def wordsim_section(wordsim: pd.DataFrame, pair_scores: pd.DataFrame) -> list[Bl
         lines += ["Like for like left out:", *[f"- {note}" for note in notes], ""] if notes else []
         coverage = []
         for model in _model_order(frame):
-            sub = frame[(frame["model"] == model) & (frame["seed"] == frame[frame["model"] == model]["seed"].min())]
+            sub = frame[frame["model"] == model]
+            sub = sub[sub["seed"].isna() | (sub["seed"] == sub["seed"].min())]  # one seed's (or no seed's) rows
             coverage.append({"model": model, **{b: f"{int(r.oov_pairs)}/{int(r.pairs)}"
                                                 for r in sub.itertuples() for b in [r.benchmark]}})
         lines += ["Out-of-vocabulary pairs (OOV / all; covered pairs are scored):", "",
@@ -165,7 +185,10 @@ def analogy_section(analogy: pd.DataFrame) -> list[Block]:
     return lines
 
 
-def perplexity_section(perplexity: pd.DataFrame) -> list[Block]:
+def perplexity_section(perplexity: pd.DataFrame, throughput: pd.DataFrame) -> list[Block]:
+    """The perplexity per corpus: a figure and a table with each row's protocol. A model that
+    trained nothing on the corpus (no training tokens/s in `throughput`: a pretrained LM) is
+    drawn apart as not comparable."""
     lines: list[Block] = ["## Perplexity (per word, lower is better; mean ± sd over seeds)", "",
              "Each row's protocol: vocabulary size, the unknown-token rate of the test split (unknown "
              "words are scored as the `<unk>` symbol: a closed-vocabulary perplexity), whether "
@@ -177,6 +200,7 @@ def perplexity_section(perplexity: pd.DataFrame) -> list[Block]:
              "whose probability is the total over all rare words, while a subword model pays for the exact "
              "spelling of each rare word; it also never saw this corpus' training split.", ""]
     for corpus, frame in perplexity.groupby("corpus", sort=False):
+        title = _titled("Test perplexity per model", corpus)
         rows = []
         for model in _model_order(frame):
             sub = frame[frame["model"] == model]
@@ -189,9 +213,22 @@ def perplexity_section(perplexity: pd.DataFrame) -> list[Block]:
                          "sentence ends": "scored" if sub["sentence_ends_scored"].iloc[0] else "none",
                          "context": sub["context"].iloc[-1]})
         lines += [f"### corpus `{corpus}`", "",
-                  Figure(figures.perplexity(frame), f"test perplexity per model, corpus {corpus}"),
+                  Figure(figures.perplexity(frame, title, _pretrained(frame, throughput)), title),
                   pd.DataFrame(rows), ""]
     return lines
+
+
+def _pretrained(perplexity: pd.DataFrame, throughput: pd.DataFrame) -> dict[str, str]:
+    """model -> why its perplexity is apart, for the models of `perplexity` (one corpus) that
+    trained nothing on it: no train tokens/s among `throughput`'s rows of that corpus."""
+    trained = set(throughput[(throughput["phase"] == "train") & throughput["tokens_per_s"].notna()
+                             & throughput["corpus"].isin(perplexity["corpus"])]["model"])
+    reasons = {}
+    for model, sub in perplexity.groupby("model", sort=False):
+        if model not in trained:
+            open_vocabulary = (sub["unk_rate"] == 0).all()  # no word is unknown to a subword LM
+            reasons[model] = "pretrained" + (", open vocabulary" if open_vocabulary else "") + ", not trained here"
+    return reasons
 
 
 def throughput_section(throughput: pd.DataFrame) -> list[Block]:
@@ -199,12 +236,13 @@ def throughput_section(throughput: pd.DataFrame) -> list[Block]:
              "Tokens/s counts the corpus tokens each model trains on (after the vocabulary rule) "
              "times epochs. Peak memory is the process' resident set during the phase (CUDA: "
              "peak allocated).", ""]
-    plots = [plot for plot in _figures_by_corpus(throughput, figures.throughput, "training tokens/s per model")
-             if plot.png is not None]
-    if not plots:
+    title = "Training tokens/s per model: one panel per corpus · matrix, one log scale"
+    plot = figures.throughput(throughput, title)
+    if plot is None:
         lines += ["No model in this folder has a training tokens/s (pretrained models train nothing here), so "
                   "there is no throughput figure.", ""]
-    lines += plots
+    else:
+        lines += [Figure(plot, title)]
     rows = []
     for (model, corpus, device, phase), sub in throughput.groupby(["model", "corpus", "device", "phase"], sort=False):
         rows.append({"model": model, "corpus": corpus, "device": device, "phase": phase,
@@ -222,24 +260,21 @@ def quality_cost_section(frames: dict[str, pd.DataFrame]) -> list[Block]:
     wordsim = frames["wordsim"]
     wordsim = wordsim[wordsim["pairs"] - wordsim["oov_pairs"] >= MIN_SCORED_PAIRS]  # as the similarity tables
     table = figures.quality_and_cost(wordsim, frames["perplexity"], frames["throughput"])
-    plots = [plot for plot in _figures_by_corpus(table.reset_index(), _quality_vs_cost,
-                                                 "quality against training speed or time") if plot.png is not None]
-    if not plots:
+    if table[["spearman", "perplexity"]].isna().all(axis=None):
         return absent("Quality against training cost",
                        "No model in this folder has both a quality score and a measured training cost: run a "
                        "matrix that trains models, e.g. `lm-lineage run --matrix standard-vectors --out DIR`.")
+    plots = [Figure(figures.quality_vs_cost(table, measure, title), title) for measure, title in QUALITY_AGAINST_COST]
     rows = [{"model": model, "corpus": corpus, "device": device, "mean ρ over sets": number(row.spearman, ".3f"),
              "test perplexity": number(row.perplexity, ".1f"), "train tokens/s": number(row.tokens_per_s, ",.0f"),
              "train wall s": number(row.wall_s, ".1f")}
             for (model, corpus, device), row in table.iterrows()]
     return ["## Quality against training cost (means over seeds)", "",
-            "Pretrained models train nothing here, so they have no training tokens/s (and no point in the "
-            f"figure of report.html). The mean ρ leaves out sets with fewer than {MIN_SCORED_PAIRS} covered "
-            "pairs.", "", *plots, pd.DataFrame(rows), ""]
-
-
-def _quality_vs_cost(rows: pd.DataFrame) -> bytes | None:
-    return figures.quality_vs_cost(rows.set_index(["model", "corpus", "device"]))
+            "Pretrained models train nothing here, so they have no training tokens/s (their wall seconds are the "
+            "time they took to load) and no point in the figures of report.html; nor has a model whose training "
+            "counts no tokens (`svd-ppmi`). A figure's panel shows a corpus with two such points or more. The "
+            f"mean ρ leaves out sets with fewer than {MIN_SCORED_PAIRS} covered pairs.", "", *plots,
+            pd.DataFrame(rows), ""]
 
 
 def gradient_flow_section(flow: pd.DataFrame | None) -> list[Block]:
@@ -252,7 +287,7 @@ def gradient_flow_section(flow: pd.DataFrame | None) -> list[Block]:
     return [f"## {heading}", "",
             f"How much the loss at step t can still learn from the state k steps back; mean over "
             f"{flow['seed'].nunique()} seed(s), from `{GRADIENT_FLOW.file}`.", "",
-            Figure(figures.gradient_flow(flow), "gradient norm against distance k, per recurrent cell"),
+            Figure(figures.gradient_flow(flow, FLOW_TITLE), FLOW_TITLE),
             pd.DataFrame(rows), ""]
 
 
@@ -285,8 +320,9 @@ def wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame) -> list[Block]:
     lines: list[Block] = [f"## {heading} (accuracy in percent, mean ± sd over seeds)", "",
              "For each ambiguous word apart, classifiers fit on the train instances and scored on the test "
              "instances of the frozen representation of the target token: `centroid` (Peters et al. 2018: the "
-             "nearest sense centroid by cosine) and `linear` (softmax regression; `mix`: through a learned scalar "
-             "mix of the layers). `all` is micro-averaged over every test instance. References without a model: "
+             "nearest sense centroid by cosine) and `linear` (softmax regression; `mix` and `mix-ln`: through a "
+             "learned scalar mix of the layers, plain and layer-normalised). `all` is micro-averaged over every "
+             "test instance. References without a model: "
              "`most-frequent-sense`, `naive-bayes` (bag of words of the instance, add-one smoothing) and "
              "`most-frequent-sense-per-form`. Static word vectors get the `bag-of-context` layer: the mean of the "
              "vectors of the words within ±k of the target. A static vector of the target word alone is the same "
@@ -310,8 +346,7 @@ def wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame) -> list[Block]:
     if not best.empty:
         lines += ["Best layer per model and task (mean over seeds; relative depth = layer / number of layers, "
                   "0 = the embeddings):", "", best, "",
-                  Figure(figures.probe_depth(tasks), "probe accuracy against relative depth, one line per model "
-                                                     "and task"), ""]
+                  Figure(figures.probe_depth(tasks, DEPTH_TITLE), DEPTH_TITLE), ""]
     return lines
 
 

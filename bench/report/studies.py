@@ -17,7 +17,7 @@ import pandas as pd
 from bench.errors import BenchError
 from bench.eval.wsd import ALL_WORDS, BAG_OF_CONTEXT, MFS, NAIVE_BAYES
 from bench.report import figures
-from bench.report.markup import Block, Figure, mean_sd, plural
+from bench.report.markup import Block, Figure, mean_sd, number, plural
 from bench.report.tables import micro_averaged_wsd_tasks
 
 # The targets, one place for all (a claims ledger reads them here).
@@ -37,6 +37,9 @@ GLOVE_SETTINGS = ("vector_size", "window", "x_max", "alpha", "epochs", "learning
 # The layer Peters et al. (2018) found the better one, of 1 and 2, per probe task.
 PETERS_BETTER_LAYER = {"POS": "1", "WSD": "2"}
 POS_LAYER_ONE_TARGET = 95  # percent: the POS accuracy the project targets for an ELMo biLM's layer 1
+# The section of the learned scalar-mix weights (claim 8) and its figure, as the ledger links them.
+MIX_SECTION = "Scalar-mix weights: where each probe's mix puts its weight (mean ± sd over seeds)"
+MIX_FIGURE = "scalar-mix weight per layer against relative depth, one panel per task"
 
 
 def parity_section(wordsim: pd.DataFrame, throughput: pd.DataFrame) -> list[Block]:
@@ -310,6 +313,40 @@ def training_tokens_section(trained: pd.DataFrame) -> list[Block]:
             "a panel holds several, its slices; nor does a line join biLMs of different shapes (the biLM column). "
             f"POS: {POS_LAYER_ONE_TARGET}% is the target for layer 1.", "",
             pd.DataFrame(rows), "",
-            Figure(figures.probes_against_tokens(trained), "ELMo probe accuracy against training tokens read"), ""]
+            Figure(figures.probes_against_tokens(trained), figures.PROBES_AGAINST_TOKENS_TITLE), ""]
 
 
+
+
+def scalar_mix_section(mixes: pd.DataFrame) -> list[Block]:
+    """The learned scalar-mix weights of every layered probe (claim 8): per task, model, mix and
+    seed the weights s_l, gamma, the centre of gravity E[layer] and s_2 - s_1, then their mean
+    (± sd) over seeds; the figure of the weights against relative depth."""
+    if mixes.empty:
+        return []
+    rows = []
+    for (task, model, matrix, mix), runs in mixes.groupby(["task", "model", "matrix", "mix"], sort=False):
+        runs = runs.sort_values("seed")
+        rows += [{"task": task, "model": model, "matrix": matrix, "mix": mix, "seed": str(run.seed),
+                  "s_l (layer 0 first)": _weights(run.weights), "γ": f"{run.gamma:.2f}",
+                  "E[layer]": f"{run.centre:.2f}",
+                  "s2 − s1": number(run.s2_minus_s1, ".3f"), "accuracy %": f"{run.accuracy * 100:.1f}"}
+                 for run in runs.itertuples()]
+        if len(runs) > 1:
+            rows.append({"task": task, "model": model, "matrix": matrix, "mix": mix, "seed": "mean ± sd",
+                         "s_l (layer 0 first)": _weights(np.mean(runs["weights"].tolist(), axis=0)),
+                         "γ": mean_sd(runs["gamma"], 2), "E[layer]": mean_sd(runs["centre"], 2),
+                         "s2 − s1": mean_sd(runs["s2_minus_s1"].astype(float), 3),
+                         "accuracy %": mean_sd(runs["accuracy"] * 100, 1)})
+    return [f"## {MIX_SECTION}", "",
+            "The softmax-normalised weights s_l the linear probes learn for each layer (POS; WSD: the mean of its "
+            "four per-word mixes), γ, Tenney et al.'s (2019) centre of gravity E[layer] = Σ l·s_l and s2 − s1, "
+            "the weight of layer 2 against layer 1. `mix` sees each dimension standardized on the probe's train "
+            "tokens, as every layer's own probe does, so no layer wins the softmax by the scale of its activations; "
+            "`mix-ln` sees the raw layers, each normalised as a whole (ELMo's do_layer_norm). Claim 8 of the ledger "
+            "reads these rows.", "",
+            Figure(figures.scalar_mix_weights(mixes), MIX_FIGURE), pd.DataFrame(rows), ""]
+
+
+def _weights(weights) -> str:
+    return " ".join(f"{weight:.2f}" for weight in weights)

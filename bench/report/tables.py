@@ -15,7 +15,9 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.eval import diagnostics, metrics
+from bench.eval.probe import mix_fields
 from bench.eval.wsd import ALL_WORDS
+from bench.run.not_trained import row_key
 from bench.run.results import ROW_KEYS
 
 
@@ -41,16 +43,22 @@ CLIPPING = Diagnostic("gradient-flow/clipping.csv", tuple(diagnostics.CLIPPING_C
 CSV_TABLES = ("wordsim", "analogy", "perplexity", "throughput", "pos_probe", "wsd_probe")
 POS_PROBE_COLUMNS = ("model", "corpus", "seed", "layer", "accuracy")
 WSD_PROBE_COLUMNS = ("model", "corpus", "seed", "layer", "word", "method", "accuracy")
+# One row per learned scalar mix of a probe (POS; WSD micro-averaged: the mean of its per-word
+# mixes): task "POS" | "WSD", mix "mix" | "mix-ln" (bench.eval.probe.MIXES), the layer numbers
+# mixed and their weights s_l, gamma, centre = E[layer] = sum_l l * s_l, s2_minus_s1 (None
+# unless layers 1 and 2 are mixed) and the mix's probe accuracy.
+SCALAR_MIX_COLUMNS = ("model", "corpus", "seed", "task", "mix", "layers", "weights", "gamma", "centre", "s2_minus_s1",
+                      "accuracy", "train_corpus", "matrix")
 
 
 def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
     """One frame per table, from results whose rows carry the keys that `read_result` checks
     (bench.run.results.ROW_KEYS)."""
     wordsim, analogy, perplexity, throughput, failed, pos_probe, pair_scores = [], [], [], [], [], [], []
-    wsd_probe = []
+    wsd_probe, scalar_mix = [], []
     for r in results:
         cell = r["cell"]
-        key = {"model": cell["model"], "corpus": cell["corpus"], "seed": cell["seed"], "matrix": cell["matrix"]}
+        key = row_key(r)  # vectors scored but not trained here: no corpus, no seed
         if r["status"] != "ok":
             failed.append({**key, "error": r["error"]})
             continue
@@ -69,13 +77,18 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
         for row in r["metrics"].get("pos_probe", []):
             # corpus: the tagged corpus probed; train_corpus: the one the model was trained on.
             pos_probe.append({**key, "model": row["model"], "corpus": row["probe_corpus"], "layer": str(row["layer"]),
-                              "accuracy": row["accuracy"], "train_corpus": cell["corpus"],
+                              "accuracy": row["accuracy"], "train_corpus": key["corpus"],
                               "probe_train": row["train_tokens"], "probe_eval": row["eval_tokens"]})
         for row in r["metrics"].get("wsd_probe", []):
             wsd_probe.append({**key, "model": row["model"], "corpus": row["probe_corpus"], "layer": str(row["layer"]),
                               "word": row["word"], "method": row["method"], "accuracy": row["accuracy"],
-                              "train_corpus": cell["corpus"], "instances": row["instances"],
+                              "train_corpus": key["corpus"], "instances": row["instances"],
                               "probe_train": row["train_instances"], "probe_eval": row["eval_instances"]})
+        for task, rows_key in (("POS", "pos_probe"), ("WSD", "wsd_probe")):
+            for row in r["metrics"].get(rows_key, []):
+                row = _with_stored_pos_mix(r, row) if task == "POS" else row
+                if "mix_weights" in row and row.get("word", ALL_WORDS) == ALL_WORDS:
+                    scalar_mix.append(_scalar_mix_row(key, cell, task, row))
         for phase, t in r["timings"].items():
             peak = t["peak_cuda_mb"] if t.get("peak_cuda_mb") is not None else t["peak_rss_mb"]
             throughput.append({**key, "device": t["device"], "phase": phase, "tokens_per_s": t["tokens_per_s"],
@@ -97,14 +110,36 @@ def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
         "wsd_probe": [*WSD_PROBE_COLUMNS, "train_corpus", "matrix", "instances", "probe_train", "probe_eval"],
         # scores: (gold, cosine) per pair of the set, or None for a row that did not keep them
         "pair_scores": ["model", "corpus", "seed", "benchmark", "scores", "matrix"],
+        "scalar_mix": list(SCALAR_MIX_COLUMNS),
     }
     frames = {"wordsim": wordsim, "analogy": analogy, "perplexity": perplexity, "throughput": throughput,
-              "failed": failed, "pos_probe": pos_probe, "pair_scores": pair_scores, "wsd_probe": wsd_probe}
+              "failed": failed, "pos_probe": pos_probe, "pair_scores": pair_scores, "wsd_probe": wsd_probe,
+              "scalar_mix": scalar_mix}
     built = {name: pd.DataFrame(rows, columns=columns[name]) for name, rows in frames.items()}
     # Every probing cell adds the most-frequent-tag baseline of the same sentences: keep one copy.
     built["pos_probe"] = built["pos_probe"].drop_duplicates(ignore_index=True)
     built["wsd_probe"] = built["wsd_probe"].drop_duplicates(ignore_index=True)  # the same for the WSD references
     return built
+
+
+def _with_stored_pos_mix(result: dict, row: dict) -> dict:
+    """A POS probe row with its scalar mix's fields: its own, or for the "mix" row of a result
+    made before rows stored them, the weights and gamma the cell's training record kept
+    (`training.probe_scalar_mix`, over the layers `[probe] layers` picked)."""
+    stored = result.get("training", {}).get("probe_scalar_mix")
+    if "mix_weights" in row or row["layer"] != "mix" or stored is None:
+        return row
+    layers = result["config"].get("probe", {}).get("layers") or list(range(len(stored["weights"])))
+    return {**row, **mix_fields(stored["weights"], stored["gamma"], layers)}
+
+
+def _scalar_mix_row(key: dict, cell: dict, task: str, row: dict) -> dict:
+    """One learned scalar mix of a probe row (bench.eval.probe.mix_fields): the weights as tuples
+    (hashable, so the frame's duplicates can be dropped like the probe tables')."""
+    return {**key, "model": row["model"], "corpus": row["probe_corpus"], "task": task, "mix": row["layer"],
+            "layers": tuple(row["mix_layers"]), "weights": tuple(row["mix_weights"]), "gamma": row["mix_gamma"],
+            "centre": row["mix_centre"], "s2_minus_s1": row["mix_s2_minus_s1"], "accuracy": row["accuracy"],
+            "train_corpus": cell["corpus"]}
 
 
 def micro_averaged_wsd_tasks(wsd: pd.DataFrame) -> list[pd.DataFrame]:

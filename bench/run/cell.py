@@ -26,7 +26,7 @@ from gensim.models import KeyedVectors
 
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.eval import metrics
-from bench.models import checkpoints
+from bench.models import checkpoints, finetune
 from bench.models.contract import BuildContext, HasLayers, HasTypeVectors, HasVectors, ScoresText, Trained, row_name
 from bench.models.registry import ModelSpec
 from bench.run import api
@@ -60,13 +60,18 @@ def run_cell(matrix: Matrix, model: str, corpus: str, seed: int, data_root: Path
     saving is no part of the timed training."""
     spec = matrix.spec(model)
     prepared = prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab, progress)
+    start = finetune.init_from(matrix, model, seed)
+    if start is not None:  # the corpus read with the saved biLM's vocabulary: its softmax predicts those ids
+        prepared = finetune.through_vocab(prepared, *finetune.pretrained_vocab(start, matrix.tokenizer, matrix.vocab,
+                                                                                data_root, f"model.{model}"))
     eval_data = EvalData.load(matrix, spec, data_root)
     result = _result_header(matrix, spec, prepared, eval_data, seed, device, command, precision)
     try:
         if "model_files" in result["config"]:  # a model's own files are data it reads: their sha256 identify the row
             result["dataset"]["model_files"] = result["config"]["model_files"]
         ctx = BuildContext(prepared, matrix.model_config(model), matrix.train_config(model), seed,
-                           _model_device(spec, device), _model_precision(spec, precision), matrix.checkpoint(model))
+                           _model_device(spec, device), _model_precision(spec, precision),
+                           **_saved_weights(matrix, model, seed))
         trained, timings = build_timed(spec, ctx)
         result.update(score_trained(spec, trained, ctx, matrix, eval_data, device, timings))
         if save_dir is not None and spec.trains:
@@ -76,6 +81,17 @@ def run_cell(matrix: Matrix, model: str, corpus: str, seed: int, data_root: Path
     except Exception as exc:  # recorded, not hidden: the cell is marked failed with its reason
         result.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
     return result
+
+
+def _saved_weights(matrix: Matrix, model: str, seed: int) -> dict[str, str]:
+    """What the model's build loads, as BuildContext fields: {"checkpoint": FOLDER} (loaded,
+    nothing trained; so is an `init_from` with finetune = false), {"init_from": FOLDER}
+    (loaded, then trained) or {}."""
+    start = finetune.init_from(matrix, model, seed)
+    if start is not None:
+        return {"init_from" if finetune.finetunes(matrix, model) else "checkpoint": start}
+    checkpoint = matrix.checkpoint(model)
+    return {} if checkpoint is None else {"checkpoint": checkpoint}
 
 
 class EvalData(NamedTuple):

@@ -23,18 +23,15 @@ and its own keys override them table by table (`read_matrix_file`).
 
 Every key is checked, on one path for matrix files and `--set` alike (`matrix_from_dict`): an
 unknown section or field, a `[train]` key that none of the matrix's models accepts, or a value
-that does not fit its field's type (`typing.get_type_hints` of the config dataclass) is a
-one-line error naming the file or the `--set` that made it.
+that does not fit its field's type (`typing.get_type_hints` of the config dataclass, conformed
+by `bench.run.conform`) is a one-line error naming the file or the `--set` that made it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import tomllib
-import types
-import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,11 +40,11 @@ from bench.errors import BenchError
 from bench.eval import VECTOR_TASKS
 from bench.eval.probe_config import SHARED, ProbeConfig, from_flat, in_layout_of
 from bench.eval.tasks import probe_task
-from bench.models import checkpoints
+from bench.models import checkpoints, finetune
 from bench.models.registry import MODELS, ModelSpec, user_model
+from bench.run.conform import Blame, blamer, build, checked, class_fields
 
 MATRIX_DIR = Path(__file__).resolve().parents[1] / "matrices"
-Blame = Callable[..., str]  # setting path -> the file or flag that set it (`_blamer`)
 TOP_LEVEL_KEYS = {"description", "models", "corpora", "seeds", "tokenizer", "vocab", "eval", "probe", "train",
                   "model"}
 
@@ -124,7 +121,7 @@ class Matrix:
         not_shared: frozenset[str] = getattr(cls, "not_shared", frozenset())
         values.update({k: v for k, v in self.train.items() if k in fields and k not in not_shared})
         values.update({k: v for k, v in self.model_overrides.get(name, {}).items() if k in fields})
-        return _build(cls, values, ("model", name), _blamer(f"matrix {self.name}"))
+        return build(cls, values, ("model", name), blamer(f"matrix {self.name}"))
 
     def to_dict(self) -> dict:
         return {
@@ -134,102 +131,6 @@ class Matrix:
             "eval": dataclasses.asdict(self.eval), "probe": self.probe.flat(),
             "train": self.train, "model": self.model_overrides,
         }
-
-
-class _WrongType(Exception):
-    """A setting's value does not fit its field's annotation (turned into a BenchError by `_checked`)."""
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, object]:
-    return typing.get_type_hints(cls)
-
-
-def _conform(hint, value):
-    """`value` as a field annotated `hint` takes it: a TOML integer for a float, a list for a
-    tuple (nested too). Raises _WrongType when it does not fit; `X | None` takes X (TOML has no
-    null: an unset field keeps its None default)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (types.UnionType, typing.Union):
-        for option in args:
-            if option is type(None) and value is None:
-                return None
-            if option is not type(None):
-                try:
-                    return _conform(option, value)
-                except _WrongType:
-                    pass
-        raise _WrongType
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise _WrongType
-        if origin is list:
-            return [_conform(args[0], item) for item in value] if args else list(value)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_conform(args[0], item) for item in value)
-        if len(value) != len(args):
-            raise _WrongType
-        return tuple(_conform(arg, item) for arg, item in zip(args, value))
-    if hint is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise _WrongType
-        return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float, str, bool):
-        if not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
-            raise _WrongType
-        return value
-    raise TypeError(f"settings annotated {hint!r} are not checked by bench.run.config; annotate config fields "
-                    f"with int, float, str, bool, dict, tuple[...], list[...] or a union of them")
-
-
-def _describe(hint) -> str:
-    """A field's annotation in the words of an error message: `int`, `a list of str`, `[int, int]`."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (types.UnionType, typing.Union):
-        return " or ".join(_describe(option) for option in args if option is not type(None))
-    if origin is tuple and len(args) == 2 and args[1] is Ellipsis or origin is list and args:
-        return f"a list of {_describe(args[0])}"
-    if origin is tuple:
-        return "[" + ", ".join(_describe(arg) for arg in args) + "]"
-    if hint is dict or origin is dict:
-        return "a table"
-    return getattr(hint, "__name__", str(hint))
-
-
-def _checked(cls: type, key: str, value, section: tuple[str, ...], blame: Blame):
-    """`value` conformed to the type of `cls`'s field `key` (`_conform`), or a one-line error
-    naming the setting, blamed on the file or flag that made it."""
-    hint = _hints(cls)[key]
-    try:
-        return _conform(hint, value)
-    except _WrongType:
-        raise BenchError(f"{blame(*section, key)}: {'.'.join(section)}.{key}: expected {_describe(hint)}, "
-                         f"got {value!r}") from None
-
-
-def _build(cls: type, values: dict, section: tuple[str, ...], blame: Blame):
-    """`cls` made from one table of settings: unknown keys and values of the wrong type refused."""
-    fields = _class_fields(cls)
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise BenchError(f"{blame(*section, unknown[0])}: unknown key(s) {', '.join(unknown)} in "
-                         f"[{'.'.join(section)}]; expected some of {', '.join(sorted(fields))}")
-    checked = {key: _checked(cls, key, value, section, blame) for key, value in values.items()}
-    try:
-        return cls(**checked)
-    except ValueError as exc:  # impl configs validate themselves with ValueError
-        raise BenchError(f"{blame(*section)}: [{'.'.join(section)}] {exc}") from exc
-
-
-def _blamer(where: str, origins: dict[tuple[str, ...], str] | None = None) -> Blame:
-    """Who set a setting: the flag (`--set section.key=value`, `--seeds`) in `origins` that set
-    it or a setting below it, else the matrix file `where`. Every check of a matrix goes
-    through one path; this makes its message name the flag the user typed."""
-    def blame(*path: str) -> str:
-        return next((origin for set_path, origin in (origins or {}).items() if set_path[:len(path)] == path), where)
-    return blame
 
 
 def _is_int(value) -> bool:
@@ -395,10 +296,6 @@ def _config_classes(spec: ModelSpec) -> list[type]:
     return [cls for cls in (spec.config_cls, spec.train_cls) if cls is not None]
 
 
-def _class_fields(cls: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
-
-
 def vectors_names(arguments: list[str], flag: str) -> list[tuple[str, str]]:
     """(row name, path) per vectors argument: `NAME=PATH` names its row; a bare path is named
     after its file stem, or, where stems repeat, after its parent folder (`run --save-models`
@@ -444,7 +341,7 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
     own model list where --models replaced it; the file's [train] keys are checked against it,
     so a matrix narrowed to some of its models runs (a --set train key must fit a model that
     runs). `origins`: the flag that set each setting (`load_matrix`), named by its errors."""
-    blame = _blamer(where, origins)
+    blame = blamer(where, origins)
     unknown = sorted(set(raw) - TOP_LEVEL_KEYS)
     if unknown:
         raise BenchError(f"{blame(unknown[0])}: unknown key(s) {', '.join(unknown)}; expected some of "
@@ -478,12 +375,12 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
         if ("train", key) not in (origins or {}) and isinstance(declared_models, list):
             models = declared_models
         specs = [_spec_of(m, overrides) for m in models if m in MODELS or m in defined]
-        classes = [cls for spec in specs for cls in _config_classes(spec) if key in _class_fields(cls)]
+        classes = [cls for spec in specs for cls in _config_classes(spec) if key in class_fields(cls)]
         if not classes:
             raise BenchError(f"{blame('train', key)}: train.{key} applies to none of the models {models}")
         for cls in classes:
             if key not in getattr(cls, "not_shared", frozenset()):  # [train] never sets those (`Matrix.model_config`)
-                _checked(cls, key, value, ("train",), blame)
+                checked(cls, key, value, ("train",), blame)
     # A matrix's overrides for models that --models left out are simply not used.
     overrides = {model: values for model, values in overrides.items() if model in raw["models"]}
     matrix = Matrix(
@@ -495,7 +392,7 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
         probe=_probe_config(raw.get("probe", {}), blame),
         train=train,
         model_overrides=overrides,
-        **{section: _build(cls, raw.get(section, {}), (section,), blame) for section, cls in SECTIONS.items()
+        **{section: build(cls, raw.get(section, {}), (section,), blame) for section, cls in SECTIONS.items()
            if section != "probe"},
     )
     language_models = [m for m in matrix.models if matrix.spec(m).family in ("lm", "bilm")]
@@ -517,15 +414,16 @@ def matrix_from_dict(raw: dict, name: str, where: str, declared_models: list | N
 def _check_model_table(model: str, values: dict, spec: ModelSpec, blame: Blame) -> None:
     """A [model.NAME] table's keys and their types, against the model's config classes."""
     allowed = (_field_names(spec) | ({"kind"} if "kind" in values else set())
-               | ({"checkpoint"} if spec.checkpoints else set()))
+               | ({"checkpoint"} if spec.checkpoints else set()) | finetune.settings(spec))
     unknown = sorted(set(values) - allowed)
     if unknown:
         raise BenchError(f"{blame('model', model, unknown[0])}: unknown key(s) {', '.join(unknown)} in "
                          f"[model.{model}]; expected some of {', '.join(sorted(allowed))}")
     for key, value in values.items():
         for cls in _config_classes(spec):
-            if key in _class_fields(cls):
-                _checked(cls, key, value, ("model", model), blame)
+            if key in class_fields(cls):
+                checked(cls, key, value, ("model", model), blame)
+    finetune.check_table(model, values, blame("model", model))
 
 
 def _probe_config(table: dict, blame: Blame) -> ProbeConfig:
@@ -540,9 +438,9 @@ def _probe_config(table: dict, blame: Blame) -> ProbeConfig:
             raise BenchError(f"{blame('probe', name, shared[0])}: probe.{name}: {', '.join(shared)} is shared by "
                              f"every task; expected it in [probe]")
         task = probe_task(name, f"{blame('probe', name)}: probe.{name}")
-        settings[name] = _build(task.settings_cls, values, ("probe", name), blame)
+        settings[name] = build(task.settings_cls, values, ("probe", name), blame)
     shared_values = {key: value for key, value in table.items() if key not in settings}
-    return _build(ProbeConfig, {**shared_values, "settings": settings}, ("probe",), blame)
+    return build(ProbeConfig, {**shared_values, "settings": settings}, ("probe",), blame)
 
 
 def _spec_of(name: str, overrides: dict) -> ModelSpec:
@@ -551,4 +449,4 @@ def _spec_of(name: str, overrides: dict) -> ModelSpec:
 
 
 def _field_names(spec: ModelSpec) -> set[str]:
-    return {name for cls in _config_classes(spec) for name in _class_fields(cls)}
+    return {name for cls in _config_classes(spec) for name in class_fields(cls)}

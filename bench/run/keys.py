@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.models import checkpoints
+from bench.models import checkpoints, finetune
 
 if TYPE_CHECKING:
     from bench.models.registry import ModelSpec
@@ -98,8 +98,10 @@ SCORED_FAMILIES = ("embedding", "bilm")
 # before them did: at that value a setting is left out of the key, so those cells keep theirs.
 _ADDED_LATER: dict[str, dict[str, object]] = {
     "probe": {"layers": None},  # unset: every layer is probed
-    "model": {"softmax_samples": 0},  # the biLM's full training softmax (impl.elmo)
+    # The biLM's full training softmax, its matmuls in fp32 (impl.elmo).
+    "model": {"softmax_samples": 0, "softmax_precision": "fp32"},
     "eval": {"tasks": ["similarity", "analogy"]},  # both (bench.eval.VECTOR_TASKS)
+    "train": {"max_tokens": None},  # unset: no token budget (bench.train.lm.LMTrainConfig)
 }
 
 
@@ -165,6 +167,7 @@ def config_block(matrix: Matrix, model: str, precision: str) -> dict:
     checkpoint = matrix.checkpoint(model)
     if checkpoint is not None:
         block["checkpoint"] = checkpoints.identity(checkpoint, f"model.{model}")
+    block.update(finetune.key_block(matrix, model))  # init_from: every seed's weights, by sha256
     return block
 
 

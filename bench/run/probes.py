@@ -14,7 +14,7 @@ import torch
 from gensim.models import KeyedVectors
 
 from bench.errors import BenchError
-from bench.eval.probe import Featurizer
+from bench.eval.probe import Featurizer, mix_fields
 from bench.eval.tasks import PROBE_TASKS
 from bench.models.registry import ModelSpec
 from bench.run.config import Matrix
@@ -103,7 +103,7 @@ def layer_probes(model: str, featurize: Featurizer, n_layers: int, probes: Probe
             probed = task.layers(model, featurize, n_layers, corpus, matrix.probe.settings[name], seed=seed,
                                  device=device)
         timings[f"{task.rows_key}{phase}"] = probe_phase.row(probed.tokens, device)
-        cell_metrics[task.rows_key] = [{**row, "layer": _renumbered(row["layer"], layers)} for row in probed.rows]
+        cell_metrics[task.rows_key] = [_renumbered_row(row, layers) for row in probed.rows]
         training.update(probed.training or {})
     return cell_metrics
 
@@ -129,6 +129,15 @@ def _only_layers(featurize: Featurizer, n_layers: int, layers: list[int]) -> Fea
         return [features.view(len(features), n_layers, -1)[:, layers].flatten(1) for features in featurize(sentences)]
 
     return selected
+
+
+def _renumbered_row(row: dict, layers: list[int]) -> dict:
+    """A task's row with its layer, and a mix's weights (bench.eval.probe.mix_fields), by layer
+    number instead of position among the probed layers."""
+    renumbered = {**row, "layer": _renumbered(row["layer"], layers)}
+    if "mix_weights" in row:
+        renumbered.update(mix_fields(row["mix_weights"], row["mix_gamma"], [layers[i] for i in row["mix_layers"]]))
+    return renumbered
 
 
 def _renumbered(layer: str, layers: list[int]) -> str:

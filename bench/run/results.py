@@ -154,6 +154,9 @@ ROW_KEYS = {
     "wsd_probe": ("model", "probe_corpus", "layer", "word", "method", "accuracy", "instances", "train_instances",
                   "eval_instances"),
 }
+# A probe row that holds a learned scalar mix's weights holds all of bench.eval.probe.mix_fields
+# (a mix row of a result made before they were stored holds none).
+MIX_KEYS = ("mix_layers", "mix_weights", "mix_gamma", "mix_centre", "mix_s2_minus_s1")
 
 
 def _need_keys(path: Path, where: str, value, keys: tuple[str, ...]) -> None:
@@ -184,7 +187,8 @@ def check_result_shape(path: Path, result: dict) -> None:
         if not isinstance(rows, list):
             raise BenchError(f"{path}: metrics.{metric} is {type(rows).__name__}, expected a list of rows")
         for i, row in enumerate(rows):
-            _need_keys(path, f"metrics.{metric}[{i}]", row, keys)
+            mixed = isinstance(row, dict) and "mix_weights" in row
+            _need_keys(path, f"metrics.{metric}[{i}]", row, keys + (MIX_KEYS if mixed else ()))
 
 
 def read_result(path: Path) -> dict:

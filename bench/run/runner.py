@@ -20,7 +20,7 @@ from bench.data.datasets import resolve_data_dir
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.errors import BenchError
 from bench.eval import metrics
-from bench.models import checkpoints
+from bench.models import checkpoints, finetune
 from bench.run import reference
 from bench.run.cell import CellJob, EvalData
 from bench.run.config import Matrix
@@ -80,6 +80,7 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
         if check is not None:
             check(matrix.model_config(model), f"model.{model}")
     check_probe_layers(matrix)
+    finetune.check_starting_points(matrix, data_root)  # init_from: each seed's saved biLM and its vocabulary
     read_by = {model: eval_data.select(matrix.spec(model)) for model in matrix.models}
     expected = {(model, corpus): Expected(config_block(matrix, model, precision),
                                           expected_key(matrix, model, precision, fingerprints[corpus],

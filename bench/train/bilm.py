@@ -14,10 +14,11 @@ batches are shuffled, so a padded batch wastes little work); loss = the mean of 
 forward and backward LMs' cross-entropies (impl.elmo; with `softmax_samples` > 0 their
 sampled-softmax estimates, so the history's train_loss is that estimate, not comparable
 with a full softmax's, while validation always scores the full softmax); Adam or SGD,
-gradient clipping, lr decay, early stopping on validation and the time budget of `bench.train.lm.fit`
-(`LMTrainConfig`; its `bptt` and `eval_batch_size` do not apply: a sentence is read whole,
-and evaluation batches `batch_size` sentences, which does not change the result);
-dropout per `ELMoConfig`. Validation picks the epoch by the elmo-mean perplexity.
+gradient clipping, lr decay, early stopping on validation and the time and token budgets
+of `bench.train.lm.fit` (`LMTrainConfig`; a token is a sentence's word, <S> and </S> not
+counted; its `bptt` and `eval_batch_size` do not apply: a sentence is read whole, and
+evaluation batches `batch_size` sentences, which does not change the result); dropout per
+`ELMoConfig`. Validation picks the epoch by the elmo-mean perplexity.
 
 Evaluation protocol (`evaluate_bilm`), sentence level: every sentence is read alone from
 a zero state, so no context crosses a sentence boundary.
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -155,9 +157,10 @@ def length_batches(lengths: list[int], batch_size: int, rng: np.random.Generator
 
 
 def _train_epoch(model: ELMo, data: BiLMData, config: lm.LMTrainConfig, device: torch.device,
-                 optimizer: torch.optim.Optimizer, rng: np.random.Generator, out_of_time, progress: bool,
-                 precision: str):
-    """One pass over the train sentences. Returns (loss tensor sum, words, finished)."""
+                 optimizer: torch.optim.Optimizer, rng: np.random.Generator, budget_spent: Callable[[int], bool],
+                 progress: bool, precision: str):
+    """One pass over the train sentences, asking budget_spent(words read so far) after every
+    step (`bench.train.lm.fit`). Returns (loss tensor sum, words, finished)."""
     sentences = data.sentences("train")
     loss_sum = torch.zeros((), device=device)
     words = 0
@@ -172,7 +175,7 @@ def _train_epoch(model: ELMo, data: BiLMData, config: lm.LMTrainConfig, device: 
         n_words = sum(len(s.rows) for s in chosen)
         loss_sum += loss.detach() * n_words  # a per-word average over the epoch, weighted by batch size in words
         words += n_words
-        if out_of_time():
+        if budget_spent(words):
             return loss_sum, words, False
     return loss_sum, words, True
 
@@ -226,8 +229,8 @@ def train_bilm(model: ELMo, data: BiLMData, config: lm.LMTrainConfig, device: to
         raise BenchError(f"corpus '{data.prepared.name}' has no validation split, which guides the biLM's training")
     rng = np.random.default_rng(seed)
 
-    def run_epoch(optimizer, out_of_time):
-        return _train_epoch(model, data, config, device, optimizer, rng, out_of_time, progress, precision)
+    def run_epoch(optimizer, budget_spent):
+        return _train_epoch(model, data, config, device, optimizer, rng, budget_spent, progress, precision)
 
     def validate() -> dict:
         return evaluate_bilm(model, data, "validation", device, batch_size=config.batch_size,

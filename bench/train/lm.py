@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from bench.errors import BenchError
 from bench.timing import synchronize
-from impl._checks import is_num, need, need_ints
+from impl._checks import is_int, is_num, need, need_ints
 
 CONTEXT_KINDS = ("window", "recurrent")
 PRECISIONS = ("fp32", "bf16")
@@ -55,6 +55,9 @@ class LMTrainConfig:
     patience: int = 2  # stop after this many consecutive epochs without improvement
     weight_decay: float = 0.0
     max_minutes: float | None = None  # time budget for the whole call, validation included
+    # Token budget: stop once the batches read hold at least this many training tokens (all epochs);
+    # unlike max_minutes, where it stops does not depend on the machine's speed or load.
+    max_tokens: int | None = None
     eval_batch_size: int = 1  # validation rows for recurrent models (1: state carried across the split)
 
     def __post_init__(self):
@@ -66,6 +69,8 @@ class LMTrainConfig:
         need(self, is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a number >= 0")
         need(self, self.max_minutes is None or (is_num(self.max_minutes) and self.max_minutes > 0), "max_minutes",
              "a number > 0, or unset")
+        need(self, self.max_tokens is None or (is_int(self.max_tokens) and self.max_tokens >= 1), "max_tokens",
+             "an int >= 1, or unset")
 
 
 def autocast(device: torch.device, precision: str):
@@ -211,7 +216,7 @@ def _step(model: nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optimizer
     optimizer.step()
 
 
-def _window_epoch(model, train_ids, config, device, optimizer, generator, start_id, out_of_time, progress,
+def _window_epoch(model, train_ids, config, device, optimizer, generator, start_id, budget_spent, progress,
                   precision):
     """One pass over all windows in a fresh random order. Returns (loss tensor sum, tokens, finished)."""
     contexts, targets = nnlm_windows(train_ids, model.context_size, start_id, device)  # (N, c), (N,)
@@ -226,12 +231,12 @@ def _window_epoch(model, train_ids, config, device, optimizer, generator, start_
         _step(model, loss, optimizer, config.clip)
         loss_sum += loss.detach() * len(batch)
         tokens += len(batch)
-        if out_of_time():
+        if budget_spent(tokens):
             return loss_sum, tokens, False
     return loss_sum, tokens, True
 
 
-def _recurrent_epoch(model, train_ids, config, device, optimizer, out_of_time, progress, precision):
+def _recurrent_epoch(model, train_ids, config, device, optimizer, budget_spent, progress, precision):
     """One pass over the batchified split with truncated BPTT. Returns (loss tensor sum, tokens, finished)."""
     data = batchify(train_ids, config.batch_size).to(device)  # (B, N)
     state = model.init_state(config.batch_size, device)
@@ -246,7 +251,7 @@ def _recurrent_epoch(model, train_ids, config, device, optimizer, out_of_time, p
         _step(model, loss, optimizer, config.clip)
         loss_sum += loss.detach() * targets.numel()
         tokens += targets.numel()
-        if out_of_time():
+        if budget_spent(tokens):
             return loss_sum, tokens, False
     return loss_sum, tokens, True
 
@@ -262,11 +267,11 @@ def train_lm(model: nn.Module, train_ids: np.ndarray, valid_ids: np.ndarray, con
     kind = _context_kind(model)
     generator = torch.Generator().manual_seed(seed)
 
-    def run_epoch(optimizer: torch.optim.Optimizer, out_of_time: Callable[[], bool]):
+    def run_epoch(optimizer: torch.optim.Optimizer, budget_spent: Callable[[int], bool]):
         if kind == "window":
-            return _window_epoch(model, train_ids, config, device, optimizer, generator, start_id, out_of_time,
+            return _window_epoch(model, train_ids, config, device, optimizer, generator, start_id, budget_spent,
                                  progress, precision)
-        return _recurrent_epoch(model, train_ids, config, device, optimizer, out_of_time, progress, precision)
+        return _recurrent_epoch(model, train_ids, config, device, optimizer, budget_spent, progress, precision)
 
     def validate() -> dict:
         return evaluate_perplexity(model, valid_ids, device, start_id=start_id, bptt=config.bptt,
@@ -276,32 +281,48 @@ def train_lm(model: nn.Module, train_ids: np.ndarray, valid_ids: np.ndarray, con
     return fit(model, run_epoch, validate, config, device, seed=seed, progress=progress)
 
 
+class Budget:
+    """When `fit` stops mid-epoch: config.max_minutes from the call's start (validation
+    included), or config.max_tokens training tokens read over all epochs."""
+
+    def __init__(self, config: LMTrainConfig):
+        self.deadline = None if config.max_minutes is None else time.perf_counter() + 60 * config.max_minutes
+        self.max_tokens = config.max_tokens
+        self.tokens_before = 0  # training tokens of the epochs already run
+        self.stopped_by: str | None = None  # "token budget" | "time budget" once spent
+
+    def spent(self, epoch_tokens: int) -> bool:
+        """Whether to stop now, epoch_tokens being those read so far in the current epoch."""
+        if self.max_tokens is not None and self.tokens_before + epoch_tokens >= self.max_tokens:
+            self.stopped_by = "token budget"
+        elif self.deadline is not None and time.perf_counter() > self.deadline:
+            self.stopped_by = "time budget"
+        return self.stopped_by is not None
+
+
 def fit(model: nn.Module, run_epoch: Callable, validate: Callable[[], dict], config: LMTrainConfig,
         device: torch.device, *, seed: int, progress: bool = False) -> dict:
     """The epoch loop of every LM the harness trains: one training pass, then validation.
 
-    run_epoch(optimizer, out_of_time) makes one pass over the training data, checking
-    out_of_time() after every step, and returns (loss tensor sum, tokens, finished);
-    validate() returns at least {"perplexity", "context"} of the validation split.
+    run_epoch(optimizer, budget_spent) makes one pass over the training data, calling
+    budget_spent(tokens read so far in this epoch) after every step and stopping when it
+    says True, and returns (loss tensor sum, tokens, finished); validate() returns at least
+    {"perplexity", "context"} of the validation split.
 
     An epoch that does not lower the best validation perplexity multiplies the lr by
     lr_decay (the weights are not rolled back); `patience` such epochs in a row stop
-    training. The time budget is checked after every step: when it runs out the epoch
-    ends there, is validated and recorded as incomplete, and training stops. The model
-    ends with the parameters of its best validation epoch.
+    training. The budgets (`Budget`: max_minutes, max_tokens) are checked after every step:
+    when one is spent the epoch ends there, is validated and recorded as incomplete, and
+    training stops. The model ends with the parameters of its best validation epoch.
 
     Returns {"history": one row per epoch, "best_epoch", "best_valid_perplexity",
-    "stopped": "epochs" | "patience" | "time budget", "valid_context"}.
+    "stopped": "epochs" | "patience" | "time budget" | "token budget", "valid_context"}.
     """
     torch.manual_seed(seed)
     model.to(device)
     optimizer = _make_optimizer(model, config)
     lr = config.lr
-    deadline = None if config.max_minutes is None else time.perf_counter() + 60 * config.max_minutes
-
-    def out_of_time() -> bool:
-        return deadline is not None and time.perf_counter() > deadline
-
+    budget = Budget(config)
     history: list[dict] = []
     best_perplexity, best_epoch, best_state = math.inf, None, None
     stopped, bad_epochs = "epochs", 0
@@ -309,7 +330,8 @@ def fit(model: nn.Module, run_epoch: Callable, validate: Callable[[], dict], con
         model.train()
         synchronize(device)
         started = time.perf_counter()
-        loss_sum, tokens, finished = run_epoch(optimizer, out_of_time)
+        loss_sum, tokens, finished = run_epoch(optimizer, budget.spent)
+        budget.tokens_before += tokens
         synchronize(device)
         seconds = time.perf_counter() - started
         valid = validate()
@@ -328,7 +350,8 @@ def fit(model: nn.Module, run_epoch: Callable, validate: Callable[[], dict], con
             for group in optimizer.param_groups:
                 group["lr"] = lr
         if not finished:
-            stopped = "time budget"
+            assert budget.stopped_by is not None, "run_epoch stopped before its end with no budget spent"
+            stopped = budget.stopped_by
             break
         if bad_epochs >= config.patience:
             stopped = "patience"

@@ -37,12 +37,12 @@ class PosTask(ProbeTask):
 
     def layers(self, model: str, featurize: probe.Featurizer, n_layers: int, corpus: probe.TaggedCorpus,
                settings: probe.PosSettings, *, seed: int, device: torch.device) -> ProbeRun:
-        """Every layer and their learned scalar mix, whose weights go into the cell's training record."""
+        """Every layer and their learned scalar mixes, each mix's row with its weights (probe.mix_fields)."""
         probed = probe.run_layer_probes(featurize, n_layers, corpus, settings, seed=seed, device=device)
         rows = _rows(model, probed["layers"], probed, corpus, max_train_sentences=settings.max_train_sentences,
                      max_eval_sentences=settings.max_eval_sentences)
-        return ProbeRun(rows, tokens=probed["train_tokens"] + probed["eval_tokens"],
-                        training={"probe_scalar_mix": {"weights": probed["mix_weights"], "gamma": probed["mix_gamma"]}})
+        rows = [{**row, **probed["mixes"][row["layer"]]} if row["layer"] in probed["mixes"] else row for row in rows]
+        return ProbeRun(rows, tokens=probed["train_tokens"] + probed["eval_tokens"])
 
     def key_fields(self, settings: probe.PosSettings, runs: bool, shared: tuple[str, ...]) -> dict:
         """POS's own fields without a prefix, in every probing cell's key, and the corpus None
