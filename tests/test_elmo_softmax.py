@@ -12,8 +12,9 @@ from impl.elmo import IGNORE, ELMo, ELMoConfig, batch_char_ids, bilm_targets, so
 pytestmark = [pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN"),
               pytest.mark.usefixtures("one_torch_thread")]
 
+# fp32 matmuls where the losses are compared with the logits' exactly.
 TINY = dict(char_dim=4, max_chars=8, filters=((1, 4), (2, 4), (3, 8)), highway_layers=1, projection_dim=8,
-            hidden=12, layers=2, dropout=0.0)
+            hidden=12, layers=2, dropout=0.0, softmax_precision="fp32")
 
 
 def ragged_batch(vocab_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.nn.Linear]:
@@ -92,7 +93,8 @@ def test_bf16_matmuls_stay_within_bf16_rounding_of_the_fp32_loss_and_gradients()
 
 def test_the_softmax_precision_applies_to_training_only():
     torch.manual_seed(0)
-    model = ELMo(ELMoConfig(**TINY, softmax_precision="bf16"), vocab_size=11)
+    model = ELMo(ELMoConfig(**{**TINY, "softmax_precision": "bf16"}), vocab_size=11)
+    assert ELMoConfig().softmax_precision == "bf16"  # the default
     chars = batch_char_ids([["the", "cat", "sat"], ["a", "dog"]], max_chars=8)
     targets = bilm_targets(torch.tensor([[9, 1, 2, 3, 10], [9, 4, 5, 10, IGNORE]]))
     fp32 = ELMo(ELMoConfig(**TINY), vocab_size=11)

@@ -1,4 +1,4 @@
-"""Pre-train, then fine-tune (bench.models.finetune): a biLM saved by one run starts another on
+"""Pre-train, then fine-tune (bench.run.finetune): a biLM saved by one run starts another on
 another corpus, read through the saved vocabulary; the senseval2-train-text corpus that the
 elmo-finetune matrix fine-tunes on never opens senseval2's test split."""
 
@@ -17,11 +17,12 @@ from bench.data import datasets
 from bench.data.prepared import prepare_corpus
 from bench.data.vocab import TokenizerConfig, VocabConfig
 from bench.errors import BenchError
-from bench.models import checkpoints, finetune
+from bench.models import checkpoints
 from bench.models.contract import BuildContext
 from bench.models.language_models import elmo_bilm
 from bench.report import claims
 from bench.report.tables import tables
+from bench.run import finetune
 from bench.run.config import load_matrix
 from bench.run.keys import config_block
 from bench.run.results import load_results

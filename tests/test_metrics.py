@@ -15,6 +15,7 @@ from bench.eval import metrics
 from bench.eval.metrics import (
     METRICS,
     SimilaritySet,
+    analogy,
     evaluate_analogies,
     evaluate_similarity,
     load_similarity_set,
@@ -282,9 +283,9 @@ def test_analogy_file_is_parsed_once(tmp_path):
     path = write(tmp_path / "questions.txt", COMPASS_QUESTIONS)
     kv = make_kv(COMPASS)
     evaluate_analogies(kv, path)
-    hits = metrics._parse_analogy_file.cache_info().hits
+    hits = analogy._parse_analogy_file.cache_info().hits
     evaluate_analogies(kv, path)
-    assert metrics._parse_analogy_file.cache_info().hits == hits + 1
+    assert analogy._parse_analogy_file.cache_info().hits == hits + 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,7 +379,7 @@ def test_3cosmul_agrees_with_gensim_most_similar_cosmul(random_kv, random_questi
     rows = rows_by(evaluate_analogies(
         random_kv, random_questions, restrict_vocab=None, case_insensitive=False, methods=("3cosmul",)
     ))
-    sections = metrics._read_analogy_sections(random_questions)
+    sections = analogy._read_analogy_sections(random_questions)
     correct = answered = 0
     for a, b, c, expected in (question for section in sections for question in section.questions):
         if all(word in random_kv.key_to_index for word in (a, b, c, expected)):

@@ -376,7 +376,7 @@ def test_smollm2_every_layer_on_a_tiny_input():
 
 
 def test_report_writes_wsd_probe_csv_columns(tmp_path):
-    from bench.report.tables import CSV_TABLES, tables
+    from bench.report.tables import csv_tables, tables
 
     rows = [{"model": "minilm", "probe_corpus": "senseval2", "layer": layer, "word": "all", "method": "linear",
              "accuracy": accuracy, "instances": 400, "train_instances": 800, "eval_instances": 400}
@@ -385,10 +385,10 @@ def test_report_writes_wsd_probe_csv_columns(tmp_path):
     result = {"cell": {"model": "minilm", "corpus": "movie-reviews", "seed": 0, "matrix": "probes"}, "status": "ok",
               "metrics": {"wsd_probe": rows}, "timings": {}}
     frame = tables([result, {**result, "metrics": {"wsd_probe": rows[2:]}}])["wsd_probe"]
-    assert list(frame.columns) == ["model", "corpus", "seed", "layer", "word", "method", "accuracy", "train_corpus",
-                                   "matrix", "instances", "probe_train", "probe_eval"]
+    assert list(frame.columns) == ["model", "corpus", "seed", "layer", "word", "method", "accuracy", "instances",
+                                   "probe_train", "probe_eval", "train_corpus", "matrix"]
     assert len(frame) == 3  # the second cell's copy of the baseline row is dropped
-    assert "wsd_probe" in CSV_TABLES  # written as wsd_probe.csv
+    assert "wsd_probe" in csv_tables()  # written as wsd_probe.csv
     assert pd.api.types.is_float_dtype(frame["accuracy"])
 
 

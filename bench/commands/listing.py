@@ -33,5 +33,5 @@ def list_command(args) -> int:
         print(f"  {path.stem:28} {tomllib.loads(path.read_text()).get('description', '')}")
     print("metrics:")
     for metric in METRICS.values():
-        print(f"  {metric.name:18} {metric.direction} is better, unit: {metric.unit}")
+        print(f"  {metric.name:18} {metric.better}, unit: {metric.unit}")
     return 0

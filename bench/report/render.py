@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.eval.metrics import TABLES
 from bench.report import corpus_size, sections, studies
 from bench.report.claims import Rows, claims_section
 from bench.report.markup import Block, contents, to_html, to_markdown
@@ -32,15 +33,19 @@ from bench.report.tables import (
 )
 from bench.run.results import load_results, write_text_atomic
 
+# The registered metrics whose tables have sections of their own (above and in `render`); every
+# other metric's table gets `sections.metric_section`.
+OWN_SECTIONS = frozenset({"wordsim", "analogy", "perplexity", "pos_probe", "wsd_probe"})
+
 
 def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame], size_study: list[Block]) -> list[Block]:
     """The sections drawn from the result files; a required one with no input says what makes it.
     `size_study`: the corpus-size study's section (bench.report.corpus_size), after the analogies."""
     blocks: list[Block] = []
     if frames["wordsim"].empty:
-        blocks += sections.absent("Word similarity", "No word-similarity results in this folder: run a word-vector "
-                                                     "matrix, e.g. `lm-lineage run --matrix standard-vectors --out "
-                                                     "DIR`.")
+        blocks += sections.absent(TABLES["wordsim"].title, "No word-similarity results in this folder: run a "
+                                                           "word-vector matrix, e.g. `lm-lineage run --matrix "
+                                                           "standard-vectors --out DIR`.")
     else:
         blocks += studies.parity_section(frames["wordsim"], frames["throughput"])
         blocks += studies.glove_against_skipgram_section(results)
@@ -50,8 +55,9 @@ def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame], size_
     blocks += size_study
     blocks += studies.analogy_speed_section(results)
     if frames["perplexity"].empty:
-        blocks += sections.absent("Perplexity", "No perplexity results in this folder: run a language-model matrix, "
-                                                "e.g. `lm-lineage run --matrix brown-lm --out DIR`.")
+        blocks += sections.absent(TABLES["perplexity"].title, "No perplexity results in this folder: run a "
+                                                              "language-model matrix, e.g. `lm-lineage run --matrix "
+                                                              "brown-lm --out DIR`.")
     else:
         blocks += sections.perplexity_section(frames["perplexity"], frames["throughput"])
     if frames["throughput"].empty:
@@ -59,6 +65,9 @@ def _result_sections(results: list[dict], frames: dict[str, pd.DataFrame], size_
                                           "`lm-lineage run --matrix NAME --out DIR`.")
     else:
         blocks += sections.throughput_section(frames["throughput"]) + sections.quality_cost_section(frames)
+    for name, table in TABLES.items():  # a metric added as one module is reported by the generic section
+        if name not in OWN_SECTIONS:
+            blocks += sections.metric_section(table, frames[name])
     if not frames["failed"].empty:
         blocks += ["## Failed cells", "", frames["failed"], ""]
     return blocks

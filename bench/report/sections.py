@@ -1,9 +1,11 @@
 """Sections: the report's generic sections, one function per result table, each a list of blocks.
 
 Word similarity, analogies, perplexity, cost, quality against cost, the gradient flow, the POS
-and word-sense probes, the failed cells and the environment the numbers were made in. Each
-groups its table by corpus (and matrix) and aggregates over seeds (mean ± sd); a section with
-no input says what makes it. The comparisons the project set itself targets for are in
+and word-sense probes, any other registered metric (`metric_section`), the failed cells and
+the environment the numbers were made in. Each groups its table by corpus (and matrix) and
+aggregates over seeds as the metric declares (bench.eval.metrics: mean ± sd, or the median),
+its heading stating the metric's direction and aggregation; a section with no input says what
+makes it. The comparisons the project set itself targets for are in
 `bench.report.studies`.
 """
 
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.eval.metrics import METRICS, TABLES, Metric, RowTable
 from bench.eval.wsd import ALL_WORDS
 from bench.report import figures, studies
 from bench.report.markup import Block, Figure, mean_sd, number, plural
@@ -55,6 +58,13 @@ def _titled(what: str, corpus: str) -> str:
 
 def _model_order(frame: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(frame["model"]))
+
+
+def _over_seeds(values: pd.Series, metric: Metric, digits: int = 3) -> str:
+    """The seeds' values as `metric` aggregates them: "mean ± sd", or the median."""
+    if metric.aggregation == "mean":
+        return mean_sd(values, digits)
+    return number(metric.aggregate(values), f".{digits}f")
 
 
 def own_coverage(wordsim: pd.DataFrame) -> pd.DataFrame:
@@ -115,7 +125,7 @@ def spearman_table(scores: pd.DataFrame, header_counts: dict[str, int]) -> pd.Da
             cells = sub[sub["benchmark"] == benchmark]
             fewest = cells["scored"].min()
             row[f"{benchmark} ({count:,})"] = (f"– ({int(fewest)})" if fewest < MIN_SCORED_PAIRS
-                                               else mean_sd(cells["spearman"], 3))
+                                               else _over_seeds(cells["spearman"], METRICS["spearman"], 3))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -135,7 +145,7 @@ def _heatmap(scores: pd.DataFrame, header_counts: dict[str, int], title: str, co
 
 
 def wordsim_section(wordsim: pd.DataFrame, pair_scores: pd.DataFrame) -> list[Block]:
-    lines: list[Block] = ["## Word similarity (Spearman ρ, higher is better; mean ± sd over seeds)", "",
+    lines: list[Block] = [f"## {TABLES['wordsim'].heading}", "",
              f"Two tables per corpus: each model on the pairs its own vocabulary covers (headers: the set's "
              f"pairs), and every model on the pairs all models of the table cover (like for like; headers: the "
              f"pairs scored). A set with fewer than {MIN_SCORED_PAIRS} scored pairs shows – and its count.", ""]
@@ -168,7 +178,7 @@ def wordsim_section(wordsim: pd.DataFrame, pair_scores: pd.DataFrame) -> list[Bl
 
 
 def analogy_section(analogy: pd.DataFrame) -> list[Block]:
-    lines: list[Block] = ["## Google analogies (accuracy over answered questions, higher is better)", ""]
+    lines: list[Block] = [f"## {TABLES['analogy'].heading}", ""]
     for corpus, frame in analogy.groupby("corpus", sort=False):
         rows = []
         for model in _model_order(frame):
@@ -177,7 +187,7 @@ def analogy_section(analogy: pd.DataFrame) -> list[Block]:
                 row = {"model": model, "method": method}
                 for section in ("semantic", "syntactic", "total"):
                     part = sub[sub["section"] == section]
-                    row[section] = mean_sd(part["accuracy"] * 100, 1)
+                    row[section] = _over_seeds(part["accuracy"] * 100, METRICS["analogy_accuracy"], 1)
                 total = sub[sub["section"] == "total"].iloc[0]
                 row["answered / all"] = f"{int(total.questions - total.oov_questions)}/{int(total.questions)}"
                 rows.append(row)
@@ -189,7 +199,8 @@ def perplexity_section(perplexity: pd.DataFrame, throughput: pd.DataFrame) -> li
     """The perplexity per corpus: a figure and a table with each row's protocol. A model that
     trained nothing on the corpus (no training tokens/s in `throughput`: a pretrained LM) is
     drawn apart as not comparable."""
-    lines: list[Block] = ["## Perplexity (per word, lower is better; mean ± sd over seeds)", "",
+    metric = METRICS["word_perplexity"]
+    lines: list[Block] = [f"## {TABLES['perplexity'].heading}", "",
              "Each row's protocol: vocabulary size, the unknown-token rate of the test split (unknown "
              "words are scored as the `<unk>` symbol: a closed-vocabulary perplexity), whether "
              "sentence ends are scored, and the context the model had.", "",
@@ -206,8 +217,8 @@ def perplexity_section(perplexity: pd.DataFrame, throughput: pd.DataFrame) -> li
             sub = frame[frame["model"] == model]
             test = sub[sub["split"] == "test"]
             rows.append({"model": model, "seeds": sub["seed"].nunique(),
-                         "validation": mean_sd(sub[sub["split"] == "validation"]["perplexity"], 1),
-                         "test": mean_sd(test["perplexity"], 1),
+                         "validation": _over_seeds(sub[sub["split"] == "validation"]["perplexity"], metric, 1),
+                         "test": _over_seeds(test["perplexity"], metric, 1),
                          "vocab": int(sub["vocab_size"].iloc[0]),
                          "test unk rate": f"{test['unk_rate'].iloc[0]:.3f}" if len(test) else "–",
                          "sentence ends": "scored" if sub["sentence_ends_scored"].iloc[0] else "none",
@@ -249,6 +260,25 @@ def throughput_section(throughput: pd.DataFrame) -> list[Block]:
                      "tokens/s": mean_sd(sub["tokens_per_s"], 0), "wall s": mean_sd(sub["wall_s"], 1),
                      "peak MiB": f"{sub['peak_mem_mb'].max():.0f}"})
     lines += [pd.DataFrame(rows), ""]
+    return lines
+
+
+def metric_section(table: RowTable, frame: pd.DataFrame) -> list[Block]:
+    """The section of a registered metric that has none of its own (none without rows): per
+    corpus, one row per model and text column of its rows (a set's name, a split), each
+    measured column aggregated over seeds as its metric declares, under the table's heading."""
+    if frame.empty:
+        return []
+    measured = table.measured_columns
+    cell = ("model", "corpus", "seed", "matrix")
+    keys = ["model", *(column for column in table.columns
+                       if column not in (*measured, *cell) and pd.api.types.is_string_dtype(frame[column]))]
+    lines: list[Block] = [f"## {table.heading}", ""]
+    for corpus, rows in frame.groupby("corpus", sort=False):
+        shown = [{**dict(zip(keys, values)), "seeds": sub["seed"].nunique(),
+                  **{column: _over_seeds(sub[column], metric) for column, metric in measured.items()}}
+                 for values, sub in rows.groupby(keys, sort=False)]
+        lines += [f"### corpus `{corpus}`", "", pd.DataFrame(shown), ""]
     return lines
 
 
@@ -294,17 +324,17 @@ def gradient_flow_section(flow: pd.DataFrame | None) -> list[Block]:
 def layer_probe_section(probe: pd.DataFrame) -> list[Block]:
     """The POS probe per model, probe corpus and layer (ELMo's biLMs and the pretrained
     transformers alike), with ELMo's layers 1 and 2 against Peters et al."""
-    heading = "Layer probe: linear POS tagging accuracy per layer"
+    table = TABLES["pos_probe"]
     if probe.empty:
-        return absent(heading, "No POS probe rows in this folder: run a matrix with a `[probe]` section (one row "
+        return absent(table.title, "No POS probe rows in this folder: run a matrix with a `[probe]` section (one row "
                                "per model, corpus, seed and layer), e.g. `lm-lineage run --matrix elmo --out DIR`.")
     layers = list(dict.fromkeys(probe["layer"]))
     rows = []
     for (model, corpus), sub in probe.groupby(["model", "corpus"], sort=False):
         rows.append({"model": model, "corpus": corpus, "seeds": sub["seed"].nunique(),
-                     **{f"layer {layer}": mean_sd(sub[sub["layer"] == layer]["accuracy"] * 100, 1)
+                     **{f"layer {layer}": _over_seeds(sub[sub["layer"] == layer]["accuracy"] * 100, table.metrics[0], 1)
                         for layer in layers}})
-    return [f"## {heading} (percent, mean ± sd over seeds)", "",
+    return [f"## {table.heading}", "",
             *_figures_by_corpus(probe, figures.layer_probe, "POS probe accuracy per layer and model"),
             pd.DataFrame(rows), "",
             *studies.layer_one_against_two(probe, "POS", task="POS")]
@@ -313,11 +343,11 @@ def layer_probe_section(probe: pd.DataFrame) -> list[Block]:
 def wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame) -> list[Block]:
     """The word-sense probe per model, layer and method (per word and micro-averaged), the best
     layer of every layered model per task, and the figure of accuracy against relative depth."""
-    heading = "Word-sense probe and layers against depth"
+    table = TABLES["wsd_probe"]
     if wsd.empty:
-        return absent(heading, "No word-sense probe rows in this folder: run a matrix with `[probe] task = "
+        return absent(table.title, "No word-sense probe rows in this folder: run a matrix with `[probe] task = "
                                 "\"wsd\"` or `\"pos+wsd\"`, e.g. `lm-lineage run --matrix probes --out DIR`.")
-    lines: list[Block] = [f"## {heading} (accuracy in percent, mean ± sd over seeds)", "",
+    lines: list[Block] = [f"## {table.heading}", "",
              "For each ambiguous word apart, classifiers fit on the train instances and scored on the test "
              "instances of the frozen representation of the target token: `centroid` (Peters et al. 2018: the "
              "nearest sense centroid by cosine) and `linear` (softmax regression; `mix` and `mix-ln`: through a "
@@ -333,8 +363,9 @@ def wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame) -> list[Block]:
         rows = []
         for (model, layer, method), sub in frame.groupby(["model", "layer", "method"], sort=False):
             rows.append({"model": model, "layer": layer, "method": method, "seeds": sub["seed"].nunique(),
-                         "all": mean_sd(sub[sub["word"] == ALL_WORDS]["accuracy"] * 100, 1),
-                         **{word: mean_sd(sub[sub["word"] == word]["accuracy"] * 100, 1) for word in words}})
+                         "all": _over_seeds(sub[sub["word"] == ALL_WORDS]["accuracy"] * 100, table.metrics[0], 1),
+                         **{word: _over_seeds(sub[sub["word"] == word]["accuracy"] * 100, table.metrics[0], 1)
+                            for word in words}})
         n = plural(int(frame[frame["word"] == ALL_WORDS]["instances"].max()), "test instance")
         lines += [f"### corpus `{corpus}` ({n})", "", pd.DataFrame(rows), ""]
         for method in ("linear", "centroid"):

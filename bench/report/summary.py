@@ -3,18 +3,21 @@
 Like lm-evaluation-harness's last screen: enough to read the outcome without opening the
 report. The main scores are the mean Spearman rho over the similarity sets a model covers
 well enough to correlate, 3CosAdd accuracy on the Google analogies, test perplexity, and the
-best layer's probe accuracy; each is the mean over seeds. The report has the rest.
+best layer's probe accuracy; each aggregated over seeds as its metric declares
+(bench.eval.metrics: the mean). The report has the rest.
 """
 from __future__ import annotations
 
 import pandas as pd
 
+from bench.eval.metrics import METRICS, Metric
+
 KEYS = ["model", "corpus"]
 
 
-def _mean_over_seeds(frame: pd.DataFrame, value: str, column: str) -> pd.DataFrame:
-    """(model, corpus) -> the seeds' mean of `value`, as `column`."""
-    return frame.groupby(KEYS, sort=False)[value].mean().rename(column).to_frame()
+def _over_seeds(frame: pd.DataFrame, value: str, metric: Metric, column: str) -> pd.DataFrame:
+    """(model, corpus) -> `value` aggregated over the seeds as `metric` declares, as `column`."""
+    return frame.groupby(KEYS, sort=False)[value].agg(metric.aggregation).rename(column).to_frame()
 
 
 def summary(frames: dict[str, pd.DataFrame], min_pairs: int) -> pd.DataFrame:
@@ -27,16 +30,17 @@ def summary(frames: dict[str, pd.DataFrame], min_pairs: int) -> pd.DataFrame:
         per_seed = wordsim.groupby([*KEYS, "seed"], sort=False).agg(rho=("spearman", "mean"),
                                                                      sets=("benchmark", "nunique")).reset_index()
         sets = per_seed.groupby(KEYS, sort=False)["sets"].max()
-        parts.append(_mean_over_seeds(per_seed, "rho", "similarity rho").join(sets.rename("sets")))
+        parts.append(_over_seeds(per_seed, "rho", METRICS["spearman"], "similarity rho").join(sets.rename("sets")))
     analogy = frames["analogy"]
     analogy = analogy[(analogy["section"] == "total") & (analogy["method"] == "3cosadd")]
     if len(analogy):
-        parts.append(_mean_over_seeds(analogy, "accuracy", "analogy 3cosadd"))
+        parts.append(_over_seeds(analogy, "accuracy", METRICS["analogy_accuracy"], "analogy 3cosadd"))
     perplexity = frames["perplexity"]
     perplexity = perplexity[perplexity["split"] == "test"]
     if len(perplexity):
-        parts.append(_mean_over_seeds(perplexity, "perplexity", "test perplexity"))
-    for name, label in (("pos_probe", "POS probe (best layer)"), ("wsd_probe", "WSD probe (best layer)")):
+        parts.append(_over_seeds(perplexity, "perplexity", METRICS["word_perplexity"], "test perplexity"))
+    for name, metric, label in (("pos_probe", "pos_accuracy", "POS probe (best layer)"),
+                                ("wsd_probe", "wsd_accuracy", "WSD probe (best layer)")):
         probe = frames.get(name)
         if probe is None or not len(probe):
             continue
@@ -44,7 +48,7 @@ def summary(frames: dict[str, pd.DataFrame], min_pairs: int) -> pd.DataFrame:
         if name == "wsd_probe":  # one accuracy per word: the layer's mean over words
             probe = probe.groupby([*KEYS, "seed", "layer"], sort=False)["accuracy"].mean().reset_index()
         best = probe.groupby([*KEYS, "seed"], sort=False)["accuracy"].max().reset_index()
-        parts.append(_mean_over_seeds(best, "accuracy", label))
+        parts.append(_over_seeds(best, "accuracy", METRICS[metric], label))
     if not parts:
         return pd.DataFrame()
     table = pd.concat(parts, axis=1)

@@ -1,9 +1,11 @@
 """Tables: the rows of the result files as one DataFrame per table, and the CSVs written from them.
 
-`tables(results)` builds the frames every section reads; `write_csvs` writes one row per cell
-and seed of each (`wordsim.csv`, `analogy.csv`, `perplexity.csv`, `throughput.csv`,
-`pos_probe.csv` and `wsd_probe.csv`). A diagnostic that has no result JSON (the gradient flow)
-writes its own CSV at the top of a results folder: `read_diagnostic` reads it back, checked.
+`tables(results)` builds the frames every section reads: one per registered metric
+(bench.eval.metrics.TABLES: `wordsim`, `analogy`, `perplexity`, `pos_probe`, `wsd_probe`, ...,
+their columns declared by the metric's row type) and the cost of each phase (`throughput`);
+`write_csvs` writes one row per cell and seed of each as `<name>.csv`. A diagnostic that has no
+result JSON (the gradient flow) writes its own CSV at the top of a results folder:
+`read_diagnostic` reads it back, checked.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from bench.eval import diagnostics, metrics
 from bench.eval.probe import mix_fields
 from bench.eval.wsd import ALL_WORDS
 from bench.run.not_trained import row_key
-from bench.run.results import ROW_KEYS
 
 
 @dataclass(frozen=True)
@@ -38,88 +39,62 @@ GRADIENT_REGIMES = Diagnostic("gradient-flow/gradient_regimes.csv", tuple(diagno
                               REGIMES_PRODUCER)
 CLIPPING = Diagnostic("gradient-flow/clipping.csv", tuple(diagnostics.CLIPPING_COLUMNS), REGIMES_PRODUCER)
 
-# The tables written as `<name>.csv`, one row per cell and seed. The probe tables are read
-# from the cells' rows only: a CSV left by an earlier render is never read back.
-CSV_TABLES = ("wordsim", "analogy", "perplexity", "throughput", "pos_probe", "wsd_probe")
-POS_PROBE_COLUMNS = ("model", "corpus", "seed", "layer", "accuracy")
-WSD_PROBE_COLUMNS = ("model", "corpus", "seed", "layer", "word", "method", "accuracy")
+# Besides every registered metric's table (bench.eval.metrics.TABLES, one row per stored row):
+# the cost of each phase, from the cells' timings, written as `throughput.csv`; the failed
+# cells; each word-similarity row's per-pair scores (for like-for-like correlations); each
+# probe's learned scalar mixes.
+THROUGHPUT_COLUMNS = ["model", "corpus", "seed", "device", "phase", "tokens_per_s", "wall_s", "peak_mem_mb", "started",
+                      "matrix"]
+FAILED_COLUMNS = ["model", "corpus", "seed", "error", "matrix"]
+# scores: (gold, cosine) per pair of the set, or None for a row that did not keep them
+PAIR_SCORES_COLUMNS = ["model", "corpus", "seed", "benchmark", "scores", "matrix"]
 # One row per learned scalar mix of a probe (POS; WSD micro-averaged: the mean of its per-word
 # mixes): task "POS" | "WSD", mix "mix" | "mix-ln" (bench.eval.probe.MIXES), the layer numbers
 # mixed and their weights s_l, gamma, centre = E[layer] = sum_l l * s_l, s2_minus_s1 (None
 # unless layers 1 and 2 are mixed) and the mix's probe accuracy.
-SCALAR_MIX_COLUMNS = ("model", "corpus", "seed", "task", "mix", "layers", "weights", "gamma", "centre", "s2_minus_s1",
-                      "accuracy", "train_corpus", "matrix")
+SCALAR_MIX_COLUMNS = ["model", "corpus", "seed", "task", "mix", "layers", "weights", "gamma", "centre", "s2_minus_s1",
+                      "accuracy", "train_corpus", "matrix"]
+
+
+def csv_tables() -> tuple[str, ...]:
+    """The tables written as `<name>.csv`, one row per cell and seed: every registered metric's
+    and the cost's. They are read from the cells' rows only: a CSV left by an earlier render is
+    never read back."""
+    return (*metrics.TABLES, "throughput")
 
 
 def tables(results: list[dict]) -> dict[str, pd.DataFrame]:
-    """One frame per table, from results whose rows carry the keys that `read_result` checks
-    (bench.run.results.ROW_KEYS)."""
-    wordsim, analogy, perplexity, throughput, failed, pos_probe, pair_scores = [], [], [], [], [], [], []
-    wsd_probe, scalar_mix = [], []
+    """One frame per table, from results whose rows carry the keys that `read_result` checks:
+    each registered metric's (columns: `RowTable.columns`), "throughput", "failed", "pair_scores"
+    and "scalar_mix"."""
+    rows: dict[str, list[dict]] = {name: [] for name in (*metrics.TABLES, "throughput", "failed", "pair_scores",
+                                                         "scalar_mix")}
     for r in results:
         cell = r["cell"]
         key = row_key(r)  # vectors scored but not trained here: no corpus, no seed
         if r["status"] != "ok":
-            failed.append({**key, "error": r["error"]})
+            rows["failed"].append({**key, "error": r["error"]})
             continue
-        for row in r["metrics"].get("wordsim", []):
-            # A cell that yields several models' rows (the biLM) names each row's model.
-            wordsim.append({**key, "model": row.get("model", cell["model"]),
-                            **{k: row[k] for k in ROW_KEYS["wordsim"]}})
-            pair_scores.append({**key, "model": row.get("model", cell["model"]), "benchmark": row["benchmark"],
-                                "scores": metrics.pair_scores(row)})
-        for row in r["metrics"].get("analogy", []):
-            analogy.append({**key, "model": row.get("model", cell["model"]),
-                            **{k: row[k] for k in ROW_KEYS["analogy"]}})
-        for row in r["metrics"].get("perplexity", []):
-            perplexity.append({**key, "model": row.get("model", cell["model"]),
-                               **{k: row[k] for k in ROW_KEYS["perplexity"]}})
-        for row in r["metrics"].get("pos_probe", []):
-            # corpus: the tagged corpus probed; train_corpus: the one the model was trained on.
-            pos_probe.append({**key, "model": row["model"], "corpus": row["probe_corpus"], "layer": str(row["layer"]),
-                              "accuracy": row["accuracy"], "train_corpus": key["corpus"],
-                              "probe_train": row["train_tokens"], "probe_eval": row["eval_tokens"]})
-        for row in r["metrics"].get("wsd_probe", []):
-            wsd_probe.append({**key, "model": row["model"], "corpus": row["probe_corpus"], "layer": str(row["layer"]),
-                              "word": row["word"], "method": row["method"], "accuracy": row["accuracy"],
-                              "train_corpus": key["corpus"], "instances": row["instances"],
-                              "probe_train": row["train_instances"], "probe_eval": row["eval_instances"]})
+        for name, table in metrics.TABLES.items():
+            rows[name] += [table.table_row(row, key) for row in r["metrics"].get(name, [])]
+        rows["pair_scores"] += [{**key, "model": row.get("model", cell["model"]), "benchmark": row["benchmark"],
+                                 "scores": metrics.pair_scores(row)} for row in r["metrics"].get("wordsim", [])]
         for task, rows_key in (("POS", "pos_probe"), ("WSD", "wsd_probe")):
             for row in r["metrics"].get(rows_key, []):
                 row = _with_stored_pos_mix(r, row) if task == "POS" else row
                 if "mix_weights" in row and row.get("word", ALL_WORDS) == ALL_WORDS:
-                    scalar_mix.append(_scalar_mix_row(key, cell, task, row))
+                    rows["scalar_mix"].append(_scalar_mix_row(key, cell, task, row))
         for phase, t in r["timings"].items():
             peak = t["peak_cuda_mb"] if t.get("peak_cuda_mb") is not None else t["peak_rss_mb"]
-            throughput.append({**key, "device": t["device"], "phase": phase, "tokens_per_s": t["tokens_per_s"],
-                               "wall_s": t["wall_s"], "peak_mem_mb": peak, "started": r.get("started")})
-    # `matrix` comes last: the same model, corpus and seed may be a cell of two matrices
-    # (brown-lm and brown-lm-sentences score different tokens) in a combined folder.
-    columns = {
-        "wordsim": ["model", "corpus", "seed", "benchmark", "pairs", "oov_pairs", "spearman", "pearson", "matrix"],
-        "analogy": ["model", "corpus", "seed", "method", "section", "questions", "oov_questions", "accuracy",
-                    "matrix"],
-        "perplexity": ["model", "corpus", "seed", "split", "perplexity", "scored_tokens", "vocab_size", "unk_rate",
-                       "sentence_ends_scored", "context", "matrix"],
-        "throughput": ["model", "corpus", "seed", "device", "phase", "tokens_per_s", "wall_s", "peak_mem_mb",
-                       "started", "matrix"],
-        "failed": ["model", "corpus", "seed", "error", "matrix"],
-        # probe_train / probe_eval: the probe's whole train and test slices (POS: tokens, WSD:
-        # instances), which the caps of a matrix set; instances: the test instances of the row's word
-        "pos_probe": [*POS_PROBE_COLUMNS, "train_corpus", "matrix", "probe_train", "probe_eval"],
-        "wsd_probe": [*WSD_PROBE_COLUMNS, "train_corpus", "matrix", "instances", "probe_train", "probe_eval"],
-        # scores: (gold, cosine) per pair of the set, or None for a row that did not keep them
-        "pair_scores": ["model", "corpus", "seed", "benchmark", "scores", "matrix"],
-        "scalar_mix": list(SCALAR_MIX_COLUMNS),
-    }
-    frames = {"wordsim": wordsim, "analogy": analogy, "perplexity": perplexity, "throughput": throughput,
-              "failed": failed, "pos_probe": pos_probe, "pair_scores": pair_scores, "wsd_probe": wsd_probe,
-              "scalar_mix": scalar_mix}
-    built = {name: pd.DataFrame(rows, columns=columns[name]) for name, rows in frames.items()}
-    # Every probing cell adds the most-frequent-tag baseline of the same sentences: keep one copy.
-    built["pos_probe"] = built["pos_probe"].drop_duplicates(ignore_index=True)
-    built["wsd_probe"] = built["wsd_probe"].drop_duplicates(ignore_index=True)  # the same for the WSD references
-    return built
+            rows["throughput"].append({**key, "device": t["device"], "phase": phase, "tokens_per_s": t["tokens_per_s"],
+                                       "wall_s": t["wall_s"], "peak_mem_mb": peak, "started": r.get("started")})
+    columns = {**{name: table.columns for name, table in metrics.TABLES.items()}, "throughput": THROUGHPUT_COLUMNS,
+               "failed": FAILED_COLUMNS, "pair_scores": PAIR_SCORES_COLUMNS, "scalar_mix": SCALAR_MIX_COLUMNS}
+    frames = {name: pd.DataFrame(table_rows, columns=columns[name]) for name, table_rows in rows.items()}
+    for name, table in metrics.TABLES.items():
+        if table.repeated_rows:  # e.g. every probing cell adds the baseline of the same sentences: keep one copy
+            frames[name] = frames[name].drop_duplicates(ignore_index=True)
+    return frames
 
 
 def _with_stored_pos_mix(result: dict, row: dict) -> dict:
@@ -178,7 +153,7 @@ def label_corpora_by_matrix(frames: dict[str, pd.DataFrame]) -> dict[str, pd.Dat
 
 def write_csvs(frames: dict[str, pd.DataFrame], out_dir: Path) -> None:
     """One CSV per table with rows; a table with none here leaves no stale file from an earlier render."""
-    for name in CSV_TABLES:
+    for name in csv_tables():
         path = out_dir / f"{name}.csv"
         if frames[name].empty:
             path.unlink(missing_ok=True)

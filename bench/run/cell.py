@@ -14,7 +14,6 @@ records every outcome.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import traceback
 from pathlib import Path
@@ -26,10 +25,10 @@ from gensim.models import KeyedVectors
 
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.eval import metrics
-from bench.models import checkpoints, finetune
+from bench.models import checkpoints
 from bench.models.contract import BuildContext, HasLayers, HasTypeVectors, HasVectors, ScoresText, Trained, row_name
 from bench.models.registry import ModelSpec
-from bench.run import api
+from bench.run import api, finetune
 from bench.run.config import EvalConfig, Matrix
 from bench.run.keys import config_block, expected_key, reads_probes, reads_similarity
 from bench.run.probes import ProbeCorpora, encoder_probes, layer_probes, probe_corpora, probe_metric_defs, static_probes
@@ -195,7 +194,7 @@ def score_trained(spec: ModelSpec, trained: Trained, ctx: BuildContext, matrix: 
         probed = _probe_rows(spec, trained, ctx, matrix, eval_data.probe_corpus, device, timings, training)
         cell_metrics.update(probed)
     return {"metrics": cell_metrics,
-            "metric_defs": _metric_defs(isinstance(trained, ScoresText), vector_sets is not None, bool(probed)),
+            "metric_defs": metric_defs(cell_metrics),
             **({"vectors": described} if described is not None else {}),
             **({"training": training} if training else {}),
             "timings": timings}
@@ -263,15 +262,6 @@ def _probe_rows(spec: ModelSpec, trained: Trained, ctx: BuildContext, matrix: Ma
     return merged
 
 
-def _metric_defs(scores_text: bool, scores_vectors: bool, probed: bool) -> dict:
-    """The definitions of the metrics a cell's rows hold, as its result records them. A cell whose
-    vectors are scored records the probes' definitions even when it ran none."""
-    names = (["word_perplexity"] if scores_text else []) + (["spearman", "pearson", "analogy_accuracy"]
-                                                            if scores_vectors else [])
-    return {**{name: dataclasses.asdict(metrics.METRICS[name]) for name in names},
-            **(probe_metric_defs() if scores_vectors or probed else {})}
-
-
 def _vector_metrics(vectors: KeyedVectors, ev: EvalConfig, similarity_sets: list, device: torch.device,
                     progress: bool = False) -> dict:
     """Word similarity and analogies (those of `ev.tasks`) of one set of vectors: {"wordsim",
@@ -306,6 +296,14 @@ def _vector_metrics(vectors: KeyedVectors, ev: EvalConfig, similarity_sets: list
                                             case_insensitive=ev.case_insensitive)
         timings["eval_analogy_gensim"] = gensim_phase.row(None, torch.device("cpu"))
     return {"wordsim": wordsim, "analogy": analogy, "timings": timings}
+
+
+def metric_defs(cell_metrics: dict[str, list[dict]]) -> dict[str, dict]:
+    """What each metric of the cell's rows means (direction, unit, aggregation), as the result
+    records it: those of the registered metrics (bench.eval.metrics) and of the probe tasks
+    whose rows the cell holds; a name with no rows defines nothing."""
+    held = [name for name, rows in cell_metrics.items() if rows]
+    return {**metrics.metric_defs(held), **probe_metric_defs(held)}
 
 
 def _check_finite(vectors: KeyedVectors, model: str) -> None:

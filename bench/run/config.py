@@ -40,8 +40,9 @@ from bench.errors import BenchError
 from bench.eval import VECTOR_TASKS
 from bench.eval.probe_config import SHARED, ProbeConfig, from_flat, in_layout_of
 from bench.eval.tasks import probe_task
-from bench.models import checkpoints, finetune
+from bench.models import checkpoints
 from bench.models.registry import MODELS, ModelSpec, user_model
+from bench.run import finetune
 from bench.run.conform import Blame, blamer, build, checked, class_fields
 
 MATRIX_DIR = Path(__file__).resolve().parents[1] / "matrices"

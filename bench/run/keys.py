@@ -27,7 +27,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.models import checkpoints, finetune
+from bench.models import checkpoints
+from bench.run import finetune
 
 if TYPE_CHECKING:
     from bench.models.registry import ModelSpec

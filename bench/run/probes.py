@@ -7,6 +7,7 @@ runner makes before writing (`check_probe_layers`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -50,9 +51,12 @@ def probe_corpora(matrix: Matrix, data_root: Path | None) -> ProbeCorpora | None
     return ProbeCorpora({name: PROBE_TASKS[name].load(config.settings[name], data_root) for name in config.tasks})
 
 
-def probe_metric_defs() -> dict:
-    """The metric definitions of every registered task's rows, as a result records them."""
-    return {task.metric.name: dataclasses.asdict(task.metric) for task in PROBE_TASKS.values()}
+def probe_metric_defs(row_names: Iterable[str]) -> dict:
+    """The metric definitions of the tasks whose rows are among `row_names` (a result's metrics
+    keys), as a result records them."""
+    names = set(row_names)
+    return {task.metric.name: dataclasses.asdict(task.metric) for task in PROBE_TASKS.values()
+            if task.rows_key in names}
 
 
 def static_probes(vectors: KeyedVectors, model: str, probes: ProbeCorpora, matrix: Matrix, seed: int,

@@ -2,8 +2,9 @@
 
 A result holds: the cell (model, family, corpus, seed, matrix), its key (hashes of the
 resolved config and of the data read: bench.run.keys), status (ok | failed, with
-the reason), metrics (per family: `wordsim`, `analogy` rows), the metric definitions
-(direction, unit), the resolved config, the dataset block (fingerprint, split sizes,
+the reason), metrics (rows by name: `wordsim`, `analogy`, ...; each name's row type and the
+keys its rows must carry are declared in bench.eval.metrics), the metric definitions
+(direction, unit, aggregation), the resolved config, the dataset block (fingerprint, split sizes,
 unknown-token rates, vocabulary size), the device, library versions, git commit and
 timings (per phase: wall seconds, tokens/s, peak memory).
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 import torch
 
 from bench.errors import BenchError
+from bench.eval.metrics import TABLES
 
 SCHEMA = "lm-lineage.result/2"
 # Results of schema 1 carry no key; `lm-lineage migrate` adds it (bench.run.migrate).
@@ -144,19 +146,6 @@ CELL_KEYS = ("model", "corpus", "seed", "matrix")
 OK_KEYS = ("key", "config", "metrics", "timings")
 CONFIG_KEYS = ("model", "tokenizer", "vocab", "eval")  # what the report groups settings by
 TIMING_KEYS = ("device", "wall_s", "tokens_per_s", "peak_rss_mb")
-# The keys of each metric's rows; rows of other metrics are stored but not read by the report.
-ROW_KEYS = {
-    "wordsim": ("benchmark", "pairs", "oov_pairs", "spearman", "pearson"),
-    "analogy": ("method", "section", "questions", "oov_questions", "accuracy"),
-    "perplexity": ("split", "perplexity", "scored_tokens", "vocab_size", "unk_rate", "sentence_ends_scored",
-                   "context"),
-    "pos_probe": ("model", "probe_corpus", "layer", "accuracy", "train_tokens", "eval_tokens"),
-    "wsd_probe": ("model", "probe_corpus", "layer", "word", "method", "accuracy", "instances", "train_instances",
-                  "eval_instances"),
-}
-# A probe row that holds a learned scalar mix's weights holds all of bench.eval.probe.mix_fields
-# (a mix row of a result made before they were stored holds none).
-MIX_KEYS = ("mix_layers", "mix_weights", "mix_gamma", "mix_centre", "mix_s2_minus_s1")
 
 
 def _need_keys(path: Path, where: str, value, keys: tuple[str, ...]) -> None:
@@ -182,13 +171,14 @@ def check_result_shape(path: Path, result: dict) -> None:
     _need_keys(path, "timings", result["timings"], ())
     for phase, timing in result["timings"].items():
         _need_keys(path, f"timings.{phase}", timing, TIMING_KEYS)
-    for metric, keys in ROW_KEYS.items():
-        rows = result["metrics"].get(metric, [])
+    # Each registered metric's rows carry its row type's required fields, and each group of
+    # optional ones whole or not at all; rows of other names are stored but not read.
+    for name, table in TABLES.items():
+        rows = result["metrics"].get(name, [])
         if not isinstance(rows, list):
-            raise BenchError(f"{path}: metrics.{metric} is {type(rows).__name__}, expected a list of rows")
+            raise BenchError(f"{path}: metrics.{name} is {type(rows).__name__}, expected a list of rows")
         for i, row in enumerate(rows):
-            mixed = isinstance(row, dict) and "mix_weights" in row
-            _need_keys(path, f"metrics.{metric}[{i}]", row, keys + (MIX_KEYS if mixed else ()))
+            _need_keys(path, f"metrics.{name}[{i}]", row, table.keys_of(row) if isinstance(row, dict) else ())
 
 
 def read_result(path: Path) -> dict:

@@ -20,8 +20,8 @@ from bench.data.datasets import resolve_data_dir
 from bench.data.prepared import PreparedCorpus, prepare_corpus
 from bench.errors import BenchError
 from bench.eval import metrics
-from bench.models import checkpoints, finetune
-from bench.run import reference
+from bench.models import checkpoints
+from bench.run import finetune, reference
 from bench.run.cell import CellJob, EvalData
 from bench.run.config import Matrix
 from bench.run.executors import LocalExecutor, RayExecutor

@@ -117,16 +117,19 @@ def _elmo_step(config: elmo.ELMoConfig, vocab_size: int, device):
 
 @pytest.mark.benchmark(group="train")
 def test_elmo_optimizer_step(benchmark, device):
-    """The default training step: full softmax, each distinct word encoded once (issue 27)."""
+    """The default training step (issue 27): each distinct word encoded once, the full softmax's
+    loss and gradient made block by block at the scored positions (`softmax_cross_entropy_sum`)."""
     loss = time_on_device(benchmark, device, _elmo_step(elmo.ELMoConfig(), VOCAB, device))
     assert torch.isfinite(loss)
 
 
 @pytest.mark.benchmark(group="train-bilm-softmax")
-@pytest.mark.parametrize("softmax_samples", [0, 2048], ids=["full", "sampled-2048"])
-def test_elmo_step_on_brown_reuters_vocabulary(benchmark, device, softmax_samples):
+@pytest.mark.parametrize("softmax_samples, softmax_precision", [(0, "fp32"), (0, "bf16"), (2048, "fp32")],
+                         ids=["full", "full-bf16", "sampled-2048"])
+def test_elmo_step_on_brown_reuters_vocabulary(benchmark, device, softmax_samples, softmax_precision):
     """One optimizer step of ELMo over the 22,858-word softmax of elmo-more-text's vocabulary,
-    full and sampled (elmo-wider's 2,048 candidates): what the sampled softmax saves a step.
-    Not in the committed baseline; compare the pair's normalised medians within one run."""
-    step = _elmo_step(elmo.ELMoConfig(softmax_samples=softmax_samples), 22_858, device)
+    full (its matmuls in fp32 or bf16) and sampled (elmo-wider's 2,048 candidates): what each
+    saves a step. Not in the committed baseline; compare the normalised medians within one run."""
+    config = elmo.ELMoConfig(softmax_samples=softmax_samples, softmax_precision=softmax_precision)
+    step = _elmo_step(config, 22_858, device)
     assert torch.isfinite(time_on_device(benchmark, device, step))

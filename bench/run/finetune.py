@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import string
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -37,7 +37,19 @@ from bench.models import checkpoints
 
 if TYPE_CHECKING:
     from bench.models.registry import ModelSpec
-    from bench.run.config import Matrix
+
+
+class Matrix(Protocol):
+    """What this module reads of a `bench.run.config.Matrix` (which imports this module to check
+    its [model] tables, so it is named here by its fields rather than imported)."""
+
+    models: list[str]
+    seeds: list[int]
+    tokenizer: TokenizerConfig
+    vocab: VocabConfig
+    model_overrides: dict[str, dict]
+
+    def model_config(self, name: str) -> Any: ...
 
 INIT_FROM, FINETUNE = "init_from", "finetune"
 SEED_FIELD = "seed"

@@ -1,17 +1,11 @@
-"""Metrics of the benchmark: a registry of what each number means, and the word-vector evaluators.
+"""Word analogies (a is to b as c is to ?): accuracy per method and section kind, with the
+semantics of gensim's `KeyedVectors.evaluate_word_analogies`, but vectorized: gensim answers one
+question at a time with a (vocab x dim) mat-vec in Python, which takes minutes on the 400k GloVe
+vectors; here a batch of questions is one matmul in torch, on CPU or CUDA. Its `analogy` rows:
+`AnalogyRow`, `TABLE`."""
 
-The registry (`METRICS`) follows lm-evaluation-harness: every number a run reports names a
-`Metric`, so reports can say which direction is better and in which unit without guessing.
-
-The evaluators reproduce gensim's `KeyedVectors.evaluate_word_pairs` and
-`evaluate_word_analogies` number for number (the published reference scores were measured
-with them), but vectorized: gensim answers one analogy question at a time with a
-(vocab x dim) mat-vec in Python, which takes minutes on the 400k GloVe vectors; here a batch of
-questions is one matmul in torch, on CPU or CUDA.
-"""
 from __future__ import annotations
 
-import base64
 import functools
 import math
 import os
@@ -22,253 +16,39 @@ import numpy as np
 import torch
 from gensim.models import KeyedVectors
 from gensim.test.utils import datapath
-from scipy import stats
 from tqdm.auto import tqdm
 
 from bench.errors import BenchError
+from bench.eval.metrics._schema import Metric, RowTable, as_stored, measured, stored
+from bench.eval.metrics._vocab import fold, restricted_vocab
+
+ANALOGY_ACCURACY = Metric("analogy_accuracy", "higher", "fraction",
+                          "fraction of answered analogy questions (a:b :: c:?) whose best-scoring word is the "
+                          "expected one")
 
 
-@dataclass(frozen=True)
-class Metric:
-    """What a reported number means: which way is better, and its unit."""
+@dataclass(kw_only=True)
+class AnalogyRow:
+    """One method's accuracy on one section kind of the questions."""
 
-    name: str
-    direction: str  # "higher" or "lower": which values are better
-    unit: str
-    description: str
+    model: str | None = None  # where a cell scores several vector sets (the biLM's), the row's own
+    method: str  # "3cosadd" or "3cosmul"
+    section: str  # "semantic", "syntactic" or "total"
+    questions: int
+    oov_questions: int  # questions with a word outside the searched vocabulary: not answered
+    correct: int | None = stored()
+    accuracy: float = measured(ANALOGY_ACCURACY)  # correct / answered; NaN when none was answered
 
-    def __post_init__(self) -> None:
-        if self.direction not in ("higher", "lower"):
-            raise ValueError(f"metric {self.name}: direction must be 'higher' or 'lower', not {self.direction!r}")
 
-
-METRICS: dict[str, Metric] = {
-    metric.name: metric
-    for metric in (
-        Metric("spearman", "higher", "rho",
-               "Spearman rank correlation between cosine similarity and human similarity judgements"),
-        Metric("pearson", "higher", "r",
-               "Pearson correlation between cosine similarity and human similarity judgements"),
-        Metric("analogy_accuracy", "higher", "fraction",
-               "fraction of answered analogy questions (a:b :: c:?) whose best-scoring word is the expected one"),
-        Metric("word_perplexity", "lower", "perplexity per word",
-               "exp of the mean negative log-likelihood per word of held-out text"),
-        Metric("pos_accuracy", "higher", "fraction",
-               "fraction of held-out tokens whose part-of-speech tag a linear probe on frozen representations "
-               "(or a baseline) gets right"),
-        Metric("wsd_accuracy", "higher", "fraction",
-               "fraction of held-out instances of an ambiguous word whose sense a classifier on frozen "
-               "representations of the target (or a baseline) gets right"),
-        Metric("tokens_per_s", "higher", "tokens/s", "training or inference throughput"),
-        Metric("wall_s", "lower", "s", "wall-clock time"),
-        Metric("peak_mem_mb", "lower", "MiB", "peak memory (resident set or accelerator allocation)"),
-    )
-}
-
-# gensim's copies of two standard sets carry other file names than the data root's EN-*.txt;
-# naming them alike lets reports put numbers from either source side by side.
-_GENSIM_SIMILARITY_SET_NAMES = {"wordsim353.tsv": "WS-353-ALL", "simlex999.txt": "SIMLEX-999"}
+TABLE = RowTable("analogy", AnalogyRow, title="Google analogies", score="accuracy over answered questions")
 
 ANALOGY_METHODS = ("3cosadd", "3cosmul")
-OOV_POLICIES = ("skip", "zero")
 
 # Levy & Goldberg (2014), eq. 4: keeps 3CosMul finite when the subtracted word's cosine is 0.
 _COSMUL_EPSILON = 1e-6
 # Candidates scored at once: a (2048 questions x 2048 candidates) float32 tile is 16 MiB and
 # stays in a 32 MiB L3 cache.
 _CANDIDATE_BLOCK = 2048
-
-
-# ---------------------------------------------------------------------------------------------
-# Word-similarity sets
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class SimilaritySet:
-    """Word pairs with human similarity scores, as read from one file."""
-
-    name: str
-    path: str
-    pairs: list[tuple[str, str, float]]
-
-
-def _similarity_set_name(path: Path) -> str:
-    if path.name in _GENSIM_SIMILARITY_SET_NAMES:
-        return _GENSIM_SIMILARITY_SET_NAMES[path.name]
-    stem = path.name
-    for suffix in (".txt", ".tsv"):
-        stem = stem.removesuffix(suffix)
-    return stem.removeprefix("EN-")
-
-
-def load_similarity_set(path: str | os.PathLike) -> SimilaritySet:
-    """Read a tab-separated `word1 word2 score` file, failing loudly where gensim skips silently.
-
-    gensim drops malformed lines with an INFO log, so a broken file quietly scores a subset;
-    here every malformed line is a `BenchError` naming file:line. Blank lines and '#' comments
-    (gensim's copies start with two) are skipped.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise BenchError(f"{path}: cannot read word-similarity set ({error.strerror or error})") from error
-    except UnicodeDecodeError as error:
-        raise BenchError(f"{path}: expected UTF-8 text, byte {error.start} is not") from error
-
-    pairs: list[tuple[str, str, float]] = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        fields = [field.strip() for field in line.split("\t")]
-        if len(fields) != 3 or not fields[0] or not fields[1]:
-            raise BenchError(
-                f"{path}:{line_no}: expected 3 tab-separated fields 'word1<TAB>word2<TAB>score', "
-                f"got {len(fields)} field(s): {line.strip()[:60]!r}"
-            )
-        try:
-            score = float(fields[2])
-        except ValueError:
-            score = math.nan
-        if not math.isfinite(score):
-            raise BenchError(f"{path}:{line_no}: expected a finite numeric score in field 3, got {fields[2]!r}")
-        pairs.append((fields[0], fields[1], score))
-    if not pairs:
-        raise BenchError(f"{path}: expected at least one 'word1<TAB>word2<TAB>score' line, found none")
-    return SimilaritySet(name=_similarity_set_name(path), path=str(path), pairs=pairs)
-
-
-def similarity_sets(data_dir: Path | None) -> list[SimilaritySet]:
-    """All similarity sets of the data root (`data_dir/wordsim/EN-*.txt`), else gensim's two.
-
-    Without a data root the benchmark still has WS-353 and SimLex-999, because gensim ships them.
-    """
-    if data_dir is None:
-        return [load_similarity_set(datapath(name)) for name in _GENSIM_SIMILARITY_SET_NAMES]
-    folder = Path(data_dir) / "wordsim"
-    paths = sorted(folder.glob("EN-*.txt")) if folder.is_dir() else []
-    if not paths:
-        raise BenchError(f"{folder}: expected word-similarity sets EN-*.txt in this folder, found none")
-    return [load_similarity_set(path) for path in paths]
-
-
-# ---------------------------------------------------------------------------------------------
-# Vocabulary restriction shared by both evaluators
-# ---------------------------------------------------------------------------------------------
-
-
-def _restricted_vocab(kv: KeyedVectors, restrict_vocab: int | None, case_insensitive: bool) -> dict[str, int]:
-    """gensim's `ok_vocab`: (upper-cased) key -> row, over the first `restrict_vocab` keys.
-
-    With case folding several keys share one upper-case form; the first row, i.e. the most
-    frequent variant, wins (gensim builds the dict from the reversed key list for that reason).
-    """
-    keys = kv.index_to_key[:restrict_vocab]
-    folded = [key.upper() for key in keys] if case_insensitive else keys
-    return dict(zip(reversed(folded), range(len(keys) - 1, -1, -1)))
-
-
-def _fold(word: str, case_insensitive: bool) -> str:
-    return word.upper() if case_insensitive else word
-
-
-# ---------------------------------------------------------------------------------------------
-# Word similarity
-# ---------------------------------------------------------------------------------------------
-
-
-def evaluate_similarity(
-    kv: KeyedVectors,
-    sim_set: SimilaritySet,
-    *,
-    oov: str = "skip",
-    restrict_vocab: int | None = 300000,
-    case_insensitive: bool = True,
-) -> dict:
-    """Correlate cosine similarity with human scores, exactly as gensim's `evaluate_word_pairs`.
-
-    A pair is out of vocabulary when either word is missing from the first `restrict_vocab`
-    keys (after case folding). `oov="skip"` correlates covered pairs only (gensim's default);
-    `oov="zero"` scores missing pairs as similarity 0 (gensim's `dummy4unknown=True`), which
-    penalizes poor coverage. With fewer than two scored pairs the correlations are NaN
-    (undefined), not an error, so one tiny model cannot abort a whole benchmark run.
-
-    The row keeps every pair's gold score and cosine (`pair_scores`, read back with
-    `pair_scores`), so a report can correlate several models on the pairs they all cover.
-    """
-    if oov not in OOV_POLICIES:
-        raise BenchError(f"oov={oov!r}: expected one of {', '.join(map(repr, OOV_POLICIES))}")
-    vocab = _restricted_vocab(kv, restrict_vocab, case_insensitive)
-
-    # (pairs,) rows of the two words, -1 where out of vocabulary
-    rows_a = np.array([vocab.get(_fold(a, case_insensitive), -1) for a, _, _ in sim_set.pairs], dtype=np.int64)
-    rows_b = np.array([vocab.get(_fold(b, case_insensitive), -1) for _, b, _ in sim_set.pairs], dtype=np.int64)
-    gold = np.array([score for _, _, score in sim_set.pairs], dtype=np.float64)  # (pairs,)
-    covered = (rows_a >= 0) & (rows_b >= 0)  # (pairs,)
-
-    # Cosine in the vectors' own dtype, as gensim's `similarity` computes it: (covered, dim) each.
-    unit_a = _unit_rows(kv.vectors[rows_a[covered]])
-    unit_b = _unit_rows(kv.vectors[rows_b[covered]])
-    model = np.zeros(len(gold), dtype=np.float64)  # (pairs,)
-    model[covered] = np.einsum("pd,pd->p", unit_a, unit_b)
-
-    per_pair = _encode_pair_scores(gold, np.where(covered, model, np.nan))  # before `oov` drops pairs
-    if oov == "skip":
-        gold, model = gold[covered], model[covered]
-    if len(gold) < 2:
-        spearman = pearson = math.nan
-    else:
-        spearman = float(stats.spearmanr(gold, model).statistic)
-        pearson = float(stats.pearsonr(gold, model).statistic)
-    return {
-        "benchmark": sim_set.name,
-        "pairs": len(sim_set.pairs),
-        "oov_pairs": int((~covered).sum()),
-        "spearman": spearman,
-        "pearson": pearson,
-        "pair_scores": per_pair,
-    }
-
-
-# Per-pair scores travel as base64 of little-endian float32 arrays: the 11.7k pairs of the 13
-# sets take ~125 KB per cell this way, where the result file's indented JSON lists would take
-# ~300 KB. float32 is the dtype the cosines are computed in for float32 vectors (every model
-# here), so the correlations computed from them are the row's own.
-PAIR_SCORES_DTYPE = "<f4"
-
-
-def _encode_pair_scores(gold: np.ndarray, cosine: np.ndarray) -> dict:
-    """`gold` and `cosine`: (pairs,) in the set's order, cosine NaN where out of vocabulary."""
-    def encode(values: np.ndarray) -> str:
-        return base64.b64encode(values.astype(PAIR_SCORES_DTYPE).tobytes()).decode("ascii")
-
-    return {"dtype": PAIR_SCORES_DTYPE, "gold": encode(gold), "cosine": encode(cosine)}
-
-
-def pair_scores(row: dict) -> tuple[np.ndarray, np.ndarray] | None:
-    """(gold, cosine) of an `evaluate_similarity` row, each (pairs,) float64 in the set's order,
-    cosine NaN where the pair is out of vocabulary; None for a row written before rows kept them."""
-    scores = row.get("pair_scores")
-    if scores is None:
-        return None
-    gold, cosine = (np.frombuffer(base64.b64decode(scores[key]), dtype=scores["dtype"]).astype(np.float64)
-                    for key in ("gold", "cosine"))
-    if len(gold) != len(cosine) or len(gold) != row["pairs"]:
-        raise BenchError(f"word-similarity row {row['benchmark']}: pair_scores hold {len(gold)} gold and "
-                         f"{len(cosine)} cosine values; expected {row['pairs']} of each (one per pair)")
-    return gold, cosine
-
-
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to length 1; all-zero rows stay zero, as in gensim's `matutils.unitvec`."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)  # (rows, 1)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Word analogies
-# ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -359,9 +139,8 @@ def evaluate_analogies(
 
     Each batch of questions is one matmul against the restricted unit matrix on `device`;
     the caller synchronizes if it times a CUDA run. `progress`: a bar over the batches (400k
-    candidates take minutes on a CPU). Returns one row per method and section
-    kind: {method, section ("semantic", "syntactic", "total"), questions, oov_questions,
-    correct, accuracy}.
+    candidates take minutes on a CPU). Returns one `AnalogyRow`, as stored, per method and
+    section kind ("semantic", "syntactic", "total").
     """
     unknown = [method for method in methods if method not in ANALOGY_METHODS]
     if unknown or not methods:
@@ -369,7 +148,7 @@ def evaluate_analogies(
     if batch_size < 1:
         raise BenchError(f"batch_size={batch_size}: expected a positive number of questions per batch")
     sections = _read_analogy_sections(path if path is not None else datapath("questions-words.txt"))
-    vocab = _restricted_vocab(kv, restrict_vocab, case_insensitive)
+    vocab = restricted_vocab(kv, restrict_vocab, case_insensitive)
 
     questions = [question for section in sections for question in section.questions]
     is_syntactic = np.array(
@@ -378,7 +157,7 @@ def evaluate_analogies(
     # (questions, 4) rows of a, b, c, expected (of their most frequent case variant); -1 where
     # out of vocabulary.
     rows = np.array(
-        [[vocab.get(_fold(word, case_insensitive), -1) for word in question] for question in questions],
+        [[vocab.get(fold(word, case_insensitive), -1) for word in question] for question in questions],
         dtype=np.int64,
     )
     answerable = (rows >= 0).all(axis=1)  # (questions,)
@@ -524,13 +303,8 @@ def _accuracy_rows(method: str, is_syntactic: np.ndarray, answerable: np.ndarray
         questions = int(selected.sum())
         answered = int((selected & answerable).sum())
         hits = int((selected & correct_all).sum())
-        rows.append({
-            "method": method,
-            "section": section,
-            "questions": questions,
-            "oov_questions": questions - answered,
-            "correct": hits,
-            "accuracy": hits / answered if answered else math.nan,
-        })
+        rows.append(as_stored(AnalogyRow(method=method, section=section, questions=questions,
+                                         oov_questions=questions - answered, correct=hits,
+                                         accuracy=hits / answered if answered else math.nan)))
     return rows
 
