@@ -189,10 +189,8 @@ def score_trained(spec: ModelSpec, trained: Trained, ctx: BuildContext, matrix: 
         scored, described = _vector_set_rows(spec.name, vector_sets, matrix.eval, eval_data.similarity_sets, device,
                                              ctx.progress, timings)
         cell_metrics.update(scored)
-    probed: dict[str, list] = {}
     if eval_data.probe_corpus is not None:
-        probed = _probe_rows(spec, trained, ctx, matrix, eval_data.probe_corpus, device, timings, training)
-        cell_metrics.update(probed)
+        cell_metrics.update(_probe_rows(spec, trained, ctx, matrix, eval_data.probe_corpus, device, timings, training))
     return {"metrics": cell_metrics,
             "metric_defs": metric_defs(cell_metrics),
             **({"vectors": described} if described is not None else {}),
