@@ -18,6 +18,7 @@ from bench.data.prepared import prepare_corpus
 from bench.data.vocab import TokenizerConfig, VocabConfig
 from bench.errors import BenchError
 from bench.models import checkpoints
+from bench.models.contract import BuildContext
 from bench.models.language_models import elmo_bilm
 from bench.report import claims
 from bench.report.tables import tables
@@ -147,15 +148,15 @@ def test_fine_tuning_trains_the_saved_weights_and_finetune_false_keeps_them(save
     vocab, corpus = finetune.pretrained_vocab(str(saved), TOKENIZER, VOCAB, None, "model.elmo")
     read = finetune.through_vocab(prepare_corpus(FINE_TUNING, None, TOKENIZER, VOCAB), vocab, corpus)
     cpu = torch.device("cpu")
-    kept = elmo_bilm(read, TINY, ONE_EPOCH, 0, cpu, "fp32", checkpoint=str(saved))
-    tuned = elmo_bilm(read, TINY, ONE_EPOCH, 0, cpu, "fp32", init_from=str(saved))
+    kept = elmo_bilm(BuildContext(read, TINY, ONE_EPOCH, 0, cpu, "fp32", checkpoint=str(saved)))
+    tuned = elmo_bilm(BuildContext(read, TINY, ONE_EPOCH, 0, cpu, "fp32", init_from=str(saved)))
     assert kept.training["history"] == [] and len(tuned.training["history"]) == 1
     assert tuned.training["init_from"] == checkpoints.identity(saved, "model.elmo")
     assert tuned.train_tokens == read.train.n_tokens
     start, after = kept.model.state_dict(), tuned.model.state_dict()
     assert start.keys() == after.keys()
     assert not all(torch.equal(start[name], after[name]) for name in start)
-    assert tuned.score("validation")["mean"]["perplexity"] < kept.score("validation")["mean"]["perplexity"]
+    assert tuned.perplexity("validation")["mean"]["perplexity"] < kept.perplexity("validation")["mean"]["perplexity"]
     # Saved again, the fine-tuned biLM names the vocabulary's corpus, so it can start a next fine-tuning.
     checkpoints.save_module(tuned.model, "elmo", TINY, read, tmp_path / "tuned")
     assert finetune.pretrained_vocab(str(tmp_path / "tuned"), TOKENIZER, VOCAB, None, "model.elmo")[1] == PRETRAINING

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from bench.errors import BenchError
-from bench.models import registry
+from bench.models import plugins, registry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,11 +28,11 @@ def _exits():
     raise SystemExit(3)
 
 
-def _models(monkeypatch, entries) -> registry._Models:
+def _models(monkeypatch, entries) -> plugins.Models:
     """A fresh MODELS over `entries`, counting how often the installed plugins are read."""
     reads = []
-    monkeypatch.setattr(registry.metadata, "entry_points", lambda group: reads.append(group) or entries)
-    models = registry._Models(registry.BUILT_IN)
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: reads.append(group) or entries)
+    models = plugins.Models(registry.BUILT_IN, registry.KINDS)
     models.reads = reads
     return models
 
@@ -49,7 +49,7 @@ def test_a_plugin_is_loaded_once_for_a_name_that_is_not_built_in(monkeypatch):
     assert models["my-vectors"].preset == {"path": "v.txt"}
     assert "my-vectors" in models and "no-such-model" not in models
     assert models["my-vectors"].description.endswith("(plugin good-dist)")
-    assert models.reads == [registry.PLUGIN_GROUP]
+    assert models.reads == [plugins.PLUGIN_GROUP]
 
 
 def test_a_broken_plugin_is_left_out_and_named_in_one_line(monkeypatch):
@@ -60,8 +60,8 @@ def test_a_broken_plugin_is_left_out_and_named_in_one_line(monkeypatch):
     assert "my-vectors" in models  # the working plugin still loads
     assert list(models) == [*registry.BUILT_IN, "my-vectors"]  # a listing leaves the broken ones out
     assert models.plugin_errors == [
-        f"plugin 'broken' (broken_module:spec, entry-point group {registry.PLUGIN_GROUP}) fails: SystemExit: 3",
-        f"plugin 'clash' (clash_module:spec, entry-point group {registry.PLUGIN_GROUP}): its model 'kn3' is "
+        f"plugin 'broken' (broken_module:spec, entry-point group {plugins.PLUGIN_GROUP}) fails: SystemExit: 3",
+        f"plugin 'clash' (clash_module:spec, entry-point group {plugins.PLUGIN_GROUP}): its model 'kn3' is "
         f"already a model; expected a new name"]
     with pytest.raises(BenchError) as error:
         models["not-built-in"]  # which may be the broken plugin's model: the command cannot go on

@@ -522,6 +522,7 @@ def test_warm_up_runs_the_configs_code_path_and_the_cell_calls_it_before_its_tim
     """A fresh checkout compiles the kernel on its first call (seconds, where Lee trains in
     under one): the embedding cell runs the spec's warm_up before it starts the train clock."""
     from bench.models import registry
+    from bench.models.contract import BuildContext
     from bench.run import cell
 
     config = Word2VecConfig(vector_size=8, **settings)
@@ -533,12 +534,12 @@ def test_warm_up_runs_the_configs_code_path_and_the_cell_calls_it_before_its_tim
         events.append("clock starts")
         return real_measure(device)
 
-    def build(prepared, config, seed, device):
+    def build(ctx):
         raise StopIteration  # the order is all this test needs
 
     spec = registry.MODELS[f"word2vec-{settings['arch']}"]
     spy = dataclasses.replace(spec, warm_up=lambda config, device: events.append("warm up"), build=build)
     monkeypatch.setattr(cell, "measure", measure)
     with pytest.raises(StopIteration):
-        cell.run_embedding_cell(spy, config, None, 0, torch.device("cpu"), None, [])
+        cell.build_timed(spy, BuildContext(None, config, None, 0, torch.device("cpu")))
     assert events == ["warm up", "clock starts"]

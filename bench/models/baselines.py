@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from gensim.models import KeyedVectors
 
-from bench.data.prepared import PreparedCorpus
 from bench.errors import BenchError
+from bench.models.contract import BuildContext, TrainedVectors
 
 
 @dataclass
@@ -162,16 +162,18 @@ def encoder_word_vectors(source: str, words: list[str], config: HFEncoderConfig,
     return kv
 
 
-# --- the registry's `embedding` builds of these models ---------------------------------------
+# --- the builds of these models (bench.models.contract) ---------------------------------------
 
 
-def gensim_word2vec(prepared: PreparedCorpus, config: GensimWord2VecConfig, seed: int, device) -> KeyedVectors:
-    return train_gensim_word2vec(prepared.train_sentences(), config, seed, prepared.progress)
+def gensim_word2vec(ctx: BuildContext) -> TrainedVectors:
+    vectors = train_gensim_word2vec(ctx.prepared.train_sentences(), ctx.config, ctx.seed, ctx.progress)
+    return TrainedVectors(vectors, ctx.prepared.train.n_tokens * ctx.config.epochs)
 
 
-def gensim_fasttext(prepared: PreparedCorpus, config: GensimFastTextConfig, seed: int, device) -> KeyedVectors:
-    return train_gensim_fasttext(prepared.train_sentences(), config, seed, prepared.progress)
+def gensim_fasttext(ctx: BuildContext) -> TrainedVectors:
+    vectors = train_gensim_fasttext(ctx.prepared.train_sentences(), ctx.config, ctx.seed, ctx.progress)
+    return TrainedVectors(vectors, ctx.prepared.train.n_tokens * ctx.config.epochs)
 
 
-def glove_6b_50d(prepared: PreparedCorpus, config: GloveFileConfig, seed: int, device) -> KeyedVectors:
-    return load_glove_6b_50d()
+def glove_6b_50d(ctx: BuildContext) -> TrainedVectors:
+    return TrainedVectors(load_glove_6b_50d(), train_tokens=None)

@@ -37,6 +37,7 @@ from safetensors.torch import load_model, save_model
 
 from bench.data.prepared import PreparedCorpus
 from bench.errors import BenchError
+from bench.models.contract import HasModule, HasVectors, Trained
 from bench.models.vectors import file_sha256
 
 CHECKPOINT_SCHEMA = "lm-lineage.checkpoint/2"  # 2: lists the sha256 and size of its files
@@ -209,12 +210,11 @@ def load_module(module: torch.nn.Module, path: str | Path, prepared: PreparedCor
     return {"checkpoint": identity(folder, where)}
 
 
-def save_trained(trained, model: str, config, prepared: PreparedCorpus, folder: Path) -> dict | None:
-    """Save what a build returned: vectors, or the network of an LM (TrainedLM.module) or biLM
-    (TrainedBiLM.model); None when it holds nothing to save (Kneser-Ney's counts)."""
-    if isinstance(trained, KeyedVectors):
-        return save_vectors(trained, folder)
-    module = getattr(trained, "module", None) or getattr(trained, "model", None)
-    if isinstance(module, torch.nn.Module):
-        return save_module(module, model, config, prepared, folder)
+def save_trained(trained: Trained, model: str, config, prepared: PreparedCorpus, folder: Path) -> dict | None:
+    """Save what a build returned (bench.models.contract): its vectors (HasVectors) or its network
+    (HasModule); None when it holds nothing to save (Kneser-Ney's counts)."""
+    if isinstance(trained, HasVectors):
+        return save_vectors(trained.vectors, folder)
+    if isinstance(trained, HasModule):
+        return save_module(trained.module, model, config, prepared, folder)
     return None

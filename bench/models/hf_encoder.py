@@ -31,9 +31,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from bench.data.prepared import PreparedCorpus
 from bench.errors import BenchError
 from bench.models import baselines, pretrained_lm
+from bench.models.contract import BuildContext, TrainedVectors
 
 
 def pool_words(hidden: torch.Tensor, word_ids: Sequence[int | None], n_words: int) -> torch.Tensor:
@@ -155,11 +155,11 @@ def _encoder_source(config: baselines.HFEncoderConfig, where: str = "model") -> 
     return str(folder) if folder else config.source
 
 
-def encoder_vectors(prepared: PreparedCorpus, config: baselines.HFEncoderConfig, seed: int,
-                    device: torch.device):
-    """The `embedding` build: scored over the corpus vocabulary, like the models trained on it."""
-    return baselines.encoder_word_vectors(_encoder_source(config), prepared.vocab.words, config, device,
-                                          prepared.progress)
+def encoder_vectors(ctx: BuildContext) -> TrainedVectors:
+    """The build of an encoder's word vectors: scored over the corpus vocabulary, like the models trained on it."""
+    vectors = baselines.encoder_word_vectors(_encoder_source(ctx.config), ctx.prepared.vocab.words, ctx.config,
+                                             ctx.device, ctx.progress)
+    return TrainedVectors(vectors, train_tokens=None)
 
 
 def encoder_layers(config: baselines.HFEncoderConfig, device: torch.device) -> LayeredEncoder:

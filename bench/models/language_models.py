@@ -1,16 +1,15 @@
-"""The language models the suite trains and scores, adapted to the registry's `lm` and `bilm`
-contracts (bench.models.registry): interpolated Kneser-Ney, the neural LMs that
+"""The language models the suite trains and scores, as builds of the one contract
+(bench.models.contract: `build(ctx) -> Trained`): interpolated Kneser-Ney, the neural LMs that
 bench.train.lm's loop trains (NNLM, RNN/LSTM/GRU, and through `neural_lm` a user's module),
-Bengio et al.'s NNLM + kn5 mix and ELMo's biLM; and `TrainedLM`, what an `lm` build returns.
+Bengio et al.'s NNLM + kn5 mix and ELMo's biLM.
 
-A neural build with `checkpoint` loads saved weights (bench.models.checkpoints) instead of
-training: its record's history is then empty. The biLM's build also takes `init_from`: saved
-weights trained further on the cell's corpus (bench.run.finetune).
+A neural build with `ctx.checkpoint` loads saved weights (bench.models.checkpoints) instead of
+training: its record's history is then empty. The biLM's build also reads `ctx.init_from`:
+saved weights trained further on the cell's corpus (bench.run.finetune).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -19,23 +18,9 @@ import torch
 from bench.data.prepared import PreparedCorpus
 from bench.errors import BenchError
 from bench.models import checkpoints
+from bench.models.contract import BuildContext, TrainedLM, TrainedNeuralLM
 from bench.train import bilm, lm
 from impl import kneser_ney, nnlm
-
-
-@dataclass
-class TrainedLM:
-    """A fitted language model: `score(split)` -> perplexity dict of that split.
-
-    The dict has perplexity, nll_sum, scored_tokens and context; an open-vocabulary model
-    also gives its own tokenization, vocab_rule, vocab_size and unk_rate, which replace
-    the corpus vocabulary's in the perplexity row.
-    """
-
-    score: Callable[[str], dict]
-    train_tokens: int  # tokens processed in training (all epochs), for tokens/s
-    training: dict  # the training record (history, best epoch, stopping reason); {} if none
-    module: torch.nn.Module | None = None  # the trained network, for `run --save-models`; None: nothing to save
 
 
 def start_id(prepared: PreparedCorpus) -> int:
@@ -47,27 +32,26 @@ def start_id(prepared: PreparedCorpus) -> int:
     return vocab.eos_id if vocab.eos_id is not None else vocab.unk_id
 
 
-def kneser_ney_lm(prepared: PreparedCorpus, config: kneser_ney.KNConfig, train_config, seed: int,
-                  device: torch.device) -> TrainedLM:
+def kneser_ney_lm(ctx: BuildContext) -> TrainedLM:
     """Interpolated modified Kneser-Ney, counted on the train split (no seed, no device: numpy)."""
-    model = kneser_ney.KneserNey(config).fit(prepared.train.ids, len(prepared.vocab))
+    prepared = ctx.prepared
+    model = kneser_ney.KneserNey(ctx.config).fit(prepared.train.ids, len(prepared.vocab))
     return TrainedLM(lambda split: kneser_ney.evaluate(model, prepared.streams[split].ids), prepared.train.n_tokens,
                      {"discounts": model.discounts.tolist(), "fallback_orders": model.fallback_orders})
 
 
-def _train_neural(make_model: Callable, prepared: PreparedCorpus, config, train_config: lm.LMTrainConfig,
-                  seed: int, device: torch.device, precision: str,
-                  checkpoint: str | None = None) -> tuple[torch.nn.Module, dict]:
-    """The model trained by bench.train.lm's loop, or with `checkpoint` its saved weights
+def _train_neural(make_model: Callable, ctx: BuildContext) -> tuple[torch.nn.Module, dict]:
+    """The model trained by bench.train.lm's loop, or with `ctx.checkpoint` its saved weights
     (then nothing is trained: the record's history is empty)."""
-    torch.manual_seed(seed)  # the initialization; train_lm seeds the data order and dropout
-    model = make_model(config, len(prepared.vocab)).to(device)
-    if checkpoint is not None:
-        record = {"history": [], **checkpoints.load_module(model, checkpoint, prepared, "model")}
-        record["parameters"] = sum(p.numel() for p in model.parameters())
-        return model, record
-    record = lm.train_lm(model, prepared.train.ids, prepared.streams["validation"].ids, train_config, device,
-                         seed=seed, start_id=start_id(prepared), progress=prepared.progress, precision=precision)
+    prepared = ctx.prepared
+    torch.manual_seed(ctx.seed)  # the initialization; train_lm seeds the data order and dropout
+    model = make_model(ctx.config, len(prepared.vocab)).to(ctx.device)
+    if ctx.checkpoint is not None:
+        record = {"history": [], **checkpoints.load_module(model, ctx.checkpoint, prepared, "model")}
+    else:
+        record = lm.train_lm(model, prepared.train.ids, prepared.streams["validation"].ids, ctx.train_config,
+                             ctx.device, seed=ctx.seed, start_id=start_id(prepared), progress=ctx.progress,
+                             precision=ctx.precision)
     record["parameters"] = sum(p.numel() for p in model.parameters())
     return model, record
 
@@ -76,32 +60,31 @@ def _trained_tokens(record: dict) -> int:
     return sum(row["train_tokens"] for row in record["history"])
 
 
-def neural_lm(make_model: Callable[..., torch.nn.Module]) -> Callable:
-    """The `lm` build of a network `make_model(config, vocab_size)` makes: trained by
-    bench.train.lm's loop (or loaded from a checkpoint), scored by its perplexity evaluation."""
+def neural_lm(make_model: Callable[..., torch.nn.Module]) -> Callable[[BuildContext], TrainedNeuralLM]:
+    """The build of a network `make_model(config, vocab_size)` makes: trained by bench.train.lm's
+    loop (or loaded from a checkpoint), scored by its perplexity evaluation."""
 
-    def build(prepared: PreparedCorpus, config, train_config: lm.LMTrainConfig, seed: int, device: torch.device,
-              precision: str, checkpoint: str | None = None):
-        model, record = _train_neural(make_model, prepared, config, train_config, seed, device, precision,
-                                      checkpoint)
+    def build(ctx: BuildContext) -> TrainedNeuralLM:
+        model, record = _train_neural(make_model, ctx)
         recurrent = model.context_kind == "recurrent"
+        train_config, prepared = ctx.train_config, ctx.prepared
 
         def score(split: str) -> dict:
-            return lm.evaluate_perplexity(model, prepared.streams[split].ids, device, start_id=start_id(prepared),
+            return lm.evaluate_perplexity(model, prepared.streams[split].ids, ctx.device, start_id=start_id(prepared),
                                           bptt=train_config.bptt,
                                           batch_size=train_config.eval_batch_size if recurrent else 1024,
-                                          precision=precision)
+                                          precision=ctx.precision)
 
-        return TrainedLM(score, _trained_tokens(record), record, model)
+        return TrainedNeuralLM(score, _trained_tokens(record), record, model)
 
     return build
 
 
-def nnlm_mix(prepared: PreparedCorpus, config: nnlm.NNLMConfig, train_config: lm.LMTrainConfig, seed: int,
-              device: torch.device, precision: str, checkpoint: str | None = None) -> TrainedLM:
+def nnlm_mix(ctx: BuildContext) -> TrainedNeuralLM:
     """Bengio et al.'s "mix": p = λ p_NNLM + (1 - λ) p_KN5, λ chosen on validation. Its
     checkpoint is the NNLM's (kn5 and λ are fitted again, deterministically)."""
-    model, record = _train_neural(nnlm.NNLM, prepared, config, train_config, seed, device, precision, checkpoint)
+    model, record = _train_neural(nnlm.NNLM, ctx)
+    prepared, device, precision = ctx.prepared, ctx.device, ctx.precision
     kn5 = kneser_ney.KneserNey(kneser_ney.KNConfig(order=5)).fit(prepared.train.ids, len(prepared.vocab))
     first = start_id(prepared)
 
@@ -127,31 +110,30 @@ def nnlm_mix(prepared: PreparedCorpus, config: nnlm.NNLMConfig, train_config: lm
                 "context": f"NNLM ({model.context_size} previous tokens) and kn5 (4 previous tokens), "
                            f"weight {weight:.2f} on the NNLM chosen on validation; every token scored"}
 
-    return TrainedLM(score, _trained_tokens(record) + prepared.train.n_tokens, record, model)
+    return TrainedNeuralLM(score, _trained_tokens(record) + prepared.train.n_tokens, record, model)
 
 
-def elmo_bilm(prepared: PreparedCorpus, config: bilm.BiLMConfig, train_config: lm.LMTrainConfig, seed: int,
-              device: torch.device, precision: str, checkpoint: str | None = None,
-              init_from: str | None = None) -> bilm.TrainedBiLM:
-    """bilm.build_elmo; with `checkpoint` the saved biLM (nothing trained); with `init_from` the
-    saved biLM trained further on `prepared` (bench.run.finetune: fine-tuning), its record
-    naming the checkpoint it started from. Both need `prepared` numericalized with the saved
-    vocabulary."""
-    saved = checkpoint or init_from
+def elmo_bilm(ctx: BuildContext) -> bilm.TrainedBiLM:
+    """bilm.build_elmo; with `ctx.checkpoint` the saved biLM (nothing trained); with
+    `ctx.init_from` the saved biLM trained further on the corpus (bench.run.finetune:
+    fine-tuning), its record naming the checkpoint it started from. Both need the corpus
+    numericalized with the saved vocabulary."""
+    prepared, config, train_config, device = ctx.prepared, ctx.config, ctx.train_config, ctx.device
+    saved = ctx.checkpoint or ctx.init_from
     if saved is None:
-        return bilm.build_elmo(prepared, config, train_config, seed, device, precision)
+        return bilm.build_elmo(prepared, config, train_config, ctx.seed, device, ctx.precision)
     data = bilm.BiLMData(prepared, config.max_chars)
-    torch.manual_seed(seed)  # nothing is initialized at random, but dropout in training draws from it
+    torch.manual_seed(ctx.seed)  # nothing is initialized at random, but dropout in training draws from it
     # The sampled softmax's proposal (impl.elmo) is not saved: it ranks this corpus's targets.
     model = bilm.ELMo(config, data.softmax_size, data.frequency_order()).to(device)
     loaded = checkpoints.load_module(model, saved, prepared, "model")
-    if init_from is None:
+    if ctx.init_from is None:
         record = {"history": [], **loaded}
     else:
-        record = {**bilm.train_bilm(model, data, train_config, device, seed=seed, progress=prepared.progress,
-                                    precision=precision), "init_from": loaded["checkpoint"]}
+        record = {**bilm.train_bilm(model, data, train_config, device, seed=ctx.seed, progress=ctx.progress,
+                                    precision=ctx.precision), "init_from": loaded["checkpoint"]}
     record.update(parameters=sum(p.numel() for p in model.parameters()), softmax_size=data.softmax_size)
-    return bilm.TrainedBiLM(model, data, config, train_config, device, precision, record)
+    return bilm.TrainedBiLM(model, data, config, train_config, device, ctx.precision, record)
 
 
 def elmo_layer_count(config: bilm.BiLMConfig, where: str) -> int:

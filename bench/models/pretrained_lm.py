@@ -40,9 +40,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bench.data.prepared import PreparedCorpus
 from bench.errors import BenchError
-from bench.models.language_models import TrainedLM
+from bench.models.contract import BuildContext, TrainedLM
 from bench.timing import synchronize
 from impl._checks import need, need_ints
 
@@ -246,13 +245,13 @@ def word_perplexity(model, tokenizer, sentences: list[list[str]], config: Pretra
             "unk_rate": unknown / scored, "detokenization": detokenization, "context": context}
 
 
-def causal_lm(name: str) -> Callable:
-    """The registry's `lm` build of pretrained causal LM `name`: nothing is trained; it reads
-    the split's words as text and reports word-level perplexity (`word_perplexity`)."""
+def causal_lm(name: str) -> Callable[[BuildContext], TrainedLM]:
+    """The build of pretrained causal LM `name`: nothing is trained; it reads the split's words
+    as text and reports word-level perplexity (`word_perplexity`)."""
 
-    def build(prepared: PreparedCorpus, config: PretrainedLMConfig, train_config, seed: int,
-              device: torch.device) -> TrainedLM:
-        model, tokenizer = load_causal_lm(config, f"model.{name}", device, prepared.progress)
+    def build(ctx: BuildContext) -> TrainedLM:
+        prepared, config, device = ctx.prepared, ctx.config, ctx.device
+        model, tokenizer = load_causal_lm(config, f"model.{name}", device, ctx.progress)
         words = prepared.tokenized.tokenizer
         protocol = {"tokenization": f"words: lowercase={words.lowercase}, pattern={words.pattern}; "
                                     f"then {config.source}'s subword tokenizer",
@@ -261,7 +260,7 @@ def causal_lm(name: str) -> Callable:
 
         def score(split: str) -> dict:
             scored = word_perplexity(model, tokenizer, prepared.split_words(split), config, device,
-                                     sentence_ends=prepared.vocab.config.eos is not None, progress=prepared.progress)
+                                     sentence_ends=prepared.vocab.config.eos is not None, progress=ctx.progress)
             return {**scored, **protocol}
 
         folder, gguf_file = resolve_source(config.source, f"model.{name}")

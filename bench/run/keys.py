@@ -141,6 +141,11 @@ def cell_key(family: str, config: dict, corpus: dict | None, probe: dict | None,
     return {"hash": digest(parts), "parts": parts}
 
 
+def reads_similarity(spec: ModelSpec) -> bool:
+    """Cells scored on the similarity sets (and analogies): the scored families."""
+    return spec.family in SCORED_FAMILIES
+
+
 def reads_probes(spec: ModelSpec) -> bool:
     """Cells that probe: the scored families, and pretrained LMs with layers to probe."""
     return spec.family in SCORED_FAMILIES or spec.encoder is not None

@@ -240,7 +240,8 @@ def train_bilm(model: ELMo, data: BiLMData, config: lm.LMTrainConfig, device: to
 
 
 class TrainedBiLM:
-    """A trained biLM and what the harness reads from it."""
+    """A trained biLM and what the harness reads from it: the elmo build's result, which meets
+    bench.models.contract's ScoresText, HasTypeVectors, HasLayers and HasModule by its members."""
 
     def __init__(self, model: ELMo, data: BiLMData, config: BiLMConfig, train_config: lm.LMTrainConfig,
                  device: torch.device, precision: str, training: dict):
@@ -256,10 +257,20 @@ class TrainedBiLM:
         specials = {data.prepared.vocab.config.unk, data.prepared.vocab.config.eos}
         self.words = [word for word in data.prepared.vocab.words if word not in specials]  # most frequent first
 
-    def score(self, split: str) -> dict[str, dict]:
-        """Forward, backward and mean perplexity of a split (see `evaluate_bilm`)."""
+    @property
+    def module(self) -> ELMo:
+        """The network, as `run --save-models` saves it."""
+        return self.model
+
+    def perplexity(self, split: str) -> dict[str, dict]:
+        """Forward, backward and mean perplexity of a split (see `evaluate_bilm`), by reading."""
         return evaluate_bilm(self.model, self.data, split, self.device, batch_size=self.batch_size,
                              precision=self.precision)
+
+    def type_vectors(self, extra_words: list[str]) -> dict[str, KeyedVectors]:
+        """The two type-level vector sets, by name: the contextual vectors ("", the model's own
+        rows) and the token encoder's ("token"), which also covers `extra_words`."""
+        return {"": self.contextual_vectors(), "token": self.token_vectors(extra_words)}
 
     @torch.no_grad()
     def contextual_vectors(self) -> KeyedVectors:
