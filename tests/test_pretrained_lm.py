@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.models import pretrained_lm
 from bench.models.pretrained_lm import PretrainedLMConfig, sliding_windows, subword_nll, word_perplexity
 from tests.conftest import write_corpus
 
@@ -141,10 +140,9 @@ def test_context_longer_than_the_model_positions_is_refused(tmp_path, capsys):
     assert "model.smollm2-135m.context_length=9000: longer than the 8192 positions" in err
 
 
-@needs_smollm2
 @pytest.mark.data
-@pytest.mark.slow  # loads and dequantizes the 135M-parameter model (about a minute of CPU time)
-def test_smollm2_word_perplexity_on_brown_test(data_root):
+@pytest.mark.slow  # runs the 135M-parameter model (loaded once per session: about a minute of CPU time)
+def test_smollm2_word_perplexity_on_brown_test(data_root, smollm2_causal_lm):
     from bench.data.prepared import prepare_corpus
     from bench.data.vocab import TokenizerConfig, VocabConfig
 
@@ -159,8 +157,8 @@ def test_smollm2_word_perplexity_on_brown_test(data_root):
     # The original words, rare ones included, not the vocabulary's <unk>.
     lines = (data_root / "corpora" / "brown" / "test.txt").read_text().splitlines()
     assert sentences == [line.split() for line in lines[:len(sentences)]]
+    model, tokenizer = smollm2_causal_lm
     config = PretrainedLMConfig(source=SMOLLM2, context_length=64, stride=32)
-    model, tokenizer = pretrained_lm.load_causal_lm(config, "model.smollm2-135m", torch.device("cpu"))
     result = word_perplexity(model, tokenizer, sentences, config, torch.device("cpu"), sentence_ends=False)
     # Measured 42.3 on these 207 words (213 subwords). A model that scored the wrong
     # subwords or ignored its context would be in the thousands; uniform would be ~5e4.

@@ -463,19 +463,22 @@ def _ws353(kv):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "backend,arch,hs,negative,shared,order,threads",
-    [("torch", "cbow", False, 5, True, "batch", 1), ("torch", "sg", False, 5, True, "batch", 1),
-     ("torch", "sg", True, 2, False, "batch", 1), ("torch", "cbow", True, 0, True, "batch", 1),
-     ("torch", "sg", True, 0, True, "batch", 1), ("torch", "sg", False, 5, True, "slot", 1),
-     ("torch", "sg", True, 2, False, "slot", 1),
-     ("numba", "cbow", False, 5, True, "-", 2), ("numba", "sg", False, 5, True, "-", 2),
-     ("numba", "sg", True, 2, False, "-", 1), ("numba", "cbow", True, 0, True, "-", 1),
-     ("numba", "sg", True, 0, True, "-", 1)],
+    "backend,arch,hs,negative,shared,order,threads,epochs",
+    [("torch", "cbow", False, 5, True, "batch", 1, 20), ("torch", "sg", False, 5, True, "batch", 1, 20),
+     ("torch", "sg", True, 2, False, "batch", 1, 10), ("torch", "cbow", True, 0, True, "batch", 1, 20),
+     ("torch", "sg", True, 0, True, "batch", 1, 20), ("torch", "sg", False, 5, True, "slot", 1, 20),
+     ("torch", "sg", True, 2, False, "slot", 1, 10),
+     ("numba", "cbow", False, 5, True, "-", 2, 20), ("numba", "sg", False, 5, True, "-", 2, 20),
+     ("numba", "sg", True, 2, False, "-", 1, 20), ("numba", "cbow", True, 0, True, "-", 1, 20),
+     ("numba", "sg", True, 0, True, "-", 1, 20)],
 )
-def test_lee_beats_random_vectors(lee, backend, arch, hs, negative, shared, order, threads):
+def test_lee_beats_random_vectors(lee, backend, arch, hs, negative, shared, order, threads, epochs):
     # shared=False: gensim's fresh noise words per (centre, context) pair, next to the Huffman path.
+    # The torch skip-grams with both the Huffman path and 2 fresh noise words are the slowest runs and
+    # learn fastest: at 10 epochs, seed 0, they score 0.149 (batch) and 0.166 (slot) against the random
+    # vectors' -0.014, still clear of the 0.1 margin (sg with 5 shared noise words is not: 0.082).
     ids, offsets, words, counts = lee
-    cfg = Word2VecConfig(arch=arch, hs=hs, negative=negative, vector_size=50, epochs=20, batch_size=256,
+    cfg = Word2VecConfig(arch=arch, hs=hs, negative=negative, vector_size=50, epochs=epochs, batch_size=256,
                          sg_shared_negatives=shared, sg_update_order="slot" if order == "-" else order,
                          backend=backend, threads=threads)
     kv = train_word2vec(ids, offsets, words, counts, cfg, seed=0)

@@ -3,6 +3,7 @@ classifiers and baselines on hand-computed cases, per-layer shapes, subword pool
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -361,14 +362,25 @@ def test_minilm_every_layer_on_a_tiny_input():
     assert [tuple(f.shape) for f in features] == [(3, 7 * 384), (1, 7 * 384)]
 
 
-@pytest.mark.slow  # dequantizes the 135M-parameter GGUF and converts its tokenizer (a minute or more)
-def test_smollm2_every_layer_on_a_tiny_input():
-    pytest.importorskip("gguf")
+@pytest.mark.slow  # runs the 135M-parameter model (loaded once per session: a minute or more of CPU time)
+def test_smollm2_every_layer_on_a_tiny_input(smollm2_causal_lm, monkeypatch):
     from bench.models.registry import MODELS
     from bench.run.config import matrix_from_dict
 
+    model, tokenizer = smollm2_causal_lm
+    loads = []
+
+    def session_base_model(folder, device, *, gguf_file, start_token, dtype):
+        """The registry's hook reads the session's copy of the weights instead of dequantizing the GGUF
+        again: the causal LM's `.model` is the base model (no LM head) that AutoModel would load."""
+        loads.append((Path(folder) / gguf_file, dtype))
+        return hf_encoder.LayeredEncoder(model.model, tokenizer, device, start_token)
+
+    monkeypatch.setattr(hf_encoder, "load_encoder", session_base_model)
     matrix = matrix_from_dict({"models": ["smollm2-135m"], "corpora": ["lee"], "vocab": {"unk": "<unk>"}}, "t", "t")
     encoder = MODELS["smollm2-135m"].encoder(matrix.model_config("smollm2-135m"), CPU)
+    assert len(loads) == 1 and loads[0][0].name == "SmolLM2-135M-Instruct.Q4_1.gguf" and loads[0][0].is_file()
+    assert loads[0][1] == torch.float32
     assert (encoder.n_layers, encoder.dim, encoder.space_before_words) == (31, 576, True)
     features = encoder([["a", "hard", "line"], ["serve"]])
     assert [tuple(f.shape) for f in features] == [(3, 31 * 576), (1, 31 * 576)]
