@@ -3,15 +3,15 @@ control, seed by seed, recomputed from hand-made rows of the elmo-finetune matri
 
 import pytest
 
-from bench.report import claims
-from bench.report.claims import DOES_NOT_HOLD, HOLDS, MIXED, NOT_RUN
+from bench.report.claim_rules import CONTROL, FINETUNE_MATRIX, FINETUNED, PRETRAINED, finetuning_helps
 from bench.report.tables import tables
+from bench.report.verdicts import DOES_NOT_HOLD, HOLDS, MIXED, NOT_RUN, Rows, Verdict
 
 # Accuracy of the scalar mix (linear probe, all words) per model: the fine-tuned biLM ahead of both
 # (the claim), behind the control, or behind the model it started from.
-AHEAD = {claims.PRETRAINED: 0.70, claims.FINETUNED: 0.76, claims.CONTROL: 0.60}
-BEHIND_CONTROL = {claims.PRETRAINED: 0.70, claims.FINETUNED: 0.72, claims.CONTROL: 0.74}
-BEHIND_PRETRAINED = {claims.PRETRAINED: 0.78, claims.FINETUNED: 0.72, claims.CONTROL: 0.60}
+AHEAD = {PRETRAINED: 0.70, FINETUNED: 0.76, CONTROL: 0.60}
+BEHIND_CONTROL = {PRETRAINED: 0.70, FINETUNED: 0.72, CONTROL: 0.74}
+BEHIND_PRETRAINED = {PRETRAINED: 0.78, FINETUNED: 0.72, CONTROL: 0.60}
 
 
 def _cell(model: str, seed: int, wsd_mix: float, pos_mix: float = 0.9, tokens: float = 400_000.0) -> dict:
@@ -22,17 +22,17 @@ def _cell(model: str, seed: int, wsd_mix: float, pos_mix: float = 0.9, tokens: f
            for layer, accuracy in (("1", 0.5), ("mix", wsd_mix))]
     pos = [{"model": model, "probe_corpus": "brown-pos", "layer": layer, "accuracy": accuracy, "train_tokens": 100,
             "eval_tokens": 50} for layer, accuracy in (("1", 0.5), ("mix", pos_mix))]
-    return {"cell": {"model": model, "corpus": "senseval2-train-text", "seed": seed, "matrix": claims.FINETUNE_MATRIX},
+    return {"cell": {"model": model, "corpus": "senseval2-train-text", "seed": seed, "matrix": FINETUNE_MATRIX},
             "status": "ok", "metrics": {"wsd_probe": wsd, "pos_probe": pos},
             "dataset": {"splits": {"train": {"tokens": 430_000}}}, "config": {"model": {}},
             "timings": {"train": {"device": "cpu", "wall_s": 450.0, "tokens": tokens, "tokens_per_s": tokens / 450,
                                   "peak_rss_mb": 100.0}}}
 
 
-def _verdict(*per_seed: dict[str, float]) -> claims.Verdict:
+def _verdict(*per_seed: dict[str, float]) -> Verdict:
     cells = [_cell(model, seed, accuracy) for seed, accuracies in enumerate(per_seed)
              for model, accuracy in accuracies.items()]
-    return claims.finetuning_helps(claims.Rows(cells, tables(cells), None))
+    return finetuning_helps(Rows(cells, tables(cells), None))
 
 
 @pytest.mark.parametrize("per_seed, outcome, holds_in", [
@@ -55,8 +55,8 @@ def test_the_effects_are_the_mix_gaps_in_points_and_the_scale_the_tokens_read():
 
 
 def test_without_a_seed_of_all_three_biLMs_it_is_not_run_and_names_the_command():
-    partial = {claims.PRETRAINED: 0.7, claims.FINETUNED: 0.76}  # no control
-    control_only = {claims.CONTROL: 0.6}  # all three models, never in one seed
+    partial = {PRETRAINED: 0.7, FINETUNED: 0.76}  # no control
+    control_only = {CONTROL: 0.6}  # all three models, never in one seed
     for verdict in (_verdict(), _verdict(partial, partial), _verdict(partial, control_only)):
         assert verdict.outcome == NOT_RUN
         assert verdict.command == "lm-lineage run --matrix elmo-finetune --out results/elmo-finetune"

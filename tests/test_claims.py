@@ -12,10 +12,11 @@ import pytest
 
 from bench.cli import main
 from bench.eval.diagnostics import CLIPPING_COLUMNS, REGIME_COLUMNS
-from bench.report import claims
-from bench.report.claims import DOES_NOT_HOLD, HOLDS, MIXED, NOT_RUN
+from bench.report import claim_rules, claims, corpus_size, verdicts
+from bench.report.markup import anchor
 from bench.report.render import claim_rows, render
 from bench.report.tables import tables
+from bench.report.verdicts import DOES_NOT_HOLD, HOLDS, MIXED, NOT_RUN
 from bench.run.results import load_results
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -34,8 +35,8 @@ def _cell(model: str, matrix: str, seed: int, metrics: dict | None = None, token
                                   "tokens_per_s": tokens_per_s, "peak_rss_mb": 100.0}}}
 
 
-def _rows(cells: list[dict], gradient_flow: pd.DataFrame | None = None) -> claims.Rows:
-    return claims.Rows(cells, tables(cells), gradient_flow)
+def _rows(cells: list[dict], gradient_flow: pd.DataFrame | None = None) -> verdicts.Rows:
+    return verdicts.Rows(cells, tables(cells), gradient_flow)
 
 
 def _wordsim(scores: dict[str, float]) -> dict:
@@ -57,7 +58,7 @@ def _nnlm(seed: int, holds: bool) -> list[dict]:
 def _word2vec(seed: int, holds: bool) -> list[dict]:
     # Stable: the same ρ every seed; fast or not: 100x or 2x the NNLM's 1,000 tokens/s.
     speed = 100_000.0 if holds else 2_000.0
-    scores = _wordsim({name: 0.3 for name in claims.SIMILARITY_SETS})
+    scores = _wordsim({name: 0.3 for name in claim_rules.SIMILARITY_SETS})
     return [_cell("nnlm-mlp9", "brown-lm", seed, tokens_per_s=1000.0),
             *[_cell(model, "standard-vectors", seed, scores, tokens_per_s=speed)
               for model in ("word2vec-cbow", "word2vec-sg")]]
@@ -69,20 +70,20 @@ def _sizes(seed: int, holds: bool) -> list[dict]:
     cells = []
     for size, gap in ((250_000, -0.02 * sign), (4_000_000, 0.02 * sign)):
         for model, rho in (("word2vec-cbow", 0.3), ("word2vec-sg", 0.3 + gap)):
-            cells.append(_cell(model, "corpus-size", seed, _wordsim({name: rho for name in claims.SIZE_BENCHMARKS}),
+            cells.append(_cell(model, "corpus-size", seed, _wordsim(dict.fromkeys(corpus_size.SIZE_BENCHMARKS, rho)),
                                first_tokens=size, corpus=f"offline-mix@{size}"))
     return cells
 
 
 def _svd(seed: int, holds: bool) -> list[dict]:
     svd = 0.4 if holds else 0.2
-    return [_cell("svd-ppmi", "standard-all", seed, _wordsim({name: svd for name in claims.SIMILARITY_SETS})),
-            _cell("word2vec-sg", "standard-all", seed, _wordsim({name: 0.3 for name in claims.SIMILARITY_SETS}))]
+    return [_cell("svd-ppmi", "standard-all", seed, _wordsim({name: svd for name in claim_rules.SIMILARITY_SETS})),
+            _cell("word2vec-sg", "standard-all", seed, _wordsim({name: 0.3 for name in claim_rules.SIMILARITY_SETS}))]
 
 
 def _glove(seed: int, holds: bool) -> list[dict]:
     glove = 0.39 if holds else 0.2  # within GLOVE_RHO of the best reference (0.4), or far under it
-    return [_cell(model, "standard-all", seed, _wordsim({name: rho for name in claims.GLOVE_SETS}))
+    return [_cell(model, "standard-all", seed, _wordsim({name: rho for name in claim_rules.GLOVE_SETS}))
             for model, rho in (("glove", glove), ("svd-ppmi", 0.4), ("gensim-sg", 0.35))]
 
 
@@ -98,23 +99,23 @@ def _elmo(pos: Callable[[bool], dict[str, float]], wsd: Callable[[bool], dict[st
                            "method": "linear", "accuracy": accuracy, "instances": 100, "train_instances": 400,
                            "eval_instances": 100}
                           for model, layer, accuracy in [*wsd_rows, ("most-frequent-sense-per-form", "-", 0.6)]]}
-        return [_cell("elmo", claims.ELMO_MATRIX, seed, metrics)]
+        return [_cell("elmo", claim_rules.ELMO_MATRIX, seed, metrics)]
     return make
 
 
 # Each rule with a maker of one seed's cells where its condition holds (True) or not (False).
 RULES = {
-    "1 nnlm": (claims.nnlm_beats_ngrams, _nnlm),
-    "3 word2vec": (claims.word2vec_fast_and_stable, _word2vec),
-    "4 corpus size": (claims.skipgram_wins_with_size, _sizes),
-    "5 svd": (claims.svd_vectors_work, _svd),
-    "6 glove": (claims.glove_combines_both, _glove),
-    "7 polysemy": (claims.contextual_beats_static_ceiling,
+    "1 nnlm": (claim_rules.nnlm_beats_ngrams, _nnlm),
+    "3 word2vec": (claim_rules.word2vec_fast_and_stable, _word2vec),
+    "4 corpus size": (claim_rules.skipgram_wins_with_size, _sizes),
+    "5 svd": (claim_rules.svd_vectors_work, _svd),
+    "6 glove": (claim_rules.glove_combines_both, _glove),
+    "7 polysemy": (claim_rules.contextual_beats_static_ceiling,
                    _elmo(lambda ok: {"1": 0.9},
                          lambda ok: {"0": 0.5, "1": 0.7 if ok else 0.55, "2": 0.65 if ok else 0.5})),
-    "8 orderings": (claims.layer_orderings,
+    "8 orderings": (claim_rules.layer_orderings,
                     _elmo(lambda ok: {"1": 0.9, "2": 0.88}, lambda ok: {"1": 0.7, "2": 0.75 if ok else 0.65})),
-    "10 scalar mix": (claims.scalar_mix_adapts,
+    "10 scalar mix": (claim_rules.scalar_mix_adapts,
                       _elmo(lambda ok: {"1": 0.9, "2": 0.88, "mix": 0.92 if ok else 0.85},
                             lambda ok: {"1": 0.7, "2": 0.75, "mix": 0.76})),
 }
@@ -140,17 +141,17 @@ def _flow(rnn_far: float, lstm_far: float, seeds: int = 2) -> pd.DataFrame:
 
 
 def test_the_vanishing_rule_flips_with_the_gradient_left_far_back():
-    assert claims.gated_cells_keep_gradients(_rows([], _flow(1e-12, 1e-5))).outcome == HOLDS
+    assert claim_rules.gated_cells_keep_gradients(_rows([], _flow(1e-12, 1e-5))).outcome == HOLDS
     # The RNN's gradient does not vanish, or the LSTM's vanishes as fast: the claim fails.
-    assert claims.gated_cells_keep_gradients(_rows([], _flow(0.5, 0.6))).outcome == DOES_NOT_HOLD
-    assert claims.gated_cells_keep_gradients(_rows([], _flow(1e-12, 1e-11))).outcome == DOES_NOT_HOLD
+    assert claim_rules.gated_cells_keep_gradients(_rows([], _flow(0.5, 0.6))).outcome == DOES_NOT_HOLD
+    assert claim_rules.gated_cells_keep_gradients(_rows([], _flow(1e-12, 1e-11))).outcome == DOES_NOT_HOLD
     one_of_two = _flow(1e-12, 1e-5)
     one_of_two.loc[(one_of_two["seed"] == 1) & (one_of_two["model"] == "lstm") & (one_of_two["k"] == 50),
                    "grad_norm"] = 1e-11
-    verdict = claims.gated_cells_keep_gradients(_rows([], one_of_two))
+    verdict = claim_rules.gated_cells_keep_gradients(_rows([], one_of_two))
     assert (verdict.outcome, verdict.holds_in, verdict.runs) == (MIXED, 1, 2)
     assert "log10 lstm / rnn gradient left at k=50 +4.0 ± 4.2"  # 10^7 and 10^1 left in verdict.effect
-    assert claims.gated_cells_keep_gradients(_rows([])).outcome == NOT_RUN
+    assert claim_rules.gated_cells_keep_gradients(_rows([])).outcome == NOT_RUN
 
 
 def _regime_rows(above: float, below: float, seeds=(0, 1)) -> pd.DataFrame:
@@ -175,29 +176,30 @@ def _clipping_rows(unclipped: list[float], seeds=(0, 1)) -> pd.DataFrame:
 
 def test_the_gradient_regime_checks_flip_with_their_rows():
     def rows(regimes=None, clipping=None):
-        return claims.Rows([], tables([]), None, regimes, clipping)
+        return verdicts.Rows([], tables([]), None, regimes, clipping)
 
-    assert claims.exploding_gradients(rows(_regime_rows(1.2, 0.5))).outcome == HOLDS
-    assert claims.exploding_gradients(rows(_regime_rows(0.9, 0.5))).outcome == DOES_NOT_HOLD  # no growth above 1
-    verdict = claims.exploding_gradients(rows(pd.concat([_regime_rows(1.2, 0.5, (0,)), _regime_rows(0.9, 0.5, (1,))])))
+    assert claim_rules.exploding_gradients(rows(_regime_rows(1.2, 0.5))).outcome == HOLDS
+    assert claim_rules.exploding_gradients(rows(_regime_rows(0.9, 0.5))).outcome == DOES_NOT_HOLD  # no growth above 1
+    one_of_two = pd.concat([_regime_rows(1.2, 0.5, (0,)), _regime_rows(0.9, 0.5, (1,))])
+    verdict = claim_rules.exploding_gradients(rows(one_of_two))
     assert (verdict.outcome, verdict.holds_in, verdict.runs) == (MIXED, 1, 2)
     assert verdict.effect == "smallest growth factor per step back above radius 1 1.05 ± 0.21"
     # lstm and gru keep 0.9^50 / 0.5^50 = 10^13.5 more than the Elman RNN: at least 100x.
-    assert claims.gated_cells_keep_gradients_trained(rows(_regime_rows(1.2, 0.5))).outcome == HOLDS
-    assert claims.clipping_prevents_divergence(rows(clipping=_clipping_rows([8.5] + [20.0] * 20))).outcome == HOLDS
-    assert claims.clipping_prevents_divergence(rows(clipping=_clipping_rows([8.5] + [6.0] * 20))).outcome == \
+    assert claim_rules.gated_cells_keep_gradients_trained(rows(_regime_rows(1.2, 0.5))).outcome == HOLDS
+    assert claim_rules.clipping_prevents_divergence(rows(clipping=_clipping_rows([8.5] + [20.0] * 20))).outcome == HOLDS
+    assert claim_rules.clipping_prevents_divergence(rows(clipping=_clipping_rows([8.5] + [6.0] * 20))).outcome == \
         DOES_NOT_HOLD  # the unclipped run learns too
-    for rule in (claims.exploding_gradients, claims.gated_cells_keep_gradients_trained,
-                 claims.clipping_prevents_divergence):
+    for rule in (claim_rules.exploding_gradients, claim_rules.gated_cells_keep_gradients_trained,
+                 claim_rules.clipping_prevents_divergence):
         verdict = rule(rows())
-        assert verdict.outcome == NOT_RUN and verdict.command == claims.REGIMES_COMMAND
+        assert verdict.outcome == NOT_RUN and verdict.command == claim_rules.REGIMES_COMMAND
 
 
 def test_skipgram_against_cbow_is_counted_per_implementation_and_seed():
     # Ours follows the claim, gensim's does not: mixed over the two implementations of one seed.
     cells = _sizes(0, True) + [dict(cell, cell={**cell["cell"], "model": cell["cell"]["model"].replace(
         "word2vec", "gensim")}) for cell in _sizes(0, False)]
-    verdict = claims.skipgram_wins_with_size(_rows(cells))
+    verdict = claim_rules.skipgram_wins_with_size(_rows(cells))
     assert (verdict.outcome, verdict.holds_in, verdict.runs, verdict.unit) == (MIXED, 1, 2, "implementation × seed")
     assert "SG − CBOW ρ at 0.25M tokens +0.000 ± 0.028" in verdict.effect
     assert verdict.scale == "offline-mix prefixes of 0.25M tokens to 4.00M tokens"
@@ -229,7 +231,7 @@ def test_every_section_the_ledger_links_is_a_heading_of_the_combined_report():
     headings = {line[3:] for line in (RESULTS / "report.md").read_text().splitlines() if line.startswith("## ")}
     linked = {check.section for claim in claims.CLAIMS for check in claim.checks if check.section}
     assert linked <= headings, linked - headings
-    assert claims.anchor("Gradient flow: |d loss_t / d h_(t-k)| in freshly initialized recurrent LMs") == \
+    assert anchor("Gradient flow: |d loss_t / d h_(t-k)| in freshly initialized recurrent LMs") == \
         "#gradient-flow-d-loss_t--d-h_t-k-in-freshly-initialized-recurrent-lms"
 
 

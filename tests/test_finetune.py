@@ -20,8 +20,9 @@ from bench.errors import BenchError
 from bench.models import checkpoints
 from bench.models.contract import BuildContext
 from bench.models.language_models import elmo_bilm
-from bench.report import claims
+from bench.report.claim_rules import CONTROL, FINETUNE_MATRIX, FINETUNED, PRETRAINED, finetuning_helps
 from bench.report.tables import tables
+from bench.report.verdicts import NOT_RUN, Rows
 from bench.run import finetune
 from bench.run.config import load_matrix
 from bench.run.keys import config_block
@@ -238,7 +239,7 @@ def test_the_elmo_finetune_matrix_small_gives_every_row_and_a_verdict(saved, dat
                   "[eval]")
     text += (f'[model.elmo-pretrained]\nkind = "elmo"\n{start_from}\nfinetune = false\n'
              '[model.elmo-scratch]\nkind = "elmo"\n')
-    matrix = tmp_path / f"{claims.FINETUNE_MATRIX}.toml"
+    matrix = tmp_path / f"{FINETUNE_MATRIX}.toml"
     matrix.write_text(text)
     out = tmp_path / "out"
     code = main(["run", "--matrix", str(matrix), "--data-dir", str(data_root), "--out", str(out), "--no-progress",
@@ -246,7 +247,7 @@ def test_the_elmo_finetune_matrix_small_gives_every_row_and_a_verdict(saved, dat
     assert code == 0, capsys.readouterr().err
     results = {result["cell"]["model"]: result for result in load_results(out)}
     assert all(result["status"] == "ok" for result in results.values()), results
-    pretrained, tuned, scratch = (results[name] for name in (claims.PRETRAINED, claims.FINETUNED, claims.CONTROL))
+    pretrained, tuned, scratch = (results[name] for name in (PRETRAINED, FINETUNED, CONTROL))
     saved_vocab = json.loads((saved / checkpoints.CONFIG).read_text())["vocab"]["size"]
     assert pretrained["training"]["history"] == [] and pretrained["training"]["checkpoint"]["folder"] == str(saved)
     assert tuned["training"]["init_from"]["folder"] == str(saved) and len(tuned["training"]["history"]) == 1
@@ -258,5 +259,5 @@ def test_the_elmo_finetune_matrix_small_gives_every_row_and_a_verdict(saved, dat
         assert {row["model"] for row in rows["perplexity"]} == {f"{name}-{d}" for d in (*bilm.DIRECTIONS, "mean")}
         assert {row["layer"] for row in rows["wsd_probe"] if row["model"] == name} == {"0", "1", "mix", "mix-ln"}
     loaded = load_results(out)
-    verdict = claims.finetuning_helps(claims.Rows(loaded, tables(loaded), None))
-    assert verdict.outcome != claims.NOT_RUN and verdict.runs == 1
+    verdict = finetuning_helps(Rows(loaded, tables(loaded), None))
+    assert verdict.outcome != NOT_RUN and verdict.runs == 1

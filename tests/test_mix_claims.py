@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from bench.eval.probe import mix_fields
-from bench.report import claims, studies
-from bench.report.claims import DOES_NOT_HOLD, HOLDS, MIXED, NOT_RUN
+from bench.report import claim_rules, studies, verdicts
 from bench.report.markup import Figure
 from bench.report.tables import tables
+from bench.report.verdicts import DOES_NOT_HOLD, HOLDS, MIXED, NOT_RUN
 
 
 def _mix_cell(model: str, matrix: str, seed: int, pos: list[float], wsd: list[float]) -> dict:
@@ -31,19 +31,19 @@ def _mix_cell(model: str, matrix: str, seed: int, pos: list[float], wsd: list[fl
 LOW, HIGH = [0.2, 0.5, 0.3], [0.2, 0.3, 0.5]  # s2 − s1 = −0.2 (E[layer] 1.1) and +0.2 (E[layer] 1.3)
 
 
-def _rows(cells: list[dict]) -> claims.Rows:
-    return claims.Rows(cells, tables(cells), None)
+def _rows(cells: list[dict]) -> verdicts.Rows:
+    return verdicts.Rows(cells, tables(cells), None)
 
 
 @pytest.mark.parametrize("rule, matrix, runs_per_seed", [
-    (claims.mix_centre_higher_for_word_sense, claims.MIX_MATRIX, 2),  # 2 mixes per seed
-    (claims.mix_centre_higher_for_word_sense, claims.ELMO_MATRIX, 2),
-    (claims.mix_layer_two_for_word_sense, claims.ELMO_MATRIX, 2),
+    (claim_rules.mix_centre_higher_for_word_sense, claim_rules.MIX_MATRIX, 2),  # 2 mixes per seed
+    (claim_rules.mix_centre_higher_for_word_sense, claim_rules.ELMO_MATRIX, 2),
+    (claim_rules.mix_layer_two_for_word_sense, claim_rules.ELMO_MATRIX, 2),
 ])
 def test_the_weight_rules_flip_with_the_weights(rule, matrix, runs_per_seed):
-    model = "elmo" if matrix == claims.ELMO_MATRIX else "minilm"
+    model = "elmo" if matrix == claim_rules.ELMO_MATRIX else "minilm"
 
-    def verdict(per_seed: tuple[bool, ...]) -> claims.Verdict:
+    def verdict(per_seed: tuple[bool, ...]) -> verdicts.Verdict:
         # The claim: WSD's mix higher up (HIGH) than POS's (LOW); the reverse where it fails.
         return rule(_rows([_mix_cell(model, matrix, seed, LOW if ok else HIGH, HIGH if ok else LOW)
                            for seed, ok in enumerate(per_seed)]))
@@ -59,23 +59,23 @@ def test_the_weight_rules_flip_with_the_weights(rule, matrix, runs_per_seed):
 
 
 def test_the_effects_are_the_gaps_by_hand():
-    cells = [_mix_cell("elmo", claims.ELMO_MATRIX, seed, LOW, HIGH) for seed in range(2)]
-    centre = claims.mix_centre_higher_for_word_sense(_rows(cells))
+    cells = [_mix_cell("elmo", claim_rules.ELMO_MATRIX, seed, LOW, HIGH) for seed in range(2)]
+    centre = claim_rules.mix_centre_higher_for_word_sense(_rows(cells))
     assert "elmo mix: E[layer] WSD − POS +0.20" in centre.effect  # 1.3 − 1.1 in both seeds
     assert centre.unit == "model × mix × seed" and "elmo layers 0–2" in centre.scale
-    layer_two = claims.mix_layer_two_for_word_sense(_rows(cells))
+    layer_two = claim_rules.mix_layer_two_for_word_sense(_rows(cells))
     assert "elmo mix: WSD s2 − s1 +0.20" in layer_two.effect
     assert "elmo mix-ln: POS s2 − s1 -0.20" in layer_two.effect
 
 
 def test_a_transformer_alone_does_not_judge_elmos_layer_two():
-    cells = [_mix_cell("minilm", claims.MIX_MATRIX, seed, LOW, HIGH) for seed in range(2)]
-    assert claims.mix_layer_two_for_word_sense(_rows(cells)).outcome == NOT_RUN
-    assert claims.mix_centre_higher_for_word_sense(_rows(cells)).outcome == HOLDS
+    cells = [_mix_cell("minilm", claim_rules.MIX_MATRIX, seed, LOW, HIGH) for seed in range(2)]
+    assert claim_rules.mix_layer_two_for_word_sense(_rows(cells)).outcome == NOT_RUN
+    assert claim_rules.mix_centre_higher_for_word_sense(_rows(cells)).outcome == HOLDS
 
 
 def test_report_section_lists_every_seed_and_their_mean():
-    cells = [_mix_cell("elmo", claims.ELMO_MATRIX, seed, LOW, HIGH) for seed in range(2)]
+    cells = [_mix_cell("elmo", claim_rules.ELMO_MATRIX, seed, LOW, HIGH) for seed in range(2)]
     blocks = studies.scalar_mix_section(tables(cells)["scalar_mix"])
     assert blocks[0] == f"## {studies.MIX_SECTION}"
     figure = next(block for block in blocks if isinstance(block, Figure))

@@ -2,7 +2,8 @@
 puts the others together): the result rows as tables and CSVs (`tables`), the generic sections
 (`sections`), the project's own comparisons and their targets (`studies`), claim 4's corpus-size
 study with its figures (`corpus_size`), the claims ledger that
-opens the report and `lm-lineage claims` prints (`claims`), the closing table of a run
+opens the report and `lm-lineage claims` prints (`claims`), with one rule per check of a claim
+(`claim_rules`) and the verdicts and rows those rules share (`verdicts`), the closing table of a run
 (`summary`), blocks written as Markdown and HTML
 (`markup`), and one function per figure (`figures`).
 

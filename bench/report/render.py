@@ -20,7 +20,7 @@ import pandas as pd
 
 from bench.eval.metrics import TABLES
 from bench.report import corpus_size, sections, studies
-from bench.report.claims import Rows, claims_section
+from bench.report.claims import claims_section
 from bench.report.markup import Block, contents, to_html, to_markdown
 from bench.report.tables import (
     CLIPPING,
@@ -31,6 +31,7 @@ from bench.report.tables import (
     tables,
     write_csvs,
 )
+from bench.report.verdicts import Rows
 from bench.run.results import load_results, write_text_atomic
 
 # The registered metrics whose tables have sections of their own (above and in `render`); every
