@@ -22,7 +22,7 @@ from bench.eval.diagnostics import (
     set_spectral_radius,
     spectral_radius,
 )
-from bench.report import figures
+from bench.report import gradient_figures
 from impl.rnn import RNNLM, RNNLMConfig, gradient_flow
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -138,7 +138,7 @@ def test_a_tiny_real_run_measures_both_regimes_and_draws_them(data_root):
     assert list(clipping.columns) == CLIPPING_COLUMNS
     clipped = clipping[clipping["clip"] == 1.0]
     assert len(clipped) == 12 and np.isfinite(clipped["loss"]).all()
-    for png in (figures.gradient_regimes(regimes), figures.clipping(clipping)):
+    for png in (gradient_figures.gradient_regimes(regimes), gradient_figures.clipping(clipping)):
         assert png.startswith(PNG)
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from bench.report import figures, sections
+from bench.report import figures, probe_figures, sections
 from bench.report.markup import contents, to_html
 from bench.report.render import render
 from tests.test_report_html import _vector_cell, _write_results
@@ -48,11 +48,11 @@ def test_the_pos_probe_of_a_30_layer_model_draws_its_layers_in_order_without_ove
     frame = pd.DataFrame([*_probe_rows("minilm", ["static", *map(str, range(7)), "mix"]),
                           *_probe_rows("smollm2-135m", [*map(str, range(31)), "mix"]),
                           *_probe_rows("most-frequent-tag", ["per-word"])])
-    assert figures.layer_probe(frame, "POS probe, corpus brown-pos").startswith(b"\x89PNG")  # _png checked it
+    assert probe_figures.layer_probe(frame, "POS probe, corpus brown-pos").startswith(b"\x89PNG")  # _png checked it
     curve = pd.Series([0.5, 0.7, 0.6, 0.9], index=["static", "10", "2", "mix"])
     figure = Figure()
     axes = figure.add_subplot()
-    figures._layer_curve(axes, curve, "black")
+    probe_figures._layer_curve(axes, curve, "black")
     assert list(axes.lines[0].get_xdata()) == [2, 10]  # numbered layers in numeric order, on one line
     labels = [label.get_text() for label in axes.get_xticklabels()]
     assert labels[-2:] == ["static", "mix"] and "10" in labels
@@ -63,7 +63,7 @@ def test_probes_against_depth_get_a_panel_per_task_and_a_legend_entry_per_family
     rows = [row for task in tasks for matrix in range(8)
             for row in _probe_rows(f"elmo (matrix-{matrix})", ["0", "1", "2", "mix"], task)]
     rows += [row for task in tasks for row in _probe_rows("smollm2-135m", list(map(str, range(31))), task)]
-    png = figures.probe_depth(pd.DataFrame(rows), "Probe accuracy against relative depth")
+    png = probe_figures.probe_depth(pd.DataFrame(rows), "Probe accuracy against relative depth")
     assert png.startswith(b"\x89PNG")
     width, height = (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big"))  # the IHDR chunk
     assert width <= figures.MAX_WIDTH_IN * figures.DPI and height < 500
@@ -152,7 +152,7 @@ def test_in_chromium_figure_titles_are_distinct_images_unclipped_and_contents_li
 def test_the_pos_probe_figure_grows_to_hold_the_legend_of_many_models_probed_once():
     frame = pd.DataFrame([*_probe_rows("elmo", ["0", "1", "2", "mix"]),
                           *[row for i in range(30) for row in _probe_rows(f"static-model-{i}", ["static"])]])
-    assert figures.layer_probe(frame, "POS probe, corpus brown-pos").startswith(b"\x89PNG")  # _png: legend inside
+    assert probe_figures.layer_probe(frame, "POS probe, corpus brown-pos").startswith(b"\x89PNG")  # _png: legend inside
 
 
 def test_every_figure_the_claims_ledger_names_is_in_the_committed_report():

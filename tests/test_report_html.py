@@ -16,7 +16,7 @@ from gensim.models import KeyedVectors
 
 from bench.errors import BenchError
 from bench.eval.metrics import SimilaritySet, evaluate_similarity
-from bench.report import figures
+from bench.report import probe_figures
 from bench.report.render import render
 
 # A committed cell: the synthetic results below are copies of it with a few fields changed,
@@ -273,4 +273,4 @@ def test_elmo_layer_claims_are_stated_with_seeds_and_probes_drawn_against_traini
             "| 71.0 ± 1.4 | 72.0 ± 2.8 |") in section
     assert ("| elmo | elmo | 512-d layers, 512 cells, 2,048-sample softmax, lower-cased text | 1 | 4.00 | 95.0 "
             "| 96.0 | 75.0 | 78.0 |") in section
-    assert f'alt="{html.escape(figures.PROBES_AGAINST_TOKENS_TITLE)}"' in (tmp_path / "report.html").read_text()
+    assert f'alt="{html.escape(probe_figures.PROBES_AGAINST_TOKENS_TITLE)}"' in (tmp_path / "report.html").read_text()

@@ -459,7 +459,7 @@ def test_tokens_figure_joins_only_biLMs_of_one_shape(monkeypatch):
     one is a point of its own (a line to it would read as more tokens, not more width)."""
     from matplotlib.axes import Axes
 
-    from bench.report import figures
+    from bench.report import probe_figures
 
     drawn = []
     original = Axes.plot
@@ -474,7 +474,7 @@ def test_tokens_figure_joins_only_biLMs_of_one_shape(monkeypatch):
                           for matrix, shape, tokens, accuracy in (("short", "narrow", 1e6, 0.7),
                                                                   ("long", "narrow", 2e6, 0.72),
                                                                   ("wide", "wide", 2e6, 0.8))])
-    assert figures.probes_against_tokens(frame).startswith(b"\x89PNG")
+    assert probe_figures.probes_against_tokens(frame).startswith(b"\x89PNG")
     assert sorted(drawn) == [1, 2]  # one layer: the narrow curve of two means, the wide one alone
 
 
@@ -483,7 +483,7 @@ def test_tokens_figure_names_each_matrix_and_its_slices_under_the_panels(monkeyp
     tokens first), with their probe slices where a panel holds several and not otherwise."""
     from matplotlib.figure import Figure as MatplotlibFigure
 
-    from bench.report import figures
+    from bench.report import probe_figures
 
     labels = []
     original = MatplotlibFigure.legend
@@ -498,8 +498,8 @@ def test_tokens_figure_names_each_matrix_and_its_slices_under_the_panels(monkeyp
             for matrix, tokens, train in (("long", 2e6, 400), ("short", 1e6, 100))
             for task in ("POS (linear)", "WSD (linear)")]
     frame = pd.DataFrame(rows)
-    assert figures.probes_against_tokens(frame).startswith(b"\x89PNG")
+    assert probe_figures.probes_against_tokens(frame).startswith(b"\x89PNG")
     assert labels == [["short (POS 100 / 50; WSD 100 / 50)", "long (POS 400 / 50; WSD 400 / 50)"]]
     labels.clear()
-    assert figures.probes_against_tokens(frame.assign(probe_train=100)).startswith(b"\x89PNG")
+    assert probe_figures.probes_against_tokens(frame.assign(probe_train=100)).startswith(b"\x89PNG")
     assert labels == [["short", "long"]]

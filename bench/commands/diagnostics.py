@@ -14,7 +14,7 @@ GATES_OUT = "runs/quality_gates.json"
 
 def gradient_flow_command(args) -> int:
     from bench.eval import diagnostics
-    from bench.report import figures
+    from bench.report import gradient_figures
     from bench.run.results import write_bytes_atomic
 
     if args.seeds < 1:
@@ -26,7 +26,7 @@ def gradient_flow_command(args) -> int:
         path = out_dir / "gradient_flow.csv"
         table = diagnostics.gradient_flow_table(diagnostics.GradientFlowConfig(corpus=args.corpus),
                                                 list(range(args.seeds)), args.data_dir)
-        files = {path.name: csv_bytes(table), "gradient_flow.png": figures.gradient_flow(table)}
+        files = {path.name: csv_bytes(table), "gradient_flow.png": gradient_figures.gradient_flow(table)}
         if args.regime_seeds:
             config = diagnostics.GradientRegimesConfig()
             prepared = diagnostics.prepare_regime_corpus(config, args.data_dir)
@@ -34,8 +34,8 @@ def gradient_flow_command(args) -> int:
             regimes = diagnostics.gradient_regimes_table(config, prepared, seeds)
             clipping = diagnostics.clipping_table(config, prepared, seeds)
             files |= {"gradient_regimes.csv": csv_bytes(regimes),
-                      "gradient_regimes.png": figures.gradient_regimes(regimes),
-                      "clipping.csv": csv_bytes(clipping), "clipping.png": figures.clipping(clipping)}
+                      "gradient_regimes.png": gradient_figures.gradient_regimes(regimes),
+                      "clipping.csv": csv_bytes(clipping), "clipping.png": gradient_figures.clipping(clipping)}
         for name, content in files.items():  # all measured before the first write: nothing half-written
             if content is not None:  # None: a figure with nothing to plot (an empty table) is not written
                 write_bytes_atomic(out_dir / name, content)

@@ -4,8 +4,9 @@ puts the others together): the result rows as tables and CSVs (`tables`), the ge
 study with its figures (`corpus_size`), the claims ledger that
 opens the report and `lm-lineage claims` prints (`claims`), with one rule per check of a claim
 (`claim_rules`) and the verdicts and rows those rules share (`verdicts`), the closing table of a run
-(`summary`), blocks written as Markdown and HTML
-(`markup`), and one function per figure (`figures`).
+(`summary`), blocks written as Markdown and HTML (`markup`), and one function per figure: the
+shared machinery and the general figures (`figures`), the layer-probe figures (`probe_figures`)
+and the gradient figures (`gradient_figures`).
 
 May import: `bench.run` (the result schema and atomic writes) and the stages before it.
 """

@@ -2,7 +2,8 @@
 
 It writes the CSV tables (`bench.report.tables`: one row per cell and seed), then `report.md`
 (the same aggregated over seeds, mean ± sd) and `report.html` (the same sections and tables plus
-the figures of `bench.report.figures`, embedded, so the one file can be mailed or archived).
+the figures of `bench.report.figures` and its probe and gradient siblings, embedded, so the one
+file can be mailed or archived).
 `results_dir` may be one matrix's output or a folder of several (every `*.json` result below it
 is read), with the gradient flow's `gradient_flow.csv` at its top level.
 

@@ -20,7 +20,7 @@ from scipy import stats
 
 from bench.eval.metrics import METRICS, TABLES, Metric, RowTable
 from bench.eval.wsd import ALL_WORDS
-from bench.report import figures, studies
+from bench.report import figures, gradient_figures, probe_figures, studies
 from bench.report.markup import Block, Figure, mean_sd, number, plural
 from bench.report.tables import GRADIENT_FLOW, micro_averaged_wsd_tasks
 
@@ -317,7 +317,7 @@ def gradient_flow_section(flow: pd.DataFrame | None) -> list[Block]:
     return [f"## {heading}", "",
             f"How much the loss at step t can still learn from the state k steps back; mean over "
             f"{flow['seed'].nunique()} seed(s), from `{GRADIENT_FLOW.file}`.", "",
-            Figure(figures.gradient_flow(flow, FLOW_TITLE), FLOW_TITLE),
+            Figure(gradient_figures.gradient_flow(flow, FLOW_TITLE), FLOW_TITLE),
             pd.DataFrame(rows), ""]
 
 
@@ -335,7 +335,7 @@ def layer_probe_section(probe: pd.DataFrame) -> list[Block]:
                      **{f"layer {layer}": _over_seeds(sub[sub["layer"] == layer]["accuracy"] * 100, table.metrics[0], 1)
                         for layer in layers}})
     return [f"## {table.heading}", "",
-            *_figures_by_corpus(probe, figures.layer_probe, "POS probe accuracy per layer and model"),
+            *_figures_by_corpus(probe, probe_figures.layer_probe, "POS probe accuracy per layer and model"),
             pd.DataFrame(rows), "",
             *studies.layer_one_against_two(probe, "POS", task="POS")]
 
@@ -377,7 +377,7 @@ def wsd_probe_section(wsd: pd.DataFrame, pos: pd.DataFrame) -> list[Block]:
     if not best.empty:
         lines += ["Best layer per model and task (mean over seeds; relative depth = layer / number of layers, "
                   "0 = the embeddings):", "", best, "",
-                  Figure(figures.probe_depth(tasks, DEPTH_TITLE), DEPTH_TITLE), ""]
+                  Figure(probe_figures.probe_depth(tasks, DEPTH_TITLE), DEPTH_TITLE), ""]
     return lines
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.eval.wsd import ALL_WORDS, BAG_OF_CONTEXT, MFS, NAIVE_BAYES
-from bench.report import figures
+from bench.report import probe_figures
 from bench.report.markup import Block, Figure, mean_sd, number, plural
 from bench.report.tables import micro_averaged_wsd_tasks
 
@@ -313,7 +313,7 @@ def training_tokens_section(trained: pd.DataFrame) -> list[Block]:
             "a panel holds several, its slices; nor does a line join biLMs of different shapes (the biLM column). "
             f"POS: {POS_LAYER_ONE_TARGET}% is the target for layer 1.", "",
             pd.DataFrame(rows), "",
-            Figure(figures.probes_against_tokens(trained), figures.PROBES_AGAINST_TOKENS_TITLE), ""]
+            Figure(probe_figures.probes_against_tokens(trained), probe_figures.PROBES_AGAINST_TOKENS_TITLE), ""]
 
 
 
@@ -345,7 +345,7 @@ def scalar_mix_section(mixes: pd.DataFrame) -> list[Block]:
             "tokens, as every layer's own probe does, so no layer wins the softmax by the scale of its activations; "
             "`mix-ln` sees the raw layers, each normalised as a whole (ELMo's do_layer_norm). Claim 8 of the ledger "
             "reads these rows.", "",
-            Figure(figures.scalar_mix_weights(mixes), MIX_FIGURE), pd.DataFrame(rows), ""]
+            Figure(probe_figures.scalar_mix_weights(mixes), MIX_FIGURE), pd.DataFrame(rows), ""]
 
 
 def _weights(weights) -> str:
