@@ -237,7 +237,7 @@ def test_elmo_cell_probes_a_slice_of_brown_pos(tmp_path, data_root):
     assert code == 0
     probe = pd.read_csv(out / "pos_probe.csv", dtype={"layer": str})
     assert set(probe["corpus"]) == {"brown-pos"} and set(probe["train_corpus"]) == {str(tmp_path / "toy")}
-    assert set(zip(probe["model"], probe["layer"])) == {("elmo", "0"), ("elmo", "1"), ("elmo", "2"), ("elmo", "mix"),
+    assert set(zip(probe["model"], probe["layer"])) == {("elmo", "0"), ("elmo", "1"), ("elmo", "2"), ("elmo", "mix"), ("elmo", "mix-ln"),
                                                          ("word2vec-sg", "static"),
                                                          ("most-frequent-tag", "per-word")}
     [cell] = (out / "cells").glob("elmo__*__seed0.json")

@@ -149,7 +149,11 @@ def _title(figure: Figure, title: str, fontsize: float = 10) -> None:
 def _wrapped(text: str, width_in: float, fontsize: float) -> str:
     """`text` in lines that fit `width_in` inches at `fontsize` (a long path breaks anywhere)."""
     characters = int(width_in * 72 / (fontsize * 0.6)) - 4  # a character is ~0.6 em wide
-    return textwrap.fill(text, max(characters, 10))
+    # A word longer than a line (a corpus given by its path) keeps its two ends: the table beside
+    # the figure names it whole, and a title of many lines would push the plot out of the image.
+    keep = max(characters, 10) // 2 - 1
+    words = [word if len(word) <= 2 * keep + 1 else f"{word[:keep]}…{word[-keep:]}" for word in text.split(" ")]
+    return textwrap.fill(" ".join(words), max(characters, 10), break_long_words=True, break_on_hyphens=False)
 
 
 def _grid(count: int, columns: int) -> tuple[int, int]:
