@@ -272,7 +272,7 @@ def test_a_matrix_unsets_what_the_matrix_it_extends_sets():
     # elmo-seeds-wsd's biLMs read a token budget instead of elmo-seeds' 15 minutes (its unset drops the minutes).
     assert dataclasses.replace(lifted.train_config("elmo"), max_minutes=15.0, max_tokens=None) == \
         base.train_config("elmo")
-    assert (lifted.train_config("elmo").max_tokens, lifted.train_config("elmo").max_minutes) == (1_000_000, None)
+    assert (lifted.train_config("elmo").max_tokens, lifted.train_config("elmo").max_minutes) == (1_500_000, None)
     assert lifted.seeds == base.seeds == [0, 1, 2]
     assert lifted.name == "elmo-seeds-wsd" and lifted.description != base.description
 
