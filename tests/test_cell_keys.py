@@ -178,6 +178,10 @@ def test_keys_hash_contents_not_paths_and_only_the_blocks_a_cell_reads():
     new_key = cell_key("embedding", other, corpus, None, None)
     assert new_key["hash"] != key["hash"]
     assert describe_difference({"config": config, "key": key}, other, new_key) == "model.epochs 1 -> 3"
+    # A nested tuple setting reads back from the cell's JSON as lists: the same value, so not listed.
+    stored = {**config, "model": {"epochs": 1, "filters": [[1, 32], [2, 64]]}}
+    live = {**other, "model": {"epochs": 3, "filters": ((1, 32), (2, 64))}}
+    assert describe_difference({"config": stored, "key": key}, live, new_key) == "model.epochs 1 -> 3"
     moved = cell_key("embedding", config, {"name": "c", "sha256": "cd"}, None, None)
     assert describe_difference({"config": config, "key": key}, config, moved) == "data.corpus (other data)"
 

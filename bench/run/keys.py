@@ -188,9 +188,17 @@ def _field_changes(old, new, prefix: str) -> list[str]:
         for name in sorted(set(old) | set(new)):
             changes += _field_changes(old.get(name), new.get(name), f"{prefix}.{name}")
         return changes
-    if old != new and not (isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)) and list(old) == list(new)):
+    if _as_stored(old) != _as_stored(new):
         return [f"{prefix} {old!r} -> {new!r}"]
     return []
+
+
+def _as_stored(value):
+    """A config value as a result's JSON holds it: tuples, nested too, become lists, so a setting read
+    back from a cell (`[[1, 32], ...]`) equals the same setting in the live config (`((1, 32), ...)`)."""
+    if isinstance(value, (list, tuple)):
+        return [_as_stored(item) for item in value]
+    return value
 
 
 def describe_difference(old: dict, new_config: dict, new_key: dict) -> str:
