@@ -34,15 +34,21 @@ $(STAMP): pyproject.toml Makefile  # the Makefile holds NO_DEPS_PACKAGES
 bench: $(STAMP)
 	$(BIN)/lm-lineage run --matrix $(MATRIX) --out $(OUT)
 
+# Tests run in TEST_WORKERS pytest-xdist processes (one per core here; most tests keep one core
+# busy), `worksteal` so the worker that finishes early takes over tests queued on the other.
+# TEST_WORKERS=0 runs them in this process (a debugger, or a test's print).
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist worksteal
+
 # Every test; the 20 slowest are listed at the end, so a test that grows past ~5 s is seen
 # (mark it @pytest.mark.slow, which test-fast leaves out).
 test: $(STAMP)
-	$(BIN)/python -m pytest --durations=20 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) --durations=20 $(PYTEST_ARGS)
 
-# The inner loop, about a minute on 2 cores: no training runs (slow) and nothing that needs
-# the data root (data). `make test` still runs before a merge.
+# The inner loop, under a minute and a half on 2 cores: no training runs (slow) and nothing that
+# needs the data root (data). `make test` still runs before a merge.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not data" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m "not slow and not data" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check
