@@ -378,7 +378,7 @@ def finetuning_helps(rows: Rows) -> Verdict:
     if wsd.empty:
         return Verdict(NOT_RUN, command=FINETUNE_COMMAND,
                        why="needs the Brown biLMs of `lm-lineage run --matrix elmo-seeds-wsd --save-models --force`, "
-                           "then about 90 minutes of 2 idle cores, the matrix's description says")
+                           "saved; its time is in the matrix's description")
     over_pretrained, over_control = wsd[FINETUNED] - wsd[PRETRAINED], wsd[FINETUNED] - wsd[CONTROL]
     effects = [effect("WSD fine-tuned − pre-trained, points", over_pretrained, 2),
                effect("WSD fine-tuned − control, points", over_control, 2)]
