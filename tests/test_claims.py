@@ -215,15 +215,15 @@ def test_the_ledger_of_the_committed_results_lists_all_ten_claims():
     verdict = r"([\w ,]+: )?((holds|does not hold) \(\d+ of \d+ .+\)|mixed \(holds in \d+ of \d+ .+\)|not run)"
     assert all(re.fullmatch(verdict, part) for part in parts), parts
     assert verdicts[1] == "holds (1 of 1 seed)"
-    # No rows yet for claim 9: it names its command. Claim 8's weights read elmo-seeds-wsd's three
-    # biLMs; claim 2's regimes and claim 4 (corpus-size) read committed rows.
-    assert verdicts[9] == "not run"
-    assert all("not run" not in verdicts[number] for number in (2, 4, 8))
+    # Every claim reads committed rows (issue 25's target): claim 8's weights elmo-seeds-wsd's three biLMs,
+    # claim 9 elmo-finetune's seeds, claim 2's regimes gradient-flow, claim 4 corpus-size.
+    assert all("not run" not in text for text in verdicts.values()), verdicts
+    assert verdicts[9].startswith("holds (2 of 2 seeds)")
     items = claims.behind(judged)
     assert len(items) == 10
     assert items[0].startswith("- 1 (Bengio et al. 2003: the neural LM): brown-lm: test perplexity")
     assert "[Perplexity](#perplexity-per-word-lower-is-better-mean--sd-over-seeds)" in items[0]
-    assert items[8].startswith("- 9 (ELMo): not run: `lm-lineage run --matrix elmo-finetune")
+    assert items[8].startswith("- 9 (ELMo): elmo-finetune: WSD accuracy (linear probe of the scalar mix")
     assert "weights, layer 2 over 1: elmo-seeds-wsd: the weight of elmo's layer 2 against layer 1" in items[7]
     assert verdicts[8].endswith("weights, layer 2 over 1: mixed (holds in 3 of 6 mix × seeds)")
 
