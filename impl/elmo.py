@@ -209,6 +209,13 @@ class _SoftmaxCrossEntropySum(torch.autograd.Function):
         weight_mm = weight.to(matmul_dtype)  # (V, D): the matmuls' copy, weight itself when the same dtype
         bias_mm = bias.to(matmul_dtype)  # (V,)
         nll = hidden.new_zeros((), dtype=torch.float64)  # summed in double: N terms of a few nats each
+        # One set of (block, V) buffers for all blocks: a fresh 14 MB tensor per op and block came
+        # from newly mapped pages, and their page faults took a sixth of the softmax's time (issue 27).
+        width = min(SOFTMAX_BLOCK, hidden.shape[0])
+        logits_mm = hidden.new_empty((width, weight.shape[0]), dtype=matmul_dtype)  # the matmul's output
+        same_dtype = matmul_dtype == weight.dtype
+        logits_buffer = logits_mm if same_dtype else torch.empty_like(logits_mm, dtype=weight.dtype)
+        probs_buffer = torch.empty_like(logits_buffer)
         if with_grad:
             grad_hidden = torch.empty_like(hidden)  # (N, D)
             grad_weight = torch.zeros_like(weight)  # (V, D)
@@ -216,19 +223,24 @@ class _SoftmaxCrossEntropySum(torch.autograd.Function):
         for start in range(0, hidden.shape[0], SOFTMAX_BLOCK):
             rows = slice(start, start + SOFTMAX_BLOCK)
             h, y = hidden[rows].to(matmul_dtype), targets[rows]  # (n, D), (n,)
-            logits = torch.addmm(bias_mm, h, weight_mm.t()).to(weight.dtype)  # (n, V), in weight's dtype again
-            top_logit, top_id = logits.max(dim=1)  # (n,) each
+            n = len(y)
+            logits = torch.addmm(bias_mm, h, weight_mm.t(), out=logits_mm[:n])  # (n, V)
+            if not same_dtype:
+                logits = logits_buffer[:n].copy_(logits)  # in weight's dtype again (exact from bf16)
             target_logit = logits.gather(1, y[:, None]).squeeze(1)  # (n,)
-            probs = torch.softmax(logits, dim=1)  # (n, V): one fused kernel, a third of logsumexp's time
+            top_logit = logits.amax(dim=1)  # (n,)
+            # One fused kernel, a third of logsumexp's time.
+            probs = torch.ops.aten._softmax.out(logits, 1, False, out=probs_buffer[:n])  # (n, V)
             # log Z = top_logit - log p(top): the top word's probability is at least 1/V, so its
-            # log is as exact as a logsumexp, where the target's own could underflow to 0.
-            log_norm = top_logit - probs.gather(1, top_id[:, None]).squeeze(1).log()  # (n,)
+            # log is as exact as a logsumexp, where the target's own could underflow to 0. The
+            # largest probability is the top word's, and amax finds it 15x faster than max's index.
+            log_norm = top_logit - probs.amax(dim=1).log()  # (n,)
             nll += (log_norm - target_logit).sum()
             if with_grad:
                 # d nll_i / d logits_i = softmax_i - onehot(y_i), made in place of the probabilities.
-                probs[torch.arange(len(y), device=y.device), y] -= 1.0
+                probs[torch.arange(n, device=y.device), y] -= 1.0
                 grad_bias += probs.sum(dim=0)
-                grad_logits = probs.to(matmul_dtype)  # (n, V)
+                grad_logits = probs if same_dtype else logits_mm[:n].copy_(probs)  # (n, V)
                 grad_hidden[rows] = torch.mm(grad_logits, weight_mm)
                 grad_weight += torch.mm(grad_logits.t(), h)  # (V, D), accumulated in fp32 over the blocks
         if with_grad:
