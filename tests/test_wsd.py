@@ -503,3 +503,38 @@ def test_tokens_figure_names_each_matrix_and_its_slices_under_the_panels(monkeyp
     labels.clear()
     assert probe_figures.probes_against_tokens(frame.assign(probe_train=100)).startswith(b"\x89PNG")
     assert labels == [["short", "long"]]
+
+
+def test_probes_against_training_count_a_loaded_biLM_by_the_cell_that_saved_it():
+    """A biLM loaded from a checkpoint (nothing trained) is placed at the tokens of the cell that
+    saved those weights (the same sha256); a second copy of the same weights probed on the same
+    slices is dropped, one probed on other slices kept, and one whose saving cell is absent left out."""
+    from bench.report.studies import probes_against_training
+    from bench.report.tables import tables
+
+    config = {"model": {"projection_dim": 128, "hidden": 512}, "tokenizer": {"lowercase": False}}
+
+    def cell(matrix, model, *, tokens, saved=None, loaded=None, probe_train=800):
+        result = {"cell": {"model": model, "corpus": "brown", "seed": 0, "matrix": matrix, "family": "bilm"},
+                  "status": "ok", "config": config,
+                  "timings": {"train": {"device": "cpu", "wall_s": 1.0, "tokens": tokens, "tokens_per_s": tokens or None,
+                                        "peak_rss_mb": 1.0}},
+                  "training": {"history": []},
+                  "metrics": {"wsd_probe": [{"model": model, "probe_corpus": "senseval2", "layer": layer,
+                                             "word": wsd.ALL_WORDS, "method": "linear", "accuracy": 0.7,
+                                             "instances": 400, "train_instances": probe_train,
+                                             "eval_instances": 400} for layer in ("0", "1", "2")]}}
+        if saved:
+            result["saved"] = {"files": {"model.safetensors": {"path": "m/model.safetensors", "sha256": saved}}}
+        if loaded:
+            result["training"]["checkpoint"] = {"folder": "m", "sha256": loaded}
+        return result
+
+    results = [cell("trains", "elmo", tokens=4_000_000, saved="abc"),
+               cell("loads-other-slices", "elmo", tokens=0, loaded="abc", probe_train=12_000),
+               cell("loads-same-slices", "elmo-again", tokens=0, loaded="abc"),
+               cell("loads-unknown", "elmo", tokens=0, loaded="fff", probe_train=12_000)]
+    joined = probes_against_training(tables(results), results)
+    assert sorted(joined["matrix"].unique()) == ["loads-other-slices", "trains"]
+    assert set(joined["tokens"]) == {4_000_000}
+    assert len(joined) == 6  # three layers each

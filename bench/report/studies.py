@@ -257,18 +257,37 @@ def _bilm_shape(config: dict) -> str:
     return f"{2 * model['projection_dim']}-d layers, {model['hidden']} cells, {softmax}{case}"
 
 
+def _biLM_weights(results: list[dict]) -> pd.DataFrame:
+    """model, corpus, seed, matrix, biLM (its shape), tokens, weights, loaded: one row per biLM cell.
+
+    tokens are those its biLM read in training: its own training's, or, for a biLM loaded from a
+    checkpoint (`checkpoint =`, nothing trained: loaded is True), those of the cell among
+    `results` that saved these weights (the same sha256); a loaded biLM whose saving cell is not
+    among them is left out, since how much it read is not known here. weights names the weights
+    probed: the sha256 of the saved or loaded file, else the cell itself (trained, not saved)."""
+    bilms = [r for r in results if r["status"] == "ok" and r["cell"].get("family") == "bilm"]
+    tokens_of = {file["sha256"]: r["timings"].get("train", {}).get("tokens") for r in bilms
+                 for file in (r.get("saved") or {}).get("files", {}).values()}
+    rows = []
+    for r in bilms:
+        cell = {k: r["cell"][k] for k in ("model", "corpus", "seed", "matrix")}
+        loaded = ((r.get("training") or {}).get("checkpoint") or {}).get("sha256")
+        saved = (r.get("saved") or {}).get("files", {}).values()
+        weights = loaded or next((f["sha256"] for f in saved if f["path"].endswith(".safetensors")),
+                                 "cell " + "/".join(map(str, cell.values())))
+        tokens = tokens_of.get(loaded) if loaded else r["timings"].get("train", {}).get("tokens")
+        if tokens:
+            rows.append({**cell, "biLM": _bilm_shape(r["config"]), "tokens": tokens, "weights": weights,
+                         "loaded": bool(loaded)})
+    return pd.DataFrame(rows, columns=["model", "corpus", "seed", "matrix", "biLM", "tokens", "weights", "loaded"])
+
+
 def probes_against_training(frames: dict[str, pd.DataFrame], results: list[dict]) -> pd.DataFrame:
     """matrix, seed, biLM (its shape), tokens (read in training), task, layer, accuracy of every
-    trained model probed at layers 0, 1, 2 (ELMo's biLMs): how far its probes move with the
-    text it has read."""
-    shapes = pd.DataFrame([{"model": r["cell"]["model"], "corpus": r["cell"]["corpus"], "seed": r["cell"]["seed"],
-                            "matrix": r["cell"]["matrix"], "biLM": _bilm_shape(r["config"])}
-                           for r in results if r["status"] == "ok" and r["cell"].get("family") == "bilm"],
-                          columns=["model", "corpus", "seed", "matrix", "biLM"])
-    train = frames["throughput"][frames["throughput"]["phase"] == "train"]
-    train = train.assign(tokens=train["tokens_per_s"] * train["wall_s"])[["model", "corpus", "seed", "matrix",
-                                                                          "tokens"]]
-    train = train.merge(shapes, on=["model", "corpus", "seed", "matrix"])
+    biLM probed at layers 0, 1, 2 (ELMo's): how far its probes move with the text it has read.
+    A biLM loaded from a checkpoint counts the tokens of the cell that trained it
+    (`_biLM_weights`); its rows are left out where the same weights were probed on the same task
+    and slices in a cell that trained them: they would be one biLM's accuracy twice."""
     parts = [frames["pos_probe"].assign(task="POS (linear)"), *micro_averaged_wsd_tasks(frames["wsd_probe"])]
     probed = pd.concat(parts, ignore_index=True)
     columns = ["model", "matrix", "seed", "biLM", "tokens", "task", "layer", "accuracy", "probe_train", "probe_eval"]
@@ -280,9 +299,12 @@ def probes_against_training(frames: dict[str, pd.DataFrame], results: list[dict]
     shaped = layer.where(layer.str.fullmatch(r"\d+")).groupby(probed["model"]).transform(
         lambda layers: set(layers.dropna()) == {"0", "1", "2"})
     probed = probed[shaped.astype(bool) & layer.isin(["0", "1", "2", "mix"])]
-    joined = probed.merge(train, left_on=["model", "train_corpus", "seed", "matrix"],
+    joined = probed.merge(_biLM_weights(results), left_on=["model", "train_corpus", "seed", "matrix"],
                           right_on=["model", "corpus", "seed", "matrix"], suffixes=("", "_trained"))
-    return joined[joined["tokens"] > 0][columns]
+    # Trained cells' rows first, so that of one biLM probed alike twice the loaded copy is dropped.
+    kept = joined.sort_values("loaded", kind="stable").drop_duplicates(
+        ["weights", "task", "layer", "probe_train", "probe_eval"]).sort_index()
+    return kept[columns]
 
 
 def training_tokens_section(trained: pd.DataFrame) -> list[Block]:
