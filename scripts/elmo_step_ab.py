@@ -69,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     config, train_config, data = elmo_cell(args.matrix, args.set, args.data)
     torch.manual_seed(0)
     model_b = bilm.ELMo(config, data.softmax_size, data.frequency_order()).train()
-    model_a = load_elmo_module(args.a_elmo).ELMo(config, data.softmax_size, data.frequency_order()).train()
+    elmo_a = load_elmo_module(args.a_elmo)
+    try:
+        model_a = elmo_a.ELMo(config, data.softmax_size, data.frequency_order()).train()
+    except TypeError:  # a file from before the sampled softmax's frequency order (issue 27)
+        model_a = elmo_a.ELMo(config, data.softmax_size).train()
     model_a.load_state_dict(model_b.state_dict())
     sides = {"A": (model_a, lm._make_optimizer(model_a, train_config)),
              "B": (model_b, lm._make_optimizer(model_b, train_config))}
