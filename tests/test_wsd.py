@@ -440,6 +440,7 @@ def test_tokens_section_names_each_matrix_probe_slices():
 
     def rows(matrix, tokens, probe_train, probe_eval, accuracy):
         return [{"model": "elmo", "matrix": matrix, "seed": 0, "biLM": "256-d layers", "tokens": tokens,
+                 "from_scratch": True,
                  "task": "WSD (linear)", "layer": layer, "accuracy": accuracy + shift, "probe_train": probe_train,
                  "probe_eval": probe_eval}
                 for layer, shift in (("0", -0.1), ("1", 0.0), ("2", 0.01), ("mix", 0.02))]
@@ -538,3 +539,27 @@ def test_probes_against_training_count_a_loaded_biLM_by_the_cell_that_saved_it()
     assert sorted(joined["matrix"].unique()) == ["loads-other-slices", "trains"]
     assert set(joined["tokens"]) == {4_000_000}
     assert len(joined) == 6  # three layers each
+
+
+def test_pos_target_estimate_solves_the_fitted_power_law_for_95_percent():
+    """Layer-1 errors 20% at 1M tokens and 10% at 4M: error = 0.2 * (tokens / 1M)^-0.5, so 5% is
+    reached at 16M tokens. A fine-tuned biLM's point (not from scratch) and other slices stay out
+    of the fit; layer 2 is not read."""
+    from bench.report.studies import pos_target_estimate
+
+    def row(matrix, tokens, accuracy, *, layer="1", from_scratch=True, probe_train=1000):
+        return {"model": "elmo", "matrix": matrix, "seed": 0, "biLM": "256-d layers", "tokens": tokens,
+                "from_scratch": from_scratch, "task": "POS (linear)", "layer": layer, "accuracy": accuracy,
+                "probe_train": probe_train, "probe_eval": 500}
+
+    trained = pd.DataFrame([row("small", 1e6, 0.80), row("big", 4e6, 0.90), row("big", 4e6, 0.5, layer="2"),
+                            row("tuned", 2e6, 0.99, from_scratch=False), row("other", 8e6, 0.99, probe_train=9)])
+    [heading, blank, text, blank2, table, blank3] = pos_target_estimate(trained)
+    assert heading.startswith("### Tokens for 95% POS on layer 1")
+    assert len(table) == 1
+    assert table.iloc[0]["error ∝ tokens^b, b"] == "-0.500"
+    assert table.iloc[0]["tokens for 95% (M), fitted"] == "16"
+    assert table.iloc[0]["points (matrix: M tokens, layer 1 %)"] == "small: 1.00, 80.0; big: 4.00, 90.0"
+    # An error that does not fall with tokens gives no estimate: a dash, not a number.
+    flat = pos_target_estimate(pd.DataFrame([row("small", 1e6, 0.9), row("big", 4e6, 0.8)]))[4]
+    assert flat.iloc[0]["tokens for 95% (M), fitted"] == "–"

@@ -258,28 +258,33 @@ def _bilm_shape(config: dict) -> str:
 
 
 def _biLM_weights(results: list[dict]) -> pd.DataFrame:
-    """model, corpus, seed, matrix, biLM (its shape), tokens, weights, loaded: one row per biLM cell.
+    """model, corpus, seed, matrix, biLM (its shape), tokens, weights, loaded, from_scratch: one row
+    per biLM cell.
 
-    tokens are those its biLM read in training: its own training's, or, for a biLM loaded from a
-    checkpoint (`checkpoint =`, nothing trained: loaded is True), those of the cell among
-    `results` that saved these weights (the same sha256); a loaded biLM whose saving cell is not
-    among them is left out, since how much it read is not known here. weights names the weights
-    probed: the sha256 of the saved or loaded file, else the cell itself (trained, not saved)."""
+    tokens are all those its biLM read in training: its own training's; for a biLM loaded from a
+    checkpoint (`checkpoint =`, nothing trained: loaded) those of the cell among `results` that
+    saved these weights (the same sha256); for one fine-tuned from a saved biLM (`init_from`) its
+    own plus those of the cell that saved its start. A biLM whose saving cell is not among them is
+    left out: how much it read is not known here. weights names the weights probed: the sha256 of
+    the saved or loaded file, else the cell itself (trained, not saved)."""
     bilms = [r for r in results if r["status"] == "ok" and r["cell"].get("family") == "bilm"]
     tokens_of = {file["sha256"]: r["timings"].get("train", {}).get("tokens") for r in bilms
                  for file in (r.get("saved") or {}).get("files", {}).values()}
     rows = []
     for r in bilms:
         cell = {k: r["cell"][k] for k in ("model", "corpus", "seed", "matrix")}
-        loaded = ((r.get("training") or {}).get("checkpoint") or {}).get("sha256")
+        training = r.get("training") or {}
+        loaded, start = ((training.get(key) or {}).get("sha256") for key in ("checkpoint", "init_from"))
         saved = (r.get("saved") or {}).get("files", {}).values()
         weights = loaded or next((f["sha256"] for f in saved if f["path"].endswith(".safetensors")),
                                  "cell " + "/".join(map(str, cell.values())))
-        tokens = tokens_of.get(loaded) if loaded else r["timings"].get("train", {}).get("tokens")
-        if tokens:
-            rows.append({**cell, "biLM": _bilm_shape(r["config"]), "tokens": tokens, "weights": weights,
-                         "loaded": bool(loaded)})
-    return pd.DataFrame(rows, columns=["model", "corpus", "seed", "matrix", "biLM", "tokens", "weights", "loaded"])
+        own = r["timings"].get("train", {}).get("tokens") or 0
+        before = tokens_of.get(loaded or start) if loaded or start else 0
+        if before is not None and own + before:
+            rows.append({**cell, "biLM": _bilm_shape(r["config"]), "tokens": own + before, "weights": weights,
+                         "loaded": bool(loaded), "from_scratch": not (loaded or start)})
+    return pd.DataFrame(rows, columns=["model", "corpus", "seed", "matrix", "biLM", "tokens", "weights", "loaded",
+                                       "from_scratch"])
 
 
 def probes_against_training(frames: dict[str, pd.DataFrame], results: list[dict]) -> pd.DataFrame:
@@ -290,7 +295,8 @@ def probes_against_training(frames: dict[str, pd.DataFrame], results: list[dict]
     and slices in a cell that trained them: they would be one biLM's accuracy twice."""
     parts = [frames["pos_probe"].assign(task="POS (linear)"), *micro_averaged_wsd_tasks(frames["wsd_probe"])]
     probed = pd.concat(parts, ignore_index=True)
-    columns = ["model", "matrix", "seed", "biLM", "tokens", "task", "layer", "accuracy", "probe_train", "probe_eval"]
+    columns = ["model", "matrix", "seed", "biLM", "tokens", "from_scratch", "task", "layer", "accuracy",
+               "probe_train", "probe_eval"]
     if probed.empty:
         return pd.DataFrame(columns=columns)
     layer = probed["layer"].astype(str)
@@ -335,7 +341,42 @@ def training_tokens_section(trained: pd.DataFrame) -> list[Block]:
             "a panel holds several, its slices; nor does a line join biLMs of different shapes (the biLM column). "
             f"POS: {POS_LAYER_ONE_TARGET}% is the target for layer 1.", "",
             pd.DataFrame(rows), "",
-            Figure(probe_figures.probes_against_tokens(trained), probe_figures.PROBES_AGAINST_TOKENS_TITLE), ""]
+            Figure(probe_figures.probes_against_tokens(trained), probe_figures.PROBES_AGAINST_TOKENS_TITLE), "",
+            *pos_target_estimate(trained)]
+
+
+def pos_target_estimate(trained: pd.DataFrame) -> list[Block]:
+    """Tokens a biLM would need for POS_LAYER_ONE_TARGET on layer 1, by a power law fitted to the
+    error: log(1 - accuracy) = a + b log(tokens), least squares over each matrix's mean (over
+    seeds) and model, per biLM shape and probe slices (the figure's curves: a probe fit on more
+    instances scores higher, so slices are never pooled), over the biLMs trained from scratch (a
+    fine-tuned one read two texts). Only groups with two or more points whose tokens differ; an
+    error that does not fall with tokens (b >= 0) gets no estimate."""
+    pos = trained[(trained["task"] == "POS (linear)") & (trained["layer"].astype(str) == "1")
+                  & trained["from_scratch"].astype(bool)]
+    rows = []
+    for (shape, probe_train, probe_eval), group in pos.groupby(["biLM", "probe_train", "probe_eval"]):
+        points = group.groupby(["matrix", "model"]).agg(tokens=("tokens", "mean"), accuracy=("accuracy", "mean"))
+        points = points.sort_values("tokens")
+        if len(points) < 2 or points["tokens"].iloc[-1] <= points["tokens"].iloc[0]:
+            continue
+        slope, intercept = np.polyfit(np.log(points["tokens"]), np.log(1 - points["accuracy"]), 1)
+        target_error = 1 - POS_LAYER_ONE_TARGET / 100
+        needed = np.exp((np.log(target_error) - intercept) / slope) if slope < 0 else np.nan
+        rows.append({"biLM": shape, "POS probe train / test tokens": f"{int(probe_train):,} / {int(probe_eval):,}",
+                     "points (matrix: M tokens, layer 1 %)": "; ".join(
+                         f"{matrix}{'' if model == 'elmo' else ' ' + model}: {row.tokens / 1e6:.2f}, "
+                         f"{100 * row.accuracy:.1f}" for (matrix, model), row in points.iterrows()),
+                     "error ∝ tokens^b, b": f"{slope:.3f}",
+                     f"tokens for {POS_LAYER_ONE_TARGET}% (M), fitted": number(needed / 1e6, ",.0f")})
+    if not rows:
+        return []
+    return [f"### Tokens for {POS_LAYER_ONE_TARGET}% POS on layer 1, by a fitted power law", "",
+            "The error of layer 1's POS probe (100 − accuracy) against the tokens its biLM read, fitted as "
+            "error = c · tokens^b by least squares on the logs of each matrix's mean, per biLM shape and "
+            "probe slices; the last column solves it for the target. An extrapolation from few points, "
+            "often far past them: it says how far away the target is, not when it is reached (the error "
+            "of a fixed-size biLM levels off, which a power law does not).", "", pd.DataFrame(rows), ""]
 
 
 
