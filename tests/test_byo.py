@@ -13,6 +13,7 @@ from gensim.models import KeyedVectors
 from bench.cli import main
 from bench.errors import BenchError
 from bench.models import vectors
+from bench.run.config import load_matrix
 from tests.conftest import write_corpus
 
 WORDS = ["king", "queen", "man", "woman"]
@@ -259,6 +260,12 @@ def test_saved_models_read_back_score_identically(tmp_path, capsys, monkeypatch)
     err = _fails_cleanly(capsys, tmp_path / "out", "--matrix", str(reread), "--set", "model.gru.checkpoint=" + str(lstm_dir),
                          "--models", "gru")
     assert "saved by model 'lstm', expected a checkpoint of 'gru'" in err
+    # A missing folder does not stop the matrix loading (a shipped matrix may name one another
+    # matrix saves), only a run of the model that needs it.
+    missing = tmp_path / "never-saved"
+    assert load_matrix(str(reread), [f"model.lstm.checkpoint={missing}"]).checkpoint("lstm") == str(missing)
+    err = _fails_cleanly(capsys, tmp_path / "out", "--matrix", str(reread), "--set", f"model.lstm.checkpoint={missing}")
+    assert f"model.lstm.checkpoint {missing}: expected a folder that `run --save-models` wrote" in err
 
 
 TOY_MODULE = '''

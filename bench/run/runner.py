@@ -72,7 +72,7 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
     for corpus in matrix.corpora:
         prepared = prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab)
         check_lm_splits(matrix, prepared)
-        check_checkpoint_vocabularies(matrix, prepared)
+        check_checkpoints(matrix, prepared)
         fingerprints[corpus] = prepared.fingerprint
     eval_data = EvalData(metrics.similarity_sets(data_root), probe_corpora(matrix, data_root))
     for model in matrix.models:
@@ -123,12 +123,13 @@ def check_lm_splits(matrix: Matrix, prepared: PreparedCorpus) -> None:
                          f"({', '.join(f'{split}.txt' for split in LM_SPLITS)} in a corpus folder)")
 
 
-def check_checkpoint_vocabularies(matrix: Matrix, prepared: PreparedCorpus) -> None:
-    """Refuse, before anything runs, a `checkpoint =` trained on another vocabulary than this
-    corpus gives (its model and config are checked when the matrix loads)."""
+def check_checkpoints(matrix: Matrix, prepared: PreparedCorpus) -> None:
+    """Refuse, before anything runs, a `checkpoint =` that is missing, was saved by another model
+    or config, or was trained on another vocabulary than this corpus gives."""
     for model in matrix.models:
         checkpoint = matrix.checkpoint(model)
         if checkpoint is not None:
+            checkpoints.check_matches(checkpoint, model, matrix.model_config(model), f"model.{model}")
             checkpoints.check_vocabulary(checkpoint, prepared, f"model.{model}")
 
 
