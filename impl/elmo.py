@@ -45,6 +45,12 @@ What differs from the paper (scaled down to a 2-core CPU machine):
   a step about 1.2x as fast on Brown (issue 27). By default (`softmax_precision = "bf16"`)
   its three training matmuls run in bfloat16, fp32 sums: 1.5x the old step's tokens per
   CPU second, validation perplexity after 300k tokens 0.4% lower than the fp32 logits';
+- `softmax_cutoffs` (c1, c2, ...) replaces the full softmax by the adaptive softmax of Grave,
+  Joulin, Cissé, Grangier & Jégou (2017), `torch.nn.AdaptiveLogSoftmaxWithLoss`, over the ids
+  ranked by train frequency (`frequency_order`, saved with the weights as `adaptive_rank`):
+  a head over the c1 most frequent words and one entry per tail cluster, each cluster behind
+  a projection to D / div_value^i. It is a normalized distribution, trained and scored as it
+  is (in fp32), not an estimate of the full softmax;
 - the training loss is the mean of the two directions' cross-entropies (the paper sums
   the log-likelihoods), so it is on the scale of one LM's loss.
 """
@@ -89,10 +95,18 @@ class ELMoConfig:
     # bf16 matmuls). `softmax_cross_entropy_sum`; evaluation (.eval()) computes in fp32 whatever this is,
     # and the sampled softmax (softmax_samples > 0) in fp32 too.
     softmax_precision: str = "bf16"
+    # () = the full softmax over the V softmax ids. Cutoffs (c1, c2, ...) = the adaptive softmax
+    # of Grave et al. (2017) over the ids ranked by train frequency: a head over the c1 most
+    # frequent words plus one entry per tail cluster, and the clusters [c1, c2), [c2, ...), ...
+    # each behind a projection to D / div_value^i. An exact distribution (evaluation scores it as
+    # it is), computed in fp32, several times cheaper than the full softmax.
+    softmax_cutoffs: tuple[int, ...] = ()
+    softmax_div_value: float = 4.0
 
     def __post_init__(self):
         # Lists from a config file become the tuples the default uses.
         self.filters = tuple(tuple(f) for f in self.filters)
+        self.softmax_cutoffs = tuple(self.softmax_cutoffs)
         need_ints(self, "char_dim", "projection_dim", "hidden", "layers")
         need_ints(self, "highway_layers", "softmax_samples", minimum=0)
         need(self, is_int(self.max_chars) and self.max_chars >= 3, "max_chars", "an int >= 3 (markers plus one byte)")
@@ -104,6 +118,12 @@ class ELMoConfig:
         need(self, is_num(self.dropout) and 0.0 <= self.dropout < 1.0, "dropout", "a number in [0, 1)")
         need(self, self.softmax_precision in SOFTMAX_PRECISIONS, "softmax_precision",
              f"one of {', '.join(SOFTMAX_PRECISIONS)}")
+        cutoffs = self.softmax_cutoffs
+        need(self, all(is_int(c) and c >= 1 for c in cutoffs) and list(cutoffs) == sorted(set(cutoffs)),
+             "softmax_cutoffs", "strictly increasing ints >= 1 (or [] for the full softmax)")
+        need(self, is_num(self.softmax_div_value) and self.softmax_div_value >= 1, "softmax_div_value", "a number >= 1")
+        need(self, not (cutoffs and self.softmax_samples), "softmax_samples",
+             "0 with softmax_cutoffs (the adaptive softmax is not sampled)")
 
 
 def char_ids(words: list[str], max_chars: int) -> torch.Tensor:
@@ -352,11 +372,14 @@ class ELMo(nn.Module):
 
     proposal_order: torch.Tensor  # (V,) buffer: frequency rank -> softmax id
     proposal_rank: torch.Tensor  # (V,) buffer: softmax id -> frequency rank
+    softmax: nn.Linear | nn.AdaptiveLogSoftmaxWithLoss
+    adaptive_rank: torch.Tensor  # (V,) buffer with softmax_cutoffs: softmax id -> the adaptive softmax's class
 
     def __init__(self, config: ELMoConfig, vocab_size: int, frequency_order: torch.Tensor | None = None):
         """frequency_order: the softmax ids (V,) from the most frequent target to the least, the
-        order the sampled softmax's log-uniform proposal assumes (default: the ids themselves).
-        Training only; not saved with the weights (evaluation scores the full softmax)."""
+        order the sampled softmax's log-uniform proposal assumes (default: the ids themselves;
+        not saved with the weights), and the adaptive softmax's classes (saved with them: its
+        clusters are part of the model)."""
         super().__init__()
         check_int("vocab_size", vocab_size)
         self.config = config
@@ -370,7 +393,16 @@ class ELMo(nn.Module):
         self.forward_lstms = nn.ModuleList(self._lstmp() for _ in range(config.layers))
         self.backward_lstms = nn.ModuleList(self._lstmp() for _ in range(config.layers))
         self.drop = nn.Dropout(config.dropout)
-        self.softmax = nn.Linear(config.projection_dim, vocab_size)  # shared by both directions
+        # Shared by both directions.
+        if config.softmax_cutoffs:
+            if config.softmax_cutoffs[-1] >= vocab_size:
+                raise ValueError(f"ELMoConfig.softmax_cutoffs={list(config.softmax_cutoffs)}: expected every "
+                                 f"cutoff < the {vocab_size} softmax ids")
+            self.softmax = nn.AdaptiveLogSoftmaxWithLoss(config.projection_dim, vocab_size, list(config.softmax_cutoffs),
+                                                         div_value=config.softmax_div_value, head_bias=True)
+            self.register_buffer("adaptive_rank", self.proposal_rank.clone())  # (V,) softmax id -> class
+        else:
+            self.softmax = nn.Linear(config.projection_dim, vocab_size)
 
     def _lstmp(self) -> nn.LSTM:
         cfg = self.config
@@ -385,7 +417,7 @@ class ELMo(nn.Module):
 
     def word_vectors(self, words: list[str]) -> torch.Tensor:
         """Context-independent vectors (n_words, D) of any strings, seen in training or not."""
-        device = self.softmax.weight.device
+        device = self.token_encoder.proj.weight.device
         return self.token_encoder(char_ids(words, self.config.max_chars).to(device))
 
     def _stack(self, lstms: nn.ModuleList, x: torch.Tensor) -> list[torch.Tensor]:
@@ -436,9 +468,9 @@ class ELMo(nn.Module):
         if sampled and logits:
             raise ValueError("a training-mode biLM with a sampled softmax makes no logits; call .eval() first")
         for name, (top, _) in tops.items():
-            out[f"logits_{name}"] = self.softmax(top) if logits else None  # (B, T, V)
-        matmul_dtype = torch.bfloat16 if self.training and self.config.softmax_precision == "bf16" else None
+            out[f"logits_{name}"] = self._logits(top) if logits else None  # (B, T, V)
         if sampled:
+            assert isinstance(self.softmax, nn.Linear), "ELMoConfig refuses softmax_samples with softmax_cutoffs"
             ranks = log_uniform_sample(self.config.softmax_samples, self.vocab_size, chars.device)  # (K,)
             samples = self.proposal_order[ranks]  # (K,) softmax ids
             log_expected = math.log(self.config.softmax_samples) + log_uniform_log_prob(
@@ -448,11 +480,31 @@ class ELMo(nn.Module):
                     top, targets, self.softmax.weight, self.softmax.bias, samples, log_expected)
         else:
             for name, (top, targets) in tops.items():
-                out[f"loss_{name}"] = None if targets is None else softmax_cross_entropy_sum(
-                    top, targets, self.softmax.weight, self.softmax.bias, matmul_dtype) / (targets != IGNORE).sum()
+                out[f"loss_{name}"] = None if targets is None else self._nll_sum(top, targets) / (targets != IGNORE).sum()
         losses = [loss for loss in (out["loss_fwd"], out["loss_bwd"]) if loss is not None]
         out["loss"] = sum(losses) / len(losses) if losses else None
         return out
+
+    def _nll_sum(self, top: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The summed cross-entropy of the (full or adaptive) softmax at the scored positions:
+        top (B, T, D), targets (B, T) softmax ids with IGNORE where nothing is scored."""
+        if isinstance(self.softmax, nn.Linear):
+            bf16 = self.training and self.config.softmax_precision == "bf16"
+            return softmax_cross_entropy_sum(top, targets, self.softmax.weight, self.softmax.bias,
+                                             torch.bfloat16 if bf16 else None)
+        scored = targets != IGNORE
+        # fp32 whatever the caller's autocast: the adaptive softmax mixes dtypes under it.
+        with torch.autocast(top.device.type, enabled=False):
+            return -self.softmax(top[scored].float(), self.adaptive_rank[targets[scored]]).output.sum()
+
+    def _logits(self, top: torch.Tensor) -> torch.Tensor:
+        """(..., V) logits over the softmax ids of top (..., D); for the adaptive softmax its
+        log-probabilities, which are logits of the same distribution."""
+        if isinstance(self.softmax, nn.Linear):
+            return self.softmax(top)
+        with torch.autocast(top.device.type, enabled=False):
+            log_probs = self.softmax.log_prob(top.reshape(-1, top.shape[-1]).float())  # (N, V) by class
+        return log_probs[:, self.adaptive_rank].view(*top.shape[:-1], -1)
 
     def representations(self, chars: torch.Tensor) -> torch.Tensor:
         """All L + 1 layers (L+1, B, T, 2D): [x ; x], then [forward_j ; backward_j] per layer.

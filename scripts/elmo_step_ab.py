@@ -10,7 +10,9 @@ side B from this tree's `impl.elmo`; everything else (data, batches, training st
 backward, clipping, Adam) is this tree's `bench.train`. Each side has its own optimizer. A step
 is timed from its forward to the optimizer's update, batching left out. Printed: B's speed over
 A's for the whole run (total time) and the median and interquartile range of the per-step ratios,
-in wall and in CPU seconds. `scripts/elmo_ab.py` compares whole trees in slices instead; this
+in wall and in CPU seconds. A setting (--set) that side A's file does not know is ignored
+there: `--set model.elmo.softmax_cutoffs=[2000,6000]` against a file without the adaptive
+softmax times the full softmax (A) against the adaptive one (B). `scripts/elmo_ab.py` compares whole trees in slices instead; this
 finer interleaving needs both versions in one process, so it only compares the model file.
 """
 
@@ -74,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         model_a = elmo_a.ELMo(config, data.softmax_size, data.frequency_order()).train()
     except TypeError:  # a file from before the sampled softmax's frequency order (issue 27)
         model_a = elmo_a.ELMo(config, data.softmax_size).train()
-    model_a.load_state_dict(model_b.state_dict())
+    # Both start from B's weights; with --set options that A's file does not know (a softmax it
+    # does not have), A keeps its own initialization of the weights B lacks, and says which.
+    missing, unexpected = model_a.load_state_dict(model_b.state_dict(), strict=False)
+    if missing or unexpected:
+        print(f"A keeps its own {', '.join(missing) or 'nothing'}; B's {', '.join(unexpected) or 'nothing'} unused by A")
     sides = {"A": (model_a, lm._make_optimizer(model_a, train_config)),
              "B": (model_b, lm._make_optimizer(model_b, train_config))}
     sentences = data.sentences("train")

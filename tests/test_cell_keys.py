@@ -172,6 +172,10 @@ def test_keys_hash_contents_not_paths_and_only_the_blocks_a_cell_reads():
     assert (cell_key("bilm", {**probing, "model": {"epochs": 1, "softmax_samples": 0}}, corpus, None, None)
             == cell_key("bilm", probing, corpus, None, None)
             != cell_key("bilm", {**probing, "model": {"epochs": 1, "softmax_samples": 2048}}, corpus, None, None))
+    # ... nor the full softmax's empty adaptive cutoffs (a tuple, read back as a list); adaptive ones do.
+    full = {**probing, "model": {"epochs": 1, "softmax_cutoffs": (), "softmax_div_value": 4.0}}
+    assert (cell_key("bilm", full, corpus, None, None) == cell_key("bilm", probing, corpus, None, None)
+            != cell_key("bilm", {**probing, "model": {"epochs": 1, "softmax_cutoffs": (2000,)}}, corpus, None, None))
     # ... and a language model reads no eval settings at all.
     assert relevant_config(config, "lm")["eval"] is None
     other = {**config, "model": {"epochs": 3}}

@@ -105,3 +105,54 @@ def test_the_softmax_precision_applies_to_training_only():
     assert model(chars, *targets)["loss"] != fp32(chars, *targets)["loss"]
     with pytest.raises(ValueError, match=r"^ELMoConfig\.softmax_precision='fp16': expected one of fp32, bf16$"):
         ELMoConfig(softmax_precision="fp16")
+
+
+# The adaptive softmax (Grave et al. 2017): 11 softmax ids, ranked by a frequency order that is
+# not the id order, a head over the 3 most frequent and two tail clusters [3, 6) and [6, 11).
+ORDER = torch.tensor([9, 10, 4, 1, 0, 2, 3, 5, 6, 7, 8])  # frequency rank -> softmax id
+ADAPTIVE = {**TINY, "softmax_cutoffs": (3, 6), "softmax_div_value": 2.0}
+
+
+def _adaptive_biLM(order: torch.Tensor = ORDER) -> ELMo:
+    torch.manual_seed(0)
+    return ELMo(ELMoConfig(**ADAPTIVE), vocab_size=11, frequency_order=order)
+
+
+def test_the_adaptive_softmax_is_a_distribution_whose_cross_entropy_is_the_loss():
+    model = _adaptive_biLM()
+    assert isinstance(model.softmax, torch.nn.AdaptiveLogSoftmaxWithLoss)
+    assert model.adaptive_rank[9] == 0 and model.adaptive_rank[8] == 10  # the head's first class is the most frequent id
+    chars = batch_char_ids([["the", "cat", "sat"], ["a", "dog"], ["a"]], max_chars=8)  # (3, 5, 8)
+    targets = bilm_targets(torch.tensor([[9, 1, 2, 3, 10], [9, 4, 5, 10, IGNORE], [9, 4, 10, IGNORE, IGNORE]]))
+    for training in (True, False):
+        out = model.train(training)(chars, *targets, logits=True)
+        torch.testing.assert_close(out["logits_fwd"].exp().sum(-1), torch.ones(3, 5))  # normalized over 11 ids
+        for name, direction in zip(("fwd", "bwd"), targets):
+            full = F.cross_entropy(out[f"logits_{name}"].flatten(0, 1), direction.flatten(), ignore_index=IGNORE)
+            torch.testing.assert_close(out[f"loss_{name}"], full)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a bf16 run: the adaptive softmax stays fp32
+        assert model(chars, *targets)["loss"].dtype == torch.float32
+
+
+def test_the_adaptive_softmax_keeps_its_classes_with_its_weights():
+    model = _adaptive_biLM().eval()
+    chars = batch_char_ids([["the", "cat", "sat"]], max_chars=8)
+    targets = bilm_targets(torch.tensor([[9, 1, 2, 3, 10]]))
+    reloaded = _adaptive_biLM(order=torch.arange(11)).eval()  # built from another corpus's counts
+    reloaded.load_state_dict(model.state_dict())
+    assert torch.equal(reloaded.adaptive_rank, model.adaptive_rank)
+    torch.testing.assert_close(reloaded(chars, *targets)["loss"], model(chars, *targets)["loss"], rtol=0, atol=0)
+    assert "adaptive_rank" not in ELMo(ELMoConfig(**TINY), vocab_size=11).state_dict()  # a full softmax's stays as saved
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"softmax_cutoffs": (6, 3)}, r"softmax_cutoffs=\(6, 3\): expected strictly increasing ints >= 1"),
+    ({"softmax_cutoffs": (0,)}, r"softmax_cutoffs=\(0,\): expected strictly increasing ints >= 1"),
+    ({"softmax_cutoffs": (3,), "softmax_samples": 4}, r"softmax_samples=4: expected 0 with softmax_cutoffs"),
+    ({"softmax_div_value": 0.5}, r"softmax_div_value=0.5: expected a number >= 1"),
+])
+def test_bad_adaptive_settings_are_refused(settings, message):
+    with pytest.raises(ValueError, match=message):
+        ELMoConfig(**{**TINY, **settings})
+    with pytest.raises(ValueError, match=r"softmax_cutoffs=\[3, 11\]: expected every cutoff < the 11 softmax ids"):
+        ELMo(ELMoConfig(**{**TINY, "softmax_cutoffs": (3, 11)}), vocab_size=11)

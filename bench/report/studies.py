@@ -252,7 +252,9 @@ def _bilm_shape(config: dict) -> str:
     training text (such a biLM reads its probes' words lower-cased too)."""
     model = config["model"]
     samples = model.get("softmax_samples", 0)  # absent: a cell from before the sampled softmax
-    softmax = "full softmax" if not samples else f"{samples:,}-sample softmax"
+    cutoffs = model.get("softmax_cutoffs") or []  # absent: a cell from before the adaptive softmax
+    softmax = ("full softmax" if not samples and not cutoffs else f"{samples:,}-sample softmax" if samples
+               else f"adaptive softmax at {', '.join(f'{c:,}' for c in cutoffs)}")
     case = ", lower-cased text" if config["tokenizer"]["lowercase"] else ""
     return f"{2 * model['projection_dim']}-d layers, {model['hidden']} cells, {softmax}{case}"
 

@@ -99,8 +99,8 @@ SCORED_FAMILIES = ("embedding", "bilm")
 # before them did: at that value a setting is left out of the key, so those cells keep theirs.
 _ADDED_LATER: dict[str, dict[str, object]] = {
     "probe": {"layers": None},  # unset: every layer is probed
-    # The biLM's full training softmax, its matmuls in fp32 (impl.elmo).
-    "model": {"softmax_samples": 0, "softmax_precision": "fp32"},
+    # The biLM's full training softmax, its matmuls in fp32 (impl.elmo); not adaptive.
+    "model": {"softmax_samples": 0, "softmax_precision": "fp32", "softmax_cutoffs": [], "softmax_div_value": 4.0},
     "eval": {"tasks": ["similarity", "analogy"]},  # both (bench.eval.VECTOR_TASKS)
     "train": {"max_tokens": None},  # unset: no token budget (bench.train.lm.LMTrainConfig)
 }

@@ -13,7 +13,8 @@ are shuffled, then sorted by length within pools of `POOL_BATCHES` batches, and 
 batches are shuffled, so a padded batch wastes little work); loss = the mean of the
 forward and backward LMs' cross-entropies (impl.elmo; with `softmax_samples` > 0 their
 sampled-softmax estimates, so the history's train_loss is that estimate, not comparable
-with a full softmax's, while validation always scores the full softmax); Adam or SGD,
+with a full softmax's, while validation always scores the full softmax; with
+`softmax_cutoffs` the adaptive softmax, trained and scored as the distribution it is); Adam or SGD,
 gradient clipping, lr decay, early stopping on validation and the time and token budgets
 of `bench.train.lm.fit` (`LMTrainConfig`; a token is a sentence's word, <S> and </S> not
 counted; its `bptt` and `eval_batch_size` do not apply: a sentence is read whole, and
