@@ -93,7 +93,7 @@ class ELMoConfig:
     # The training softmax's matmuls: "bf16" (2.3x fp32's speed on a CPU with AVX512-BF16, the same
     # validation perplexity per token read on Brown: issue 27) or "fp32" (exact; for a CPU without
     # bf16 matmuls). `softmax_cross_entropy_sum`; evaluation (.eval()) computes in fp32 whatever this is,
-    # and the sampled softmax (softmax_samples > 0) in fp32 too.
+    # and the sampled and adaptive softmaxes (softmax_samples, softmax_cutoffs) in fp32 too.
     softmax_precision: str = "bf16"
     # () = the full softmax over the V softmax ids. Cutoffs (c1, c2, ...) = the adaptive softmax
     # of Grave et al. (2017) over the ids ranked by train frequency: a head over the c1 most

@@ -507,9 +507,10 @@ batch_size = 4
 
 
 @pytest.mark.slow
-def test_saved_elmo_reads_back_scoring_identically(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("softmax", ["", "softmax_cutoffs = [3]\n"], ids=["full", "adaptive"])
+def test_saved_elmo_reads_back_scoring_identically(tmp_path, capsys, monkeypatch, softmax):
     monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
-    matrix = _matrix(tmp_path, ELMO_SETTINGS, ["elmo"])
+    matrix = _matrix(tmp_path, ELMO_SETTINGS + softmax, ["elmo"])
     first = tmp_path / "first"
     assert main(["run", "--matrix", matrix, "--save-models", "--out", str(first), "--no-progress",
                  "--in-process"]) == 0, capsys.readouterr().err
@@ -522,3 +523,10 @@ def test_saved_elmo_reads_back_scoring_identically(tmp_path, capsys, monkeypatch
     assert loaded["training"]["history"] == [] and loaded["config"]["checkpoint"]["folder"] == str(folder)
     assert loaded["metrics"]["perplexity"] == trained["metrics"]["perplexity"]
     assert _scores(loaded) == _scores(trained)
+
+
+def test_an_adaptive_softmax_cut_beyond_the_vocabulary_is_refused_before_the_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    matrix = _matrix(tmp_path, ELMO_SETTINGS, ["elmo"])
+    err = _fails_cleanly(capsys, tmp_path / "out", "--matrix", matrix, "--set", "model.elmo.softmax_cutoffs=[3,50]")
+    assert "model.elmo.softmax_cutoffs [3, 50]: expected every cutoff < 7 (the words in the vocabulary of corpus" in err, err

@@ -73,6 +73,7 @@ def run_matrix(matrix: Matrix, out_dir: Path, data_dir: str | None, device: torc
         prepared = prepare_corpus(corpus, data_root, matrix.tokenizer, matrix.vocab)
         check_lm_splits(matrix, prepared)
         check_checkpoints(matrix, prepared)
+        check_softmax_cutoffs(matrix, prepared)
         fingerprints[corpus] = prepared.fingerprint
     eval_data = EvalData(metrics.similarity_sets(data_root), probe_corpora(matrix, data_root))
     for model in matrix.models:
@@ -121,6 +122,16 @@ def check_lm_splits(matrix: Matrix, prepared: PreparedCorpus) -> None:
         raise BenchError(f"{where} has no {' and no '.join(missing)} split, which the language models "
                          f"{', '.join(language_models)} need: expected train, validation and test "
                          f"({', '.join(f'{split}.txt' for split in LM_SPLITS)} in a corpus folder)")
+
+
+def check_softmax_cutoffs(matrix: Matrix, prepared: PreparedCorpus) -> None:
+    """Refuse, before anything runs, a biLM's adaptive softmax cut beyond this corpus's
+    vocabulary (a biLM with init_from reads the saved one, which its config was trained on)."""
+    for model in matrix.models:
+        cutoffs = getattr(matrix.model_config(model), "softmax_cutoffs", ())
+        if cutoffs and finetune.init_from(matrix, model, 0) is None and cutoffs[-1] >= len(prepared.vocab):
+            raise BenchError(f"model.{model}.softmax_cutoffs {list(cutoffs)}: expected every cutoff < "
+                             f"{len(prepared.vocab)} (the words in the vocabulary of corpus '{prepared.name}')")
 
 
 def check_checkpoints(matrix: Matrix, prepared: PreparedCorpus) -> None:

@@ -11,11 +11,14 @@ import pytest
 import torch
 
 from bench.models.registry import MODELS
+from bench.run.config import load_matrix
 from bench.train import lm
 from impl import elmo, glove, nnlm, rnn, svd, word2vec
 from impl import kneser_ney as ngram
 from impl._cooccurrence import cooccurrence
 from tests.benchmarks.harness import BENCH_THREADS, VOCAB, time_on_device
+
+BROWN_SOFTMAX = 14_116  # the elmo matrix's softmax ids: Brown's vocabulary, <S> and </S>
 
 LM_MODELS = {"nnlm-mlp1": nnlm.NNLM, "rnn": rnn.RNNLM, "lstm": rnn.RNNLM, "gru": rnn.RNNLM}
 # brown-lm's recurrent shapes, halved so the rounds of every model stay within seconds.
@@ -117,19 +120,23 @@ def _elmo_step(config: elmo.ELMoConfig, vocab_size: int, device):
 
 @pytest.mark.benchmark(group="train")
 def test_elmo_optimizer_step(benchmark, device):
-    """The default training step (issue 27): each distinct word encoded once, the full softmax's
-    loss and gradient made block by block at the scored positions (`softmax_cross_entropy_sum`)."""
-    loss = time_on_device(benchmark, device, _elmo_step(elmo.ELMoConfig(), VOCAB, device))
+    """The `elmo` matrix's training step (issue 27) over a softmax of Brown's 14,116 ids: each
+    distinct word encoded once, and the adaptive softmax of the matrix's cutoffs."""
+    config = load_matrix("elmo").model_config("elmo")
+    loss = time_on_device(benchmark, device, _elmo_step(config, BROWN_SOFTMAX, device))
     assert torch.isfinite(loss)
 
 
 @pytest.mark.benchmark(group="train-bilm-softmax")
-@pytest.mark.parametrize("softmax_samples, softmax_precision", [(0, "fp32"), (0, "bf16"), (2048, "fp32")],
-                         ids=["full", "full-bf16", "sampled-2048"])
-def test_elmo_step_on_brown_reuters_vocabulary(benchmark, device, softmax_samples, softmax_precision):
+@pytest.mark.parametrize("softmax", [{"softmax_precision": "fp32"}, {"softmax_precision": "bf16"},
+                                     {"softmax_samples": 2048, "softmax_precision": "fp32"},
+                                     {"softmax_cutoffs": (2000, 6000)}],
+                         ids=["full", "full-bf16", "sampled-2048", "adaptive-2000-6000"])
+def test_elmo_step_on_brown_reuters_vocabulary(benchmark, device, softmax):
     """One optimizer step of ELMo over the 22,858-word softmax of elmo-more-text's vocabulary,
-    full (its matmuls in fp32 or bf16) and sampled (elmo-wider's 2,048 candidates): what each
-    saves a step. Not in the committed baseline; compare the normalised medians within one run."""
-    config = elmo.ELMoConfig(softmax_samples=softmax_samples, softmax_precision=softmax_precision)
+    full (its matmuls in fp32 or bf16), sampled (elmo-wider's 2,048 candidates) and adaptive
+    (the elmo matrix's cutoffs): what each saves a step. Not in the committed baseline; compare
+    the normalised medians within one run."""
+    config = elmo.ELMoConfig(**softmax)
     step = _elmo_step(config, 22_858, device)
     assert torch.isfinite(time_on_device(benchmark, device, step))
