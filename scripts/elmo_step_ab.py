@@ -2,8 +2,8 @@
 the same weights and take the same batches of the `elmo` matrix, step by step (A B, B A, ...),
 so a shared machine's swings, and the batches' lengths, hit both alike.
 
-    git archive main | tar -x -C /tmp/elmo-main        # the version to compare against
-    python scripts/elmo_step_ab.py --a-elmo /tmp/elmo-main/impl/elmo.py --threads 1 --steps 60
+    mkdir -p runs/elmo-main && git archive main impl | tar -x -C runs/elmo-main        # the version to compare against
+    python scripts/elmo_step_ab.py --a-elmo runs/elmo-main/impl/elmo.py --threads 1 --steps 60
 
 Side A is built from the `ELMo` class of the file --a-elmo names (loaded as a module of its own),
 side B from this tree's `impl.elmo`; everything else (data, batches, training step: forward,

@@ -155,17 +155,20 @@ def _check_files(folder: Path, listed) -> None:
 
 def check_matches(path: str | Path, model: str, config, where: str) -> None:
     """Before a run writes anything: the checkpoint was trained as this model, with this config."""
-    header = read_header(path, where)
+    header = read_header(path, where)  # verifies every file's sha256: read once
     if header.get("model") != model:
         raise BenchError(f"{where}.checkpoint {path}: saved by model '{header.get('model')}', expected a "
                          f"checkpoint of '{model}'")
-    check_config(path, config, where)
+    _check_saved_config(header, path, config, where, "checkpoint")
 
 
 def check_config(path: str | Path, config, where: str, key: str = "checkpoint") -> dict:
     """The checkpoint's verified header, once its saved config is found to be `config`: the
     network it rebuilds is the one its weights fit (`key`: the setting that named it)."""
-    header = read_header(path, where, key)
+    return _check_saved_config(read_header(path, where, key), path, config, where, key)
+
+
+def _check_saved_config(header: dict, path: str | Path, config, where: str, key: str) -> dict:
     expected = _as_json(config)
     if header.get("config") != expected:
         saved = header.get("config") or {}
