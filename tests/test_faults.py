@@ -8,7 +8,6 @@ multiprocessing's resource tracker), keeps the cells it finished, and a re-run g
 there; a worker killed on its own (the OOM killer) is a failed cell and the run goes on.
 """
 
-import dataclasses
 import json
 import os
 import re
@@ -24,6 +23,7 @@ import psutil
 import pytest
 
 from bench.cli import main
+from bench.run import finetune
 from bench.run.config import MATRIX_DIR, load_matrix
 from tests.conftest import write_corpus
 
@@ -269,9 +269,12 @@ def test_a_matrix_unsets_what_the_matrix_it_extends_sets():
     assert (lifted_wsd.max_train_per_word, lifted_wsd.max_eval_per_word) == (None, None)
     assert lifted.probe.settings["pos"] == base.probe.settings["pos"]  # the POS caps kept
     assert base.probe.settings["pos"].max_train_sentences == 8000
-    # elmo-seeds-wsd's biLMs read a token budget instead of elmo-seeds' 15 minutes (its unset drops the minutes).
-    assert dataclasses.replace(lifted.train_config("elmo"), max_minutes=15.0, max_tokens=None) == \
-        base.train_config("elmo")
+    # elmo-seeds-wsd trains the biLMs elmo-seeds loads: its unset drops elmo-seeds' init_from and
+    # finetune, and the training settings stay elmo-seeds' (a 1.5M-token budget).
+    assert finetune.init_from(base, "elmo", 2) == "results/elmo-seeds-wsd/models/elmo__brown__seed2"
+    assert not finetune.finetunes(base, "elmo")
+    assert finetune.init_from(lifted, "elmo", 2) is None and finetune.key_block(lifted, "elmo") == {}
+    assert lifted.train_config("elmo") == base.train_config("elmo")
     assert (lifted.train_config("elmo").max_tokens, lifted.train_config("elmo").max_minutes) == (1_500_000, None)
     assert lifted.seeds == base.seeds == [0, 1, 2]
     assert lifted.name == "elmo-seeds-wsd" and lifted.description != base.description
