@@ -12,7 +12,7 @@ A cell's folder `OUT/models/<cell>/` holds
 A checkpoint loads only into the model, config and vocabulary it was trained with, and only
 while its files are the ones it lists: a weights file changed after saving would otherwise
 load without a word and change the scores. The runner checks all of it before the run
-writes anything (`check_matches` with the matrix, `check_vocabulary` with each corpus), and
+writes anything (`check_matches`, with the matrix and each corpus), and
 the cell checks the files again right before it loads them.
 
 The files are written into a temporary folder beside the target, which is then renamed:
@@ -153,13 +153,15 @@ def _check_files(folder: Path, listed) -> None:
                              f"the file changed after it was saved; save the model again")
 
 
-def check_matches(path: str | Path, model: str, config, where: str) -> None:
-    """Before a run writes anything: the checkpoint was trained as this model, with this config."""
+def check_matches(path: str | Path, model: str, config, prepared: PreparedCorpus, where: str) -> None:
+    """Before a run writes anything: the checkpoint was trained as this model, with this config,
+    on the vocabulary `prepared` has."""
     header = read_header(path, where)  # verifies every file's sha256: read once
     if header.get("model") != model:
         raise BenchError(f"{where}.checkpoint {path}: saved by model '{header.get('model')}', expected a "
                          f"checkpoint of '{model}'")
     _check_saved_config(header, path, config, where, "checkpoint")
+    _check_saved_vocabulary(header, path, prepared, where)
 
 
 def check_config(path: str | Path, config, where: str, key: str = "checkpoint") -> dict:
@@ -188,7 +190,10 @@ def identity(path: str | Path, where: str, key: str = "checkpoint") -> dict:
 def check_vocabulary(path: str | Path, prepared: PreparedCorpus, where: str) -> dict:
     """The checkpoint was trained on the vocabulary `prepared` has (its words in id order);
     returns its verified header."""
-    header = read_header(path, where)
+    return _check_saved_vocabulary(read_header(path, where), path, prepared, where)
+
+
+def _check_saved_vocabulary(header: dict, path: str | Path, prepared: PreparedCorpus, where: str) -> dict:
     saved, vocab = header.get("vocab"), vocab_identity(prepared)
     if saved != vocab:
         saved = saved if isinstance(saved, dict) else {}

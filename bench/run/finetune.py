@@ -94,6 +94,11 @@ def init_from(matrix: Matrix, model: str, seed: int) -> str | None:
     return None if template is None else template.format(seed=seed)
 
 
+def starts_from_saved(matrix: Matrix, model: str) -> bool:
+    """Whether the model's cells start from a saved biLM (`init_from`), whose vocabulary they read."""
+    return INIT_FROM in matrix.model_overrides.get(model, {})
+
+
 def finetunes(matrix: Matrix, model: str) -> bool:
     """Whether a model with init_from trains on its corpus (else it is probed as pre-trained)."""
     return bool(matrix.model_overrides.get(model, {}).get(FINETUNE, True))

@@ -129,7 +129,7 @@ def check_softmax_cutoffs(matrix: Matrix, prepared: PreparedCorpus) -> None:
     vocabulary (a biLM with init_from reads the saved one, which its config was trained on)."""
     for model in matrix.models:
         cutoffs = getattr(matrix.model_config(model), "softmax_cutoffs", ())
-        if cutoffs and finetune.init_from(matrix, model, 0) is None and cutoffs[-1] >= len(prepared.vocab):
+        if cutoffs and not finetune.starts_from_saved(matrix, model) and cutoffs[-1] >= len(prepared.vocab):
             raise BenchError(f"model.{model}.softmax_cutoffs {list(cutoffs)}: expected every cutoff < "
                              f"{len(prepared.vocab)} (the words in the vocabulary of corpus '{prepared.name}')")
 
@@ -140,8 +140,7 @@ def check_checkpoints(matrix: Matrix, prepared: PreparedCorpus) -> None:
     for model in matrix.models:
         checkpoint = matrix.checkpoint(model)
         if checkpoint is not None:
-            checkpoints.check_matches(checkpoint, model, matrix.model_config(model), f"model.{model}")
-            checkpoints.check_vocabulary(checkpoint, prepared, f"model.{model}")
+            checkpoints.check_matches(checkpoint, model, matrix.model_config(model), prepared, f"model.{model}")
 
 
 @dataclass
