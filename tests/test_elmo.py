@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from impl._softmax import log_uniform_log_prob, log_uniform_sample, sampled_softmax_loss
 from impl.elmo import (
     BOS,
     EOS,
@@ -16,9 +17,6 @@ from impl.elmo import (
     batch_char_ids,
     bilm_targets,
     char_ids,
-    log_uniform_log_prob,
-    log_uniform_sample,
-    sampled_softmax_loss,
 )
 
 # PyTorch's oneDNN LSTM has no projection; its default kernel is used, which is what we want.

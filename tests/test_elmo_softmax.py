@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from impl import elmo
-from impl.elmo import IGNORE, ELMo, ELMoConfig, batch_char_ids, bilm_targets, softmax_cross_entropy_sum
+from impl import _softmax
+from impl._softmax import IGNORE, softmax_cross_entropy_sum
+from impl.elmo import ELMo, ELMoConfig, batch_char_ids, bilm_targets
 
 pytestmark = [pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN"),
               pytest.mark.usefixtures("one_torch_thread")]
@@ -31,7 +32,7 @@ def ragged_batch(vocab_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor
 
 @pytest.mark.parametrize("block", [1, 3, 256])  # blocks that cut the scored positions unevenly, and one block
 def test_the_loss_and_its_gradients_are_the_logits_cross_entropys(monkeypatch, block):
-    monkeypatch.setattr(elmo, "SOFTMAX_BLOCK", block)
+    monkeypatch.setattr(_softmax, "SOFTMAX_BLOCK", block)
     hidden, targets, layer = ragged_batch(vocab_size=13, seed=0)
     params = [hidden.requires_grad_(), layer.weight, layer.bias]
     upstream = 0.37  # the gradient that reaches the loss: the result's gradients scale with it
