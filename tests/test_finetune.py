@@ -206,6 +206,20 @@ def test_the_key_holds_every_seeds_weights_by_sha256(saved, tmp_path):
     assert changed["0"] == weights and changed["1"] == checkpoints.file_sha256(saved_weights) != weights
 
 
+def test_a_checkpoint_saved_before_a_config_field_existed_loads_at_the_value_it_was_made_at(saved, tmp_path):
+    """A header without the adaptive softmax's fields (saved before they existed, as elmo-seeds-wsd's
+    biLMs were) was trained with the full softmax: it matches a config at the fields' old values
+    and is refused, naming the field, by one that sets cutoffs."""
+    old = Path(shutil.copytree(saved, tmp_path / "old"))
+    header = json.loads((old / checkpoints.CONFIG).read_text())
+    for field in ("softmax_cutoffs", "softmax_div_value"):
+        del header["config"][field]
+    (old / checkpoints.CONFIG).write_text(json.dumps(header))
+    assert checkpoints.check_config(old, TINY, "model.elmo")["config"] == header["config"]
+    with pytest.raises(BenchError, match=r"softmax_cutoffs \[\] \(saved\) vs \[2, 3\]"):
+        checkpoints.check_config(old, dataclasses.replace(TINY, softmax_cutoffs=(2, 3)), "model.elmo")
+
+
 def test_a_run_whose_seed_has_no_checkpoint_stops_before_writing(saved, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
     matrix = _matrix(tmp_path, f'init_from = "{saved.parent}/elmo__lee__seed{{seed}}"')

@@ -99,8 +99,7 @@ SCORED_FAMILIES = ("embedding", "bilm")
 # before them did: at that value a setting is left out of the key, so those cells keep theirs.
 _ADDED_LATER: dict[str, dict[str, object]] = {
     "probe": {"layers": None},  # unset: every layer is probed
-    # The biLM's full training softmax, its matmuls in fp32 (impl.elmo); not adaptive.
-    "model": {"softmax_samples": 0, "softmax_precision": "fp32", "softmax_cutoffs": [], "softmax_div_value": 4.0},
+    "model": checkpoints.MODEL_FIELDS_ADDED_LATER,  # the biLM's full fp32 training softmax (impl.elmo)
     "eval": {"tasks": ["similarity", "analogy"]},  # both (bench.eval.VECTOR_TASKS)
     "train": {"max_tokens": None},  # unset: no token budget (bench.train.lm.LMTrainConfig)
 }
