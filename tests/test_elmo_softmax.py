@@ -92,20 +92,28 @@ def test_bf16_matmuls_stay_within_bf16_rounding_of_the_fp32_loss_and_gradients()
         assert (got - want).norm() < 2e-2 * want.norm(), f"gradient of {name}"
 
 
-def test_the_softmax_precision_applies_to_training_only():
+@pytest.mark.parametrize("field, default", [("softmax_precision", "bf16"), ("lstm_precision", "fp32")])
+def test_a_bf16_precision_applies_to_training_only(field, default):
+    """bf16 matmuls (the training softmax's, or the biLSTM's under autocast) round a training
+    step's numbers only: in evaluation the biLM is the fp32 one to the bit."""
     torch.manual_seed(0)
-    model = ELMo(ELMoConfig(**{**TINY, "softmax_precision": "bf16"}), vocab_size=11)
-    assert ELMoConfig().softmax_precision == "bf16"  # the default
+    model = ELMo(ELMoConfig(**{**TINY, field: "bf16"}), vocab_size=11)
+    assert getattr(ELMoConfig(), field) == default
     chars = batch_char_ids([["the", "cat", "sat"], ["a", "dog"]], max_chars=8)
     targets = bilm_targets(torch.tensor([[9, 1, 2, 3, 10], [9, 4, 5, 10, IGNORE]]))
     fp32 = ELMo(ELMoConfig(**TINY), vocab_size=11)
     fp32.load_state_dict(model.state_dict())
     model.eval(), fp32.eval()
     torch.testing.assert_close(model(chars, *targets)["loss"], fp32(chars, *targets)["loss"], rtol=0, atol=0)
+    torch.testing.assert_close(model.representations(chars), fp32.representations(chars), rtol=0, atol=0)
     model.train(), fp32.train()
-    assert model(chars, *targets)["loss"] != fp32(chars, *targets)["loss"]
-    with pytest.raises(ValueError, match=r"^ELMoConfig\.softmax_precision='fp16': expected one of fp32, bf16$"):
-        ELMoConfig(softmax_precision="fp16")
+    rounded, exact = model(chars, *targets)["loss"], fp32(chars, *targets)["loss"]
+    assert rounded != exact and rounded.dtype == torch.float32
+    torch.testing.assert_close(rounded, exact, rtol=2e-2, atol=0)  # 8 significant bits, not another model
+    rounded.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match=rf"^ELMoConfig\.{field}='fp16': expected one of fp32, bf16$"):
+        ELMoConfig(**{field: "fp16"})
 
 
 # The adaptive softmax (Grave et al. 2017): 11 softmax ids, ranked by a frequency order that is

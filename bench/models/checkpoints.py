@@ -103,11 +103,12 @@ def save_module(module: torch.nn.Module, model: str, config, prepared: PreparedC
 
 
 # Model-config fields added after the first saved models and keyed results, each with the value
-# that does what the code did before the field existed (impl.elmo: the full training softmax, its
-# matmuls in fp32). A checkpoint whose saved config lacks one was made at that value; the cell
-# keys (bench.run.keys) leave a field at that value out, so older cells keep their keys.
+# that does what the code did before the field existed (impl.elmo: the full training softmax and
+# the biLSTM, both in fp32). A checkpoint whose saved config lacks one was made at that value; the
+# cell keys (bench.run.keys) leave a field at that value out, so older cells keep their keys.
 MODEL_FIELDS_ADDED_LATER: dict[str, object] = {"softmax_samples": 0, "softmax_precision": "fp32",
-                                               "softmax_cutoffs": [], "softmax_div_value": 4.0}
+                                               "softmax_cutoffs": [], "softmax_div_value": 4.0,
+                                               "lstm_precision": "fp32"}
 
 
 def _as_json(config) -> dict:
