@@ -470,13 +470,38 @@ def test_tokens_figure_joins_only_biLMs_of_one_shape(monkeypatch):
         return original(self, x, y, *args, **kwargs)
 
     monkeypatch.setattr(Axes, "plot", recording)
-    frame = pd.DataFrame([{"matrix": matrix, "seed": 0, "biLM": shape, "tokens": tokens, "task": "WSD (linear)",
-                           "layer": "1", "accuracy": accuracy, "probe_train": 100, "probe_eval": 50}
+    frame = pd.DataFrame([{"model": "elmo", "matrix": matrix, "seed": 0, "biLM": shape, "tokens": tokens,
+                           "task": "WSD (linear)", "layer": "1", "accuracy": accuracy, "probe_train": 100,
+                           "probe_eval": 50}
                           for matrix, shape, tokens, accuracy in (("short", "narrow", 1e6, 0.7),
                                                                   ("long", "narrow", 2e6, 0.72),
                                                                   ("wide", "wide", 2e6, 0.8))])
     assert probe_figures.probes_against_tokens(frame).startswith(b"\x89PNG")
     assert sorted(drawn) == [1, 2]  # one layer: the narrow curve of two means, the wide one alone
+
+
+def test_tokens_figure_gives_each_biLM_model_of_a_matrix_its_own_mean(monkeypatch):
+    """elmo-finetune's fine-tuned biLM (1.8M tokens) and its control (0.3M) are two points of the
+    curve, not one mean of both halfway between."""
+    from matplotlib.axes import Axes
+
+    from bench.report import probe_figures
+
+    curves = []
+    original = Axes.plot
+
+    def recording(self, x, y, *args, **kwargs):
+        curves.append(sorted(zip(list(x), list(y))))
+        return original(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "plot", recording)
+    frame = pd.DataFrame([{"model": model, "matrix": "finetune", "seed": seed, "biLM": "narrow", "tokens": tokens,
+                           "task": "WSD (linear)", "layer": "1", "accuracy": accuracy, "probe_train": 100,
+                           "probe_eval": 50}
+                          for model, tokens, accuracy in (("elmo-finetuned", 1.8e6, 0.78), ("elmo-scratch", 3e5, 0.70))
+                          for seed in (0, 1)])
+    assert probe_figures.probes_against_tokens(frame).startswith(b"\x89PNG")
+    assert curves == [[(3e5, 70.0), (1.8e6, 78.0)]]
 
 
 def test_tokens_figure_names_each_matrix_and_its_slices_under_the_panels(monkeypatch):
@@ -494,7 +519,7 @@ def test_tokens_figure_names_each_matrix_and_its_slices_under_the_panels(monkeyp
         return original(self, *args, handles=handles, **kwargs)
 
     monkeypatch.setattr(MatplotlibFigure, "legend", recording)
-    rows = [{"matrix": matrix, "seed": 0, "biLM": "narrow", "tokens": tokens, "task": task, "layer": "1",
+    rows = [{"model": "elmo", "matrix": matrix, "seed": 0, "biLM": "narrow", "tokens": tokens, "task": task, "layer": "1",
              "accuracy": 0.7, "probe_train": train, "probe_eval": 50}
             for matrix, tokens, train in (("long", 2e6, 400), ("short", 1e6, 100))
             for task in ("POS (linear)", "WSD (linear)")]

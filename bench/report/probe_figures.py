@@ -137,10 +137,14 @@ def probes_against_tokens(frame: pd.DataFrame) -> bytes | None:
     per-matrix means of the matrices probed on the same slices (probe_train, probe_eval),
     since a probe fit on more instances scores higher whatever the biLM read, and of biLMs of
     the same shape (a wider biLM is another curve, not a later point of this one). The POS
-    panel marks the 95% target. `frame`: matrix, seed, biLM, tokens, task, layer, accuracy,
+    panel marks the 95% target. `frame`: model, matrix, seed, biLM, tokens, task, layer, accuracy,
     probe_train, probe_eval."""
     frame = frame.dropna(subset=["accuracy", "tokens"])
     frame = frame[frame["tokens"] > 0]
+    # A matrix of several biLM models (elmo-finetune's fine-tuned biLM and its control) is one
+    # run per model: their means are two points, not one halfway between.
+    several_models = frame.groupby("matrix")["model"].transform("nunique") > 1
+    frame = frame.assign(matrix=frame["matrix"].where(~several_models, frame["matrix"] + " · " + frame["model"]))
     tasks = [task for task in ("POS (linear)", "WSD (linear)") if task in set(frame["task"])]
     if not tasks:
         return None
