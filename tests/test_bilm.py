@@ -276,5 +276,7 @@ def test_shipped_elmo_matrix_has_the_real_run_settings():
     train = matrix.train_config("elmo")
     # 20 epochs: the 58-minute budget binds first (the adaptive softmax read 9 epochs in it, issue 27).
     assert (train.optimizer, train.lr, train.clip, train.batch_size, train.epochs) == ("adam", 1e-3, 10.0, 32, 20)
-    assert matrix.model_config("elmo").softmax_cutoffs == (2000, 6000)
+    # Issue 27's faster biLM that keeps quality per token: full-width adaptive tails, a bf16 biLSTM.
+    model = matrix.model_config("elmo")
+    assert (model.softmax_cutoffs, model.softmax_div_value, model.lstm_precision) == ((2000, 6000), 1.0, "bf16")
     assert train.max_minutes <= 60  # the cell then scores, averages and probes (about 13 more minutes)
