@@ -99,7 +99,7 @@ SCORED_FAMILIES = ("embedding", "bilm")
 # before them did: at that value a setting is left out of the key, so those cells keep theirs.
 _ADDED_LATER: dict[str, dict[str, object]] = {
     "probe": {"layers": None},  # unset: every layer is probed
-    "model": checkpoints.MODEL_FIELDS_ADDED_LATER,  # the biLM's full fp32 training softmax (impl.elmo)
+    "model": checkpoints.MODEL_FIELDS_ADDED_LATER,  # the biLM's softmax and biLSTM settings (impl.elmo)
     "eval": {"tasks": ["similarity", "analogy"]},  # both (bench.eval.VECTOR_TASKS)
     "train": {"max_tokens": None},  # unset: no token budget (bench.train.lm.LMTrainConfig)
 }
