@@ -480,6 +480,23 @@ def test_tokens_figure_joins_only_biLMs_of_one_shape(monkeypatch):
     assert sorted(drawn) == [1, 2]  # one layer: the narrow curve of two means, the wide one alone
 
 
+@pytest.mark.parametrize("model, expected", [
+    ({}, "256-d layers, 512 cells, full softmax"),  # a cell from before the sampled and adaptive softmaxes
+    ({"softmax_samples": 2048}, "256-d layers, 512 cells, 2,048-sample softmax"),
+    ({"softmax_cutoffs": [2000, 6000], "softmax_div_value": 4.0},
+     "256-d layers, 512 cells, adaptive softmax at 2,000, 6,000 (32/8-d tails)"),
+    ({"softmax_cutoffs": [2000, 6000], "softmax_div_value": 1.0, "lstm_precision": "bf16"},
+     "256-d layers, 512 cells, adaptive softmax at 2,000, 6,000 (128/128-d tails), bf16 biLSTM"),
+])
+def test_a_biLM_is_labelled_by_what_sets_it_apart(model, expected):
+    """The tokens table's and figure's biLM label: the adaptive softmax's tails are as wide as
+    torch makes them (projection_dim // div_value^(i+1)), and a bf16 biLSTM is named."""
+    from bench.report.studies import _bilm_shape
+
+    config = {"model": {"projection_dim": 128, "hidden": 512, **model}, "tokenizer": {"lowercase": False}}
+    assert _bilm_shape(config) == expected
+
+
 def test_tokens_figure_gives_each_biLM_model_of_a_matrix_its_own_mean(monkeypatch):
     """elmo-finetune's fine-tuned biLM (1.8M tokens) and its control (0.3M) are two points of the
     curve, not one mean of both halfway between."""

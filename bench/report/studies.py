@@ -248,15 +248,21 @@ def layer_one_against_two(probe: pd.DataFrame, label: str, task: str) -> list[Bl
 
 def _bilm_shape(config: dict) -> str:
     """What sets a biLM apart besides the text and time it trained on, from its cell's resolved
-    config: its layers' width (both directions), LSTM cells, training softmax, and lower-cased
-    training text (such a biLM reads its probes' words lower-cased too)."""
+    config: its layers' width (both directions), LSTM cells, training softmax (an adaptive one's
+    cutoffs and tail widths), a biLSTM trained in bf16, and lower-cased training text (such a
+    biLM reads its probes' words lower-cased too)."""
     model = config["model"]
     samples = model.get("softmax_samples", 0)  # absent: a cell from before the sampled softmax
     cutoffs = model.get("softmax_cutoffs") or []  # absent: a cell from before the adaptive softmax
-    softmax = ("full softmax" if not samples and not cutoffs else f"{samples:,}-sample softmax" if samples
-               else f"adaptive softmax at {', '.join(f'{c:,}' for c in cutoffs)}")
+    if cutoffs:
+        div = model.get("softmax_div_value", 4.0)
+        tails = "/".join(str(int(model["projection_dim"] // div ** (i + 1))) for i in range(len(cutoffs)))
+        softmax = f"adaptive softmax at {', '.join(f'{c:,}' for c in cutoffs)} ({tails}-d tails)"
+    else:
+        softmax = f"{samples:,}-sample softmax" if samples else "full softmax"
+    lstm = ", bf16 biLSTM" if model.get("lstm_precision", "fp32") == "bf16" else ""
     case = ", lower-cased text" if config["tokenizer"]["lowercase"] else ""
-    return f"{2 * model['projection_dim']}-d layers, {model['hidden']} cells, {softmax}{case}"
+    return f"{2 * model['projection_dim']}-d layers, {model['hidden']} cells, {softmax}{lstm}{case}"
 
 
 def _biLM_weights(results: list[dict]) -> pd.DataFrame:
