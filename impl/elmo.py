@@ -312,7 +312,8 @@ class ELMo(nn.Module):
                 # every process's first call: a fact about the backend, not a fault of this run.
                 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
                 out, _ = lstm(self.drop(x))  # (B, T, D), from a zero state; bf16 under autocast
-            out = out.to(x.dtype)
+            if bf16:
+                out = out.to(x.dtype)  # back to the residual stream's dtype; otherwise the caller's autocast decides
             x = out + x if j > 0 else out  # residual from the previous layer, as in the paper
             outputs.append(x)
         return outputs
