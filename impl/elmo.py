@@ -51,8 +51,14 @@ What differs from the paper (scaled down to a 2-core CPU machine):
   a head over the c1 most frequent words and one entry per tail cluster, each cluster behind
   a projection to D / div_value^i. It is a normalized distribution, trained and scored as it
   is (in fp32), not an estimate of the full softmax;
-- `lstm_precision = "bf16"` runs the biLSTM under bfloat16 autocast in training (its matmuls
-  and gate arithmetic, the cell state too); evaluation and the probes' features stay fp32;
+- on a CPU each biLSTM layer of both directions runs as one `impl._lstmp.lstmp_pair` call:
+  nn.LSTM's arithmetic (outputs and gradients agree to float rounding), both directions side
+  by side and a hand-written backward pass whose weight gradients are one matmul over all
+  positions instead of one per step: a Brown step 1.15x as fast (issue 27). On a GPU the
+  two nn.LSTMs run (cuDNN);
+- `lstm_precision = "bf16"` runs the biLSTM's matmuls in bfloat16 in training (on a GPU under
+  autocast, which keeps the gates and the cell state in bf16 too; on a CPU those stay fp32);
+  evaluation and the probes' features stay fp32;
 - the training loss is the mean of the two directions' cross-entropies (the paper sums
   the log-likelihoods), so it is on the scale of one LM's loss.
 """
@@ -69,6 +75,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from impl._checks import check_int, is_bool, is_int, is_num, need, need_ints
+from impl._lstmp import lstmp_pair
 from impl._softmax import (
     IGNORE,
     log_uniform_log_prob,
@@ -111,10 +118,9 @@ class ELMoConfig:
     # it is), computed in fp32, several times cheaper than the full softmax.
     softmax_cutoffs: tuple[int, ...] = ()
     softmax_div_value: float = 4.0
-    # The biLSTM in training: "fp32", or "bf16" (torch's CPU/CUDA autocast: its matmuls and gate
-    # arithmetic, the cell state included, in bfloat16; a Brown step with the adaptive softmax
-    # 1.1x faster, validation perplexity 1.0% higher after 1.6M tokens: issue 27). Evaluation
-    # runs it in fp32.
+    # The biLSTM in training: "fp32", or "bf16": its matmuls in bfloat16 (on a GPU under autocast,
+    # the gate arithmetic and cell state too; a Brown step with the adaptive softmax 1.1x faster,
+    # validation perplexity 1.0% higher after 1.6M tokens: issue 27). Evaluation runs it in fp32.
     lstm_precision: str = "fp32"
 
     def __post_init__(self):
@@ -300,12 +306,49 @@ class ELMo(nn.Module):
         device = self.token_encoder.proj.weight.device
         return self.token_encoder(char_ids(words, self.config.max_chars).to(device))
 
+    def _lstm_in_bf16(self) -> bool:
+        """lstm_precision = "bf16" applies in training only; otherwise the caller's autocast (a
+        bf16 run of the harness) decides the biLSTM's precision."""
+        return self.training and self.config.lstm_precision == "bf16"
+
+    def _biLSTM(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Every layer's output (B, T, D) of each direction, in reading order, from x (B, T, D).
+        The backward LM reads each row's real words last to first; its outputs are flipped back
+        so position k holds the state after reading t_N .. t_k."""
+        x_backward = _reverse_padded(x, lengths)
+        if self._pairs_on(x.device):
+            pairs = self._pair_stack(torch.stack([x, x_backward]))  # layers of (2, B, T, D)
+            forward, backward = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
+        else:  # cuDNN's LSTM on a GPU; torch's own kernel without a projection
+            forward, backward = self._stack(self.forward_lstms, x), self._stack(self.backward_lstms, x_backward)
+        return forward, [_reverse_padded(h, lengths) for h in backward]
+
+    def _pairs_on(self, device: torch.device) -> bool:
+        """Whether the biLSTM runs as `impl._lstmp` pairs: on a CPU, for LSTMP layers (with a projection)."""
+        return device.type == "cpu" and self.config.projection_dim < self.config.hidden
+
+    def _pair_stack(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's output (2, B, T, D) of both directions, reading x (2, B, T, D): layer j of
+        the forward and the backward LM as one `impl._lstmp` call, nn.LSTM's arithmetic laid out
+        for a CPU."""
+        if self._lstm_in_bf16():
+            dtype = torch.bfloat16
+        elif torch.is_autocast_enabled(x.device.type):  # the caller's autocast (a harness run with --precision)
+            dtype = torch.get_autocast_dtype(x.device.type)
+        else:
+            dtype = x.dtype
+        outputs = []
+        for j, (forward, backward) in enumerate(zip(self.forward_lstms, self.backward_lstms)):
+            out = lstmp_pair(self.drop(x), forward, backward, dtype)  # (2, B, T, D) in x's dtype
+            x = out + x if j > 0 else out  # residual from the previous layer, as in the paper
+            outputs.append(x)
+        return outputs
+
     def _stack(self, lstms: nn.ModuleList, x: torch.Tensor) -> list[torch.Tensor]:
         """Every layer's output (B, T, D) of one direction, reading x (B, T, D) left to right."""
         outputs = []
-        bf16 = self.training and self.config.lstm_precision == "bf16"
+        bf16 = self._lstm_in_bf16()
         for j, lstm in enumerate(lstms):
-            # Without bf16 the autocast state is the caller's (a bf16 run of the harness on CUDA).
             precision = torch.autocast(x.device.type, torch.bfloat16) if bf16 else contextlib.nullcontext()
             with warnings.catch_warnings(), precision:
                 # oneDNN has no LSTM with projections, so torch runs its own kernel and says so on
@@ -324,12 +367,8 @@ class ELMo(nn.Module):
         lengths = present.sum(dim=1)  # (B,)
         if not torch.equal(present, torch.arange(chars.shape[1], device=chars.device) < lengths[:, None]):
             raise ValueError("padding words (all-zero char ids) must come after every real word of a row")
-        x = self.token_encoder(chars)
-        forward = self._stack(self.forward_lstms, x)
-        # The backward LM reads each row's real words last to first; its outputs are flipped
-        # back so position k holds the state after reading t_N .. t_k.
-        backward = [_reverse_padded(h, lengths)
-                    for h in self._stack(self.backward_lstms, _reverse_padded(x, lengths))]
+        x = self.token_encoder(chars)  # (B, T, D)
+        forward, backward = self._biLSTM(x, lengths)
         return x, forward, backward
 
     def forward(self, chars: torch.Tensor, targets_fwd: torch.Tensor | None = None,

@@ -59,6 +59,23 @@ class CutGraph:
             *[lstm.register_forward_pre_hook(lambda module, args: self.enter("biLSTM")) for lstm in lstms],
             *[lstm.register_forward_hook(self.lstm_output) for lstm in lstms],
         ]
+        if hasattr(model, "_pair_stack"):  # on a CPU the biLSTM runs as impl._lstmp pairs, not as the nn.LSTMs
+            pair_stack = model._pair_stack
+
+            def labelled_pair_stack(x):
+                self.enter("biLSTM")
+                # Each layer's pair (2, B, T, D) cut; the loss reads the top one, whose backward
+                # runs through the layers below (their own cuts get no gradient).
+                return [self.cut("biLSTM", out) for out in pair_stack(x)]
+
+            model._pair_stack = labelled_pair_stack  # until remove()
+        self.model = model
+
+    def remove(self) -> None:
+        """Take the hooks and the labelled pair stack off the model."""
+        for handle in self.handles:
+            handle.remove()
+        self.model.__dict__.pop("_pair_stack", None)
 
     def enter(self, part: str) -> None:
         """Close the open forward range and open `part`'s."""
@@ -121,8 +138,7 @@ def profiled_steps(model, data, train_config, batches, device) -> tuple[profile,
                 optimizer.zero_grad(set_to_none=True)
             words += sum(len(s.rows) for s in chosen)
         seconds = time.perf_counter() - started
-    for handle in cut.handles:
-        handle.remove()
+    cut.remove()
     return prof, words, seconds
 
 

@@ -204,7 +204,9 @@ def window_log_probs(model: nn.Module, ids: np.ndarray, device: torch.device, *,
 
 def _make_optimizer(model: nn.Module, config: LMTrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        # fused: one pass over all parameters instead of a dozen foreach passes; the same update to
+        # float rounding, about 2x faster on ELMo's 5.4M parameters (issue 27).
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     return torch.optim.SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 

@@ -95,24 +95,26 @@ def test_lm_optimizer_step(benchmark, device, name):
     assert torch.isfinite(loss)
 
 
-def _elmo_step(config: elmo.ELMoConfig, vocab_size: int, device):
-    """One optimizer step of ELMo on 16 fixed sentences of 20 words, as a callable; word i is
-    spelled "w<i>" and its softmax id is i. Words are drawn Zipf-distributed (P(i) ~ 1/(i+1)),
-    so a batch repeats its frequent words as text does and the char-CNN, which encodes each
-    distinct word once, does the share of the work it does on Brown."""
+def _elmo_step(config: elmo.ELMoConfig, train_config: lm.LMTrainConfig, vocab_size: int, device):
+    """One optimizer step of ELMo (the harness's optimizer and clipping) on a batch of
+    train_config.batch_size fixed sentences of 20 words, as a callable; word i is spelled "w<i>"
+    and its softmax id is i. Words are drawn Zipf-distributed (P(i) ~ 1/(i+1)), so a batch
+    repeats its frequent words as text does and the char-CNN, which encodes each distinct word
+    once, does the share of the work it does on Brown."""
     torch.manual_seed(0)
     model = elmo.ELMo(config, vocab_size).to(device)
     generator = torch.Generator().manual_seed(0)
     zipf = 1.0 / torch.arange(1, vocab_size + 1, dtype=torch.float64)  # (V,)
-    word_ids = torch.multinomial(zipf, 16 * 20, replacement=True, generator=generator).view(16, 20)
+    rows = train_config.batch_size
+    word_ids = torch.multinomial(zipf, rows * 20, replacement=True, generator=generator).view(rows, 20)
     chars = elmo.batch_char_ids([[f"w{i}" for i in row] for row in word_ids.tolist()], config.max_chars,
                                 boundaries=False).to(device)
     targets = [t.to(device) for t in elmo.bilm_targets(word_ids)]
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = lm._make_optimizer(model, train_config)
 
     def step():
         loss = model(chars, *targets)["loss"]
-        lm._step(model, loss, optimizer, clip=1.0)
+        lm._step(model, loss, optimizer, train_config.clip)
         return loss.detach()
 
     return step
@@ -122,8 +124,9 @@ def _elmo_step(config: elmo.ELMoConfig, vocab_size: int, device):
 def test_elmo_optimizer_step(benchmark, device):
     """The `elmo` matrix's training step (issue 27) over a softmax of Brown's 14,116 ids: each
     distinct word encoded once, and the adaptive softmax of the matrix's cutoffs."""
-    config = load_matrix("elmo").model_config("elmo")
-    loss = time_on_device(benchmark, device, _elmo_step(config, BROWN_SOFTMAX, device))
+    matrix = load_matrix("elmo")
+    step = _elmo_step(matrix.model_config("elmo"), matrix.train_config("elmo"), BROWN_SOFTMAX, device)
+    loss = time_on_device(benchmark, device, step)
     assert torch.isfinite(loss)
 
 
@@ -137,6 +140,5 @@ def test_elmo_step_on_brown_reuters_vocabulary(benchmark, device, softmax):
     full (its matmuls in fp32 or bf16), sampled (elmo-wider's 2,048 candidates) and adaptive
     (the elmo matrix's cutoffs): what each saves a step. Not in the committed baseline; compare
     the normalised medians within one run."""
-    config = elmo.ELMoConfig(**softmax)
-    step = _elmo_step(config, 22_858, device)
+    step = _elmo_step(elmo.ELMoConfig(**softmax), load_matrix("elmo").train_config("elmo"), 22_858, device)
     assert torch.isfinite(time_on_device(benchmark, device, step))
