@@ -194,8 +194,9 @@ def test_same_seed_same_cpu_gives_identical_metrics(tmp_path, monkeypatch):
     # Ours on one thread: with two, its Hogwild threads (like gensim's workers) interleave
     # their updates differently from run to run; one thread is reproducible.
     monkeypatch.delenv("LM_LINEAGE_DATA", raising=False)
+    # --device cpu: on a machine with a GPU the default device is CUDA, whose kernels need not repeat.
     argv = ["run", "--models", "word2vec-cbow,word2vec-sg", "--set", "train.epochs=2", "--no-progress", "--in-process",
-            "--set", "model.word2vec-cbow.threads=1", "--set", "model.word2vec-sg.threads=1"]
+            "--set", "model.word2vec-cbow.threads=1", "--set", "model.word2vec-sg.threads=1", "--device", "cpu"]
     runs = [tmp_path / "a", tmp_path / "b"]
     for out in runs:
         assert main([*argv, "--out", str(out)]) == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save_file, save_model
 
 from bench.cli import main
 from bench.data import datasets
@@ -275,3 +275,32 @@ def test_the_elmo_finetune_matrix_small_gives_every_row_and_a_verdict(saved, dat
     loaded = load_results(out)
     verdict = finetuning_helps(Rows(loaded, tables(loaded), None))
     assert verdict.outcome != NOT_RUN and verdict.runs == 1
+
+
+def _packed_like_cudnn(model: torch.nn.Module) -> torch.nn.Module:
+    """model with every nn.LSTM's parameters made views of one buffer, as cuDNN packs them on a
+    GPU (torch's flatten_parameters): what safetensors refuses to save or load as it is."""
+    for lstm in (m for m in model.modules() if isinstance(m, torch.nn.LSTM)):
+        params = list(lstm.parameters())
+        flat = torch.cat([p.detach().flatten() for p in params])
+        offset = 0
+        for p in params:
+            p.data = flat[offset:offset + p.numel()].view_as(p)
+            offset += p.numel()
+    return model
+
+
+def test_a_biLM_whose_lstm_weights_share_one_buffer_saves_and_loads(saved, tmp_path):
+    """A biLM trained on a GPU holds its LSTM weights as views of one cuDNN buffer; `run
+    --save-models` and `checkpoint =` must save and load it all the same (they failed there)."""
+    prepared = prepare_corpus(PRETRAINING, None, TOKENIZER, VOCAB)
+    data = bilm.BiLMData(prepared, TINY.max_chars)
+    torch.manual_seed(1)
+    source = _packed_like_cudnn(bilm.ELMo(TINY, data.softmax_size, data.frequency_order()))
+    with pytest.raises(RuntimeError, match="None is covering the entire storage"):  # safetensors, given it as it is
+        save_model(source, str(tmp_path / "refused.safetensors"))
+    checkpoints.save_module(source, "elmo", TINY, prepared, tmp_path / "packed")
+    target = _packed_like_cudnn(bilm.ELMo(TINY, data.softmax_size, data.frequency_order()))
+    checkpoints.load_module(target, tmp_path / "packed", prepared, "model.elmo")
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(target.state_dict()[name], tensor), name

@@ -21,8 +21,10 @@ a reader never sees half a folder. The result records every file and its sha256.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -87,6 +89,17 @@ def save_vectors(vectors: KeyedVectors, folder: Path) -> dict:
                                                                                       binary=True))}
 
 
+def _apart(module: torch.nn.Module) -> torch.nn.Module:
+    """A CPU copy of module whose every tensor has its own storage. On a GPU, cuDNN packs an
+    nn.LSTM's weights into one buffer that its parameters view (torch's flatten_parameters),
+    and safetensors refuses to save or load tensors that share a storage they do not cover.
+    Tied weights (one Parameter registered twice) stay tied: safetensors stores them once."""
+    twin = copy.deepcopy(module)
+    for tensor in itertools.chain(twin.parameters(), twin.buffers()):
+        tensor.data = tensor.data.to("cpu", copy=True)
+    return twin
+
+
 def save_module(module: torch.nn.Module, model: str, config, prepared: PreparedCorpus, folder: Path) -> dict:
     """An LM's or biLM's weights and the config that rebuilds it."""
     header = {"schema": CHECKPOINT_SCHEMA, "model": model, "config": _as_json(config),
@@ -95,7 +108,7 @@ def save_module(module: torch.nn.Module, model: str, config, prepared: PreparedC
               "vocab_corpus": prepared.fingerprint.get("vocabulary_of", prepared.name)}
 
     def write(tmp: Path) -> None:
-        save_model(module, str(tmp / WEIGHTS))
+        save_model(_apart(module), str(tmp / WEIGHTS))
         header["files"] = {WEIGHTS: _file_identity(tmp / WEIGHTS)}
         (tmp / CONFIG).write_text(json.dumps(header, indent=1) + "\n")
 
@@ -223,7 +236,9 @@ def load_module(module: torch.nn.Module, path: str | Path, prepared: PreparedCor
     folder = _folder(path, where)
     header = check_vocabulary(folder, prepared, where)
     try:
-        load_model(module, str(folder / WEIGHTS), strict=True)
+        twin = _apart(module)
+        load_model(twin, str(folder / WEIGHTS), strict=True)
+        module.load_state_dict(twin.state_dict())
     except (SafetensorError, RuntimeError, OSError) as exc:
         raise BenchError(f"{folder / WEIGHTS}: the weights do not load into '{header['model']}' "
                          f"({str(exc).splitlines()[0]})") from exc
