@@ -69,6 +69,7 @@ import contextlib
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -337,29 +338,34 @@ class ELMo(nn.Module):
             dtype = torch.get_autocast_dtype(x.device.type)
         else:
             dtype = x.dtype
+        pairs = zip(self.forward_lstms, self.backward_lstms)
+        return self._residual_stack(pairs, x, lambda pair, x: lstmp_pair(x, pair[0], pair[1], dtype))  # in x's dtype
+
+    def _residual_stack(self, layers, x: torch.Tensor, run: Callable) -> list[torch.Tensor]:
+        """Each layer's output, run(layer, dropout(input)) plus, from the second layer on, its
+        input (the paper's residual connection), reading x."""
         outputs = []
-        for j, (forward, backward) in enumerate(zip(self.forward_lstms, self.backward_lstms)):
-            out = lstmp_pair(self.drop(x), forward, backward, dtype)  # (2, B, T, D) in x's dtype
-            x = out + x if j > 0 else out  # residual from the previous layer, as in the paper
+        for j, layer in enumerate(layers):
+            out = run(layer, self.drop(x))
+            x = out + x if j > 0 else out
             outputs.append(x)
         return outputs
 
     def _stack(self, lstms: nn.ModuleList, x: torch.Tensor) -> list[torch.Tensor]:
         """Every layer's output (B, T, D) of one direction, reading x (B, T, D) left to right."""
-        outputs = []
         bf16 = self._lstm_in_bf16()
-        for j, lstm in enumerate(lstms):
+
+        def run(lstm: nn.Module, x: torch.Tensor) -> torch.Tensor:
             precision = torch.autocast(x.device.type, torch.bfloat16) if bf16 else contextlib.nullcontext()
             with warnings.catch_warnings(), precision:
                 # oneDNN has no LSTM with projections, so torch runs its own kernel and says so on
                 # every process's first call: a fact about the backend, not a fault of this run.
                 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
-                out, _ = lstm(self.drop(x))  # (B, T, D), from a zero state; bf16 under autocast
-            if bf16:
-                out = out.to(x.dtype)  # back to the residual stream's dtype; otherwise the caller's autocast decides
-            x = out + x if j > 0 else out  # residual from the previous layer, as in the paper
-            outputs.append(x)
-        return outputs
+                out, _ = lstm(x)  # (B, T, D), from a zero state; bf16 under autocast
+            # Back to the residual stream's dtype; without bf16 the caller's autocast decides.
+            return out.to(x.dtype) if bf16 else out
+
+        return self._residual_stack(lstms, x, run)
 
     def _layers(self, chars: torch.Tensor):
         """Token vectors x (B, T, D) and each direction's layer outputs, all in reading order."""
