@@ -40,13 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--valid-sentences", type=int, default=None,
                         help="score only the first N validation sentences (default: all; a cap for a loaded machine)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu",
+                        help="cpu or cuda[:N]: quality per token read on a GPU compares configurations there only "
+                             "(cuDNN's biLSTM, not the CPU's pairs)")
     parser.add_argument("--data", default=os.environ.get("LM_LINEAGE_DATA"), help="the data root")
     args = parser.parse_args(argv)
 
     config, train_config, data = elmo_cell(args.matrix, args.set, args.data)
-    device = torch.device("cpu")
+    device = torch.device(args.device)
     torch.manual_seed(args.seed)  # the initialization, as build_elmo
-    model = bilm.ELMo(config, data.softmax_size, data.frequency_order())
+    model = bilm.ELMo(config, data.softmax_size, data.frequency_order()).to(device)
     torch.manual_seed(args.seed)  # dropout, as lm.fit
     optimizer = lm._make_optimizer(model, train_config)
     rng = np.random.default_rng(args.seed)  # the sentence order, as train_bilm
