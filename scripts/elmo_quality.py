@@ -41,13 +41,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="score only the first N validation sentences (default: all; a cap for a loaded machine)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu",
-                        help="cpu or cuda[:N]: quality per token read on a GPU compares configurations there only "
+                        help="cpu, cuda[:N] or auto: quality per token read on a GPU compares configurations there only "
                              "(cuDNN's biLSTM, not the CPU's pairs)")
     parser.add_argument("--data", default=os.environ.get("LM_LINEAGE_DATA"), help="the data root")
     args = parser.parse_args(argv)
 
-    config, train_config, data = elmo_cell(args.matrix, args.set, args.data)
-    device = torch.device(args.device)
+    from bench.errors import BenchError
+    from bench.run.executors import resolve_device
+
+    try:  # a bad --device, --set or data root: one line and exit 2, before any training
+        device = resolve_device(args.device)
+        config, train_config, data = elmo_cell(args.matrix, args.set, args.data)
+    except BenchError as exc:
+        print(f"elmo_quality.py: {exc}", file=sys.stderr)
+        return 2
     torch.manual_seed(args.seed)  # the initialization, as build_elmo
     model = bilm.ELMo(config, data.softmax_size, data.frequency_order()).to(device)
     torch.manual_seed(args.seed)  # dropout, as lm.fit

@@ -548,3 +548,17 @@ def test_an_interrupted_run_or_eval_vectors_re_renders_the_tables_of_the_cells_k
             else ["eval-vectors", str(vectors)])
     assert main([*argv, "--out", str(out), "--no-progress"]) == 130
     assert rendered == [out]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--device", "gpu"], "--device 'gpu': expected auto, cpu, cuda or cuda:N"),
+    (["--set", "model.elmo.bogus=1"], "unknown key(s) bogus in [model.elmo]"),
+])
+def test_elmo_quality_script_refuses_bad_input_in_one_line(capsys, argv, expected):
+    """scripts/elmo_quality.py (issue 27's quality-per-token runs) refuses a bad device or setting
+    before it reads any data or trains: one line naming it, exit 2."""
+    from scripts.elmo_quality import main as quality_main
+
+    assert quality_main([*argv, "--tokens", "10"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and expected in error and error.startswith("elmo_quality.py: ")
