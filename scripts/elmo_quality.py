@@ -27,6 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.errors import BenchError  # noqa: E402
+from bench.run.executors import resolve_device  # noqa: E402
 from bench.train import bilm, lm  # noqa: E402
 from scripts.elmo_ab import elmo_cell  # noqa: E402
 
@@ -45,9 +47,6 @@ def main(argv: list[str] | None = None) -> int:
                              "(cuDNN's biLSTM, not the CPU's pairs)")
     parser.add_argument("--data", default=os.environ.get("LM_LINEAGE_DATA"), help="the data root")
     args = parser.parse_args(argv)
-
-    from bench.errors import BenchError
-    from bench.run.executors import resolve_device
 
     try:  # a bad --device, --set or data root: one line and exit 2, before any training
         device = resolve_device(args.device)
