@@ -270,12 +270,12 @@ def test_a_matrix_unsets_what_the_matrix_it_extends_sets():
     assert lifted.probe.settings["pos"] == base.probe.settings["pos"]  # the POS caps kept
     assert base.probe.settings["pos"].max_train_sentences == 8000
     # elmo-seeds-wsd trains the biLMs elmo-seeds loads: its unset drops elmo-seeds' init_from and
-    # finetune, and the training settings stay elmo-seeds' (a 1.5M-token budget).
+    # finetune, and the training settings stay elmo-seeds' (a 3.0M-token budget).
     assert finetune.init_from(base, "elmo", 2) == "results/elmo-seeds-wsd/models/elmo__brown__seed2"
     assert not finetune.finetunes(base, "elmo")
     assert finetune.init_from(lifted, "elmo", 2) is None and finetune.key_block(lifted, "elmo") == {}
     assert lifted.train_config("elmo") == base.train_config("elmo")
-    assert (lifted.train_config("elmo").max_tokens, lifted.train_config("elmo").max_minutes) == (1_500_000, None)
+    assert (lifted.train_config("elmo").max_tokens, lifted.train_config("elmo").max_minutes) == (3_000_000, None)
     assert lifted.seeds == base.seeds == [0, 1, 2]
     assert lifted.name == "elmo-seeds-wsd" and lifted.description != base.description
 
